@@ -1,0 +1,294 @@
+"""The HTTP service: the OpenAI API in front of the routing graph.
+
+Handlers read the active graph once per request and do no config work: routes, keys and
+model lists were resolved when the graph was compiled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from router import errors, logs
+from router.auth import authenticate
+from router.dispatch import Call, execute
+from router.graph import RoutingGraph, load_graph
+from router.provider import Operation
+from router.relay import open_stream, send_json
+from router.settings import Settings
+from router.state import RouterState
+from router.validate import check_body
+
+log = logs.get_logger("router")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+JSON = "application/json"
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and _REQUEST_ID.match(given):
+        return given
+    return os.urandom(12).hex()
+
+
+def error_response(error: errors.RouterError, request_id: str, state: RouterState) -> Response:
+    headers = {"x-request-id": request_id, **error.headers}
+    body = error.to_json()
+    if isinstance(error, errors.UpstreamError):
+        body = state.redact(body)
+    if getattr(error, "retry_after", None) and "retry-after" not in headers:
+        headers["retry-after"] = str(max(1, round(error.retry_after)))  # type: ignore[attr-defined]
+    return Response(body, status_code=error.status, headers=headers, media_type=JSON)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise errors.InvalidRequest("invalid Content-Length header")
+        if int(declared) > limit:
+            raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
+        return await request.body()
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise errors.InvalidRequest(f"the request body is not valid JSON: {exc}", param="body")
+
+
+def _router_headers(call: Call, request_id: str) -> dict[str, str]:
+    target = call.target
+    return {
+        "x-request-id": request_id,
+        "x-router-model": call.answered_by.name if call.answered_by else call.route.name,
+        "x-router-provider": target.runtime.name if target else "",
+        "x-router-attempts": str(len(call.attempts)),
+    }
+
+
+def _access_log(call: Call | None, request: Request, request_id: str, status: int,
+                started: float, key_name: str | None, error: errors.RouterError | None) -> None:
+    if not log.is_enabled_for(20):  # info
+        return
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "method": request.method,
+        "path": request.url.path,
+        "status": status,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        "key": key_name,
+    }
+    if call is not None:
+        fields["model"] = call.route.name
+        fields["stream"] = call.stream
+        if call.target is not None:
+            fields["provider"] = call.target.runtime.name
+            fields["upstream_model"] = call.target.model
+        fields["attempts"] = [f"{a.target}:{a.outcome}" for a in call.attempts]
+        if call.usage:
+            fields["prompt_tokens"] = call.usage.get("prompt_tokens")
+            fields["completion_tokens"] = call.usage.get("completion_tokens")
+    if error is not None:
+        fields["error"] = error.code or error.kind.value
+    log.info("request", **fields)
+
+
+def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        state: RouterState = request.app.state.router
+        graph = state.graph
+        request_id = _request_id(request)
+        call: Call | None = None
+        key_name = None
+        try:
+            key = authenticate(graph, request.headers)
+            key_name = key.name
+            body = _parse_json(await _read_body(request, graph.config.server.max_body_bytes))
+            model, stream = check_body(op, body)
+            route = graph.routes.get(model)
+            if route is None or model not in key.allowed:
+                if route is None:
+                    names = ", ".join(sorted(key.allowed)) or "(none)"
+                    raise errors.NotFound(
+                        f"model '{model}' does not exist; available models: {names}",
+                        param="model",
+                    )
+                raise errors.PermissionDenied(
+                    f"this key may not use model '{model}'", param="model"
+                )
+            if op not in route.operations:
+                raise errors.InvalidRequest(
+                    f"model '{model}' does not support {op.value}", param="model"
+                )
+            call = Call(op, body, stream, key, request_id, route,
+                        time.monotonic() + route.retries.deadline)
+            if stream:
+                relay = await execute(graph, call, lambda t, left: open_stream(call, t, left))
+                headers = _router_headers(call, request_id)
+                headers["cache-control"] = "no-cache"
+                headers["x-accel-buffering"] = "no"
+                return StreamingResponse(
+                    _logged_stream(relay, call, request, request_id, started, key_name),
+                    media_type="text/event-stream",
+                    headers=headers,
+                )
+            data = await execute(graph, call, lambda t, left: send_json(call, t, left))
+            _access_log(call, request, request_id, 200, started, key_name, None)
+            return Response(
+                orjson.dumps(data),
+                headers=_router_headers(call, request_id),
+                media_type=JSON,
+            )
+        except errors.RouterError as exc:
+            _access_log(call, request, request_id, exc.status, started, key_name, exc)
+            return error_response(exc, request_id, state)
+
+    endpoint.__name__ = f"{op.value}_endpoint"
+    return endpoint
+
+
+async def _logged_stream(relay: Any, call: Call, request: Request, request_id: str,
+                         started: float, key_name: str | None) -> AsyncIterator[bytes]:
+    try:
+        async for frame in relay:
+            yield frame
+    finally:
+        _access_log(call, request, request_id, 200, started, key_name, None)
+
+
+async def list_models(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    request_id = _request_id(request)
+    try:
+        key = authenticate(state.graph, request.headers)
+    except errors.RouterError as exc:
+        return error_response(exc, request_id, state)
+    return Response(key.models_body, media_type=JSON, headers={"x-request-id": request_id})
+
+
+async def get_model(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    request_id = _request_id(request)
+    model = request.path_params["model"]
+    try:
+        key = authenticate(state.graph, request.headers)
+        if model not in key.allowed:
+            raise errors.NotFound(f"model '{model}' does not exist", param="model")
+    except errors.RouterError as exc:
+        return error_response(exc, request_id, state)
+    body = {"id": model, "object": "model", "created": int(state.graph.loaded_at),
+            "owned_by": "llm-router"}
+    return Response(orjson.dumps(body), media_type=JSON, headers={"x-request-id": request_id})
+
+
+async def health(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    body = {"status": "ok", "models": len(state.graph.routes), "config": state.graph.config_hash}
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+async def liveliness(request: Request) -> Response:
+    return Response(b'{"status":"alive"}', media_type=JSON)
+
+
+async def readiness(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    if not state.ready:
+        return Response(b'{"status":"not ready"}', status_code=503, media_type=JSON)
+    return Response(b'{"status":"ready"}', media_type=JSON)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    state: RouterState = request.app.state.router
+    error: errors.RouterError
+    if exc.status_code == 405:
+        error = errors.MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}")
+    elif exc.status_code == 404:
+        error = errors.NotFound(f"no route for {request.method} {request.url.path}", code="not_found")
+    else:
+        error = errors.RouterError(str(exc.detail), status=exc.status_code)
+    response = error_response(error, _request_id(request), state)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled_error", path=request.url.path, exc_info=exc)
+    state: RouterState = request.app.state.router
+    error = errors.RouterError("internal error in the router", code="internal_error")
+    return error_response(error, _request_id(request), state)
+
+
+def _routes() -> list[Route]:
+    routes: list[Route] = []
+    for prefix in ("/v1", ""):
+        routes += [
+            Route(f"{prefix}/chat/completions", _endpoint(Operation.CHAT), methods=["POST"]),
+            Route(f"{prefix}/completions", _endpoint(Operation.COMPLETIONS), methods=["POST"]),
+            Route(f"{prefix}/embeddings", _endpoint(Operation.EMBEDDINGS), methods=["POST"]),
+            Route(f"{prefix}/models", list_models, methods=["GET"]),
+            Route(f"{prefix}/models/{{model:path}}", get_model, methods=["GET"]),
+        ]
+    routes += [
+        Route("/health", health, methods=["GET"]),
+        Route("/health/liveliness", liveliness, methods=["GET"]),
+        Route("/health/liveness", liveliness, methods=["GET"]),
+        Route("/health/readiness", readiness, methods=["GET"]),
+    ]
+    return routes
+
+
+def create_app(graph: RoutingGraph) -> Starlette:
+    """The ASGI app serving `graph`; transports open at start-up and close at shutdown."""
+    state = RouterState(graph)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = Starlette(
+        routes=_routes(),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
+    app.state.router = state
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """uvicorn's factory: the config path and logging come from LLM_ROUTER_* variables."""
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    if not settings.config:
+        raise SystemExit("LLM_ROUTER_CONFIG is not set: give the path of a config file")
+    graph = load_graph(settings.config)
+    if not settings.access_log:
+        logs.configure("warning", settings.log_format)
+    return create_app(graph)

@@ -1,0 +1,153 @@
+"""Sort an upstream failure into the error tree, from its status and what its body says.
+
+Providers call `classify_error` once they have pulled a message (and maybe a code) out of
+their own error format; the result's class is all that routing decisions look at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from router import errors
+
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "contextwindowexceeded",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+    "input is too long",
+    "reduce the length",
+)
+_POLICY_MARKERS = (
+    "content_policy",
+    "content policy",
+    "content_filter",
+    "content filter",
+    "content management policy",
+    "safety system",
+    "flagged",
+    "firewall",
+)
+_QUOTA_MARKERS = (
+    "insufficient_quota",
+    "insufficient balance",
+    "insufficient_balance",
+    "exceeded your current quota",
+    "billing",
+    "out of credit",
+)
+
+
+def _has(text: str, markers: tuple[str, ...]) -> bool:
+    return any(marker in text for marker in markers)
+
+
+def classify_error(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    error_type: str | None = None,
+    param: str | None = None,
+    retry_after: float | None = None,
+    provider: str | None = None,
+) -> errors.UpstreamError:
+    """The most specific `UpstreamError` for an upstream `status` and its message."""
+    text = " ".join(str(part) for part in (message, code, error_type) if part).lower()
+    cls: type[errors.UpstreamError]
+    if status == 402 or _has(text, _QUOTA_MARKERS):
+        cls = errors.InsufficientQuota
+    elif _has(text, _CONTEXT_MARKERS) and status < 500:
+        cls = errors.ContextLengthExceeded
+    elif _has(text, _POLICY_MARKERS) and status < 500:
+        cls = errors.ContentPolicyViolation
+    elif status == 429:
+        cls = errors.UpstreamRateLimited
+    elif status == 401:
+        cls = errors.UpstreamAuthError
+    elif status == 403:
+        cls = errors.UpstreamPermissionError
+    elif status == 404:
+        cls = errors.UpstreamNotFound
+    elif status in (408, 504):
+        cls = errors.UpstreamTimeout
+    elif 400 <= status < 500:
+        cls = errors.UpstreamBadRequest
+    else:
+        cls = errors.UpstreamServerError
+    label = f"upstream '{provider}'" if provider else "upstream"
+    return cls(
+        f"{label} returned {status}: {message}" if message else f"{label} returned {status}",
+        retry_after=retry_after,
+        upstream_status=status,
+        provider=provider,
+        param=param if cls in (errors.UpstreamBadRequest, errors.ContextLengthExceeded) else None,
+    )
+
+
+def _detail_message(detail: Any) -> tuple[str, str | None]:
+    """FastAPI `detail`: a string, or a list of validation errors naming the field."""
+    if isinstance(detail, str):
+        return detail, None
+    if isinstance(detail, list) and detail:
+        parts, first_field = [], None
+        for item in detail:
+            if not isinstance(item, Mapping):
+                parts.append(str(item))
+                continue
+            loc = [str(p) for p in item.get("loc", []) if p != "body"]
+            field = ".".join(loc) or None
+            first_field = first_field or field
+            msg = item.get("msg", "invalid")
+            parts.append(f"{field}: {msg}" if field else str(msg))
+        return "; ".join(parts), first_field
+    return str(detail), None
+
+
+def extract_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+    """(message, code, type, param) from any error body our upstreams produce.
+
+    Understands the OpenAI envelope, flat `{"error": "..."}`, Kong's `{"message": ...}`,
+    FastAPI's `{"detail": ...}`, Telnyx's `{"errors": [...]}` and plain text.
+    """
+    try:
+        data = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return text[:500], None, None, None
+    if isinstance(data, Mapping):
+        err = data.get("error")
+        if isinstance(err, Mapping):
+            code = err.get("code")
+            param = err.get("param")
+            return (
+                str(err.get("message") or ""),
+                str(code) if code is not None else None,
+                str(err.get("type")) if err.get("type") is not None else None,
+                param if isinstance(param, str) and param != "None" else None,
+            )
+        if isinstance(err, str):
+            return err, None, None, None
+        errs = data.get("errors")
+        if isinstance(errs, list) and errs and isinstance(errs[0], Mapping):
+            first = errs[0]
+            title, detail = first.get("title"), first.get("detail")
+            message = ": ".join(str(p) for p in (title, detail) if p)
+            source = first.get("source") or {}
+            param = source.get("parameter") or source.get("pointer")
+            code = first.get("code")
+            return message, str(code) if code is not None else None, None, param
+        if "detail" in data:
+            message, field = _detail_message(data["detail"])
+            return message, None, None, field
+        if "message" in data:
+            return str(data["message"]), None, None, None
+    if isinstance(data, str):
+        return data, None, None, None
+    return body.decode("utf-8", "replace")[:500], None, None, None

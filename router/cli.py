@@ -1,0 +1,133 @@
+"""`llm-router`: serve, check, schema, plugins."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from router.config import ConfigError
+
+SCHEMA_PATH = Path("schema/router.schema.json")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from router.graph import load_graph
+    from router.settings import Settings
+
+    settings = Settings()
+    config = args.config or settings.config
+    if not config:
+        print("error: give --config PATH or set LLM_ROUTER_CONFIG", file=sys.stderr)
+        return 2
+    try:
+        graph = load_graph(config)  # fail fast, before uvicorn starts, with file:line errors
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    os.environ["LLM_ROUTER_CONFIG"] = str(Path(config).resolve())
+    host = args.host or settings.host or graph.config.server.host
+    port = args.port or settings.port or graph.config.server.port
+    workers = args.workers or settings.workers
+    uvicorn.run(
+        "router.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from router.graph import load_graph
+
+    try:
+        graph = load_graph(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{args.config}: OK")
+    print(f"providers ({len(graph.providers)}):")
+    for name, runtime in graph.providers.items():
+        print(f"  {name}: plugin {graph.config.providers[name].plugin}, {runtime.provider.base_url}")
+    print(f"models ({len(graph.routes)}):")
+    for name, route in graph.routes.items():
+        targets = ", ".join(t.label for t in route.targets)
+        extra = f"; fallbacks: {', '.join(route.fallbacks)}" if route.fallbacks else ""
+        print(f"  {name}: {route.strategy.__name__} over {targets}{extra}")
+    auth = "none" if graph.anonymous else f"{len(graph.keys)} key(s)"
+    print(f"auth: {auth}")
+    return 0
+
+
+def schema_json() -> str:
+    from router.config.models import RouterConfig
+
+    schema = RouterConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "llm-router config"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = schema_json()
+    if args.stdout:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}")
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from router.plugins import provider_plugins
+
+    for name, plugin in sorted(provider_plugins().items()):
+        print(f"{name}\t{plugin.distribution} {plugin.version}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-router", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the OpenAI API for a config")
+    serve.add_argument("--config", help="config file (or LLM_ROUTER_CONFIG)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(func=_serve)
+
+    check = sub.add_parser("check", help="validate a config and summarise its routing graph")
+    check.add_argument("config")
+    check.set_defaults(func=_check)
+
+    schema = sub.add_parser("schema", help="write the config's JSON Schema")
+    schema.add_argument("--output", default=str(SCHEMA_PATH))
+    schema.add_argument("--stdout", action="store_true")
+    schema.set_defaults(func=_schema)
+
+    plugins = sub.add_parser("plugins", help="list installed provider plugins")
+    plugins.set_defaults(func=_plugins)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

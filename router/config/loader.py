@@ -1,0 +1,221 @@
+"""YAML into `RouterConfig`, with `${ENV}` interpolation and file:line:key errors.
+
+The YAML is composed into nodes (not loaded) so that every value keeps its line; duplicate
+keys, which PyYAML would silently overwrite, are errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from router.config.models import RouterConfig
+
+Path_ = tuple[str | int, ...]
+_ENV_REF = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a config file, located as precisely as the YAML allows."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config that cannot be loaded; `issues` lists every problem found."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(issue) for issue in issues))
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+@dataclass
+class SourceMap:
+    """Where each value of a loaded YAML document came from."""
+
+    file: str
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line_of(self, path: Iterable[str | int]) -> int | None:
+        parts = tuple(path)
+        while parts:
+            if parts in self.lines:
+                return self.lines[parts]
+            parts = parts[:-1]
+        return self.lines.get(())
+
+    def issue(self, path: Iterable[str | int], message: str) -> ConfigIssue:
+        parts = tuple(path)
+        return ConfigIssue(self.file, self.line_of(parts), format_path(parts), message)
+
+
+class _Builder:
+    """Turns composed YAML nodes into plain Python, recording lines and interpolating env."""
+
+    def __init__(self, source: SourceMap, environ: Mapping[str, str]) -> None:
+        self.source = source
+        self.environ = environ
+        self.issues: list[ConfigIssue] = []
+        self.constructor = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.source.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            self.constructor.flatten_mapping(node)
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.constructor.construct_object(key_node)
+                if not isinstance(key, str | int | float | bool):
+                    self.issues.append(self.source.issue(path, "mapping keys must be scalars"))
+                    continue
+                key = str(key)
+                if key in result:
+                    self.source.lines[(*path, key)] = key_node.start_mark.line + 1
+                    self.issues.append(
+                        self.source.issue((*path, key), "duplicate key (each name must be unique)")
+                    )
+                    continue
+                result[key] = self.build(value_node, (*path, key))
+                self.source.lines[(*path, key)] = key_node.start_mark.line + 1
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if node.tag == "tag:yaml.org,2002:str" and "${" in node.value:
+            return self.interpolate(node.value, path)
+        return self.constructor.construct_object(node)
+
+    def interpolate(self, value: str, path: Path_) -> str:
+        def replace(match: re.Match[str]) -> str:
+            escaped, name, default = match.groups()
+            if escaped:
+                return match.group(0)[1:]
+            found = self.environ.get(name)
+            if found is None or (found == "" and default is not None):
+                if default is not None:
+                    return default
+                self.issues.append(
+                    self.source.issue(path, f"environment variable '{name}' is not set")
+                )
+                return ""
+            return found
+
+        return _ENV_REF.sub(replace, value)
+
+
+def parse_yaml(
+    text: str, file: str, environ: Mapping[str, str] | None = None
+) -> tuple[Any, SourceMap]:
+    """Plain data and its source map; raises ConfigError for syntax errors and bad `${ENV}`."""
+    source = SourceMap(file)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([ConfigIssue(file, line, "", f"invalid YAML: {problem}")]) from None
+    if node is None:
+        raise ConfigError([ConfigIssue(file, 1, "", "the file is empty")])
+    builder = _Builder(source, os.environ if environ is None else environ)
+    data = builder.build(node, ())
+    if builder.issues:
+        raise ConfigError(builder.issues)
+    return data, source
+
+
+def _model_fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model that `loc` points into, for 'did you mean' hints."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(str(part))
+            if info is None:
+                return []
+            current = info.annotation
+        else:
+            args = getattr(current, "__args__", ())
+            current = args[-1] if args else None
+            if isinstance(part, int) or current is None:
+                continue
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    for arg in getattr(current, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return list(arg.model_fields)
+    return []
+
+
+def validation_issues(
+    exc: ValidationError, source: SourceMap, prefix: Path_ = (), model: type[BaseModel] | None = None
+) -> list[ConfigIssue]:
+    """pydantic errors as file:line:key issues."""
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(part for part in err["loc"] if isinstance(part, int) or "[" not in str(part))
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            key = str(loc[-1]) if loc else ""
+            fields = _model_fields_at(model, loc[:-1]) if model is not None else []
+            message = f"unknown key '{key}'{did_you_mean(key, fields)}"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        issues.append(source.issue((*prefix, *loc), message))
+    return issues
+
+
+def load_config_text(
+    text: str, file: str = "<config>", environ: Mapping[str, str] | None = None
+) -> tuple[RouterConfig, SourceMap]:
+    data, source = parse_yaml(text, file, environ)
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file, 1, "", "the top level must be a mapping of keys")])
+    try:
+        config = RouterConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_issues(exc, source, model=RouterConfig)) from None
+    return config, source
+
+
+def load_config(
+    path: str | Path, environ: Mapping[str, str] | None = None
+) -> tuple[RouterConfig, SourceMap]:
+    """Read and validate one config file (shapes only; see `router.graph` for references)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+    return load_config_text(text, str(path), environ)

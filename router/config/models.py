@@ -1,0 +1,174 @@
+"""The YAML routing graph as pydantic models. Unknown keys are errors everywhere.
+
+These models check shapes and ranges only; cross-references (providers, models, plugins,
+fallback cycles) are checked when the graph is compiled, where all names are known.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Strict):
+    """How the router listens and who may call it."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(4000, ge=1, le=65535, description="Port to listen on.")
+    auth: Literal["keys", "none"] = Field(
+        "keys",
+        description="`keys`: every request needs a configured client key. `none`: no "
+        "authentication at all; only for trusted networks.",
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger gets 413."
+    )
+
+
+class TimeoutsConfig(Strict):
+    """Upstream timeouts in seconds. A silent upstream never holds a client longer."""
+
+    connect: PositiveSeconds = Field(5.0, description="To open a connection to the upstream.")
+    first_token: PositiveSeconds = Field(
+        60.0, description="From sending the request to the first byte of the answer."
+    )
+    idle: PositiveSeconds = Field(30.0, description="Longest gap between two stream chunks.")
+    total: PositiveSeconds = Field(300.0, description="For one whole attempt.")
+
+
+class ProviderConfigModel(Strict):
+    """A named upstream endpoint served by a provider plugin."""
+
+    plugin: str = Field(description="Provider plugin name, e.g. `openai`, `mock`, `telkom`.")
+    base_url: str | None = Field(
+        None,
+        description="Upstream base URL including any base path, e.g. `https://api.openai.com/v1`. "
+        "Optional when the plugin has a default.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="Upstream credential; use `${ENV_VAR}` rather than writing it inline."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra headers sent with every upstream request."
+    )
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)  # type: ignore[arg-type]
+    max_connections: int = Field(
+        256, ge=1, le=10000, description="Connection pool size for this upstream."
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Plugin-specific settings, validated by the plugin's own settings model.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _clean_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header_value in value.items():
+            if any(ch in name + header_value for ch in "\r\n\0"):
+                raise ValueError(f"header '{name}' contains a line break or NUL")
+        return value
+
+
+class TargetConfig(Strict):
+    """One place a public model can be served from."""
+
+    provider: str = Field(description="Name of a provider under `providers`.")
+    model: str = Field(min_length=1, description="The model id the upstream expects.")
+    weight: float = Field(1.0, gt=0, description="Share of traffic for the `weighted` strategy.")
+
+
+class RetryConfig(Strict):
+    """Retries of the same target: exponential backoff with full jitter."""
+
+    attempts: int = Field(
+        2, ge=0, le=10, description="Retries on the same target after the first try."
+    )
+    backoff_initial: PositiveSeconds = Field(0.25, description="First backoff ceiling, seconds.")
+    backoff_max: PositiveSeconds = Field(8.0, description="Largest backoff, seconds.")
+    max_retry_after: PositiveSeconds = Field(
+        30.0,
+        description="Longest upstream `Retry-After` the router waits out; longer moves on.",
+    )
+    deadline: PositiveSeconds = Field(
+        120.0, description="Total budget for a request across all attempts and fallbacks."
+    )
+
+
+Strategy = Literal["priority", "weighted", "round_robin", "least_busy", "lowest_latency"]
+
+
+class ModelConfig(Strict):
+    """A public model name that clients ask for, and where it is served."""
+
+    targets: list[TargetConfig] = Field(
+        min_length=1, description="Provider targets, in priority order."
+    )
+    strategy: Strategy = Field(
+        "priority",
+        description="How to pick among targets: `priority` (in order), `weighted` (random by "
+        "weight), `round_robin`, `least_busy` (fewest in flight), `lowest_latency` (moving "
+        "average of time to first token).",
+    )
+    retries: RetryConfig = Field(default_factory=RetryConfig)  # type: ignore[arg-type]
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="Other public models to try, in order, when every target failed.",
+    )
+    context_fallback: str | None = Field(
+        None,
+        description="A larger-context public model to use when a request exceeds the context "
+        "length; without it such a request fails with the provider's reason.",
+    )
+    description: str | None = Field(None, description="Free text, shown by `llm-router check`.")
+
+
+class KeyConfig(Strict):
+    """A client key: either the key itself (from the environment) or its sha256 digest."""
+
+    key: SecretStr | None = Field(
+        None, description="The client key, usually `${ENV_VAR}`; mutually exclusive with sha256."
+    )
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Hex sha256 digest of the client key, so the key itself is never stored.",
+    )
+    models: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Public models this key may use; `*` and shell-style globs allowed.",
+    )
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> KeyConfig:
+        if (self.key is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of `key` or `sha256`")
+        return self
+
+
+class RouterConfig(Strict):
+    """The whole routing graph."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)  # type: ignore[arg-type]
+    providers: dict[str, ProviderConfigModel] = Field(
+        min_length=1, description="Upstream endpoints by name."
+    )
+    models: dict[str, ModelConfig] = Field(
+        min_length=1, description="Public model names clients ask for."
+    )
+    keys: dict[str, KeyConfig] = Field(
+        default_factory=dict, description="Client keys by name (the name appears in logs)."
+    )

@@ -1,0 +1,172 @@
+"""Where each attempt of a request goes, and what happens when one fails.
+
+A request walks its route's targets in the strategy's order, retrying the same target with
+backoff where the failure class says so, then the route's fallbacks, all within one deadline.
+The failure's class (its `kind`) decides the next step, never its message text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from router import errors
+from router.errors import ErrorKind
+from router.graph import ClientKey, Route, RoutingGraph, Target
+from router.provider import Operation
+
+T = TypeVar("T")
+
+
+class Step(enum.Enum):
+    RETRY = "retry"  # the same target again, after a backoff
+    NEXT = "next"  # the next target, then the fallbacks
+    CONTEXT = "context"  # the route's larger-context model
+    FAIL = "fail"  # the client gets this error now
+
+
+DEFAULT_STEPS: dict[ErrorKind, Step] = {
+    ErrorKind.SERVER: Step.RETRY,
+    ErrorKind.CONNECTION: Step.RETRY,
+    ErrorKind.MALFORMED: Step.RETRY,
+    ErrorKind.RATE_LIMITED: Step.RETRY,
+    ErrorKind.TIMEOUT: Step.NEXT,  # never the same long wait twice on one target
+    ErrorKind.INSUFFICIENT_QUOTA: Step.NEXT,
+    ErrorKind.AUTHENTICATION: Step.NEXT,
+    ErrorKind.PERMISSION: Step.NEXT,
+    ErrorKind.NOT_FOUND: Step.NEXT,
+    ErrorKind.UNAVAILABLE: Step.NEXT,
+    ErrorKind.CONTEXT_LENGTH: Step.CONTEXT,
+    ErrorKind.INVALID_REQUEST: Step.FAIL,
+    ErrorKind.CONTENT_POLICY: Step.FAIL,
+}
+_RATE_LIMIT_FLOOR = 0.5  # seconds: a 429 without Retry-After still waits at least this
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at one target, for logs and the `x-router-attempts` header."""
+
+    target: str
+    outcome: str
+    seconds: float
+
+
+@dataclass(slots=True)
+class Call:
+    """One client request on its way through the graph."""
+
+    op: Operation
+    body: dict[str, Any]
+    stream: bool
+    key: ClientKey
+    request_id: str
+    route: Route
+    deadline: float  # time.monotonic() by which the whole request must be done
+    attempts: list[Attempt] = field(default_factory=list)
+    answered_by: Route | None = None
+    target: Target | None = None
+    usage: dict[str, Any] | None = None
+
+
+def _backoff(retry: int, route: Route, error: errors.UpstreamError) -> float:
+    """Seconds before retry number `retry` (0-based) of the same target."""
+    policy = route.retries
+    ceiling = min(policy.backoff_max, policy.backoff_initial * (2**retry))
+    if error.retry_after is not None:
+        return error.retry_after
+    if error.kind is ErrorKind.RATE_LIMITED:
+        return max(_RATE_LIMIT_FLOOR, ceiling / 2 + random.uniform(0, ceiling / 2))
+    return random.uniform(0, ceiling)  # full jitter
+
+
+def _chain(graph: RoutingGraph, first: Route) -> list[Route]:
+    """The route, then its fallbacks and theirs, breadth first, each once."""
+    order, seen, queue = [], {first.name}, [first]
+    while queue:
+        route = queue.pop(0)
+        order.append(route)
+        for name in route.fallbacks:
+            if name not in seen:
+                seen.add(name)
+                queue.append(graph.routes[name])
+    return order
+
+
+def _candidates(route: Route, op: Operation, now: float) -> list[Target]:
+    """Targets in strategy order; those an upstream told us to avoid for now go last."""
+    ordered = [t for t in route.order() if op in t.provider.operations]
+    cooling = [t for t in ordered if t.cool_until > now]
+    if not cooling:
+        return ordered
+    return [t for t in ordered if t.cool_until <= now] + cooling
+
+
+async def execute(
+    graph: RoutingGraph,
+    call: Call,
+    attempt: Callable[[Target, float], Awaitable[T]],
+) -> T:
+    """Run `attempt(target, timeout)` along the route until one succeeds or nothing is left."""
+    last: errors.RouterError | None = None
+    routes = _chain(graph, call.route)
+    context_used = False
+    i = 0
+    while i < len(routes):
+        route = routes[i]
+        i += 1
+        for target in _candidates(route, call.op, time.monotonic()):
+            retry = 0
+            while True:
+                remaining = call.deadline - time.monotonic()
+                if remaining <= 0:
+                    raise last or errors.UpstreamTimeout("the request deadline passed")
+                started = time.monotonic()
+                target.in_flight += 1
+                try:
+                    result = await attempt(target, remaining)
+                except errors.UpstreamError as exc:
+                    elapsed = time.monotonic() - started
+                    call.attempts.append(Attempt(target.label, exc.code or exc.kind.value, elapsed))
+                    last = exc
+                    step = DEFAULT_STEPS.get(exc.kind, Step.NEXT)
+                else:
+                    call.attempts.append(Attempt(target.label, "ok", time.monotonic() - started))
+                    call.answered_by = route
+                    call.target = target
+                    return result
+                finally:
+                    target.in_flight -= 1
+
+                if step is Step.FAIL:
+                    raise exc
+                if step is Step.CONTEXT:
+                    if route.context_fallback and not context_used:
+                        context_used = True
+                        routes = _chain(graph, graph.routes[route.context_fallback])
+                        i = 0
+                        break
+                    raise exc
+                if step is Step.RETRY and retry < route.retries.attempts:
+                    wait = _backoff(retry, route, exc)
+                    if exc.retry_after is not None and exc.retry_after > route.retries.max_retry_after:
+                        target.cool_until = time.monotonic() + exc.retry_after
+                    elif time.monotonic() + wait < call.deadline:
+                        retry += 1
+                        await asyncio.sleep(wait)
+                        continue
+                if exc.kind is ErrorKind.RATE_LIMITED and exc.retry_after:
+                    target.cool_until = time.monotonic() + exc.retry_after
+                break
+            if step is Step.CONTEXT:
+                break
+    if last is None:
+        raise errors.ServiceUnavailable(
+            f"no target of model '{call.route.name}' can serve this request now"
+        )
+    raise last

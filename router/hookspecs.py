@@ -1,0 +1,20 @@
+"""Hook specifications. Plugins implement these with `@router.spec.hookimpl`.
+
+Hooks run at start-up and on config reload, never per request: after registration the core
+calls provider objects directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+from router.provider import Provider
+
+hookspec = pluggy.HookspecMarker("llm_router")
+
+
+@hookspec
+def register_providers(register: Callable[[str, type[Provider]], None]) -> None:
+    """Register provider classes: `register("name", ProviderClass)` makes `plugin: name` usable."""

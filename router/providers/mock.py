@@ -1,0 +1,241 @@
+"""`plugin: mock`: an offline, deterministic model for demos, tests and benchmarks.
+
+It answers in-process through the same translation path as a real upstream: it produces the
+bytes an OpenAI-compatible server would, and the core parses them like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import orjson
+from multidict import CIMultiDict
+from pydantic import Field
+
+from router.provider import Provider, ProviderSettings, UpstreamResponse
+from router.spec import hookimpl
+from router.transport import UpstreamStream
+
+_WORDS = (
+    "the router answers offline with a deterministic mock model so demos tests and "
+    "benchmarks need no provider keys and no network at all"
+).split()
+
+
+class MockSettings(ProviderSettings):
+    answer: str | None = Field(
+        None, description="Fixed answer text; by default the answer is derived from the prompt."
+    )
+    words: int = Field(12, ge=1, le=100_000, description="Length of a derived answer, in words.")
+    latency: float = Field(0.0, ge=0, le=600, description="Seconds before the first token.")
+    chunk_delay: float = Field(0.0, ge=0, le=60, description="Seconds between stream chunks.")
+    words_per_chunk: int = Field(1, ge=1, le=1000, description="Words in each stream chunk.")
+    fail_every: int | None = Field(
+        None, ge=1, description="Fail every Nth request (1 = always) with `fail_status`."
+    )
+    fail_status: int = Field(500, ge=400, le=599, description="Status of injected failures.")
+    fail_after_chunks: int | None = Field(
+        None, ge=0, description="Cut every stream after this many content chunks."
+    )
+    embedding_dimensions: int = Field(8, ge=1, le=4096, description="Length of embeddings.")
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    if "messages" in body:
+        parts = []
+        for message in body.get("messages") or []:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, list):
+                parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        return " ".join(parts)
+    prompt = body.get("prompt", body.get("input", ""))
+    return prompt if isinstance(prompt, str) else " ".join(map(str, prompt))
+
+
+def _answer(settings: MockSettings, prompt: str) -> list[str]:
+    if settings.answer is not None:
+        return settings.answer.split(" ")
+    seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big")
+    return [_WORDS[(seed + i) % len(_WORDS)] for i in range(settings.words)]
+
+
+def _usage(prompt: str, words: list[str]) -> dict[str, int]:
+    prompt_tokens = max(1, len(prompt.split()))
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": len(words),
+        "total_tokens": prompt_tokens + len(words),
+    }
+
+
+def _error(status: int) -> UpstreamResponse:
+    body = orjson.dumps(
+        {
+            "error": {
+                "message": f"mock failure injected (status {status})",
+                "type": "server_error" if status >= 500 else "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        }
+    )
+    headers = CIMultiDict({"content-type": "application/json"})
+    if status == 429:
+        headers["retry-after"] = "1"
+    return UpstreamResponse(status, headers, body)
+
+
+class MockTransport:
+    """Answers a provider's requests in-process, like an OpenAI-compatible server."""
+
+    def __init__(self, settings: MockSettings, model_names: Callable[[], list[str]]) -> None:
+        self.settings = settings
+        self.counter = itertools.count(1)
+        self.model_names = model_names
+
+    def _should_fail(self) -> bool:
+        every = self.settings.fail_every
+        return every is not None and next(self.counter) % every == 0
+
+    async def send(self, request: httpx.Request, timeout: float, connect: float) -> UpstreamResponse:
+        async with asyncio.timeout(timeout):
+            return await self._answer(request)
+
+    async def _answer(self, request: httpx.Request) -> UpstreamResponse:
+        headers = CIMultiDict({"content-type": "application/json"})
+        if request.method == "GET":
+            now = int(time.time())
+            data = [{"id": m, "object": "model", "created": now, "owned_by": "mock"}
+                    for m in self.model_names()]
+            return UpstreamResponse(200, headers, orjson.dumps({"object": "list", "data": data}))
+        if self.settings.latency:
+            await asyncio.sleep(self.settings.latency)
+        if self._should_fail():
+            return _error(self.settings.fail_status)
+        body = orjson.loads(request.content)
+        prompt = _prompt_text(body)
+        model = body.get("model", "mock")
+        created = int(time.time())
+        path = request.url.path
+        if path.endswith("/embeddings"):
+            inputs = body.get("input")
+            items = inputs if isinstance(inputs, list) else [inputs]
+            dims = self.settings.embedding_dimensions
+            data = []
+            for i, item in enumerate(items):
+                digest = hashlib.sha256(str(item).encode()).digest()
+                vector = [round((digest[j % 32] - 128) / 128, 6) for j in range(dims)]
+                data.append({"object": "embedding", "index": i, "embedding": vector})
+            tokens = max(1, len(prompt.split()))
+            payload: dict[str, Any] = {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+            return UpstreamResponse(200, headers, orjson.dumps(payload))
+        words = _answer(self.settings, prompt)
+        text = " ".join(words)
+        if path.endswith("/chat/completions"):
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+            kind, prefix = "chat.completion", "chatcmpl-mock"
+        else:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}
+            kind, prefix = "text_completion", "cmpl-mock"
+        payload = {
+            "id": f"{prefix}{created}",
+            "object": kind,
+            "created": created,
+            "model": model,
+            "choices": [choice],
+            "usage": _usage(prompt, words),
+        }
+        return UpstreamResponse(200, headers, orjson.dumps(payload))
+
+    async def open(self, request: httpx.Request, connect: float) -> UpstreamStream:
+        if self.settings.latency:
+            await asyncio.sleep(self.settings.latency)
+        if self._should_fail():
+            failed = _error(self.settings.fail_status)
+
+            async def error_body() -> AsyncIterator[bytes]:
+                yield failed.content
+
+            return UpstreamStream(failed.status, failed.headers, error_body())
+        body = orjson.loads(request.content)
+        headers = CIMultiDict({"content-type": "text/event-stream"})
+        return UpstreamStream(200, headers, self._events(request, body))
+
+    async def _events(self, request: httpx.Request, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        settings = self.settings
+        prompt = _prompt_text(body)
+        words = _answer(settings, prompt)
+        chat = request.url.path.endswith("/chat/completions")
+        created = int(time.time())
+        base: dict[str, Any] = {
+            "id": f"{'chatcmpl' if chat else 'cmpl'}-mock{created}",
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": created,
+            "model": body.get("model", "mock"),
+        }
+
+        def frame(content: str | None, finish: str | None, role: bool = False) -> bytes:
+            if chat:
+                delta: dict[str, Any] = {"role": "assistant"} if role else {}
+                if content is not None:
+                    delta["content"] = content
+                choice: dict[str, Any] = {"index": 0, "delta": delta}
+            else:
+                choice = {"index": 0, "text": content or ""}
+            choice["logprobs"] = None
+            choice["finish_reason"] = finish
+            return b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
+
+        if chat:
+            yield frame("", None, role=True)
+        step = settings.words_per_chunk
+        for n, i in enumerate(range(0, len(words), step)):
+            if settings.fail_after_chunks is not None and n >= settings.fail_after_chunks:
+                return  # the connection drops mid-answer
+            if settings.chunk_delay and n:
+                await asyncio.sleep(settings.chunk_delay)
+            piece = " ".join(words[i : i + step])
+            yield frame(piece if i == 0 else " " + piece, None)
+        yield frame(None, "stop")
+        options = body.get("stream_options") or {}
+        if options.get("include_usage"):
+            usage = {**base, "choices": [], "usage": _usage(prompt, words)}
+            yield b"data: " + orjson.dumps(usage) + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    async def aclose(self) -> None:
+        return None
+
+
+class MockProvider(Provider):
+    """Deterministic answers derived from the prompt; see MockSettings for the knobs."""
+
+    settings_model = MockSettings
+    default_base_url = "http://mock.invalid/v1"
+    settings: MockSettings
+
+    def local_transport(self) -> MockTransport:
+        return MockTransport(self.settings, lambda: ["mock"])
+
+
+@hookimpl
+def register_providers(register: Callable[[str, type[Provider]], None]) -> None:
+    register("mock", MockProvider)

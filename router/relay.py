@@ -1,0 +1,241 @@
+"""One attempt at one target: send, translate, and for streams relay event by event.
+
+A stream is primed before the client sees a byte: the upstream must answer 2xx and produce a
+first chunk within the first-token timeout, so that any failure up to there can still be
+retried elsewhere. After that, a failure ends the stream with an OpenAI-style error event;
+a truncated answer is never presented as a success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from router import errors
+from router.dispatch import Call
+from router.graph import Target
+from router.provider import Operation, Provider, UpstreamResponse
+from router.sse import DONE_FRAME, SSEDecoder, encode
+from router.transport import UpstreamStream
+from router.usage import estimate_prompt_tokens, estimate_tokens
+
+
+def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
+    """Back off before the upstream has to say no: honour an exhausted budget's reset."""
+    info = provider.get_rate_limit_info(headers)
+    if info is not None and info.exhausted:
+        wait = info.wait_hint()
+        if wait:
+            target.cool_until = time.monotonic() + wait
+
+
+async def send_json(call: Call, target: Target, remaining: float) -> dict[str, Any]:
+    """A non-streaming attempt: the OpenAI-shaped answer, or an UpstreamError."""
+    runtime = target.runtime
+    provider = runtime.provider
+    request = provider.build_request(call.op, dict(call.body), target.model)
+    timeout = min(runtime.timeouts.total, remaining)
+    started = time.monotonic()
+    response = await runtime.transport.send(request, timeout, runtime.timeouts.connect)
+    if not 200 <= response.status < 300:
+        raise provider.get_error(response)
+    target.record_latency(time.monotonic() - started)
+    _note_limits(target, provider, response.headers)
+    data = provider.transform_response(call.op, response)
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        call.usage = usage
+    return data
+
+
+async def open_stream(call: Call, target: Target, remaining: float) -> StreamRelay:
+    """A streaming attempt, primed: its first chunk is ready when this returns."""
+    runtime = target.runtime
+    provider = runtime.provider
+    body = dict(call.body)
+    if provider.stream_usage and call.op is not Operation.EMBEDDINGS:
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    request = provider.build_request(call.op, body, target.model, stream=True)
+    started = time.monotonic()
+    budget = min(runtime.timeouts.total, remaining)
+    first_token = min(runtime.timeouts.first_token, budget)
+    upstream: UpstreamStream | None = None
+    try:
+        async with asyncio.timeout(first_token):
+            upstream = await runtime.transport.open(request, runtime.timeouts.connect)
+            if not 200 <= upstream.status < 300:
+                content = await upstream.read()
+                raise provider.get_error(UpstreamResponse(upstream.status, upstream.headers, content))
+            relay = StreamRelay(call, target, upstream, started + budget)
+            await relay.prime()
+    except TimeoutError:
+        if upstream is not None:
+            upstream.close()
+        raise errors.UpstreamTimeout(
+            f"upstream '{provider.name}' sent no answer within {first_token:g}s",
+            provider=provider.name,
+        ) from None
+    except BaseException:
+        if upstream is not None:
+            upstream.close()
+        raise
+    target.record_latency(time.monotonic() - started)
+    _note_limits(target, provider, upstream.headers)
+    return relay
+
+
+def error_frame(error: errors.RouterError) -> bytes:
+    return encode(error.to_dict())
+
+
+class StreamRelay:
+    """Relays one upstream stream to the client, chunk by chunk, as OpenAI SSE."""
+
+    def __init__(self, call: Call, target: Target, upstream: UpstreamStream, deadline: float):
+        self.call = call
+        self.target = target
+        self.provider = target.provider
+        self.upstream = upstream
+        self.deadline = deadline
+        self.decoder = SSEDecoder()
+        self.pending: list[bytes] = []
+        self.done = False  # [DONE] seen
+        self.finished = False  # a finish_reason seen
+        self.usage_sent = False
+        self.completion_chars = 0
+        options = call.body.get("stream_options")
+        self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+
+    async def _next_bytes(self) -> bytes | None:
+        idle = self.provider.config.timeouts.idle
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise errors.UpstreamTimeout(
+                f"upstream '{self.provider.name}' stream exceeded its total time budget",
+                provider=self.provider.name,
+            )
+        try:
+            async with asyncio.timeout(min(idle, left)):
+                return await anext(self.upstream.chunks)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise errors.UpstreamTimeout(
+                f"upstream '{self.provider.name}' stream stalled for {min(idle, left):g}s",
+                provider=self.provider.name,
+            ) from None
+
+    def _feed(self, data: bytes) -> None:
+        for event in self.decoder.feed(data):
+            self._event(event.data, event.event)
+
+    def _event(self, data: bytes, name: str | None) -> None:
+        if self.done:
+            return
+        if data.startswith(b"[DONE]"):
+            self.done = True
+            return
+        chunk = self.provider.transform_stream_event(self.call.op, data, name)
+        if chunk is None:
+            return
+        usage = chunk.get("usage")
+        choices = chunk.get("choices")
+        if usage:
+            self.call.usage = usage
+        if choices:
+            for choice in choices:
+                if choice.get("finish_reason"):
+                    self.finished = True
+                delta = choice.get("delta")
+                text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+                if isinstance(text, str):
+                    self.completion_chars += len(text)
+        if self.client_wants_usage:
+            if usage:
+                self.usage_sent = True
+        else:
+            if usage and not choices:
+                return  # the usage chunk the router asked for on its own behalf
+            chunk.pop("usage", None)
+        self.pending.append(encode(chunk))
+
+    async def prime(self) -> None:
+        """Read until there is something to send; failures here can still be retried."""
+        while not self.pending and not self.done:
+            data = await self._next_bytes()
+            if data is None:
+                for event in self.decoder.flush():
+                    self._event(event.data, event.event)
+                if not self.pending:
+                    raise errors.UpstreamConnectionError(
+                        f"upstream '{self.provider.name}' closed the stream before any data",
+                        provider=self.provider.name,
+                    )
+                break
+            self._feed(data)
+
+    def _usage_frame(self) -> bytes:
+        usage = self.call.usage
+        if usage is None:
+            prompt = estimate_prompt_tokens(self.call.body)
+            completion = estimate_tokens(self.completion_chars)
+            usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+            self.call.usage = usage
+        chunk: dict[str, Any] = {
+            "id": "usage",
+            "object": "chat.completion.chunk" if self.call.op is Operation.CHAT else "text_completion",
+            "created": int(time.time()),
+            "model": self.target.model,
+            "choices": [],
+            "usage": usage,
+        }
+        return encode(chunk)
+
+    async def _drain(self) -> None:
+        """Read to the upstream's end of body so its connection goes back to the pool."""
+        try:
+            async with asyncio.timeout(0.05):
+                async for _ in self.upstream.chunks:
+                    pass
+        except (TimeoutError, errors.RouterError):
+            pass
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                if self.pending:
+                    out = b"".join(self.pending) if len(self.pending) > 1 else self.pending[0]
+                    self.pending.clear()
+                    yield out
+                if self.done:
+                    break
+                data = await self._next_bytes()
+                if data is None:
+                    for event in self.decoder.flush():
+                        self._event(event.data, event.event)
+                    if not self.finished:
+                        raise errors.UpstreamConnectionError(
+                            f"upstream '{self.provider.name}' ended the stream mid-answer",
+                            provider=self.provider.name,
+                        )
+                    self.done = True  # finished, just without [DONE]: finish it for the client
+                    continue
+                self._feed(data)
+            if self.pending:
+                yield b"".join(self.pending)
+                self.pending.clear()
+            if self.client_wants_usage and not self.usage_sent:
+                yield self._usage_frame()
+            yield DONE_FRAME
+            await self._drain()
+        except errors.RouterError as exc:
+            self.call.attempts[-1].outcome = f"ok_then_{exc.code or exc.kind.value}"
+            yield error_frame(exc)
+        finally:
+            self.upstream.close()

@@ -1,0 +1,70 @@
+"""The one module provider plugins import: hook marker, Provider base, types and errors.
+
+Everything here is public API: a test pins `__all__`, and names are only ever added.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from router.classify import classify_error, extract_error
+from router.errors import (
+    ContentPolicyViolation,
+    ContextLengthExceeded,
+    ErrorKind,
+    InsufficientQuota,
+    MalformedResponse,
+    RouterError,
+    UpstreamAuthError,
+    UpstreamBadRequest,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamPermissionError,
+    UpstreamRateLimited,
+    UpstreamServerError,
+    UpstreamTimeout,
+)
+from router.provider import (
+    Operation,
+    Provider,
+    ProviderConfig,
+    ProviderConfigError,
+    ProviderSettings,
+    Timeouts,
+    UpstreamResponse,
+)
+from router.ratelimit_headers import RateLimitInfo, parse_rate_limit_headers, parse_seconds
+
+hookimpl = pluggy.HookimplMarker("llm_router")
+
+__all__ = [
+    "ContentPolicyViolation",
+    "ContextLengthExceeded",
+    "ErrorKind",
+    "InsufficientQuota",
+    "MalformedResponse",
+    "Operation",
+    "Provider",
+    "ProviderConfig",
+    "ProviderConfigError",
+    "ProviderSettings",
+    "RateLimitInfo",
+    "RouterError",
+    "Timeouts",
+    "UpstreamAuthError",
+    "UpstreamBadRequest",
+    "UpstreamConnectionError",
+    "UpstreamError",
+    "UpstreamNotFound",
+    "UpstreamPermissionError",
+    "UpstreamRateLimited",
+    "UpstreamResponse",
+    "UpstreamServerError",
+    "UpstreamTimeout",
+    "classify_error",
+    "extract_error",
+    "hookimpl",
+    "parse_rate_limit_headers",
+    "parse_seconds",
+]

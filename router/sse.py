@@ -1,0 +1,80 @@
+"""Server-sent events: an incremental decoder for upstream streams, and the encoder for ours.
+
+The decoder follows the rules the OpenAI SDK applies: events end at a blank line (LF, CRLF
+or CR line ends), `:` lines are comments, several `data:` lines join with a newline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+DONE_FRAME = b"data: [DONE]\n\n"
+
+
+@dataclass(slots=True)
+class Event:
+    data: bytes
+    event: str | None = None
+
+
+class SSEDecoder:
+    """Feed bytes as they arrive; get whole events back as soon as they are complete."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> Iterator[Event]:
+        buffer = self._buffer + chunk if self._buffer else chunk
+        hold = b""
+        if b"\r" in buffer:
+            if buffer.endswith(b"\r"):  # may be the first half of a CRLF split across reads
+                buffer, hold = buffer[:-1], b"\r"
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        start = 0
+        while True:
+            end = buffer.find(b"\n\n", start)
+            if end < 0:
+                break
+            event = _parse_event(buffer[start:end])
+            start = end + 2
+            if event is not None:
+                yield event
+        self._buffer = buffer[start:] + hold
+
+    def flush(self) -> Iterator[Event]:
+        """What is left when the stream ends without a final blank line."""
+        rest, self._buffer = self._buffer, b""
+        if rest.strip():
+            event = _parse_event(rest.rstrip(b"\n"))
+            if event is not None:
+                yield event
+
+
+def _parse_event(block: bytes) -> Event | None:
+    if block.startswith(b"data: ") and b"\n" not in block:  # the common case, fast
+        return Event(block[6:])
+    data: list[bytes] = []
+    name: str | None = None
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            name = value.decode("utf-8", "replace")
+    if not data:
+        return None
+    return Event(b"\n".join(data), name)
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"

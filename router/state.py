@@ -1,0 +1,53 @@
+"""The running router: the active graph, the upstream transports, and readiness.
+
+Transports belong to provider definitions, not to a graph: a reloaded graph whose provider
+is unchanged keeps that provider's connection pool.
+"""
+
+from __future__ import annotations
+
+from router import logs
+from router.graph import RoutingGraph
+from router.transport import AiohttpTransport
+
+
+class RouterState:
+    def __init__(self, graph: RoutingGraph) -> None:
+        self.graph = graph
+        self.ready = False
+        self._transports: dict[str, object] = {}  # provider definition digest -> transport
+        self._secrets: list[bytes] = []
+        self._remember_secrets(graph)
+
+    def _remember_secrets(self, graph: RoutingGraph) -> None:
+        secrets = [r.provider.config.api_key or "" for r in graph.providers.values()]
+        secrets += [k.key.get_secret_value() for k in graph.config.keys.values() if k.key]
+        logs.register_secrets(secrets)
+        self._secrets = [s.encode() for s in secrets if s and len(s) >= 4]
+
+    def redact(self, body: bytes) -> bytes:
+        """Remove configured secrets from text an upstream wrote (some echo keys back)."""
+        for secret in self._secrets:
+            if secret in body:
+                body = body.replace(secret, logs.MASK.encode())
+        return body
+
+    def _attach(self, graph: RoutingGraph) -> None:
+        for runtime in graph.providers.values():
+            transport = self._transports.get(runtime.definition)
+            if transport is None:
+                transport = runtime.provider.local_transport() or AiohttpTransport(
+                    runtime.name, runtime.max_connections
+                )
+                self._transports[runtime.definition] = transport
+            runtime.transport = transport
+
+    async def start(self) -> None:
+        self._attach(self.graph)
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        for transport in self._transports.values():
+            await transport.aclose()  # type: ignore[attr-defined]
+        self._transports.clear()

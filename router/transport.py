@@ -1,0 +1,140 @@
+"""Sending upstream requests: one pooled aiohttp session per provider endpoint.
+
+Providers build `httpx.Request` objects; this module sends them. aiohttp does the sending
+because it costs far less CPU per request than httpx's own transport under concurrency
+(see bench/README.md). Foreign exceptions are translated here, once, into the error tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+import httpx
+
+from router import errors
+from router.provider import Timeouts, UpstreamResponse
+
+
+@dataclass(slots=True)
+class UpstreamStream:
+    """An upstream response whose headers have arrived and whose body is still coming."""
+
+    status: int
+    headers: Mapping[str, str]
+    chunks: AsyncIterator[bytes]
+    _close: object = None
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks])
+
+    def close(self) -> None:
+        close = self._close
+        if callable(close):
+            close()
+
+
+class Transport(Protocol):
+    """What the core needs from whatever sends a provider's requests."""
+
+    async def send(self, request: httpx.Request, timeout: float, connect: float) -> UpstreamResponse:
+        """The whole response, within `timeout` seconds."""
+        ...
+
+    async def open(self, request: httpx.Request, connect: float) -> UpstreamStream:
+        """The response as soon as its headers arrive; the caller times the body."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def _connection_error(provider: str, exc: BaseException) -> errors.UpstreamConnectionError:
+    reason = type(exc).__name__
+    return errors.UpstreamConnectionError(
+        f"could not reach upstream '{provider}' ({reason})", provider=provider
+    )
+
+
+class AiohttpTransport:
+    """Pooled keep-alive connections to one upstream endpoint."""
+
+    def __init__(self, provider: str, max_connections: int) -> None:
+        self.provider = provider
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=max_connections, ttl_dns_cache=300, enable_cleanup_closed=False
+            ),
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+
+    async def send(self, request: httpx.Request, timeout: float, connect: float) -> UpstreamResponse:
+        try:
+            async with self.session.request(
+                request.method,
+                str(request.url),
+                headers=request.headers.multi_items(),
+                data=request.content or None,
+                timeout=aiohttp.ClientTimeout(total=timeout, connect=connect),
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                return UpstreamResponse(response.status, response.headers, body)
+        except TimeoutError as exc:
+            raise errors.UpstreamTimeout(
+                f"upstream '{self.provider}' did not answer within {timeout:g}s",
+                provider=self.provider,
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _connection_error(self.provider, exc) from exc
+
+    async def open(self, request: httpx.Request, connect: float) -> UpstreamStream:
+        try:
+            response = await self.session.request(
+                request.method,
+                str(request.url),
+                headers=request.headers.multi_items(),
+                data=request.content or None,
+                timeout=aiohttp.ClientTimeout(total=None, connect=connect),
+                allow_redirects=False,
+            )
+        except TimeoutError as exc:
+            raise errors.UpstreamTimeout(
+                f"could not connect to upstream '{self.provider}' within {connect:g}s",
+                provider=self.provider,
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _connection_error(self.provider, exc) from exc
+
+        async def chunks() -> AsyncIterator[bytes]:
+            finished = False
+            try:
+                async for chunk in response.content.iter_any():
+                    yield chunk
+                finished = True
+            except (aiohttp.ClientError, OSError) as exc:
+                raise _connection_error(self.provider, exc) from exc
+            finally:
+                # A body read to its end keeps the connection for reuse; anything else drops it.
+                if finished:
+                    response.release()
+                else:
+                    response.close()
+
+        return UpstreamStream(response.status, response.headers, chunks(), response.close)
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+
+async def with_timeout(awaitable: object, seconds: float, on_timeout: errors.RouterError) -> object:
+    """Await with a deadline, raising `on_timeout` instead of TimeoutError."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await awaitable  # type: ignore[misc]
+    except TimeoutError:
+        raise on_timeout from None

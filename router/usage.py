@@ -1,0 +1,34 @@
+"""Token estimates for when an upstream reports no usage (some never do in streams).
+
+Four characters a token is the usual rule of thumb for English; the estimate only stands in
+until the upstream's own count is known, and is never used when the upstream reports one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(chars: int) -> int:
+    return max(1, -(-chars // CHARS_PER_TOKEN)) if chars else 0
+
+
+def _text_length(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_text_length(item) for item in value)
+    if isinstance(value, dict):
+        return _text_length(value.get("text") or value.get("content") or "")
+    return 0
+
+
+def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+    """Prompt tokens of a chat, completion or embedding request; each message costs ~4 more."""
+    if "messages" in body:
+        messages = body.get("messages") or []
+        chars = sum(_text_length(m.get("content")) for m in messages if isinstance(m, dict))
+        return estimate_tokens(chars) + 4 * len(messages)
+    return estimate_tokens(_text_length(body.get("prompt", body.get("input", ""))))
