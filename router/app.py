@@ -21,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from router import errors, logs
+from router.admin import admin_routes
 from router.auth import authenticate
 from router.dispatch import Call, execute
 from router.graph import RoutingGraph, load_graph
@@ -73,7 +74,9 @@ def _parse_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise errors.InvalidRequest(f"the request body is not valid JSON: {exc}", param="body")
+        raise errors.InvalidRequest(
+            f"the request body is not valid JSON: {exc}", param="body"
+        ) from None
 
 
 def _router_headers(call: Call, request_id: str) -> dict[str, str]:
@@ -86,8 +89,15 @@ def _router_headers(call: Call, request_id: str) -> dict[str, str]:
     }
 
 
-def _access_log(call: Call | None, request: Request, request_id: str, status: int,
-                started: float, key_name: str | None, error: errors.RouterError | None) -> None:
+def _access_log(
+    call: Call | None,
+    request: Request,
+    request_id: str,
+    status: int,
+    started: float,
+    key_name: str | None,
+    error: errors.RouterError | None,
+) -> None:
     if not log.is_enabled_for(20):  # info
         return
     fields: dict[str, Any] = {
@@ -141,8 +151,9 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
                 raise errors.InvalidRequest(
                     f"model '{model}' does not support {op.value}", param="model"
                 )
-            call = Call(op, body, stream, key, request_id, route,
-                        time.monotonic() + route.retries.deadline)
+            call = Call(
+                op, body, stream, key, request_id, route, time.monotonic() + route.retries.deadline
+            )
             if stream:
                 relay = await execute(graph, call, lambda t, left: open_stream(call, t, left))
                 headers = _router_headers(call, request_id)
@@ -168,8 +179,9 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
     return endpoint
 
 
-async def _logged_stream(relay: Any, call: Call, request: Request, request_id: str,
-                         started: float, key_name: str | None) -> AsyncIterator[bytes]:
+async def _logged_stream(
+    relay: Any, call: Call, request: Request, request_id: str, started: float, key_name: str | None
+) -> AsyncIterator[bytes]:
     try:
         async for frame in relay:
             yield frame
@@ -197,8 +209,12 @@ async def get_model(request: Request) -> Response:
             raise errors.NotFound(f"model '{model}' does not exist", param="model")
     except errors.RouterError as exc:
         return error_response(exc, request_id, state)
-    body = {"id": model, "object": "model", "created": int(state.graph.loaded_at),
-            "owned_by": "llm-router"}
+    body = {
+        "id": model,
+        "object": "model",
+        "created": int(state.graph.loaded_at),
+        "owned_by": "llm-router",
+    }
     return Response(orjson.dumps(body), media_type=JSON, headers={"x-request-id": request_id})
 
 
@@ -224,9 +240,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     state: RouterState = request.app.state.router
     error: errors.RouterError
     if exc.status_code == 405:
-        error = errors.MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}")
+        error = errors.MethodNotAllowed(
+            f"method {request.method} is not allowed on {request.url.path}"
+        )
     elif exc.status_code == 404:
-        error = errors.NotFound(f"no route for {request.method} {request.url.path}", code="not_found")
+        error = errors.NotFound(
+            f"no route for {request.method} {request.url.path}", code="not_found"
+        )
     else:
         error = errors.RouterError(str(exc.detail), status=exc.status_code)
     response = error_response(error, _request_id(request), state)
@@ -258,7 +278,7 @@ def _routes() -> list[Route]:
         Route("/health/liveness", liveliness, methods=["GET"]),
         Route("/health/readiness", readiness, methods=["GET"]),
     ]
-    return routes
+    return routes + admin_routes()
 
 
 def create_app(graph: RoutingGraph) -> Starlette:

@@ -59,7 +59,9 @@ def _check(args: argparse.Namespace) -> int:
     print(f"{args.config}: OK")
     print(f"providers ({len(graph.providers)}):")
     for name, runtime in graph.providers.items():
-        print(f"  {name}: plugin {graph.config.providers[name].plugin}, {runtime.provider.base_url}")
+        print(
+            f"  {name}: plugin {graph.config.providers[name].plugin}, {runtime.provider.base_url}"
+        )
     print(f"models ({len(graph.routes)}):")
     for name, route in graph.routes.items():
         targets = ", ".join(t.label for t in route.targets)

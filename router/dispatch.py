@@ -130,10 +130,11 @@ async def execute(
                 target.in_flight += 1
                 try:
                     result = await attempt(target, remaining)
-                except errors.UpstreamError as exc:
+                except errors.UpstreamError as failure:
                     elapsed = time.monotonic() - started
-                    call.attempts.append(Attempt(target.label, exc.code or exc.kind.value, elapsed))
-                    last = exc
+                    outcome = failure.code or failure.kind.value
+                    call.attempts.append(Attempt(target.label, outcome, elapsed))
+                    last = exc = failure
                     step = DEFAULT_STEPS.get(exc.kind, Step.NEXT)
                 else:
                     call.attempts.append(Attempt(target.label, "ok", time.monotonic() - started))
@@ -154,7 +155,8 @@ async def execute(
                     raise exc
                 if step is Step.RETRY and retry < route.retries.attempts:
                     wait = _backoff(retry, route, exc)
-                    if exc.retry_after is not None and exc.retry_after > route.retries.max_retry_after:
+                    too_long = route.retries.max_retry_after
+                    if exc.retry_after is not None and exc.retry_after > too_long:
                         target.cool_until = time.monotonic() + exc.retry_after
                     elif time.monotonic() + wait < call.deadline:
                         retry += 1

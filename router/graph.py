@@ -60,7 +60,9 @@ class Target:
         return self.runtime.provider
 
     def record_latency(self, seconds: float, alpha: float = 0.3) -> None:
-        self.latency = seconds if self.latency is None else alpha * seconds + (1 - alpha) * self.latency
+        self.latency = (
+            seconds if self.latency is None else alpha * seconds + (1 - alpha) * self.latency
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +137,7 @@ def _build_provider(
     try:
         settings = cls.settings_model.model_validate(spec.settings)
     except ValidationError as exc:
-        issues.extend(
-            validation_issues(exc, source, (*path, "settings"), model=cls.settings_model)
-        )
+        issues.extend(validation_issues(exc, source, (*path, "settings"), model=cls.settings_model))
         return None
     base_url = spec.base_url or cls.default_base_url
     if base_url is None:
@@ -161,9 +161,7 @@ def _build_provider(
         key_path = (*path, exc.key) if exc.key else path
         issues.append(source.issue(key_path, str(exc)))
         return None
-    return ProviderRuntime(
-        name, provider, _definition_digest(spec), spec.max_connections, timeouts
-    )
+    return ProviderRuntime(name, provider, _definition_digest(spec), spec.max_connections, timeouts)
 
 
 def _check_cycles(
@@ -202,7 +200,9 @@ def _check_cycles(
 
 
 def _models_body(names: list[str], created: int) -> bytes:
-    data = [{"id": n, "object": "model", "created": created, "owned_by": "llm-router"} for n in names]
+    data = [
+        {"id": n, "object": "model", "created": created, "owned_by": "llm-router"} for n in names
+    ]
     return orjson.dumps({"object": "list", "data": data})
 
 
@@ -290,7 +290,9 @@ def compile_graph(config: RouterConfig, source: SourceMap) -> RoutingGraph:
     anonymous = None
     if config.server.auth == "none":
         everything = frozenset(config.models)
-        anonymous = ClientKey("anonymous", b"", everything, _models_body(sorted(everything), created))
+        anonymous = ClientKey(
+            "anonymous", b"", everything, _models_body(sorted(everything), created)
+        )
     elif not keys and not issues:
         issues.append(
             source.issue(

@@ -61,7 +61,9 @@ def provider_plugins() -> dict[str, ProviderPlugin]:
         dist_name = dist.project_name if dist is not None else "llm-router"
         version = dist.version if dist is not None else router.__version__
 
-        def register(name: str, cls: type[Provider], _d: str = dist_name, _v: str = version) -> None:
+        def register(
+            name: str, cls: type[Provider], _d: str = dist_name, _v: str = version
+        ) -> None:
             if name in found:
                 raise RuntimeError(
                     f"provider plugin '{name}' is registered twice "

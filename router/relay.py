@@ -67,7 +67,9 @@ async def open_stream(call: Call, target: Target, remaining: float) -> StreamRel
             upstream = await runtime.transport.open(request, runtime.timeouts.connect)
             if not 200 <= upstream.status < 300:
                 content = await upstream.read()
-                raise provider.get_error(UpstreamResponse(upstream.status, upstream.headers, content))
+                raise provider.get_error(
+                    UpstreamResponse(upstream.status, upstream.headers, content)
+                )
             relay = StreamRelay(call, target, upstream, started + budget)
             await relay.prime()
     except TimeoutError:
@@ -189,7 +191,9 @@ class StreamRelay:
             self.call.usage = usage
         chunk: dict[str, Any] = {
             "id": "usage",
-            "object": "chat.completion.chunk" if self.call.op is Operation.CHAT else "text_completion",
+            "object": "chat.completion.chunk"
+            if self.call.op is Operation.CHAT
+            else "text_completion",
             "created": int(time.time()),
             "model": self.target.model,
             "choices": [],

@@ -22,6 +22,8 @@ class RouterState:
     def _remember_secrets(self, graph: RoutingGraph) -> None:
         secrets = [r.provider.config.api_key or "" for r in graph.providers.values()]
         secrets += [k.key.get_secret_value() for k in graph.config.keys.values() if k.key]
+        if graph.config.server.admin_key:
+            secrets.append(graph.config.server.admin_key.get_secret_value())
         logs.register_secrets(secrets)
         self._secrets = [s.encode() for s in secrets if s and len(s) >= 4]
 

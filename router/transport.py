@@ -16,7 +16,7 @@ import aiohttp
 import httpx
 
 from router import errors
-from router.provider import Timeouts, UpstreamResponse
+from router.provider import UpstreamResponse
 
 
 @dataclass(slots=True)
@@ -40,7 +40,9 @@ class UpstreamStream:
 class Transport(Protocol):
     """What the core needs from whatever sends a provider's requests."""
 
-    async def send(self, request: httpx.Request, timeout: float, connect: float) -> UpstreamResponse:
+    async def send(
+        self, request: httpx.Request, timeout: float, connect: float
+    ) -> UpstreamResponse:
         """The whole response, within `timeout` seconds."""
         ...
 
@@ -72,7 +74,9 @@ class AiohttpTransport:
             timeout=aiohttp.ClientTimeout(total=None),
         )
 
-    async def send(self, request: httpx.Request, timeout: float, connect: float) -> UpstreamResponse:
+    async def send(
+        self, request: httpx.Request, timeout: float, connect: float
+    ) -> UpstreamResponse:
         try:
             async with self.session.request(
                 request.method,

@@ -177,7 +177,10 @@ def _model_fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def validation_issues(
-    exc: ValidationError, source: SourceMap, prefix: Path_ = (), model: type[BaseModel] | None = None
+    exc: ValidationError,
+    source: SourceMap,
+    prefix: Path_ = (),
+    model: type[BaseModel] | None = None,
 ) -> list[ConfigIssue]:
     """pydantic errors as file:line:key issues."""
     issues = []
@@ -217,5 +220,7 @@ def load_config(
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigIssue(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError(
+            [ConfigIssue(str(path), None, "", f"cannot read: {exc.strerror}")]
+        ) from None
     return load_config_text(text, str(path), environ)

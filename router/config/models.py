@@ -30,6 +30,11 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger gets 413."
     )
+    admin_key: SecretStr | None = Field(
+        None,
+        description="Key for the `/admin/` endpoints, usually `${ENV_VAR}`; without it they "
+        "are off.",
+    )
 
 
 class TimeoutsConfig(Strict):

@@ -22,10 +22,31 @@ from router.provider import Provider, ProviderSettings, UpstreamResponse
 from router.spec import hookimpl
 from router.transport import UpstreamStream
 
-_WORDS = (
-    "the router answers offline with a deterministic mock model so demos tests and "
-    "benchmarks need no provider keys and no network at all"
-).split()
+_WORDS = [
+    "the",
+    "router",
+    "answers",
+    "offline",
+    "with",
+    "a",
+    "deterministic",
+    "mock",
+    "model",
+    "so",
+    "demos",
+    "tests",
+    "and",
+    "benchmarks",
+    "need",
+    "no",
+    "provider",
+    "keys",
+    "and",
+    "no",
+    "network",
+    "at",
+    "all",
+]
 
 
 class MockSettings(ProviderSettings):
@@ -105,7 +126,9 @@ class MockTransport:
         every = self.settings.fail_every
         return every is not None and next(self.counter) % every == 0
 
-    async def send(self, request: httpx.Request, timeout: float, connect: float) -> UpstreamResponse:
+    async def send(
+        self, request: httpx.Request, timeout: float, connect: float
+    ) -> UpstreamResponse:
         async with asyncio.timeout(timeout):
             return await self._answer(request)
 
@@ -113,8 +136,10 @@ class MockTransport:
         headers = CIMultiDict({"content-type": "application/json"})
         if request.method == "GET":
             now = int(time.time())
-            data = [{"id": m, "object": "model", "created": now, "owned_by": "mock"}
-                    for m in self.model_names()]
+            data = [
+                {"id": m, "object": "model", "created": now, "owned_by": "mock"}
+                for m in self.model_names()
+            ]
             return UpstreamResponse(200, headers, orjson.dumps({"object": "list", "data": data}))
         if self.settings.latency:
             await asyncio.sleep(self.settings.latency)

@@ -1,0 +1,33 @@
+"""Test kit for the router and its plugins: a scriptable fake upstream and a real router.
+
+Installed with the core as a pytest plugin (`router.testing.pytest_plugin`), so any project,
+including a third-party provider plugin, gets the `fake_upstream` and `router_server`
+fixtures without configuration.
+"""
+
+from router.testing.fake_upstream import (
+    FakeUpstream,
+    Received,
+    Reply,
+    chat_chunks,
+    chat_completion,
+    json_reply,
+    sse_reply,
+    text_reply,
+)
+from router.testing.server import RouterProcess, RouterServer, free_port, wait_ready
+
+__all__ = [
+    "FakeUpstream",
+    "Received",
+    "Reply",
+    "RouterProcess",
+    "RouterServer",
+    "chat_chunks",
+    "chat_completion",
+    "free_port",
+    "json_reply",
+    "sse_reply",
+    "text_reply",
+    "wait_ready",
+]

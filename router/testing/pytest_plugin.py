@@ -1,0 +1,49 @@
+"""pytest fixtures: `fake_upstream` and `router_server` (a factory taking YAML text)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from router.testing.fake_upstream import FakeUpstream
+from router.testing.server import RouterServer
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[FakeUpstream]:
+    """A started fake upstream on loopback; stopped after the test."""
+    upstream = FakeUpstream().start()
+    try:
+        yield upstream
+    finally:
+        upstream.stop()
+
+
+RouterFactory = Callable[..., RouterServer]
+
+
+@pytest.fixture
+def router_server(tmp_path: Path) -> Iterator[RouterFactory]:
+    """`router_server(yaml_text, environ=None)`: a running router for that config.
+
+    The text is dedented and written to `router.yaml` in the test's temporary folder.
+    """
+    started: list[RouterServer] = []
+
+    def start(
+        config: str, environ: Mapping[str, str] | None = None, name: str = "router.yaml"
+    ) -> RouterServer:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(config))
+        server = RouterServer(path, environ).start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
