@@ -20,6 +20,7 @@
         ├── UpstreamBadRequest       400  the provider's reason is passed on
         ├── UpstreamNotFound         404
         ├── UpstreamServerError      502
+        │   └── UpstreamUnavailable  503  the upstream said it is overloaded or down
         ├── UpstreamConnectionError  502
         ├── UpstreamTimeout          504
         └── MalformedResponse        502
@@ -235,6 +236,11 @@ class UpstreamServerError(UpstreamError):
     type = "server_error"
     code = "upstream_server_error"
     kind = ErrorKind.SERVER
+
+
+class UpstreamUnavailable(UpstreamServerError):
+    status = 503
+    code = "upstream_unavailable"
 
 
 class UpstreamConnectionError(UpstreamError):

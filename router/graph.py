@@ -303,7 +303,7 @@ def compile_graph(config: RouterConfig, source: SourceMap) -> RoutingGraph:
         )
 
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(sorted(issues, key=lambda issue: issue.line or 0))
     return RoutingGraph(
         config=config,
         source_file=source.file,
