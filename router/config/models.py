@@ -63,7 +63,10 @@ class ProviderConfigModel(Strict):
     headers: dict[str, str] = Field(
         default_factory=dict, description="Extra headers sent with every upstream request."
     )
-    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)  # type: ignore[arg-type]
+    timeouts: TimeoutsConfig = Field(
+        default_factory=TimeoutsConfig,  # type: ignore[arg-type]
+        description="Upstream timeouts for this provider.",
+    )
     max_connections: int = Field(
         256, ge=1, le=10000, description="Connection pool size for this upstream."
     )
@@ -128,7 +131,10 @@ class ModelConfig(Strict):
         "weight), `round_robin`, `least_busy` (fewest in flight), `lowest_latency` (moving "
         "average of time to first token).",
     )
-    retries: RetryConfig = Field(default_factory=RetryConfig)  # type: ignore[arg-type]
+    retries: RetryConfig = Field(
+        default_factory=RetryConfig,  # type: ignore[arg-type]
+        description="Retries of the same target, and the whole request's deadline.",
+    )
     fallbacks: list[str] = Field(
         default_factory=list,
         description="Other public models to try, in order, when every target failed.",
@@ -167,7 +173,10 @@ class KeyConfig(Strict):
 class RouterConfig(Strict):
     """The whole routing graph."""
 
-    server: ServerConfig = Field(default_factory=ServerConfig)  # type: ignore[arg-type]
+    server: ServerConfig = Field(
+        default_factory=ServerConfig,  # type: ignore[arg-type]
+        description="How the router listens and authenticates.",
+    )
     providers: dict[str, ProviderConfigModel] = Field(
         min_length=1, description="Upstream endpoints by name."
     )
