@@ -51,7 +51,7 @@ def installed(tmp_path_factory):
 
 
 def test_template_plugin_routes_a_request(installed, fake_upstream, tmp_path):
-    folder, site = installed
+    _, site = installed
     fake_upstream.add("/v1/chat/completions", json_reply(chat_completion("from acme")))
     config = tmp_path / "router.yaml"
     config.write_text(
