@@ -6,12 +6,13 @@ model lists were resolved when the graph was compiled.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
@@ -32,6 +33,7 @@ from router.state import RouterState
 from router.validate import check_body
 
 log = logs.get_logger("router")
+T = TypeVar("T")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 JSON = "application/json"
 
@@ -123,6 +125,26 @@ def _access_log(
     log.info("request", **fields)
 
 
+async def _disconnected(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it (and so its upstream request) if the client goes away."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task.cancelled():
+        raise errors.ClientDisconnected("the client closed the connection")
+    return task.result()
+
+
 def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -155,7 +177,9 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
                 op, body, stream, key, request_id, route, time.monotonic() + route.retries.deadline
             )
             if stream:
-                relay = await execute(graph, call, lambda t, left: open_stream(call, t, left))
+                relay = await until_disconnect(
+                    request, execute(graph, call, lambda t, left: open_stream(call, t, left))
+                )
                 headers = _router_headers(call, request_id)
                 headers["cache-control"] = "no-cache"
                 headers["x-accel-buffering"] = "no"
@@ -164,7 +188,9 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
                     media_type="text/event-stream",
                     headers=headers,
                 )
-            data = await execute(graph, call, lambda t, left: send_json(call, t, left))
+            data = await until_disconnect(
+                request, execute(graph, call, lambda t, left: send_json(call, t, left))
+            )
             _access_log(call, request, request_id, 200, started, key_name, None)
             return Response(
                 orjson.dumps(data),

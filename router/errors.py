@@ -8,7 +8,8 @@
     │   ├── NotFound                 404  unknown model or route
     │   ├── MethodNotAllowed         405
     │   ├── PayloadTooLarge          413
-    │   └── RateLimited              429  one of the router's own policies said no
+    │   ├── RateLimited              429  one of the router's own policies said no
+    │   └── ClientDisconnected       499  the client left; its upstream request was cancelled
     ├── ServiceUnavailable           503  no target can take the request now
     └── UpstreamError                a provider failed; `kind` drives retry and fallback
         ├── UpstreamRateLimited      429  (retry_after from the provider)
@@ -140,6 +141,13 @@ class RateLimited(ClientError):
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
     kind = ErrorKind.RATE_LIMITED
+
+
+class ClientDisconnected(ClientError):
+    """The client went away before the answer; nobody reads this, but the log does."""
+
+    status = 499
+    code = "client_closed_request"
 
 
 class ServiceUnavailable(RouterError):

@@ -364,3 +364,18 @@ def test_client_disconnect_cancels_the_upstream_request(router, fake_upstream):
     while not fake_upstream.disconnects and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fake_upstream.disconnects == ["/v1/chat/completions"]
+
+
+def test_client_disconnect_cancels_a_non_streaming_upstream_request(router, fake_upstream):
+    fake_upstream.add("/v1/chat/completions", Reply(hang=True))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            router.url + "/v1/chat/completions",
+            content=orjson.dumps({"model": "chat", "messages": MESSAGES}),
+            headers={"authorization": "Bearer sk-client-1"},
+            timeout=0.3,
+        )
+    deadline = time.monotonic() + 1.5  # well before the router's own 3 s budget
+    while not fake_upstream.disconnects and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_upstream.disconnects == ["/v1/chat/completions"]
