@@ -142,12 +142,22 @@ def tool_call_stream(
     return Reply(200, dict(SSE_HEADERS), frames=frames)
 
 
-def stream_error(pieces: Iterable[str] = ("Hel",), model: str = "gpt-4o-mini") -> Reply:
-    """The provider behind the gateway fails mid-answer: an error frame, then EOF, no [DONE]."""
-    frames: list[bytes | str | dict[str, Any]] = [_chunk(model, {"role": "assistant"})]
+def stream_error(
+    pieces: Iterable[str] = ("Hel",),
+    model: str = "gpt-4o-mini",
+    role: bool = True,
+    delay: float = 0.0,
+) -> Reply:
+    """The provider behind the gateway fails mid-answer: an error frame, then EOF, no [DONE].
+
+    `role=False` and no pieces: it fails before its first chunk.
+    """
+    frames: list[bytes | str | dict[str, Any]] = []
+    if role:
+        frames.append(_chunk(model, {"role": "assistant"}))
     frames += [_chunk(model, {"content": piece}) for piece in pieces]
     frames.append(STREAM_ERROR_FRAME)
-    return Reply(200, dict(SSE_HEADERS), frames=frames)
+    return Reply(200, dict(SSE_HEADERS), frames=frames, delay=delay)
 
 
 def embeddings_reply(
