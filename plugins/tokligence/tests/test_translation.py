@@ -23,7 +23,7 @@ from router.spec import (
     UpstreamResponse,
     UpstreamServerError,
 )
-from router.testing import Reply
+from router.testing import Received, Reply
 
 BASE = "http://127.0.0.1:9/v1"
 
@@ -308,3 +308,29 @@ def test_fake_bodies_are_the_gateways_bytes():
         b'"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant"},'
         b'"finish_reason":null,"logprobs":null}]}\n\n'
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "expected"),
+    [
+        (b"{}", {}, b'{"error":"missing api key"}\n'),
+        (b"{}", {"authorization": "Bearer tk-x"}, b'{"error":"invalid token"}\n'),
+        (b"{}", {"x-api-key": "tok_bad"}, b'{"error":"invalid api key"}\n'),
+        (b"", {"x-api-key": "tok_ok"}, b'{"error":"unexpected end of JSON input"}\n'),
+        (b"{}", {"x-api-key": "tok_ok"}, b'{"error":"router: model name required"}\n'),
+        (b'{"model":"loopback","stream":true}', {"authorization": "Bearer tok_ok"},
+         b'{"error":"router: selected adapter does not support streaming"}\n'),
+    ],
+)  # fmt: skip
+def test_fake_gateway_checks_like_the_gateway(body, headers, expected):
+    gateway = fake.TokligenceGateway(keys=frozenset({"tok_ok"}))
+    reply = gateway.chat(Received("POST", fake.CHAT_PATH, headers, body, 0.0))
+    assert reply.body == expected
+
+
+def test_fake_gateway_loopback_echoes_the_last_user_message():
+    body = b'{"model":"loopback","messages":[{"role":"user","content":"hi"}]}'
+    reply = fake.TokligenceGateway().chat(Received("POST", fake.CHAT_PATH, {}, body, 0.0))
+    data = orjson.loads(reply.body)
+    assert data["choices"][0]["message"]["content"] == "[loopback] hi"
+    assert data["usage"] == {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
