@@ -105,6 +105,7 @@ class StreamRelay:
         self.pending: list[bytes] = []
         self.done = False  # [DONE] seen
         self.finished = False  # a finish_reason seen
+        self.started = False  # content, a tool call, a finish_reason or usage seen
         self.usage_sent = False
         self.completion_chars = 0
         options = call.body.get("stream_options")
@@ -146,14 +147,22 @@ class StreamRelay:
         choices = chunk.get("choices")
         if usage:
             self.call.usage = usage
+        if usage:
+            self.started = True
         if choices:
             for choice in choices:
                 if choice.get("finish_reason"):
-                    self.finished = True
+                    self.finished = self.started = True
                 delta = choice.get("delta")
-                text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
-                if isinstance(text, str):
+                if isinstance(delta, dict):
+                    text = delta.get("content") or delta.get("reasoning_content")
+                    if delta.get("tool_calls") or delta.get("function_call"):
+                        self.started = True
+                else:
+                    text = choice.get("text")
+                if isinstance(text, str) and text:
                     self.completion_chars += len(text)
+                    self.started = True
         if self.client_wants_usage:
             if usage:
                 self.usage_sent = True
@@ -164,15 +173,19 @@ class StreamRelay:
         self.pending.append(encode(chunk))
 
     async def prime(self) -> None:
-        """Read until there is something to send; failures here can still be retried."""
-        while not self.pending and not self.done:
+        """Read until the answer has begun; failures up to here can still be retried.
+
+        A role-only first chunk is held back with the rest: it says nothing yet, and sending
+        it would commit the stream to an upstream that may still fail before its first token.
+        """
+        while not self.started and not self.done:
             data = await self._next_bytes()
             if data is None:
                 for event in self.decoder.flush():
                     self._event(event.data, event.event)
-                if not self.pending:
+                if not self.started:
                     raise errors.UpstreamConnectionError(
-                        f"upstream '{self.provider.name}' closed the stream before any data",
+                        f"upstream '{self.provider.name}' closed the stream before answering",
                         provider=self.provider.name,
                     )
                 break
