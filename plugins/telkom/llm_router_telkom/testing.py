@@ -248,14 +248,16 @@ def mid_stream_error(
     *,
     model: str = "telkom-ai-instruct",
     code: int = 500,
+    delay: float = 0.0,
 ) -> Reply:
     """A stream that starts, then carries the OpenAI-compatible server's error frame
-    (`data: {"error": {...}}`) and ends without `[DONE]`.
+    (`data: {"error": {...}}`) and ends without `[DONE]`. Give `delay` so the client
+    has the first chunks before the error frame arrives.
     """
     frames = chunks(pieces, model)[:-2]  # role and content chunks, no finish, no [DONE]
     error = {"message": message, "type": "InternalServerError", "param": None, "code": code}
     frames.append({"error": error})
-    reply = sse_reply(frames)
+    reply = sse_reply(frames, delay=delay)
     reply.headers = _proxied_headers(QUOTA_PER_MINUTE - 1, "text/event-stream")
     return reply
 

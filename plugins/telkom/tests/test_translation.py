@@ -79,7 +79,9 @@ def test_only_chat_and_no_model_listing():
     assert set(provider.urls) == {Operation.CHAT}
     assert provider.models_request() is None
     assert provider.stream_usage is False
-    assert TelkomProvider.default_base_url == "https://telkom-ai-dag.api.apilogy.id/Telkom-LLM/0.0.4"
+    assert (
+        TelkomProvider.default_base_url == "https://telkom-ai-dag.api.apilogy.id/Telkom-LLM/0.0.4"
+    )
 
 
 # -- responses and stream events ----------------------------------------------------------------
