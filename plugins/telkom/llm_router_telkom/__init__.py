@@ -173,16 +173,17 @@ class TelkomProvider(Provider):
         text = f"upstream '{self.name}' returned {status}: {message}"
         if hint:
             text = f"{text} ({hint})"
+        code = None
+        cls: type[UpstreamError]
         if message in kong.AUTH_MESSAGES and status in (401, 403):
-            return UpstreamAuthError(text, upstream_status=status, provider=self.name)
-        if message == kong.NO_ROUTE and status == 404:
-            return UpstreamNotFound(
-                text, upstream_status=status, provider=self.name, code="upstream_route_not_found"
-            )
-        error = classify_error(status, message, retry_after=retry_after, provider=self.name)
-        error.message = text
-        error.args = (text,)
-        return error
+            cls = UpstreamAuthError  # Kong 0.x refused unknown keys with a 403
+        elif message == kong.NO_ROUTE and status == 404:
+            cls, code = UpstreamNotFound, "upstream_route_not_found"  # not a missing model
+        else:
+            cls = type(classify_error(status, message))
+        return cls(
+            text, retry_after=retry_after, upstream_status=status, provider=self.name, code=code
+        )
 
     def get_rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo | None:
         return kong.parse_kong_rate_limit(headers)
