@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -110,12 +111,14 @@ class TelkomProvider(Provider):
         self.chat_path = chat_path
         self.urls = {Operation.CHAT: self.base_url + chat_path}
         where = f"providers.{self.name}"
+        # The path only: clients of the router need not learn the upstream's host.
+        url_path = urlsplit(self.urls[Operation.CHAT]).path
         self._kong_hints = {
             kong.NO_API_KEY: f"the gateway saw no x-api-key; check {where}.api_key",
             kong.INVALID_CREDENTIALS: f"the gateway does not know this key; check {where}.api_key",
             kong.DUPLICATE_API_KEY: "the gateway saw the API key twice; a proxy between the "
             "router and Apilogy may be adding its own",
-            kong.NO_ROUTE: f"the gateway has no route for {self.base_url}{chat_path}; check "
+            kong.NO_ROUTE: f"the gateway has no route for {url_path}; check "
             f"{where}.settings.chat_path ({OBSERVED_CHAT_PATH} or {DOCUMENTED_CHAT_PATH}) and "
             f"{where}.base_url (host plus /Telkom-LLM/<version>)",
         }

@@ -119,6 +119,7 @@ def test_other_kong_403_is_a_permission_error(provider):
 def test_no_route_names_the_url(provider):
     error = error_of(provider, telkom.no_route())
     assert "/Telkom-LLM/0.0.4/llm/chat/completions" in error.message
+    assert "127.0.0.1" not in error.message  # the path, not the upstream's host
     assert "/chat/completions" in error.message
 
 
