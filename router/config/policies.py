@@ -6,11 +6,11 @@ of the graph are checked when it is compiled (`router.limits.compile`, `router.r
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-_COUNTS = Field(None, ge=1, le=10**12)
+Count = Annotated[int, Field(ge=1, le=10**12)]
 
 
 class _Strict(BaseModel):
@@ -21,16 +21,16 @@ class RateLimitPolicyConfig(_Strict):
     """A named budget. Attached to a key, model, provider or globally; each attachment point
     (each key, each model, each provider, the whole router) gets its own counters."""
 
-    requests_per_second: int | None = Field(_COUNTS, description="Requests in any 1 s window.")
-    requests_per_minute: int | None = Field(_COUNTS, description="Requests in any 60 s window.")
-    requests_per_hour: int | None = Field(_COUNTS, description="Requests in any hour.")
-    requests_per_day: int | None = Field(_COUNTS, description="Requests in any 24 h window.")
-    tokens_per_minute: int | None = Field(
-        _COUNTS,
+    requests_per_second: Count | None = Field(None, description="Requests in any 1 s window.")
+    requests_per_minute: Count | None = Field(None, description="Requests in any 60 s window.")
+    requests_per_hour: Count | None = Field(None, description="Requests in any hour.")
+    requests_per_day: Count | None = Field(None, description="Requests in any 24 h window.")
+    tokens_per_minute: Count | None = Field(
+        None,
         description="Prompt plus completion tokens in any 60 s window: estimated before the "
         "call (prompt estimate + `max_tokens`), corrected with the upstream's reported usage.",
     )
-    tokens_per_day: int | None = Field(_COUNTS, description="Tokens in any 24 h window.")
+    tokens_per_day: Count | None = Field(None, description="Tokens in any 24 h window.")
     max_concurrent: int | None = Field(
         None, ge=1, le=10**6, description="Requests in flight at once (streams until they end)."
     )
