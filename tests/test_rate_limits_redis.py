@@ -94,7 +94,7 @@ def test_three_replicas_admit_exactly_n_requests(replicas):
 
 
 def test_three_replicas_share_max_concurrent(replicas):
-    urls, upstream = replicas
+    urls, _upstream = replicas
     statuses = _burst(urls, "conc", 4)  # 12 at once, each held 1.5 s upstream
     assert statuses.count(200) == 4
     assert statuses.count(429) == 8
@@ -151,8 +151,17 @@ def test_recovers_when_redis_comes_back(fake_upstream, tmp_path, router_server):
     server = router_server(text.read_text())
     assert _post(server.base_url, "req") == 503
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:
