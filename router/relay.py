@@ -36,6 +36,8 @@ async def send_json(call: Call, target: Target, remaining: float) -> dict[str, A
     runtime = target.runtime
     provider = runtime.provider
     request = provider.build_request(call.op, dict(call.body), target.model)
+    if call.prepare is not None:
+        call.prepare(request, target)
     timeout = min(runtime.timeouts.total, remaining)
     started = time.monotonic()
     response = await runtime.transport.send(request, timeout, runtime.timeouts.connect)
@@ -58,6 +60,8 @@ async def open_stream(call: Call, target: Target, remaining: float) -> StreamRel
     if provider.stream_usage and call.op is not Operation.EMBEDDINGS:
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     request = provider.build_request(call.op, body, target.model, stream=True)
+    if call.prepare is not None:
+        call.prepare(request, target)
     started = time.monotonic()
     budget = min(runtime.timeouts.total, remaining)
     first_token = min(runtime.timeouts.first_token, budget)

@@ -10,6 +10,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from router.config.policies import (
+    HeaderRewriteConfig,
+    RateLimitBackendConfig,
+    RateLimitPolicyConfig,
+)
+
 PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
 
 
@@ -34,6 +40,19 @@ class ServerConfig(Strict):
         None,
         description="Key for the `/admin/` endpoints, usually `${ENV_VAR}`; without it they "
         "are off.",
+    )
+    rate_limits: list[str] = Field(
+        default_factory=list,
+        description="Names of `rate_limits` policies applied to every request (one budget).",
+    )
+    rate_limit_backend: RateLimitBackendConfig = Field(
+        default_factory=RateLimitBackendConfig,  # type: ignore[arg-type]
+        description="Where rate-limit counters live (memory or Redis).",
+    )
+    forward_client_headers: list[str] = Field(
+        default_factory=list,
+        description="Allow-list of client request headers passed on to upstreams; no other "
+        "client header reaches an upstream.",
     )
 
 
@@ -73,6 +92,11 @@ class ProviderConfigModel(Strict):
     settings: dict[str, Any] = Field(
         default_factory=dict,
         description="Plugin-specific settings, validated by the plugin's own settings model.",
+    )
+    rate_limits: list[str] = Field(
+        default_factory=list,
+        description="Policies for this upstream's quota, shared by every model routed to it; "
+        "checked before each attempt.",
     )
 
     @field_validator("base_url")
@@ -145,6 +169,9 @@ class ModelConfig(Strict):
         "length; without it such a request fails with the provider's reason.",
     )
     description: str | None = Field(None, description="Free text, shown by `llm-router check`.")
+    rate_limits: list[str] = Field(
+        default_factory=list, description="Policies for this public model (its own budget)."
+    )
 
 
 class KeyConfig(Strict):
@@ -161,6 +188,9 @@ class KeyConfig(Strict):
     models: list[str] = Field(
         default_factory=lambda: ["*"],
         description="Public models this key may use; `*` and shell-style globs allowed.",
+    )
+    rate_limits: list[str] = Field(
+        default_factory=list, description="Policies for this client key (its own budget)."
     )
 
     @model_validator(mode="after")
@@ -185,4 +215,12 @@ class RouterConfig(Strict):
     )
     keys: dict[str, KeyConfig] = Field(
         default_factory=dict, description="Client keys by name (the name appears in logs)."
+    )
+    rate_limits: dict[str, RateLimitPolicyConfig] = Field(
+        default_factory=dict, description="Named rate-limit policies, attached by name."
+    )
+    header_rewrites: list[HeaderRewriteConfig] = Field(
+        default_factory=list,
+        description="Header rules, applied in order: global, provider, model, key scope, each "
+        "in file order.",
     )
