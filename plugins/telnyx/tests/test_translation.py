@@ -316,3 +316,17 @@ def test_valid_config_uses_default_base_url(tmp_path):
     graph = load_graph(str(path))
     p = graph.providers["tx"].provider
     assert p.urls[Operation.CHAT] == "https://api.telnyx.com/v2/ai/openai/chat/completions"
+
+
+def test_example_config_loads():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "examples" / "configs" / "telnyx.yaml"
+    assert path.read_text().startswith(
+        "# yaml-language-server: $schema=../../schema/router.schema.json\n"
+    )
+    graph = load_graph(str(path), {"TELNYX_API_KEY": "KEYexample"})
+    p = graph.providers["telnyx"].provider
+    assert isinstance(p, TelnyxProvider)
+    assert p.headers["authorization"] == "Bearer KEYexample"
+    assert set(graph.routes) == {"chat", "chat-small", "reasoning", "embeddings"}
