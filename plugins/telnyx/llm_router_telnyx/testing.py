@@ -309,8 +309,13 @@ def install(upstream: FakeUpstream, api_key: str = "KEY-test", answer: str = "He
     def embed(received: Received) -> Reply:
         if received.headers.get("authorization") != f"Bearer {api_key}":
             return auth_failed()
-        body = received.json()
-        inputs = body.get("input") if isinstance(body, dict) else None
+        try:
+            body = received.json()
+        except orjson.JSONDecodeError:
+            return json_error()
+        if not isinstance(body, dict) or "input" not in body:
+            return validation_error("input", echo=body if isinstance(body, dict) else {})
+        inputs = body["input"]
         count = len(inputs) if isinstance(inputs, list) else 1
         return json_reply(embeddings(count, model=body.get("model", "thenlper/gte-large")))
 
