@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import httpx
 import openai
+import orjson
 import pytest
 from llm_router_telnyx import testing as fake
 
@@ -136,7 +138,7 @@ ERRORS = [
     (fake.unauthorized(), openai.AuthenticationError, 401, "authentication_error"),
     (fake.rate_limited(reset=7), openai.RateLimitError, 429, "rate_limit_error"),
     (fake.unexpected_error(), openai.InternalServerError, 502, "server_error"),
-    (fake.service_unavailable(), openai.InternalServerError, 502, "server_error"),
+    (fake.service_unavailable(), openai.InternalServerError, 503, "server_error"),
     (fake.detail_error(404, "Not Found"), openai.NotFoundError, 404, "invalid_request_error"),
     (fake.detail_error(400, "Bad model"), openai.BadRequestError, 400, "invalid_request_error"),
     (fake.validation_error(style="v1"), openai.BadRequestError, 400, "invalid_request_error"),
@@ -146,6 +148,7 @@ CODES = {
     401: "upstream_authentication_failed",
     429: "rate_limit_exceeded",
     502: "upstream_server_error",
+    503: "upstream_unavailable",
     404: "model_not_found",
     400: None,
 }
@@ -236,3 +239,39 @@ def test_bad_request_not_retried(client, fake_upstream):
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="chat-retry", messages=USER)
     assert len(fake_upstream.received()) == 1
+
+
+# -- the router's output against the official OpenAI description ----------------------------------
+
+
+def _sse(response: httpx.Response) -> list[dict]:
+    lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    return [orjson.loads(line[6:]) for line in lines if line != "data: [DONE]"]
+
+
+def test_output_matches_openai_schema(openapi, fake_upstream, router_server):
+    fake.install(fake_upstream, api_key=UPSTREAM_KEY)
+    server = router_server(CONFIG.format(url=fake_upstream.url, key=UPSTREAM_KEY, settings="{}"))
+    url = server.base_url + "/chat/completions"
+    headers = {"authorization": "Bearer sk-client-1"}
+    body = {"model": "chat", "messages": USER}
+
+    openapi.validate(
+        "CreateChatCompletionResponse", httpx.post(url, json=body, headers=headers).json()
+    )
+
+    fake_upstream.add(fake.CHAT_PATH, fake.stream_reply(["a", "b"], reasoning=["t"]))
+    stream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    with httpx.stream("POST", url, json=stream_body, headers=headers) as response:
+        chunks = _sse(response)
+    assert len(chunks) == 6
+    for chunk in chunks:
+        openapi.validate("CreateChatCompletionStreamResponse", chunk)
+
+    fake_upstream.add(fake.CHAT_PATH, fake.validation_error())
+    openapi.validate("ErrorResponse", httpx.post(url, json=body, headers=headers).json())
+
+    fake_upstream.add(fake.CHAT_PATH, fake.stream_error_reply(["a"]))
+    with httpx.stream("POST", url, json={**body, "stream": True}, headers=headers) as response:
+        *_, last = _sse(response)
+    openapi.validate("ErrorResponse", last)

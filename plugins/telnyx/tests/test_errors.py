@@ -21,6 +21,7 @@ from router.spec import (
     UpstreamRateLimited,
     UpstreamResponse,
     UpstreamServerError,
+    UpstreamUnavailable,
 )
 from router.testing import Reply
 
@@ -74,7 +75,7 @@ def test_fake_bodies_are_byte_exact():
         (fake.unauthorized(), UpstreamAuthError, 401, "upstream_authentication_failed", "Missing"),
         (fake.rate_limited(), UpstreamRateLimited, 429, "rate_limit_exceeded", "Too many"),
         (fake.unexpected_error(), UpstreamServerError, 502, "upstream_server_error", "occured"),
-        (fake.service_unavailable(), UpstreamServerError, 502, "upstream_server_error", "Service"),
+        (fake.service_unavailable(), UpstreamUnavailable, 503, "upstream_unavailable", "Service"),
         (
             fake.detail_error(404, "Not Found"),
             UpstreamNotFound,
