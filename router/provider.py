@@ -111,8 +111,8 @@ class Provider:
         self.headers: dict[str, str] = {
             "content-type": "application/json",
             "accept": "application/json",
-            **self.auth_headers(),
             **{k.lower(): v for k, v in config.headers.items()},
+            **{k.lower(): v for k, v in self.auth_headers().items()},  # never overridden
         }
         self.urls: dict[Operation, str] = {
             op: self.base_url + path for op, path in self.paths.items() if op in self.operations
