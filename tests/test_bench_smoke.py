@@ -23,9 +23,9 @@ pytestmark = pytest.mark.skipif(
 
 def test_quick_run_measures_router_and_direct(tmp_path):
     out = tmp_path / "latest"
+    command = [sys.executable, "-m", "bench", "--quick", "--no-install", "--only", "direct,router"]
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--no-install", "--only", "direct,router"]
-        + ["--out", str(out)],
+        [*command, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
