@@ -35,6 +35,18 @@ class ServerConfig(Strict):
         description="Key for the `/admin/` endpoints, usually `${ENV_VAR}`; without it they "
         "are off.",
     )
+    watch_config: bool = Field(
+        True,
+        description="Reload when the config file changes (also on SIGHUP and "
+        "`POST /admin/reload`); Kubernetes ConfigMap updates are seen too.",
+    )
+    drain_seconds: float = Field(
+        20.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM: seconds that requests and streams in flight get to finish "
+        "while readiness reports 503 and new requests are refused with 503.",
+    )
 
 
 class TimeoutsConfig(Strict):
