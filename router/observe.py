@@ -94,7 +94,7 @@ def _call_metrics(
         metrics.fallbacks.add(1, {"model": call.route.name, "to": call.answered_by.name})
     if ttft is not None:
         metrics.time_to_first_token.record(
-            ttft - started, {"model": labels["model"], "stream": call.stream}
+            ttft - started, {"model": labels["model"], "stream": "true" if call.stream else "false"}
         )
     if usage:
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
