@@ -202,3 +202,26 @@ def test_metrics_in_prometheus_format(router_server, fake_upstream):
     assert grew("gen_ai_client_token_usage_sum", **{"gen_ai_token_type": "output"}) == 6
     assert grew("llm_router_request_duration_seconds_bucket", le="+Inf", model="main") == 3
     assert "# TYPE llm_router_request_duration_seconds histogram" in text
+
+
+def test_otlp_export_when_configured(tmp_path, fake_upstream):
+    """With OTEL_EXPORTER_OTLP_ENDPOINT set, spans and metrics are pushed there (OTLP/HTTP)."""
+    fake_upstream.set_default("/v1/traces", json_reply({}))
+    fake_upstream.set_default("/v1/metrics", json_reply({}))
+    fake_upstream.add("/v1/chat/completions", json_reply(chat_completion("ok")))
+    env = {
+        **SECRETS,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": fake_upstream.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "50",
+        "OTEL_METRIC_EXPORT_INTERVAL": "200",
+    }
+    with RouterProcess(write_config(tmp_path, fake_upstream.url), env=env) as router:
+        client = openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        client.chat.completions.create(model="backup", messages=[{"role": "user", "content": "x"}])
+        deadline = time.monotonic() + 10
+        while not (fake_upstream.received("/v1/traces") and fake_upstream.received("/v1/metrics")):
+            assert time.monotonic() < deadline, "nothing exported over OTLP"
+            time.sleep(0.05)
+    (first, *_) = fake_upstream.received("/v1/traces")
+    assert first.headers["content-type"] == "application/x-protobuf"
+    assert b"gen_ai.request.model" in first.body and b"up-model" in first.body
