@@ -42,14 +42,13 @@ def request_done(
     seconds = time.perf_counter() - started
     model = call.route.name if call is not None else None
     outcome = "ok" if error is None else (error.code or error.kind.value)
-    labels = {"model": model or "", "status": status, "outcome": outcome}
-    metrics.requests.add(1, labels)
-    metrics.duration.record(seconds, labels)
+    metrics.requests.add(1, model or "", status, outcome)
+    metrics.duration.record(seconds, model or "", status, outcome)
     if isinstance(error, errors.RateLimited) and not isinstance(error, errors.UpstreamError):
-        metrics.rate_limit_rejections.add(1, {"model": model or "", "key": key_name or ""})
+        metrics.rate_limit_rejections.add(1, model or "", key_name or "")
     usage = call.usage if call is not None else None
     if call is not None:
-        _call_metrics(call, usage, ttft, started, labels)
+        _call_metrics(call, usage, ttft, started)
     tracing.end_request(span, call, status)
 
     if not log.is_enabled_for(20):  # info
@@ -85,22 +84,19 @@ def request_done(
     log.info("request", **fields)
 
 
-def _call_metrics(
-    call: Any, usage: Any, ttft: float | None, started: float, labels: dict[str, Any]
-) -> None:
+def _call_metrics(call: Any, usage: Any, ttft: float | None, started: float) -> None:
+    model = call.route.name
     for attempt in call.attempts:
-        metrics.attempts.add(1, {"target": attempt.target, "outcome": attempt.outcome})
+        metrics.attempts.add(1, attempt.target, attempt.outcome)
     if call.answered_by is not None and call.answered_by is not call.route:
-        metrics.fallbacks.add(1, {"model": call.route.name, "to": call.answered_by.name})
+        metrics.fallbacks.add(1, model, call.answered_by.name)
     if ttft is not None:
         metrics.time_to_first_token.record(
-            ttft - started, {"model": labels["model"], "stream": "true" if call.stream else "false"}
+            ttft - started, model, "true" if call.stream else "false"
         )
     if usage:
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
         if isinstance(prompt, int):
-            metrics.tokens.record(prompt, {"model": labels["model"], "gen_ai.token.type": "input"})
+            metrics.tokens.record(prompt, model, "input")
         if isinstance(completion, int):
-            metrics.tokens.record(
-                completion, {"model": labels["model"], "gen_ai.token.type": "output"}
-            )
+            metrics.tokens.record(completion, model, "output")

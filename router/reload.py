@@ -184,7 +184,7 @@ class Reloader:
         issues = [logs.mask(str(issue)) for issue in exc.issues]
         self.status.reloads_failed += 1
         self.status.last_error = {"at": time.time(), "hash": digest, "issues": issues}
-        metrics.reloads.add(1, {"result": "failed"})
+        metrics.reloads.add(1, "failed")
         log.error("config_reload_failed", trigger=reason, issues=issues, kept=self.status.file_hash)
         return {"result": "failed", "issues": issues, "hash": self.status.file_hash}
 
@@ -195,7 +195,7 @@ class Reloader:
         self.status.loaded_at = new.loaded_at
         self.status.reloads_ok += 1
         self.status.last_error = None
-        metrics.reloads.add(1, {"result": "ok"})
+        metrics.reloads.add(1, "ok")
         before, after = old.config.server, new.config.server
         if (before.host, before.port) != (after.host, after.port):
             log.warning("config_restart_needed", keys=["server.host", "server.port"])
