@@ -36,4 +36,6 @@ def require_admin(request: Request) -> RouterState:
 
 def admin_routes() -> list[Route]:
     """Admin routes; each module that adds one lists it here."""
-    return []
+    from router.reload import reload_routes
+
+    return [*reload_routes()]

@@ -133,8 +133,15 @@ def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitInfo | None
             remaining = _int(headers.get(f"x-ratelimit-remaining-{period}"))
             if remaining is not None:
                 limit = _int(headers.get(f"x-ratelimit-limit-{period}"))
-                windows.append((remaining != 0, remaining if remaining else -seconds, limit,
-                                remaining, seconds))
+                windows.append(
+                    (
+                        remaining != 0,
+                        remaining if remaining else -seconds,
+                        limit,
+                        remaining,
+                        seconds,
+                    )
+                )
         if windows:
             _, _, limit_requests, remaining_requests, seconds = min(windows)
             reset_requests = float(seconds) if remaining_requests == 0 else None
