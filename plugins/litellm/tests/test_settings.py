@@ -27,7 +27,9 @@ keys:
 
 def load(tmp_path: Path, provider: str):
     path = tmp_path / "router.yaml"
-    path.write_text(CONFIG.format(provider=textwrap.indent(textwrap.dedent(provider).strip("\n"), "    ")))
+    path.write_text(
+        CONFIG.format(provider=textwrap.indent(textwrap.dedent(provider).strip("\n"), "    "))
+    )
     return load_graph(str(path), {})
 
 

@@ -165,7 +165,12 @@ def stream_error_frame(
 
 
 def chat_stream_failing(
-    pieces: Iterable[str] = ("Hel",), model: str = MODEL, *, done: bool = False, **error: Any
+    pieces: Iterable[str] = ("Hel",),
+    model: str = MODEL,
+    *,
+    done: bool = False,
+    delay: float = 0.0,
+    **error: Any,
 ) -> Reply:
     """A stream that breaks mid-answer: 200, some chunks, the error frame, and `[DONE]` only
     with `done=True` (the newer `sse_error_payload` path; 1.106.2 just ends the body)."""
@@ -176,7 +181,7 @@ def chat_stream_failing(
     frames.append(stream_error_frame(**error))
     if done:
         frames.append("[DONE]")
-    return Reply(200, proxy_headers(model, stream=True), frames=frames)
+    return Reply(200, proxy_headers(model, stream=True), frames=frames, delay=delay)
 
 
 def completion_response(text: str = "Hello", model: str = MODEL) -> Reply:
