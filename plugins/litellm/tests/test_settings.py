@@ -120,3 +120,14 @@ def test_essential_field_cannot_be_stripped(tmp_path):
 def test_every_setting_is_documented():
     for name, field in LiteLLMSettings.model_fields.items():
         assert field.description, name
+
+
+def test_example_config_loads():
+    example = Path(__file__).resolve().parents[3] / "examples" / "configs" / "litellm.yaml"
+    assert example.read_text().startswith(
+        "# yaml-language-server: $schema=../../schema/router.schema.json\n"
+    )
+    graph = load_graph(str(example), {"KOBOILLM_API_KEY": "sk-example"})
+    alt = graph.providers["koboi-alt"].provider
+    assert alt.headers["x-litellm-api-key"] == "sk-example"
+    assert graph.routes["gpt-4o-mini"].fallbacks == ("claude-sonnet",)

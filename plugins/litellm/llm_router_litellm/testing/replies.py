@@ -173,7 +173,8 @@ def chat_stream_failing(
     **error: Any,
 ) -> Reply:
     """A stream that breaks mid-answer: 200, some chunks, the error frame, and `[DONE]` only
-    with `done=True` (the newer `sse_error_payload` path; 1.106.2 just ends the body)."""
+    with `done=True` (the newer `sse_error_payload` path; 1.106.2 just ends the body).
+    `delay` spaces the frames, as on the wire, so the chunks arrive before the failure."""
     frames: list[bytes | str | dict[str, Any]] = [
         _chunk(model, {"index": 0, "delta": {"content": "", "role": "assistant"}})
     ]
