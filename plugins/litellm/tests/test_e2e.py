@@ -41,14 +41,19 @@ MODELS = ("openai/gpt-4o-mini", "anthropic/claude-4-5-sonnet", "openai/text-embe
 def start(fake_upstream, router_server):
     """`start(**overrides)`: a router in front of a working fake proxy, and its SDK client."""
 
+    clients: list[openai.OpenAI] = []
+
     def start(key=PROXY_KEY, header="authorization", attempts=0):
         fake.FakeLiteLLMProxy(keys=[PROXY_KEY], models=MODELS).install(fake_upstream)
         text = CONFIG.format(url=fake_upstream.url, key=key, header=header, attempts=attempts)
         server = router_server(text)
         client = openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+        clients.append(client)
         return server, client
 
-    return start
+    yield start
+    for client in clients:
+        client.close()
 
 
 @pytest.fixture

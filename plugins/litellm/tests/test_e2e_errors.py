@@ -73,6 +73,7 @@ def setup(tmp_path_factory):
     try:
         yield upstream, client
     finally:
+        client.close()
         server.stop()
         upstream.stop()
 
