@@ -72,6 +72,8 @@ class Call:
     answered_by: Route | None = None
     target: Target | None = None
     usage: dict[str, Any] | None = None
+    limits: Any = None  # router.limiter.CallLimits, when rate-limit policies apply
+    prepare: Callable[[Any, Target], None] | None = None  # sets upstream request headers
 
 
 def _backoff(retry: int, route: Route, error: errors.UpstreamError) -> float:
@@ -126,6 +128,12 @@ async def execute(
                 remaining = call.deadline - time.monotonic()
                 if remaining <= 0:
                     raise last or errors.UpstreamTimeout("the request deadline passed")
+                if call.limits is not None:  # the provider's quota, per attempt
+                    refused = await call.limits.before_attempt(target.runtime.name, remaining)
+                    if refused is not None:
+                        call.attempts.append(Attempt(target.label, "quota_fallback", 0.0))
+                        last, step = last or refused, Step.NEXT
+                        break
                 started = time.monotonic()
                 target.in_flight += 1
                 try:
@@ -136,6 +144,8 @@ async def execute(
                     call.attempts.append(Attempt(target.label, outcome, elapsed))
                     last = exc = failure
                     step = DEFAULT_STEPS.get(exc.kind, Step.NEXT)
+                    if call.limits is not None:
+                        call.limits.after_attempt(False)
                 else:
                     call.attempts.append(Attempt(target.label, "ok", time.monotonic() - started))
                     call.answered_by = route

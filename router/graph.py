@@ -27,8 +27,10 @@ from router.config.loader import (
     validation_issues,
 )
 from router.config.models import ModelConfig, ProviderConfigModel, RetryConfig, RouterConfig
+from router.limits import LimitTable, compile_limits
 from router.plugins import install_hint, provider_plugins
 from router.provider import Operation, Provider, ProviderConfig, ProviderConfigError, Timeouts
+from router.rewrites import HeaderRules, compile_rewrites
 
 
 @dataclass(eq=False, slots=True)
@@ -103,6 +105,8 @@ class RoutingGraph:
     anonymous: ClientKey | None  # the identity used when `server.auth: none`
     loaded_at: float = field(default_factory=time.time)
     config_hash: str = ""
+    limits: LimitTable = field(default_factory=lambda: LimitTable({}, {}))
+    rewrites: HeaderRules = field(default_factory=lambda: HeaderRules.empty())
 
     @property
     def auth_required(self) -> bool:
@@ -302,8 +306,11 @@ def compile_graph(config: RouterConfig, source: SourceMap) -> RoutingGraph:
             )
         )
 
+    allowed = {k.name: k.allowed for k in (*keys.values(), *([anonymous] if anonymous else []))}
+    limits = compile_limits(config, source, issues, allowed)
+    rewrites = compile_rewrites(config, source, issues, runtimes)
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(sorted(issues, key=lambda issue: issue.line or 0))
     return RoutingGraph(
         config=config,
         source_file=source.file,
@@ -311,6 +318,8 @@ def compile_graph(config: RouterConfig, source: SourceMap) -> RoutingGraph:
         routes=routes,
         keys=keys,
         anonymous=anonymous,
+        limits=limits,
+        rewrites=rewrites,
         config_hash=hashlib.sha256(
             orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         ).hexdigest()[:16],
