@@ -27,6 +27,7 @@ from router.spec import (
     UpstreamRateLimited,
     UpstreamServerError,
     UpstreamTimeout,
+    UpstreamUnavailable,
     classify_error,
 )
 
@@ -47,7 +48,7 @@ EXCEPTION_CLASSES: dict[str, type[UpstreamError]] = {
     "Timeout": UpstreamTimeout,
     "APIConnectionError": UpstreamConnectionError,
     "InternalServerError": UpstreamServerError,
-    "ServiceUnavailableError": UpstreamServerError,
+    "ServiceUnavailableError": UpstreamUnavailable,
     "BadGatewayError": UpstreamServerError,
     "APIError": UpstreamServerError,
     "APIResponseValidationError": UpstreamServerError,

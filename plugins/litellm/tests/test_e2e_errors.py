@@ -55,7 +55,12 @@ EXPECTED = {
     "no_healthy_deployment": LIMITED,
     "budget_exceeded": (openai.RateLimitError, 429, "insufficient_quota", "insufficient_quota"),
     "upstream_unreachable": SERVER,
-    "service_unavailable": SERVER,
+    "service_unavailable": (
+        openai.InternalServerError,
+        503,
+        "server_error",
+        "upstream_unavailable",
+    ),
     "api_error": SERVER,
     "timeout": (openai.InternalServerError, 504, "timeout_error", "upstream_timeout"),
 }

@@ -24,6 +24,7 @@ from router.spec import (
     UpstreamResponse,
     UpstreamServerError,
     UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from router.testing import Reply
 
@@ -236,7 +237,7 @@ EXPECTED = {
     "key_rate_limited": UpstreamRateLimited,
     "no_healthy_deployment": UpstreamRateLimited,
     "budget_exceeded": InsufficientQuota,
-    "service_unavailable": UpstreamServerError,
+    "service_unavailable": UpstreamUnavailable,
     "timeout": UpstreamTimeout,
     "api_error": UpstreamServerError,
     "not_found": UpstreamNotFound,
