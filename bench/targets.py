@@ -46,9 +46,12 @@ class Target:
 
 
 ROUTER_CONFIG = """\
-# llm-router, as a user would run it: one OpenAI-compatible provider, a client key,
-# default logging (JSON access log at info).
+# llm-router, as a user would run it: one OpenAI-compatible provider, a client key with a
+# rate-limit policy (generous enough never to reject a benchmark request, so that only its
+# per-request cost is measured), default logging (JSON access log at info).
 server: {{host: 127.0.0.1, port: {port}, auth: keys}}
+rate_limits:
+  per-app: {{requests_per_minute: 100000000, max_concurrent: 10000}}
 providers:
   up:
     plugin: openai
@@ -58,10 +61,7 @@ models:
   {model}:
     targets: [{{provider: up, model: up-model}}]
 keys:
-  bench: {{key: {client_key}}}
-# RATE-LIMIT POLICY: not on main when this benchmark was written. When the router gains
-# rate-limit policies, add one here (generous enough never to reject a benchmark request)
-# so that its per-request cost is measured too.
+  bench: {{key: {client_key}, rate_limits: [per-app]}}
 """
 
 LITELLM_CONFIG = """\
