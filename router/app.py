@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from router import errors, logs
+from router import continuation, errors, logs
 from router.admin import admin_routes
 from router.auth import authenticate
 from router.dispatch import Call, execute
@@ -156,6 +156,7 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             )
             if stream:
                 relay = await execute(graph, call, lambda t, left: open_stream(call, t, left))
+                continuation.enable(graph, call, relay)
                 headers = _router_headers(call, request_id)
                 headers["cache-control"] = "no-cache"
                 headers["x-accel-buffering"] = "no"

@@ -145,6 +145,15 @@ class Provider:
             headers = {**headers, "accept": "text/event-stream"}
         return httpx.Request("POST", self.urls[op], headers=headers, content=orjson.dumps(payload))
 
+    def continuation_body(self, body: dict[str, Any], partial: str) -> dict[str, Any]:
+        """The client's chat body asking for the rest of an answer that starts with `partial`.
+
+        Only used when `supports_continuation` is set. The OpenAI shape sends the partial
+        answer as a trailing assistant message; override for upstreams that need a flag too.
+        """
+        messages = [*(body.get("messages") or []), {"role": "assistant", "content": partial}]
+        return {**body, "messages": messages}
+
     def models_request(self) -> httpx.Request | None:
         """The upstream's model listing, or None when it has none."""
         if self.models_path is None:
