@@ -29,11 +29,8 @@ _RECOVERABLE = (Step.RETRY, Step.NEXT)
 def enable(graph: RoutingGraph, call: Call, relay: StreamRelay) -> None:
     """Arm `relay` for recovery if its route allows it; called once the stream is primed."""
     route = call.answered_by or call.route
-    if route.stream_recovery != "continue" or call.op is not Operation.CHAT:
-        return
-    if (call.body.get("n") or 1) != 1:
-        return
-    relay.text = []
+    if relay.text is None or (call.body.get("n") or 1) != 1:
+        return  # the requested model does not continue, or this answer cannot be
 
     async def recover(broken: StreamRelay, failure: errors.RouterError) -> AsyncIterator[bytes]:
         async for frame in _continue(graph, call, route, broken, failure):

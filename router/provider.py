@@ -236,6 +236,12 @@ class Provider:
         status = 500
         if code and code.isdigit():
             status = int(code)
+        else:
+            # No status in the frame: a content-filter or context stop is still one, and
+            # must not pass for a server error that could be retried or continued elsewhere.
+            probe = classify_error(400, message, code=code, error_type=error_type)
+            if isinstance(probe, errors.ContentPolicyViolation | errors.ContextLengthExceeded):
+                status = 400
         return classify_error(
             status,
             message or "upstream failed mid-stream",

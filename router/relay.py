@@ -128,7 +128,9 @@ class StreamRelay:
         # Set by the app when the route may continue a broken answer elsewhere: then the
         # answer so far is kept, and `recover` yields the frames that end the stream.
         self.recover: Recover | None = None
-        self.text: list[str] | None = None
+        self.text: list[str] | None = (
+            [] if call.route.stream_recovery == "continue" and call.op is Operation.CHAT else None
+        )
         options = call.body.get("stream_options")
         self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
@@ -281,6 +283,9 @@ class StreamRelay:
         finally:
             self.upstream.close()
         if failure is not None:
+            if self.pending:  # good chunks that arrived in the same read as the failure
+                yield b"".join(self.pending)
+                self.pending.clear()
             if self.recover is None:
                 yield error_frame(failure)
             else:
