@@ -6,12 +6,13 @@ model lists were resolved when the graph was compiled.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
@@ -25,13 +26,16 @@ from router.admin import admin_routes
 from router.auth import authenticate
 from router.dispatch import Call, execute
 from router.graph import RoutingGraph, load_graph
+from router.limiter import CallLimits, admit
 from router.provider import Operation
 from router.relay import open_stream, send_json
+from router.rewrites import apply, prepare_request, request_values
 from router.settings import Settings
 from router.state import RouterState
 from router.validate import check_body
 
 log = logs.get_logger("router")
+T = TypeVar("T")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 JSON = "application/json"
 
@@ -89,6 +93,59 @@ def _router_headers(call: Call, request_id: str) -> dict[str, str]:
     }
 
 
+class _ClosingStream(StreamingResponse):
+    """Runs `on_close` however the stream ends, even if the client left before the first
+    byte (when the body generator never starts and its `finally` never runs)."""
+
+    def __init__(self, *args: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
+
+
+def _preparer(graph: RoutingGraph, call: Call, client: Any) -> Callable[[Any, Any], None]:
+    def prepare(request: Any, target: Any) -> None:
+        prepare_request(
+            graph,
+            request,
+            target.runtime.name,
+            target.model,
+            call.key.name,
+            call.route.name,
+            call.request_id,
+            client,
+        )
+
+    return prepare
+
+
+def _finish_headers(
+    response: Response,
+    graph: RoutingGraph,
+    request_id: str,
+    key_name: str | None,
+    call: Call | None,
+    limits: CallLimits | None,
+) -> Response:
+    """Rate-limit headers, then the response header rules."""
+    if limits is not None:
+        for name, value in limits.headers().items():
+            response.headers.setdefault(name, value)
+    rules = graph.rewrites.response
+    if rules.active:
+        target = call.target if call else None
+        provider, upstream = (target.runtime.name, target.model) if target else ("", "")
+        model = call.route.name if call else ""
+        values = request_values(key_name or "", request_id, model, provider, upstream)
+        apply(rules.chain(provider, model, key_name or ""), response.headers, values)
+    return response
+
+
 def _access_log(
     call: Call | None,
     request: Request,
@@ -123,6 +180,26 @@ def _access_log(
     log.info("request", **fields)
 
 
+async def _disconnected(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it (and so its upstream request) if the client goes away."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task.cancelled():
+        raise errors.ClientDisconnected("the client closed the connection")
+    return task.result()
+
+
 def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -131,6 +208,8 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
         request_id = _request_id(request)
         call: Call | None = None
         key_name = None
+        limits: CallLimits | None = None
+        streaming = False
         try:
             key = authenticate(graph, request.headers)
             key_name = key.name
@@ -154,27 +233,42 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             call = Call(
                 op, body, stream, key, request_id, route, time.monotonic() + route.retries.deadline
             )
+            call.prepare = _preparer(graph, call, request.headers)
+            call.limits = limits = await admit(state.limiter, graph.limits, call)
             if stream:
-                relay = await execute(graph, call, lambda t, left: open_stream(call, t, left))
+                relay = await until_disconnect(
+                    request, execute(graph, call, lambda t, left: open_stream(call, t, left))
+                )
                 continuation.enable(graph, call, relay)
                 headers = _router_headers(call, request_id)
                 headers["cache-control"] = "no-cache"
                 headers["x-accel-buffering"] = "no"
-                return StreamingResponse(
+                done = limits.finish_soon if limits else (lambda usage: None)
+                response: Response = _ClosingStream(
                     _logged_stream(relay, call, request, request_id, started, key_name),
                     media_type="text/event-stream",
                     headers=headers,
+                    on_close=lambda: done(call.usage if call else None),
                 )
-            data = await execute(graph, call, lambda t, left: send_json(call, t, left))
+                streaming = True
+                return _finish_headers(response, graph, request_id, key_name, call, limits)
+            data = await until_disconnect(
+                request, execute(graph, call, lambda t, left: send_json(call, t, left))
+            )
             _access_log(call, request, request_id, 200, started, key_name, None)
-            return Response(
+            response = Response(
                 orjson.dumps(data),
                 headers=_router_headers(call, request_id),
                 media_type=JSON,
             )
+            return _finish_headers(response, graph, request_id, key_name, call, limits)
         except errors.RouterError as exc:
             _access_log(call, request, request_id, exc.status, started, key_name, exc)
-            return error_response(exc, request_id, state)
+            response = error_response(exc, request_id, state)
+            return _finish_headers(response, graph, request_id, key_name, call, limits)
+        finally:
+            if limits is not None and not streaming:
+                await limits.finish(call.usage if call else None)
 
     endpoint.__name__ = f"{op.value}_endpoint"
     return endpoint

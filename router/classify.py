@@ -79,6 +79,8 @@ def classify_error(
         cls = errors.UpstreamTimeout
     elif 400 <= status < 500:
         cls = errors.UpstreamBadRequest
+    elif status in (503, 529):
+        cls = errors.UpstreamUnavailable
     else:
         cls = errors.UpstreamServerError
     label = f"upstream '{provider}'" if provider else "upstream"

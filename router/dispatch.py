@@ -52,6 +52,8 @@ class Call:
     answered_by: Route | None = None
     target: Target | None = None
     usage: dict[str, Any] | None = None
+    limits: Any = None  # router.limiter.CallLimits, when rate-limit policies apply
+    prepare: Callable[[Any, Target], None] | None = None  # sets upstream request headers
 
 
 def _backoff(retry: int, route: Route, error: errors.UpstreamError) -> float:
@@ -111,6 +113,14 @@ async def execute(
                     raise last or errors.UpstreamTimeout("the request deadline passed")
                 if target.breaker is not None and not target.breaker.allow(time.monotonic()):
                     break  # open (or another request is probing it): skip, no attempt made
+                if call.limits is not None:  # the provider's quota, per attempt
+                    refused = await call.limits.before_attempt(target.runtime.name, remaining)
+                    if refused is not None:
+                        if target.breaker is not None:
+                            target.breaker.release()  # not tried: no verdict on the target
+                        call.attempts.append(Attempt(target.label, "quota_fallback", 0.0))
+                        last, step = last or refused, Step.NEXT
+                        break
                 started = time.monotonic()
                 target.in_flight += 1
                 verdict = False
@@ -125,6 +135,8 @@ async def execute(
                     step = route.steps.get(exc.kind, Step.NEXT)
                     record(target, exc.kind)
                     verdict = True
+                    if call.limits is not None:
+                        call.limits.after_attempt(False)
                 else:
                     call.attempts.append(Attempt(target.label, "ok", time.monotonic() - started))
                     call.answered_by = route

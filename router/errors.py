@@ -8,7 +8,8 @@
     │   ├── NotFound                 404  unknown model or route
     │   ├── MethodNotAllowed         405
     │   ├── PayloadTooLarge          413
-    │   └── RateLimited              429  one of the router's own policies said no
+    │   ├── RateLimited              429  one of the router's own policies said no
+    │   └── ClientDisconnected       499  the client left; its upstream request was cancelled
     ├── ServiceUnavailable           503  no target can take the request now
     └── UpstreamError                a provider failed; `kind` drives retry and fallback
         ├── UpstreamRateLimited      429  (retry_after from the provider)
@@ -20,6 +21,7 @@
         ├── UpstreamBadRequest       400  the provider's reason is passed on
         ├── UpstreamNotFound         404
         ├── UpstreamServerError      502
+        │   └── UpstreamUnavailable  503  the upstream said it is overloaded or down
         ├── UpstreamConnectionError  502
         ├── UpstreamTimeout          504
         └── MalformedResponse        502
@@ -141,6 +143,13 @@ class RateLimited(ClientError):
     kind = ErrorKind.RATE_LIMITED
 
 
+class ClientDisconnected(ClientError):
+    """The client went away before the answer; nobody reads this, but the log does."""
+
+    status = 499
+    code = "client_closed_request"
+
+
 class ServiceUnavailable(RouterError):
     status = 503
     type = "server_error"
@@ -235,6 +244,11 @@ class UpstreamServerError(UpstreamError):
     type = "server_error"
     code = "upstream_server_error"
     kind = ErrorKind.SERVER
+
+
+class UpstreamUnavailable(UpstreamServerError):
+    status = 503
+    code = "upstream_unavailable"
 
 
 class UpstreamConnectionError(UpstreamError):

@@ -30,8 +30,10 @@ from router.config.loader import (
 from router.config.models import ModelConfig, ProviderConfigModel, RetryConfig, RouterConfig
 from router.errors import ErrorKind
 from router.failure import DEFAULT_STEPS, Step, failure_steps
+from router.limits import LimitTable, compile_limits
 from router.plugins import install_hint, provider_plugins
 from router.provider import Operation, Provider, ProviderConfig, ProviderConfigError, Timeouts
+from router.rewrites import HeaderRules, compile_rewrites
 
 
 @dataclass(eq=False, slots=True)
@@ -109,6 +111,8 @@ class RoutingGraph:
     anonymous: ClientKey | None  # the identity used when `server.auth: none`
     loaded_at: float = field(default_factory=time.time)
     config_hash: str = ""
+    limits: LimitTable = field(default_factory=lambda: LimitTable({}, {}))
+    rewrites: HeaderRules = field(default_factory=lambda: HeaderRules.empty())
 
     @property
     def auth_required(self) -> bool:
@@ -311,8 +315,11 @@ def compile_graph(config: RouterConfig, source: SourceMap) -> RoutingGraph:
             )
         )
 
+    allowed = {k.name: k.allowed for k in (*keys.values(), *([anonymous] if anonymous else []))}
+    limits = compile_limits(config, source, issues, allowed)
+    rewrites = compile_rewrites(config, source, issues, runtimes)
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(sorted(issues, key=lambda issue: issue.line or 0))
     return RoutingGraph(
         config=config,
         source_file=source.file,
@@ -320,6 +327,8 @@ def compile_graph(config: RouterConfig, source: SourceMap) -> RoutingGraph:
         routes=routes,
         keys=keys,
         anonymous=anonymous,
+        limits=limits,
+        rewrites=rewrites,
         config_hash=hashlib.sha256(
             orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         ).hexdigest()[:16],

@@ -93,7 +93,8 @@ class Provider:
     """
 
     settings_model: ClassVar[type[ProviderSettings]] = ProviderSettings
-    operations: ClassVar[frozenset[Operation]] = frozenset(Operation)
+    #: What the upstream serves; an instance may narrow it in `__init__` from its settings.
+    operations: frozenset[Operation] = frozenset(Operation)
     #: The upstream reports usage in streams when asked with `stream_options.include_usage`.
     stream_usage: ClassVar[bool] = True
     #: The upstream continues a trailing assistant message (used for mid-stream recovery).
@@ -242,13 +243,15 @@ class Provider:
             probe = classify_error(400, message, code=code, error_type=error_type)
             if isinstance(probe, errors.ContentPolicyViolation | errors.ContextLengthExceeded):
                 status = 400
-        return classify_error(
+        error = classify_error(
             status,
-            message or "upstream failed mid-stream",
+            message or "failed mid-stream",
             code=code,
             error_type=error_type,
             provider=self.name,
         )
+        error.message = f"upstream '{self.name}' failed mid-stream: {message or 'no reason given'}"
+        return error
 
     def get_rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo | None:
         """Rate-limit hints from any response's headers, so the router can back off early."""

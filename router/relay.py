@@ -37,6 +37,8 @@ async def send_json(call: Call, target: Target, remaining: float) -> dict[str, A
     runtime = target.runtime
     provider = runtime.provider
     request = provider.build_request(call.op, dict(call.body), target.model)
+    if call.prepare is not None:
+        call.prepare(request, target)
     timeout = min(runtime.timeouts.total, remaining)
     started = time.monotonic()
     response = await runtime.transport.send(request, timeout, runtime.timeouts.connect)
@@ -64,6 +66,8 @@ async def open_stream(
     if provider.stream_usage and call.op is not Operation.EMBEDDINGS:
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     request = provider.build_request(call.op, body, target.model, stream=True)
+    if call.prepare is not None:
+        call.prepare(request, target)
     started = time.monotonic()
     budget = min(runtime.timeouts.total, remaining)
     first_token = min(runtime.timeouts.first_token, budget)
@@ -121,6 +125,7 @@ class StreamRelay:
         self.pending: list[bytes] = []
         self.done = False  # [DONE] seen
         self.finished = False  # a finish_reason seen
+        self.started = False  # content, a tool call, a finish_reason or usage seen
         self.usage_sent = False
         self.completion_chars = 0
         self.continues = continues
@@ -174,23 +179,30 @@ class StreamRelay:
             self.chunk_id = chunk.get("id")
         elif self.continues is not None:
             chunk["id"] = self.continues  # one answer, one id
+        if usage:
+            self.started = True
         if choices:
             for choice in choices:
                 if choice.get("finish_reason"):
-                    self.finished = True
+                    self.finished = self.started = True
                 delta = choice.get("delta")
                 if isinstance(delta, dict):
-                    text = delta.get("content")
+                    answer = delta.get("content")
+                    text = answer or delta.get("reasoning_content")
                     if self.continues is not None:
                         delta.pop("role", None)  # the client already has the message's role
-                    if self.text is not None and (delta.get("tool_calls") or choice.get("index")):
-                        self.text = None  # only plain single-choice text can be continued
+                    if delta.get("tool_calls") or delta.get("function_call"):
+                        self.started = True
+                        self.text = None  # only plain text can be continued
+                    if choice.get("index"):
+                        self.text = None  # ... of a single choice
                 else:
-                    text = choice.get("text")
-                if isinstance(text, str):
+                    answer = text = choice.get("text")
+                if isinstance(text, str) and text:
                     self.completion_chars += len(text)
-                    if self.text is not None:
-                        self.text.append(text)
+                    self.started = True
+                if self.text is not None and isinstance(answer, str) and answer:
+                    self.text.append(answer)
         if self.client_wants_usage:
             if usage:
                 self.usage_sent = True
@@ -201,15 +213,19 @@ class StreamRelay:
         self.pending.append(encode(chunk))
 
     async def prime(self) -> None:
-        """Read until there is something to send; failures here can still be retried."""
-        while not self.pending and not self.done:
+        """Read until the answer has begun; failures up to here can still be retried.
+
+        A role-only first chunk is held back with the rest: it says nothing yet, and sending
+        it would commit the stream to an upstream that may still fail before its first token.
+        """
+        while not self.started and not self.done:
             data = await self._next_bytes()
             if data is None:
                 for event in self.decoder.flush():
                     self._event(event.data, event.event)
-                if not self.pending:
+                if not self.started:
                     raise errors.UpstreamConnectionError(
-                        f"upstream '{self.provider.name}' closed the stream before any data",
+                        f"upstream '{self.provider.name}' closed the stream before answering",
                         provider=self.provider.name,
                     )
                 break

@@ -24,6 +24,7 @@ from router.errors import (
     UpstreamRateLimited,
     UpstreamServerError,
     UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from router.provider import (
     Operation,
@@ -62,6 +63,7 @@ __all__ = [
     "UpstreamResponse",
     "UpstreamServerError",
     "UpstreamTimeout",
+    "UpstreamUnavailable",
     "classify_error",
     "extract_error",
     "hookimpl",

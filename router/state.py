@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from router import logs
 from router.graph import RoutingGraph
+from router.limiter import Limiter
 from router.transport import AiohttpTransport
 
 
@@ -15,6 +16,7 @@ class RouterState:
     def __init__(self, graph: RoutingGraph) -> None:
         self.graph = graph
         self.ready = False
+        self.limiter = Limiter(graph.config.server.rate_limit_backend)
         self._transports: dict[str, object] = {}  # provider definition digest -> transport
         self._secrets: list[bytes] = []
         self._remember_secrets(graph)
@@ -50,6 +52,7 @@ class RouterState:
 
     async def stop(self) -> None:
         self.ready = False
+        await self.limiter.aclose()
         for transport in self._transports.values():
             await transport.aclose()  # type: ignore[attr-defined]
         self._transports.clear()

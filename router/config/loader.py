@@ -135,8 +135,8 @@ class _Builder:
 
 def parse_yaml(
     text: str, file: str, environ: Mapping[str, str] | None = None
-) -> tuple[Any, SourceMap]:
-    """Plain data and its source map; raises ConfigError for syntax errors and bad `${ENV}`."""
+) -> tuple[Any, SourceMap, list[ConfigIssue]]:
+    """Plain data, its source map and `${ENV}` problems; raises ConfigError for bad syntax."""
     source = SourceMap(file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -149,9 +149,7 @@ def parse_yaml(
         raise ConfigError([ConfigIssue(file, 1, "", "the file is empty")])
     builder = _Builder(source, os.environ if environ is None else environ)
     data = builder.build(node, ())
-    if builder.issues:
-        raise ConfigError(builder.issues)
-    return data, source
+    return data, source, builder.issues
 
 
 def _model_fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -193,6 +191,8 @@ def validation_issues(
             message = f"unknown key '{key}'{did_you_mean(key, fields)}"
         elif err["type"] == "missing":
             message = "required key is missing"
+        elif err["type"] == "too_short":
+            message = "must not be empty"
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]
         issues.append(source.issue((*prefix, *loc), message))
@@ -202,13 +202,15 @@ def validation_issues(
 def load_config_text(
     text: str, file: str = "<config>", environ: Mapping[str, str] | None = None
 ) -> tuple[RouterConfig, SourceMap]:
-    data, source = parse_yaml(text, file, environ)
+    data, source, issues = parse_yaml(text, file, environ)
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(file, 1, "", "the top level must be a mapping of keys")])
     try:
         config = RouterConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_issues(exc, source, model=RouterConfig)) from None
+        issues = issues + validation_issues(exc, source, model=RouterConfig)
+    if issues:
+        raise ConfigError(sorted(issues, key=lambda issue: issue.line or 0))
     return config, source
 
 

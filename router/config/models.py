@@ -10,6 +10,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from router.config.policies import (
+    HeaderRewriteConfig,
+    RateLimitBackendConfig,
+    RateLimitPolicyConfig,
+)
 from router.config.resilience import BreakerConfig, FailureSteps, StreamRecovery
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
@@ -36,6 +41,19 @@ class ServerConfig(Strict):
         None,
         description="Key for the `/admin/` endpoints, usually `${ENV_VAR}`; without it they "
         "are off.",
+    )
+    rate_limits: list[str] = Field(
+        default_factory=list,
+        description="Names of `rate_limits` policies applied to every request (one budget).",
+    )
+    rate_limit_backend: RateLimitBackendConfig = Field(
+        default_factory=RateLimitBackendConfig,  # type: ignore[arg-type]
+        description="Where rate-limit counters live (memory or Redis).",
+    )
+    forward_client_headers: list[str] = Field(
+        default_factory=list,
+        description="Allow-list of client request headers passed on to upstreams; no other "
+        "client header reaches an upstream.",
     )
 
 
@@ -65,13 +83,21 @@ class ProviderConfigModel(Strict):
     headers: dict[str, str] = Field(
         default_factory=dict, description="Extra headers sent with every upstream request."
     )
-    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)  # type: ignore[arg-type]
+    timeouts: TimeoutsConfig = Field(
+        default_factory=TimeoutsConfig,  # type: ignore[arg-type]
+        description="Upstream timeouts for this provider.",
+    )
     max_connections: int = Field(
         256, ge=1, le=10000, description="Connection pool size for this upstream."
     )
     settings: dict[str, Any] = Field(
         default_factory=dict,
         description="Plugin-specific settings, validated by the plugin's own settings model.",
+    )
+    rate_limits: list[str] = Field(
+        default_factory=list,
+        description="Policies for this upstream's quota, shared by every model routed to it; "
+        "checked before each attempt.",
     )
 
     @field_validator("base_url")
@@ -130,7 +156,10 @@ class ModelConfig(Strict):
         "weight), `round_robin`, `least_busy` (fewest in flight), `lowest_latency` (moving "
         "average of time to first token).",
     )
-    retries: RetryConfig = Field(default_factory=RetryConfig)  # type: ignore[arg-type]
+    retries: RetryConfig = Field(
+        default_factory=RetryConfig,  # type: ignore[arg-type]
+        description="Retries of the same target, and the whole request's deadline.",
+    )
     fallbacks: list[str] = Field(
         default_factory=list,
         description="Other public models to try, in order, when every target failed.",
@@ -155,6 +184,9 @@ class ModelConfig(Strict):
         "continue the answer, and ends with the original error if none can.",
     )
     description: str | None = Field(None, description="Free text, shown by `llm-router check`.")
+    rate_limits: list[str] = Field(
+        default_factory=list, description="Policies for this public model (its own budget)."
+    )
 
 
 class KeyConfig(Strict):
@@ -172,6 +204,9 @@ class KeyConfig(Strict):
         default_factory=lambda: ["*"],
         description="Public models this key may use; `*` and shell-style globs allowed.",
     )
+    rate_limits: list[str] = Field(
+        default_factory=list, description="Policies for this client key (its own budget)."
+    )
 
     @model_validator(mode="after")
     def _one_secret(self) -> KeyConfig:
@@ -183,7 +218,10 @@ class KeyConfig(Strict):
 class RouterConfig(Strict):
     """The whole routing graph."""
 
-    server: ServerConfig = Field(default_factory=ServerConfig)  # type: ignore[arg-type]
+    server: ServerConfig = Field(
+        default_factory=ServerConfig,  # type: ignore[arg-type]
+        description="How the router listens and authenticates.",
+    )
     providers: dict[str, ProviderConfigModel] = Field(
         min_length=1, description="Upstream endpoints by name."
     )
@@ -192,4 +230,12 @@ class RouterConfig(Strict):
     )
     keys: dict[str, KeyConfig] = Field(
         default_factory=dict, description="Client keys by name (the name appears in logs)."
+    )
+    rate_limits: dict[str, RateLimitPolicyConfig] = Field(
+        default_factory=dict, description="Named rate-limit policies, attached by name."
+    )
+    header_rewrites: list[HeaderRewriteConfig] = Field(
+        default_factory=list,
+        description="Header rules, applied in order: global, provider, model, key scope, each "
+        "in file order.",
     )

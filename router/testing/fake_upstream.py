@@ -169,6 +169,7 @@ class FakeUpstream:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
         self._hanging: list[asyncio.Future[None]] = []
+        self.disconnects: list[str] = []  # paths whose client went away mid-answer
         self.port = 0
 
     @property
@@ -255,6 +256,13 @@ class FakeUpstream:
             assert request.transport is not None
             request.transport.abort()
             return web.Response()  # never sent: the connection is gone
+        try:
+            return await self._answer(request, reply)
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.disconnects.append(received.path)
+            raise
+
+    async def _answer(self, request: web.Request, reply: Reply) -> web.StreamResponse:
         if reply.hang:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._hanging.append(future)

@@ -47,3 +47,14 @@ def router_server(tmp_path: Path) -> Iterator[RouterFactory]:
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def openapi():
+    """An OpenAPIValidator for the official OpenAI description; skips where it is not found."""
+    from router.testing.openapi import ENV_VAR, OpenAPIValidator, spec_path
+
+    path = spec_path()
+    if path is None:
+        pytest.skip(f"{ENV_VAR} is not set to the OpenAI OpenAPI file; conformance not checked")
+    return OpenAPIValidator(path)

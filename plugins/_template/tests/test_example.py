@@ -1,0 +1,32 @@
+"""The Example plugin against the conformance suite every provider plugin runs."""
+
+import openai
+
+from router.testing import chat_chunks, chat_completion, json_reply, sse_reply
+from router.testing.conformance import ErrorCase, ProviderConformance
+
+
+class TestExampleConformance(ProviderConformance):
+    plugin = "example"
+    settings = {"region": "us"}
+
+    def assert_credentials(self, received):
+        assert received.headers["x-example-key"] == self.api_key
+        assert received.headers["x-example-region"] == "us"
+
+    def chat_reply(self, content):
+        return json_reply(chat_completion(content))
+
+    def stream_reply(self, pieces):
+        return sse_reply(chat_chunks(pieces))
+
+    def error_cases(self):
+        return [
+            ErrorCase("rate limited", json_reply({"message": "slow down"}, status=429,
+                                                 headers={"retry-after": "2"}),
+                      openai.RateLimitError, 429),
+            ErrorCase("bad key", json_reply({"message": "who are you"}, status=401),
+                      openai.AuthenticationError, 401),
+            ErrorCase("server", json_reply({"message": "boom"}, status=500),
+                      openai.InternalServerError, 502),
+        ]

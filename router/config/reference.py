@@ -1,0 +1,102 @@
+"""The config reference, generated from the pydantic models' field descriptions.
+
+`docs/config.md` embeds this text between markers; a test fails when it is stale or when a
+key has no description, so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from router.config.models import RouterConfig
+
+BEGIN = "<!-- BEGIN GENERATED REFERENCE: llm-router docs -->"
+END = "<!-- END GENERATED REFERENCE -->"
+
+
+def _models_in(annotation: Any) -> Iterator[tuple[str, type[BaseModel]]]:
+    """(path suffix, model) for every model nested in an annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield "", annotation
+        return
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is dict and len(args) == 2:
+        for suffix, model in _models_in(args[1]):
+            yield ".<name>" + suffix, model
+    elif origin is list and args:
+        for suffix, model in _models_in(args[0]):
+            yield "[]" + suffix, model
+    elif origin in (typing.Union, types.UnionType) or origin is typing.Annotated:
+        for arg in args:
+            yield from _models_in(arg)
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation) if not isinstance(annotation, type) else annotation.__name__
+    for noise in ("typing.", "pydantic.types.", "router.config.models.", "<class '", "'>"):
+        text = text.replace(noise, "")
+    return text.replace("NoneType", "None")
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default is not PydanticUndefined:
+        value = field.default
+        if isinstance(value, BaseModel):
+            return "(see below)"
+        return f"`{value!r}`" if value is not None else "none"
+    if field.default_factory is not None:
+        try:
+            value = field.default_factory()  # type: ignore[call-arg]
+        except TypeError:
+            return "(computed)"
+        return "(see below)" if isinstance(value, BaseModel) else f"`{value!r}`"
+    return "**required**"
+
+
+def iter_keys(
+    model: type[BaseModel] = RouterConfig, prefix: str = ""
+) -> Iterator[tuple[str, FieldInfo]]:
+    """Every documented key path with its field, depth first."""
+    for name, field in model.model_fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        yield path, field
+        for suffix, nested in _models_in(field.annotation):
+            yield from iter_keys(nested, path + suffix)
+
+
+def render() -> str:
+    lines = [BEGIN, "", "| key | type | default | description |", "|---|---|---|---|"]
+    for path, field in iter_keys():
+        description = (field.description or "").replace("\n", " ").replace("|", "\\|")
+        type_name = _type_name(field.annotation).replace("|", "\\|")
+        lines.append(f"| `{path}` | {type_name} | {_default(field)} | {description} |")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def undocumented() -> list[str]:
+    return [path for path, field in iter_keys() if not (field.description or "").strip()]
+
+
+def write(path: str) -> None:
+    """Replace the generated part of a Markdown file with the current reference."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(head + render() + tail)
+
+
+if __name__ == "__main__":
+    import sys
+
+    write(sys.argv[1] if len(sys.argv) > 1 else "docs/config.md")

@@ -1,0 +1,180 @@
+"""Rate-limit policies compiled into per-(key, model) and per-provider lookup tables.
+
+A policy is a named budget; each place it is attached (the router, a key, a model, a
+provider) gets its own counters, called buckets. Everything a request needs (which buckets,
+their limits and windows, what to do on a limit or a backend failure) is resolved here at
+load time, so admission is one dict lookup and one backend call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from router.config.loader import ConfigIssue, SourceMap, did_you_mean
+from router.config.models import RouterConfig
+from router.config.policies import RateLimitPolicyConfig
+
+REQUESTS, TOKENS, CONCURRENT = "r", "t", "c"
+_WINDOWS = (
+    ("requests_per_second", REQUESTS, 1_000),
+    ("requests_per_minute", REQUESTS, 60_000),
+    ("requests_per_hour", REQUESTS, 3_600_000),
+    ("requests_per_day", REQUESTS, 86_400_000),
+    ("tokens_per_minute", TOKENS, 60_000),
+    ("tokens_per_day", TOKENS, 86_400_000),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One counter: `kind` r/t/c, its bucket `key`, the `limit` and the window in ms."""
+
+    kind: str
+    key: str
+    limit: int
+    window_ms: int  # 0 for concurrency
+    policy: int  # index of the owning policy in its PolicySet
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    scope: str  # e.g. "key:app", "provider:telkom", "global"
+    on_limit: str
+    max_wait: float
+    fail_closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """Every limit that applies at one enforcement point, flattened for one backend call."""
+
+    policies: tuple[Policy, ...]
+    limits: tuple[Limit, ...]
+    counts_tokens: bool
+    fail_closed: bool  # some policy wants to reject when the backend is down
+
+
+EMPTY = PolicySet((), (), False, False)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitTable:
+    """Per-(key name, public model) admission sets and per-provider attempt sets."""
+
+    admission: Mapping[tuple[str, str], PolicySet]
+    providers: Mapping[str, PolicySet]
+
+    def for_request(self, key: str, model: str) -> PolicySet:
+        return self.admission.get((key, model), EMPTY)
+
+    def for_provider(self, provider: str) -> PolicySet:
+        return self.providers.get(provider, EMPTY)
+
+
+def _policy_set(
+    refs: list[tuple[str, str]],
+    policies: Mapping[str, RateLimitPolicyConfig],
+    default_closed: bool,
+) -> PolicySet:
+    out_policies: list[Policy] = []
+    limits: list[Limit] = []
+    for name, scope in refs:
+        spec = policies[name]
+        closed = (spec.on_error or ("closed" if default_closed else "open")) == "closed"
+        index = len(out_policies)
+        out_policies.append(Policy(name, scope, spec.on_limit, spec.max_wait, closed))
+        bucket = f"{name}:{scope}"
+        for field, kind, window in _WINDOWS:
+            value = getattr(spec, field)
+            if value is not None:
+                limits.append(Limit(kind, f"{bucket}:{kind}{window}", value, window, index))
+        if spec.max_concurrent is not None:
+            limits.append(Limit(CONCURRENT, f"{bucket}:c", spec.max_concurrent, 0, index))
+    if not limits:
+        return EMPTY
+    return PolicySet(
+        tuple(out_policies),
+        tuple(limits),
+        any(limit.kind == TOKENS for limit in limits),
+        any(p.fail_closed for p in out_policies),
+    )
+
+
+def _refs(
+    names: list[str],
+    scope: str,
+    path: tuple[str | int, ...],
+    config: RouterConfig,
+    source: SourceMap,
+    issues: list[ConfigIssue],
+) -> list[tuple[str, str]]:
+    out = []
+    for i, name in enumerate(names):
+        if name not in config.rate_limits:
+            hint = did_you_mean(name, config.rate_limits)
+            issues.append(source.issue((*path, i), f"unknown rate-limit policy '{name}'{hint}"))
+        elif (name, scope) not in out:
+            out.append((name, scope))
+    return out
+
+
+def compile_limits(
+    config: RouterConfig,
+    source: SourceMap,
+    issues: list[ConfigIssue],
+    allowed: Mapping[str, frozenset[str]],
+) -> LimitTable:
+    """Resolve every attachment; `allowed` maps each key name to the models it may use."""
+    default_closed = config.server.rate_limit_backend.on_error == "closed"
+    policies = config.rate_limits
+    glob = _refs(
+        config.server.rate_limits, "global", ("server", "rate_limits"), config, source, issues
+    )
+    per_model = {
+        name: _refs(
+            m.rate_limits, f"model:{name}", ("models", name, "rate_limits"), config, source, issues
+        )
+        for name, m in config.models.items()
+    }
+    per_key = {
+        name: _refs(
+            k.rate_limits, f"key:{name}", ("keys", name, "rate_limits"), config, source, issues
+        )
+        for name, k in config.keys.items()
+    }
+    providers: dict[str, PolicySet] = {}
+    for name, p in config.providers.items():
+        refs = _refs(
+            p.rate_limits,
+            f"provider:{name}",
+            ("providers", name, "rate_limits"),
+            config,
+            source,
+            issues,
+        )
+        if refs:
+            providers[name] = _policy_set(refs, policies, default_closed)
+    for name, spec in policies.items():
+        if spec.on_limit != "reject" and (
+            any(name == n for n, _ in glob)
+            or any(name == n for refs in (*per_model.values(), *per_key.values()) for n, _ in refs)
+        ):
+            issues.append(
+                source.issue(
+                    ("rate_limits", name, "on_limit"),
+                    f"`{spec.on_limit}` only applies to provider policies; this one is also "
+                    "attached to a key, model or globally, where a limit always rejects",
+                )
+            )
+    admission: dict[tuple[str, str], PolicySet] = {}
+    if issues:
+        return LimitTable(admission, providers)
+    for key_name, models in allowed.items():
+        key_refs = per_key.get(key_name, [])
+        for model in models:
+            refs = glob + per_model.get(model, []) + key_refs
+            if refs:
+                admission[(key_name, model)] = _policy_set(refs, policies, default_closed)
+    return LimitTable(admission, providers)
