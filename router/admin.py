@@ -49,4 +49,6 @@ async def breakers(request: Request) -> Response:
 
 def admin_routes() -> list[Route]:
     """Admin routes; each module that adds one lists it here."""
-    return [Route("/admin/breakers", breakers, methods=["GET"])]
+    from router.reload import reload_routes
+
+    return [Route("/admin/breakers", breakers, methods=["GET"]), *reload_routes()]

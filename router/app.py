@@ -17,18 +17,22 @@ from typing import Any, TypeVar
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from router import continuation, errors, logs
+from router import continuation, errors, logs, observe, tracing
 from router.admin import admin_routes
 from router.auth import authenticate
 from router.dispatch import Call, execute
+from router.drain import Drain, DrainMiddleware, install_sigterm
 from router.graph import RoutingGraph, load_graph
 from router.limiter import CallLimits, admit
+from router.metrics import metrics_routes
 from router.provider import Operation
 from router.relay import open_stream, send_json
+from router.reload import Reloader
 from router.rewrites import apply, prepare_request, request_values
 from router.settings import Settings
 from router.state import RouterState
@@ -154,30 +158,21 @@ def _access_log(
     started: float,
     key_name: str | None,
     error: errors.RouterError | None,
+    ttft: float | None = None,
+    span: Any = None,
 ) -> None:
-    if not log.is_enabled_for(20):  # info
-        return
-    fields: dict[str, Any] = {
-        "request_id": request_id,
-        "method": request.method,
-        "path": request.url.path,
-        "status": status,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-        "key": key_name,
-    }
-    if call is not None:
-        fields["model"] = call.route.name
-        fields["stream"] = call.stream
-        if call.target is not None:
-            fields["provider"] = call.target.runtime.name
-            fields["upstream_model"] = call.target.model
-        fields["attempts"] = [f"{a.target}:{a.outcome}" for a in call.attempts]
-        if call.usage:
-            fields["prompt_tokens"] = call.usage.get("prompt_tokens")
-            fields["completion_tokens"] = call.usage.get("completion_tokens")
-    if error is not None:
-        fields["error"] = error.code or error.kind.value
-    log.info("request", **fields)
+    observe.request_done(
+        call,
+        request.method,
+        request.url.path,
+        request_id,
+        status,
+        started,
+        key_name,
+        error,
+        ttft,
+        span,
+    )
 
 
 async def _disconnected(receive: Any) -> None:
@@ -206,6 +201,7 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
         state: RouterState = request.app.state.router
         graph = state.graph
         request_id = _request_id(request)
+        span = tracing.start_request(request.headers, request.url.path)
         call: Call | None = None
         key_name = None
         limits: CallLimits | None = None
@@ -236,26 +232,25 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             call.prepare = _preparer(graph, call, request.headers)
             call.limits = limits = await admit(state.limiter, graph.limits, call)
             if stream:
-                relay = await until_disconnect(
-                    request, execute(graph, call, lambda t, left: open_stream(call, t, left))
-                )
+                attempt = tracing.traced_attempt(call, lambda t, left: open_stream(call, t, left))
+                relay = await until_disconnect(request, execute(graph, call, attempt))
                 continuation.enable(graph, call, relay)
                 headers = _router_headers(call, request_id)
                 headers["cache-control"] = "no-cache"
                 headers["x-accel-buffering"] = "no"
                 done = limits.finish_soon if limits else (lambda usage: None)
                 response: Response = _ClosingStream(
-                    _logged_stream(relay, call, request, request_id, started, key_name),
+                    _logged_stream(relay, call, request, request_id, started, key_name, span),
                     media_type="text/event-stream",
                     headers=headers,
                     on_close=lambda: done(call.usage if call else None),
                 )
                 streaming = True
                 return _finish_headers(response, graph, request_id, key_name, call, limits)
-            data = await until_disconnect(
-                request, execute(graph, call, lambda t, left: send_json(call, t, left))
-            )
-            _access_log(call, request, request_id, 200, started, key_name, None)
+            attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
+            data = await until_disconnect(request, execute(graph, call, attempt))
+            ttft = time.perf_counter()
+            _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)
             response = Response(
                 orjson.dumps(data),
                 headers=_router_headers(call, request_id),
@@ -263,7 +258,7 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             )
             return _finish_headers(response, graph, request_id, key_name, call, limits)
         except errors.RouterError as exc:
-            _access_log(call, request, request_id, exc.status, started, key_name, exc)
+            _access_log(call, request, request_id, exc.status, started, key_name, exc, None, span)
             response = error_response(exc, request_id, state)
             return _finish_headers(response, graph, request_id, key_name, call, limits)
         finally:
@@ -275,13 +270,22 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
 
 
 async def _logged_stream(
-    relay: Any, call: Call, request: Request, request_id: str, started: float, key_name: str | None
+    relay: Any,
+    call: Call,
+    request: Request,
+    request_id: str,
+    started: float,
+    key_name: str | None,
+    span: Any,
 ) -> AsyncIterator[bytes]:
+    ttft = None
     try:
         async for frame in relay:
+            if ttft is None:
+                ttft = time.perf_counter()
             yield frame
     finally:
-        _access_log(call, request, request_id, 200, started, key_name, None)
+        _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)
 
 
 async def list_models(request: Request) -> Response:
@@ -373,27 +377,35 @@ def _routes() -> list[Route]:
         Route("/health/liveness", liveliness, methods=["GET"]),
         Route("/health/readiness", readiness, methods=["GET"]),
     ]
-    return routes + admin_routes()
+    return routes + metrics_routes() + admin_routes()
 
 
 def create_app(graph: RoutingGraph) -> Starlette:
     """The ASGI app serving `graph`; transports open at start-up and close at shutdown."""
     state = RouterState(graph)
+    drain = Drain()
+    reloader = Reloader(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.start()
+        await reloader.start()
+        install_sigterm(state, drain)
         try:
             yield
         finally:
+            await reloader.stop()
             await state.stop()
 
     app = Starlette(
         routes=_routes(),
         lifespan=lifespan,
+        middleware=[Middleware(DrainMiddleware, drain=drain)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.router = state
+    app.state.reloader = reloader
+    app.state.drain = drain
     return app
 
 
@@ -401,6 +413,7 @@ def create_app_from_env() -> Starlette:
     """uvicorn's factory: the config path and logging come from LLM_ROUTER_* variables."""
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
+    tracing.configure()  # on only if an OTLP endpoint is configured
     if not settings.config:
         raise SystemExit("LLM_ROUTER_CONFIG is not set: give the path of a config file")
     graph = load_graph(settings.config)

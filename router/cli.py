@@ -44,6 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_level="warning",
         lifespan="on",
+        timeout_graceful_shutdown=2,  # after our own drain (router.drain) has run
     )
     return 0
 

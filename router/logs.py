@@ -20,13 +20,16 @@ _LEVELS = {
     "error": logging.ERROR,
 }
 _secrets: tuple[str, ...] = ()
+_rendered_secrets: tuple[bytes, ...] = ()  # each secret as it appears in a JSON line
 MASK = "***"
 
 
 def register_secrets(secrets: list[str]) -> None:
     """Secrets of the active config; longest first so that none is half-masked."""
-    global _secrets
+    global _secrets, _rendered_secrets
     _secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+    forms = {f for s in _secrets for f in (s.encode(), orjson.dumps(s)[1:-1])}
+    _rendered_secrets = tuple(sorted(forms, key=len, reverse=True))
 
 
 def mask(text: str) -> str:
@@ -52,27 +55,47 @@ def _mask_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _mask_rendered(_: Any, __: str, line: bytes) -> bytes:
+    """Mask secrets in the finished JSON line: one search per secret, not a walk per field."""
+    for secret in _rendered_secrets:
+        if secret in line:
+            line = line.replace(secret, b"***")
+    return line
+
+
 def _orjson_dumps(event: dict[str, Any], **_: Any) -> str:
     return orjson.dumps(event, default=str).decode()
 
 
+def _orjson_bytes(event: dict[str, Any], **_: Any) -> bytes:
+    return orjson.dumps(event, default=str)
+
+
 def configure(level: str = "info", fmt: str = "json") -> None:
-    renderer: Any
-    if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+    stream = getattr(sys.stderr, "buffer", None)
+    factory: Any
+    if fmt == "json" and stream is not None:
+        # The hot-path format: bytes straight from orjson to the stream, masked as a whole.
+        processors += [structlog.processors.JSONRenderer(serializer=_orjson_bytes), _mask_rendered]
+        factory = structlog.BytesLoggerFactory(stream)
     else:
-        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        renderer: Any
+        if fmt == "console":
+            renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else:
+            renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        processors += [_mask_secrets, renderer]
+        factory = structlog.PrintLoggerFactory(sys.stderr)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _mask_secrets,
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
 

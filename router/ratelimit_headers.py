@@ -126,13 +126,25 @@ def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitInfo | None
         remaining_requests = _int(_first(headers, "x-ratelimit-remaining", "ratelimit-remaining"))
         reset_requests = parse_seconds(_first(headers, "x-ratelimit-reset", "ratelimit-reset"))
     if limit_requests is None and remaining_requests is None:
+        # Kong sends one pair per configured window; the binding one is the exhausted window
+        # that refills last, or else the one with the least left.
+        windows = []
         for period, seconds in _PERIOD_SECONDS.items():
             remaining = _int(headers.get(f"x-ratelimit-remaining-{period}"))
             if remaining is not None:
-                limit_requests = _int(headers.get(f"x-ratelimit-limit-{period}"))
-                remaining_requests = remaining
-                reset_requests = float(seconds) if remaining == 0 else None
-                break
+                limit = _int(headers.get(f"x-ratelimit-limit-{period}"))
+                windows.append(
+                    (
+                        remaining != 0,
+                        remaining if remaining else -seconds,
+                        limit,
+                        remaining,
+                        seconds,
+                    )
+                )
+        if windows:
+            _, _, limit_requests, remaining_requests, seconds = min(windows)
+            reset_requests = float(seconds) if remaining_requests == 0 else None
 
     info = RateLimitInfo(
         limit_requests=limit_requests,

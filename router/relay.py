@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from router import errors
+from router import errors, tracing
 from router.breaker import record
 from router.dispatch import Call
 from router.graph import Target
@@ -37,6 +37,7 @@ async def send_json(call: Call, target: Target, remaining: float) -> dict[str, A
     runtime = target.runtime
     provider = runtime.provider
     request = provider.build_request(call.op, dict(call.body), target.model)
+    tracing.inject(request.headers)
     if call.prepare is not None:
         call.prepare(request, target)
     timeout = min(runtime.timeouts.total, remaining)
@@ -66,6 +67,7 @@ async def open_stream(
     if provider.stream_usage and call.op is not Operation.EMBEDDINGS:
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     request = provider.build_request(call.op, body, target.model, stream=True)
+    tracing.inject(request.headers)
     if call.prepare is not None:
         call.prepare(request, target)
     started = time.monotonic()

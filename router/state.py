@@ -6,6 +6,8 @@ is unchanged keeps that provider's connection pool.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from router import logs
 from router.graph import RoutingGraph
 from router.limiter import Limiter
@@ -20,6 +22,9 @@ class RouterState:
         self._transports: dict[str, object] = {}  # provider definition digest -> transport
         self._secrets: list[bytes] = []
         self._remember_secrets(graph)
+        # Called as hook(old, new) just before a reloaded graph goes live, on the event loop:
+        # where state keyed by policy (rate-limit counters) moves to the new graph.
+        self.reload_hooks: list[Callable[[RoutingGraph, RoutingGraph], None]] = []
 
     def _remember_secrets(self, graph: RoutingGraph) -> None:
         secrets = [r.provider.config.api_key or "" for r in graph.providers.values()]
@@ -45,6 +50,19 @@ class RouterState:
                 )
                 self._transports[runtime.definition] = transport
             runtime.transport = transport
+
+    def swap(self, graph: RoutingGraph) -> None:
+        """Make a compiled graph the active one; requests already running keep the old one."""
+        self._remember_secrets(graph)
+        self._attach(graph)
+        for hook in self.reload_hooks:
+            hook(self.graph, graph)
+        self.graph = graph
+
+    def retire_transports(self) -> list[object]:
+        """Forget the transports no provider of the active graph uses; the caller closes them."""
+        live = {runtime.definition for runtime in self.graph.providers.values()}
+        return [self._transports.pop(d) for d in list(self._transports) if d not in live]
 
     async def start(self) -> None:
         self._attach(self.graph)

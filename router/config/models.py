@@ -55,6 +55,18 @@ class ServerConfig(Strict):
         description="Allow-list of client request headers passed on to upstreams; no other "
         "client header reaches an upstream.",
     )
+    watch_config: bool = Field(
+        True,
+        description="Reload when the config file changes (also on SIGHUP and "
+        "`POST /admin/reload`); Kubernetes ConfigMap updates are seen too.",
+    )
+    drain_seconds: float = Field(
+        20.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM: seconds that requests and streams in flight get to finish "
+        "while readiness reports 503 and new requests are refused with 503.",
+    )
 
 
 class TimeoutsConfig(Strict):

@@ -18,6 +18,7 @@ from router.spec import (
     UpstreamResponse,
     UpstreamServerError,
     UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from router.testing import Reply
 
@@ -174,9 +175,9 @@ def test_no_route_names_the_url(provider):
         ),
         (
             telkom.backend_detail(503, "Service Unavailable"),
-            UpstreamServerError,
-            502,
-            "upstream_server_error",
+            UpstreamUnavailable,
+            503,
+            "upstream_unavailable",
             None,
         ),
         (

@@ -1,0 +1,28 @@
+# llm-router as a container: slim Python, non-root, config mounted at /etc/llm-router.
+#   docker build -t llm-router .
+#   docker run -p 4000:4000 -v "$PWD/examples/configs:/etc/llm-router:ro" \
+#     -e LLM_ROUTER_CONFIG=/etc/llm-router/quickstart.yaml llm-router
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LLM_ROUTER_CONFIG=/etc/llm-router/router.yaml \
+    LLM_ROUTER_HOST=0.0.0.0 \
+    LLM_ROUTER_PORT=4000
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY router ./router
+RUN pip install ".[otlp]" \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin router
+
+USER 10001
+EXPOSE 4000
+# No curl in the slim image: the probe is Python's own urllib against the readiness endpoint.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/readiness' % os.environ.get('LLM_ROUTER_PORT', '4000'), timeout=2)"]
+# SIGTERM drains (server.drain_seconds) before exiting; exec form so the router gets it.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["llm-router", "serve"]

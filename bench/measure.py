@@ -1,0 +1,98 @@
+"""One measurement each: a wrk run, a streaming run, start-up time. Load runs on core 1.
+
+Each load run reads the proxy tree's CPU time and both cores' busy time before and after, so
+CPU per request and the core shares cover exactly the measured window.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import procfs
+from bench.targets import CLIENT_KEY, MODEL, Target
+
+LUA = Path(__file__).with_name("post.lua")
+BODY = json.dumps(
+    {"model": MODEL, "messages": [{"role": "user", "content": "Hi there, how are you?"}]}
+)
+PATH = "/v1/chat/completions"
+
+
+def _window(pid: int | None) -> tuple[float, list[tuple[int, int]]]:
+    return (procfs.cpu_seconds(pid) if pid else 0.0), procfs.core_times()
+
+
+def _close(pid: int | None, start: tuple[float, list[tuple[int, int]]], count: int) -> dict:
+    cpu, cores = _window(pid)
+    used = cpu - start[0]
+    return {
+        "proxy_cpu_s": round(used, 3),
+        "cpu_ms_per_request": round(used * 1000 / count, 4) if pid and count else None,
+        "core_busy": procfs.busy_shares(start[1], cores),
+    }
+
+
+def wrk(target: Target, pid: int | None, concurrency: int, seconds: float) -> dict:
+    """Non-streaming load at `concurrency` for `seconds`."""
+    seconds = max(1, round(seconds))  # wrk takes whole seconds
+    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s"]
+    command += ["--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{target.port}"]
+    command += ["--", PATH, target.key, BODY.replace("bench", target.model, 1)]
+    start = _window(pid)
+    with procfs.Sampler(pid or 0) as sampler:
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("BENCHJSON "))
+    raw = json.loads(line.removeprefix("BENCHJSON "))
+    requests = raw["requests"]
+    errors = sum(v for k, v in raw.items() if k.startswith("errors_"))
+    return {
+        "concurrency": concurrency,
+        "requests": requests,
+        "errors": errors,
+        "rps": round(requests / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "rss_peak_mb": round(sampler.peak / 2**20, 1) if pid else None,
+        **_close(pid, start, requests),
+    }
+
+
+def stream(target: Target, pid: int | None, concurrency: int, seconds: float) -> dict:
+    """Streaming load at `concurrency` for `seconds`, with the streaming client on core 1."""
+    command = ["taskset", "-c", "1", sys.executable, "-m", "bench.streamclient"]
+    command += ["--port", str(target.port), "--key", target.key, "--model", target.model]
+    command += ["-c", str(concurrency), "-d", str(seconds)]
+    start = _window(pid)
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=True, cwd=LUA.parent.parent
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**result, **_close(pid, start, result["streams"])}
+
+
+def first_200(port: int, key: str, model: str, deadline: float, process=None) -> float | None:  # type: ignore[no-untyped-def]
+    """Poll with a real chat request until it answers 200; the monotonic time it did."""
+    body = BODY.replace("bench", model, 1)
+    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return None
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("POST", PATH, body, headers)
+            status = conn.getresponse().status
+            conn.close()
+            if status == 200:
+                return time.monotonic()
+        except OSError:
+            pass
+        time.sleep(0.01)
+    return None
+
+
+__all__ = ["CLIENT_KEY", "first_200", "stream", "wrk"]

@@ -1,0 +1,104 @@
+"""CPU time, RSS and per-core busy share from /proc, for a process and its descendants.
+
+A proxy may be several processes (nginx's master and worker, LiteLLM's children), so every
+figure sums the whole tree under the process the harness started.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from `state` on
+
+
+def tree(root: int) -> list[int]:
+    """`root` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat(int(name))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of the tree so far."""
+    total = 0
+    for pid in tree(root):
+        fields = _stat(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+def rss_bytes(root: int) -> int:
+    total = 0
+    for pid in tree(root):
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE
+        except OSError:
+            pass
+    return total
+
+
+def core_times() -> list[tuple[int, int]]:
+    """(busy, total) jiffies per core."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                values = [int(v) for v in line.split()[1:]]
+                idle = values[3] + values[4]
+                out.append((sum(values) - idle, sum(values)))
+    return out
+
+
+def busy_shares(before: list[tuple[int, int]], after: list[tuple[int, int]]) -> list[float]:
+    return [
+        round((b2 - b1) / max(1, t2 - t1), 3)
+        for (b1, t1), (b2, t2) in zip(before, after, strict=True)
+    ]
+
+
+@dataclass
+class Sampler:
+    """Peak RSS of a tree while a measurement runs, sampled in a thread."""
+
+    root: int
+    interval: float = 0.25
+    peak: int = 0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, rss_bytes(self.root))
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

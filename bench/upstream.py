@@ -1,0 +1,166 @@
+"""A fast fake OpenAI upstream: raw asyncio protocol, httptools parser, uvloop.
+
+It must never be the bottleneck, so it skips every framework: canned bytes for the JSON answer,
+pre-built SSE frames for streams (`--chunks` frames `--gap` seconds apart, each sent as soon as
+its gap has passed). A stream ends with a usage frame when the request asked for one, as
+OpenAI does. Run: `python -m bench.upstream --port 9001`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import httptools
+import orjson
+import uvloop
+
+COMPLETION = orjson.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1732000000,
+        "model": "up-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello from the bench upstream!"},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
+    }
+)
+
+
+def _chunk(delta: dict, finish: str | None = None) -> bytes:
+    data = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1732000000,
+        "model": "up-model",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def stream_frames(count: int) -> list[bytes]:
+    """`count` content frames; the last one carries the finish reason."""
+    frames = [_chunk({"role": "assistant", "content": "tok0 "})]
+    frames += [_chunk({"content": f"tok{i} "}) for i in range(1, count - 1)]
+    frames.append(_chunk({"content": "end"}, "stop"))
+    return frames
+
+
+USAGE_FRAME = (
+    b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1732000000,'
+    b'"model":"up-model","choices":[],'
+    b'"usage":{"prompt_tokens":12,"completion_tokens":20,"total_tokens":32}}\n\n'
+)
+DONE = b"data: [DONE]\n\n"
+JSON_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+    % len(COMPLETION)
+)
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+)
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
+
+
+def _chunked(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class UpstreamProtocol(asyncio.Protocol):
+    def __init__(self, frames: list[bytes], gap: float) -> None:
+        self.frames = [_chunked(f) for f in frames]
+        self.tail_usage = _chunked(USAGE_FRAME + DONE) + b"0\r\n\r\n"
+        self.tail = _chunked(DONE) + b"0\r\n\r\n"
+        self.gap = gap
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.body: list[bytes] = []
+        self.queue: asyncio.Queue[tuple[bytes, bytes]] | None = None
+        self.worker: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            assert self.transport is not None
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    # httptools callbacks
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        url, body = self.url, b"".join(self.body)
+        self.url, self.body = b"", []
+        if self.queue is not None:  # a stream is in progress: answer in order after it
+            self.queue.put_nowait((url, body))
+            return
+        self._answer(url, body)
+
+    def _answer(self, url: bytes, body: bytes) -> None:
+        assert self.transport is not None
+        if not url.endswith(b"/chat/completions"):
+            self.transport.write(NOT_FOUND)
+        elif b'"stream":true' in body.replace(b" ", b""):
+            self.queue = asyncio.Queue()
+            self.worker = asyncio.get_running_loop().create_task(self._stream(body))
+        else:
+            self.transport.write(JSON_HEAD + COMPLETION)
+
+    async def _stream(self, body: bytes) -> None:
+        assert self.transport is not None and self.queue is not None
+        write = self.transport.write
+        write(SSE_HEAD)
+        for frame in self.frames:
+            await asyncio.sleep(self.gap)
+            write(frame)
+        write(self.tail_usage if b'"include_usage":true' in body.replace(b" ", b"") else self.tail)
+        queue, self.queue, self.worker = self.queue, None, None
+        while not queue.empty():  # pipelined requests that came in meanwhile
+            item = queue.get_nowait()
+            if self.queue is not None:
+                self.queue.put_nowait(item)
+            else:
+                self._answer(*item)
+
+
+async def serve(host: str, port: int, chunks: int, gap: float) -> None:
+    frames = stream_frames(chunks)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: UpstreamProtocol(frames, gap), host, port, backlog=1024, reuse_address=True
+    )
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--gap", type=float, default=0.002)
+    args = parser.parse_args()
+    uvloop.run(serve(args.host, args.port, args.chunks, args.gap))
+
+
+if __name__ == "__main__":
+    main()

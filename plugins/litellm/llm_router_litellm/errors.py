@@ -1,0 +1,167 @@
+"""Sort a LiteLLM proxy's errors into the router's error tree, and scrub what they echo.
+
+LiteLLM wraps every failure in `{"error": {"message", "type", "param", "code"}}` with `code`
+the status as a string, `param` sometimes the string "None", and a message prefixed with the
+exception class (`litellm.RateLimitError: ...`). That class is the most precise signal it
+gives, so it is read first; the `type`, the status and the core's message markers follow.
+FastAPI's own 404/405 `{"detail": ...}` bodies mean the router's target is wrong, not the
+client's request. Messages may echo parts of the proxy key: those are masked here, before
+the core's redaction of the configured key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from router.spec import (
+    ContentPolicyViolation,
+    ContextLengthExceeded,
+    InsufficientQuota,
+    UpstreamAuthError,
+    UpstreamBadRequest,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamPermissionError,
+    UpstreamRateLimited,
+    UpstreamServerError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    classify_error,
+)
+
+#: `litellm.<ExceptionClass>` -> router error class (litellm/exceptions.py names).
+EXCEPTION_CLASSES: dict[str, type[UpstreamError]] = {
+    "ContextWindowExceededError": ContextLengthExceeded,
+    "ContentPolicyViolationError": ContentPolicyViolation,
+    "RateLimitError": UpstreamRateLimited,
+    "AuthenticationError": UpstreamAuthError,
+    "PermissionDeniedError": UpstreamPermissionError,
+    "NotFoundError": UpstreamNotFound,
+    "BadRequestError": UpstreamBadRequest,
+    "UnprocessableEntityError": UpstreamBadRequest,
+    "UnsupportedParamsError": UpstreamBadRequest,
+    "InvalidRequestError": UpstreamBadRequest,
+    "JSONSchemaValidationError": UpstreamBadRequest,
+    "BudgetExceededError": InsufficientQuota,
+    "Timeout": UpstreamTimeout,
+    "APIConnectionError": UpstreamConnectionError,
+    "InternalServerError": UpstreamServerError,
+    "ServiceUnavailableError": UpstreamUnavailable,
+    "BadGatewayError": UpstreamServerError,
+    "APIError": UpstreamServerError,
+    "APIResponseValidationError": UpstreamServerError,
+}
+#: LiteLLM's error `type` values that say more than the status does.
+ERROR_TYPES: dict[str, type[UpstreamError]] = {
+    "throttling_error": UpstreamRateLimited,
+    "auth_error": UpstreamAuthError,
+    "authentication_error": UpstreamAuthError,
+    # The proxy cannot check any key without its database: the router's endpoint is broken,
+    # the client's request is fine, so another target should get it.
+    "no_db_connection": UpstreamAuthError,
+    "budget_exceeded": InsufficientQuota,
+}
+
+_EXCEPTION = re.compile(r"litellm\.(\w+)")
+_NO_DEPLOYMENT = ("no healthy deployment available", "no deployments available")
+_INVALID_MODEL = "invalid model name passed in model="
+# Tails LiteLLM appends that describe its own routing, not the failure.
+_TAILS = ("\nmodel=", "\n\nLiteLLM: model group", "Received Model Group=", "\nAvailable Model")
+_SECRETS = (
+    (re.compile(r"\bsk-[A-Za-z0-9._*\-]+"), "sk-***"),
+    (re.compile(r"(Received(?: API Key)?\s*=\s*)[^\s,]+"), r"\1***"),
+    (re.compile(r"(Key Hash \(Token\)\s*=\s*)[0-9A-Fa-f]+"), r"\1***"),
+    (re.compile(r"(API key provided:\s*)[^\s,]+?(?=\.?(?:\s|$))"), r"\1***"),
+)
+
+
+def mask_secrets(message: str) -> str:
+    """The message with any key material LiteLLM echoed replaced by `***`."""
+    for pattern, replacement in _SECRETS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def clean_message(message: str) -> str:
+    """LiteLLM's message without key material and without its routing epilogue."""
+    for tail in _TAILS:
+        cut = message.find(tail)
+        if cut > 0:
+            message = message[:cut]
+    return mask_secrets(message.strip())
+
+
+def error_fields(payload: Any) -> tuple[str, str | None, str | None, str | None]:
+    """(message, code, type, param) of a LiteLLM error body or stream frame, parsed JSON."""
+    if isinstance(payload, dict):
+        err = payload.get("error")
+        if isinstance(err, dict):
+            param = err.get("param")
+            return (
+                str(err.get("message") or ""),
+                None if err.get("code") is None else str(err["code"]),
+                None if err.get("type") is None else str(err["type"]),
+                param if isinstance(param, str) and param != "None" else None,
+            )
+        if isinstance(err, str):
+            return err, None, None, None
+        detail = payload.get("detail")
+        if detail is not None:
+            return (detail if isinstance(detail, str) else str(detail)), None, "detail", None
+    if isinstance(payload, str):
+        return payload, None, None, None
+    return "", None, None, None
+
+
+def _error_class(status: int, message: str, error_type: str | None) -> type[UpstreamError] | None:
+    """The class LiteLLM's own words name, or None to let the core decide from the status."""
+    lowered = message.lower()
+    if any(marker in lowered for marker in _NO_DEPLOYMENT):
+        return UpstreamRateLimited
+    if error_type == "detail" and status in (404, 405):
+        return UpstreamNotFound  # FastAPI: the path or method is wrong, i.e. our base_url
+    if _INVALID_MODEL in lowered:
+        return UpstreamNotFound  # the target's model is not on this proxy
+    match = _EXCEPTION.search(message)
+    if match and match.group(1) in EXCEPTION_CLASSES:
+        return EXCEPTION_CLASSES[match.group(1)]
+    if error_type in ERROR_TYPES:
+        return ERROR_TYPES[error_type]
+    if "budget has been exceeded" in lowered:
+        return InsufficientQuota
+    return None
+
+
+def litellm_error(
+    status: int,
+    payload: Any,
+    *,
+    retry_after: float | None = None,
+    provider: str | None = None,
+) -> UpstreamError:
+    """The most specific router error for a LiteLLM error `payload` (parsed JSON or text)."""
+    raw, code, error_type, param = error_fields(payload)
+    message = clean_message(raw)
+    cls = _error_class(status, raw, error_type)
+    if error_type == "detail":
+        error_type = None
+    if cls is None:
+        return classify_error(
+            status,
+            message,
+            code=code,
+            error_type=error_type,
+            param=param,
+            retry_after=retry_after,
+            provider=provider,
+        )
+    label = f"upstream '{provider}'" if provider else "upstream"
+    return cls(
+        f"{label} returned {status}: {message}" if message else f"{label} returned {status}",
+        retry_after=retry_after,
+        upstream_status=status,
+        provider=provider,
+        param=param if cls in (UpstreamBadRequest, ContextLengthExceeded) else None,
+    )

@@ -1,0 +1,105 @@
+"""Graceful shutdown for a sidecar: on SIGTERM, stop taking work, let work in flight finish.
+
+SIGTERM turns readiness false and makes the router answer new requests with 503 (health
+probes still answer), then waits until no request or stream is in flight, or until
+`server.drain_seconds` have passed, and only then hands the signal to uvicorn, which closes
+the listener and exits. A second SIGTERM skips the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from router import errors, logs
+from router.state import RouterState
+
+log = logs.get_logger("router.drain")
+_SHUTTING_DOWN = errors.ServiceUnavailable(
+    "the router is shutting down; retry on another instance", code="shutting_down"
+)
+
+
+class Drain:
+    """Counts requests in flight and knows whether the router is draining."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.draining = False
+
+
+class DrainMiddleware:
+    """Plain ASGI: counts HTTP requests until their last byte, refuses new ones while draining."""
+
+    def __init__(self, app: ASGIApp, drain: Drain) -> None:
+        self.app = app
+        self.drain = drain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        drain = self.drain
+        if drain.draining and not scope["path"].startswith("/health"):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"connection", b"close"),
+                        (b"retry-after", b"1"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": _SHUTTING_DOWN.to_json()})
+            return
+        drain.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            drain.in_flight -= 1
+
+
+async def drain(state: RouterState, counter: Drain, then: Callable[[], None]) -> None:
+    """Turn readiness off, wait for the requests in flight (bounded), then call `then`."""
+    counter.draining = True
+    state.ready = False
+    limit = state.graph.config.server.drain_seconds
+    deadline = time.monotonic() + limit
+    log.info("draining", in_flight=counter.in_flight, drain_seconds=limit)
+    while counter.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    log.info("drained", left_in_flight=counter.in_flight)
+    then()
+
+
+def install_sigterm(state: RouterState, counter: Drain) -> None:
+    """Put the drain in front of the server's own SIGTERM handling (main thread only)."""
+    previous: Any = signal.getsignal(signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+
+    def hand_over() -> None:
+        with contextlib.suppress(ValueError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, previous)
+        if callable(previous):
+            previous(signal.SIGTERM, None)  # uvicorn: should_exit
+        else:
+            signal.raise_signal(signal.SIGTERM)
+
+    def on_sigterm() -> None:
+        if counter.draining:
+            hand_over()
+            return
+        task = loop.create_task(drain(state, counter, hand_over))
+        task.add_done_callback(lambda t: t.exception())
+
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)

@@ -1,0 +1,134 @@
+"""Pure pieces of the wire handling: rate-limit headers, error sorting, the SSE decoder."""
+
+import email.utils
+import time
+
+import pytest
+
+from router import errors
+from router.classify import classify_error, extract_error
+from router.ratelimit_headers import parse_rate_limit_headers, parse_seconds
+from router.sse import SSEDecoder
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("12", 12.0),
+        ("1.5", 1.5),
+        ("6m0s", 360.0),
+        ("120ms", 0.12),
+        ("1h2m", 3720.0),
+        ("", None),
+        ("soon", None),
+    ],
+)
+def test_parse_seconds(value, seconds):
+    assert parse_seconds(value) == seconds
+
+
+def test_parse_seconds_reads_http_dates_and_epochs():
+    now = time.time()
+    assert 9 <= parse_seconds(email.utils.formatdate(now + 10, usegmt=True), now=now) <= 10
+    assert parse_seconds(str(int(now) + 30), now=now) == pytest.approx(30, abs=1)
+
+
+def test_openai_style_headers():
+    info = parse_rate_limit_headers(
+        {
+            "x-ratelimit-limit-requests": "500",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "1s",
+            "x-ratelimit-limit-tokens": "1000",
+            "x-ratelimit-remaining-tokens": "10",
+            "x-ratelimit-reset-tokens": "6m0s",
+        }
+    )
+    assert (info.limit_requests, info.remaining_requests, info.reset_requests) == (500, 0, 1.0)
+    assert info.exhausted and info.wait_hint() == 1.0
+
+
+def test_kong_picks_the_binding_window():
+    info = parse_rate_limit_headers(
+        {
+            "x-ratelimit-limit-minute": "7",
+            "x-ratelimit-remaining-minute": "3",
+            "x-ratelimit-limit-hour": "100",
+            "x-ratelimit-remaining-hour": "0",
+        }
+    )
+    assert (info.limit_requests, info.remaining_requests, info.reset_requests) == (100, 0, 3600)
+
+
+def test_litellm_retry_after_echo_and_no_headers():
+    assert parse_rate_limit_headers({"llm_provider-retry-after": "7"}).retry_after == 7
+    assert parse_rate_limit_headers({"content-type": "application/json"}) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "cls"),
+    [
+        (429, "slow down", errors.UpstreamRateLimited),
+        (429, "You exceeded your current quota", errors.InsufficientQuota),
+        (402, "balance", errors.InsufficientQuota),
+        (400, "This model's maximum context length is 8192 tokens", errors.ContextLengthExceeded),
+        (400, "flagged by the content_filter", errors.ContentPolicyViolation),
+        (400, "bad temperature", errors.UpstreamBadRequest),
+        (401, "nope", errors.UpstreamAuthError),
+        (404, "no such model", errors.UpstreamNotFound),
+        (408, "slow", errors.UpstreamTimeout),
+        (500, "context length", errors.UpstreamServerError),
+        (503, "overloaded", errors.UpstreamUnavailable),
+    ],
+)
+def test_classify_error(status, message, cls):
+    error = classify_error(status, message, provider="p")
+    assert type(error) is cls
+    assert error.upstream_status == status and "upstream 'p'" in error.message
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            b'{"error":{"message":"m","type":"t","param":"None","code":"429"}}',
+            ("m", "429", "t", None),
+        ),
+        (b'{"error":"flat"}\n', ("flat", None, None, None)),
+        (b'{\n  "message":"kong"\n}', ("kong", None, None, None)),
+        (
+            b'{"detail":[{"loc":["body","messages"],"msg":"Field required","type":"missing"}]}',
+            ("messages: Field required", None, None, "messages"),
+        ),
+        (
+            b'{"errors":[{"code":"10011","title":"Too many requests","detail":"slow"}]}',
+            ("Too many requests: slow", "10011", None, None),
+        ),
+        (
+            b"Rate limit exceeded. Please try again later.\n",
+            ("Rate limit exceeded. Please try again later.", None, None, None),
+        ),
+    ],
+)
+def test_extract_error(body, expected):
+    assert extract_error(body) == expected
+
+
+def test_sse_decoder_handles_split_frames_crlf_comments_and_multiline_data():
+    decoder = SSEDecoder()
+    stream = b': keep-alive\r\n\r\ndata: {"a":1}\r\n\r\nevent: error\ndata: x\ndata: y\n\ndata: [DO'
+    events = []
+    for i in range(len(stream)):  # one byte at a time: nothing depends on read boundaries
+        events += list(decoder.feed(stream[i : i + 1]))
+    events += list(decoder.feed(b"NE]\n\n"))
+    assert [(e.data, e.event) for e in events] == [
+        (b'{"a":1}', None),
+        (b"x\ny", "error"),
+        (b"[DONE]", None),
+    ]
+
+
+def test_sse_decoder_flushes_an_unterminated_last_event():
+    decoder = SSEDecoder()
+    assert list(decoder.feed(b'data: {"b":2}')) == []
+    assert [e.data for e in decoder.flush()] == [b'{"b":2}']
