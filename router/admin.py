@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import orjson
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from router import errors
 from router.auth import presented_key
+from router.breaker import breaker_states
 from router.state import RouterState
 
 
@@ -34,8 +37,18 @@ def require_admin(request: Request) -> RouterState:
     return state
 
 
+async def breakers(request: Request) -> Response:
+    """`GET /admin/breakers`: every target's circuit breaker, as plain data."""
+    try:
+        state = require_admin(request)
+    except errors.RouterError as exc:
+        return Response(exc.to_json(), status_code=exc.status, media_type="application/json")
+    body = {"object": "list", "data": breaker_states(state.graph)}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 def admin_routes() -> list[Route]:
     """Admin routes; each module that adds one lists it here."""
     from router.reload import reload_routes
 
-    return [*reload_routes()]
+    return [Route("/admin/breakers", breakers, methods=["GET"]), *reload_routes()]

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from router import errors, logs, observe, tracing
+from router import continuation, errors, logs, observe, tracing
 from router.admin import admin_routes
 from router.auth import authenticate
 from router.dispatch import Call, execute
@@ -234,6 +234,7 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             if stream:
                 attempt = tracing.traced_attempt(call, lambda t, left: open_stream(call, t, left))
                 relay = await until_disconnect(request, execute(graph, call, attempt))
+                continuation.enable(graph, call, relay)
                 headers = _router_headers(call, request_id)
                 headers["cache-control"] = "no-cache"
                 headers["x-accel-buffering"] = "no"

@@ -1,4 +1,4 @@
-"""`llm-router`: serve, check, schema, plugins."""
+"""`llm-router`: serve, check, explain, schema, plugins."""
 
 from __future__ import annotations
 
@@ -73,6 +73,23 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from router.explain import explain
+    from router.graph import load_graph
+
+    try:
+        graph = load_graph(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if args.model not in graph.routes:
+        names = ", ".join(graph.model_names())
+        print(f"error: unknown model '{args.model}'; models: {names}", file=sys.stderr)
+        return 2
+    print(explain(graph, args.model))
+    return 0
+
+
 def schema_json() -> str:
     from router.config.models import RouterConfig
 
@@ -116,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config and summarise its routing graph")
     check.add_argument("config")
     check.set_defaults(func=_check)
+
+    explain = sub.add_parser("explain", help="print the route a request for a model would take")
+    explain.add_argument("--config", required=True, help="config file")
+    explain.add_argument("--model", required=True, help="public model name")
+    explain.set_defaults(func=_explain)
 
     schema = sub.add_parser("schema", help="write the config's JSON Schema")
     schema.add_argument("--output", default=str(SCHEMA_PATH))

@@ -8,7 +8,6 @@ The failure's class (its `kind`) decides the next step, never its message text.
 from __future__ import annotations
 
 import asyncio
-import enum
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -16,35 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from router import errors
+from router.breaker import record
 from router.errors import ErrorKind
+from router.failure import DEFAULT_STEPS, Step
 from router.graph import ClientKey, Route, RoutingGraph, Target
 from router.provider import Operation
 
 T = TypeVar("T")
+__all__ = ["DEFAULT_STEPS", "Attempt", "Call", "Step", "execute"]
 
 
-class Step(enum.Enum):
-    RETRY = "retry"  # the same target again, after a backoff
-    NEXT = "next"  # the next target, then the fallbacks
-    CONTEXT = "context"  # the route's larger-context model
-    FAIL = "fail"  # the client gets this error now
-
-
-DEFAULT_STEPS: dict[ErrorKind, Step] = {
-    ErrorKind.SERVER: Step.RETRY,
-    ErrorKind.CONNECTION: Step.RETRY,
-    ErrorKind.MALFORMED: Step.RETRY,
-    ErrorKind.RATE_LIMITED: Step.RETRY,
-    ErrorKind.TIMEOUT: Step.NEXT,  # never the same long wait twice on one target
-    ErrorKind.INSUFFICIENT_QUOTA: Step.NEXT,
-    ErrorKind.AUTHENTICATION: Step.NEXT,
-    ErrorKind.PERMISSION: Step.NEXT,
-    ErrorKind.NOT_FOUND: Step.NEXT,
-    ErrorKind.UNAVAILABLE: Step.NEXT,
-    ErrorKind.CONTEXT_LENGTH: Step.CONTEXT,
-    ErrorKind.INVALID_REQUEST: Step.FAIL,
-    ErrorKind.CONTENT_POLICY: Step.FAIL,
-}
 _RATE_LIMIT_FLOOR = 0.5  # seconds: a 429 without Retry-After still waits at least this
 
 
@@ -80,10 +60,12 @@ def _backoff(retry: int, route: Route, error: errors.UpstreamError) -> float:
     """Seconds before retry number `retry` (0-based) of the same target."""
     policy = route.retries
     ceiling = min(policy.backoff_max, policy.backoff_initial * (2**retry))
+    if error.kind is ErrorKind.RATE_LIMITED:  # never a tight loop, even on `Retry-After: 0`
+        if error.retry_after is not None:
+            return max(_RATE_LIMIT_FLOOR, error.retry_after)
+        return max(_RATE_LIMIT_FLOOR, ceiling / 2 + random.uniform(0, ceiling / 2))
     if error.retry_after is not None:
         return error.retry_after
-    if error.kind is ErrorKind.RATE_LIMITED:
-        return max(_RATE_LIMIT_FLOOR, ceiling / 2 + random.uniform(0, ceiling / 2))
     return random.uniform(0, ceiling)  # full jitter
 
 
@@ -124,35 +106,48 @@ async def execute(
         i += 1
         for target in _candidates(route, call.op, time.monotonic()):
             retry = 0
+            step = Step.NEXT
             while True:
                 remaining = call.deadline - time.monotonic()
                 if remaining <= 0:
                     raise last or errors.UpstreamTimeout("the request deadline passed")
+                if target.breaker is not None and not target.breaker.allow(time.monotonic()):
+                    break  # open (or another request is probing it): skip, no attempt made
                 if call.limits is not None:  # the provider's quota, per attempt
                     refused = await call.limits.before_attempt(target.runtime.name, remaining)
                     if refused is not None:
+                        if target.breaker is not None:
+                            target.breaker.release()  # not tried: no verdict on the target
                         call.attempts.append(Attempt(target.label, "quota_fallback", 0.0))
                         last, step = last or refused, Step.NEXT
                         break
                 started = time.monotonic()
                 target.in_flight += 1
+                verdict = False
                 try:
                     result = await attempt(target, remaining)
                 except errors.UpstreamError as failure:
                     elapsed = time.monotonic() - started
                     outcome = failure.code or failure.kind.value
                     call.attempts.append(Attempt(target.label, outcome, elapsed))
+                    call.usage = None  # usage counts for the answering attempt only
                     last = exc = failure
-                    step = DEFAULT_STEPS.get(exc.kind, Step.NEXT)
+                    step = route.steps.get(exc.kind, Step.NEXT)
+                    record(target, exc.kind)
+                    verdict = True
                     if call.limits is not None:
                         call.limits.after_attempt(False)
                 else:
                     call.attempts.append(Attempt(target.label, "ok", time.monotonic() - started))
                     call.answered_by = route
                     call.target = target
+                    record(target, None)
+                    verdict = True
                     return result
                 finally:
                     target.in_flight -= 1
+                    if not verdict and target.breaker is not None:
+                        target.breaker.release()  # cancelled or crashed: free the probe slot
 
                 if step is Step.FAIL:
                     raise exc
@@ -162,7 +157,7 @@ async def execute(
                         routes = _chain(graph, graph.routes[route.context_fallback])
                         i = 0
                         break
-                    raise exc
+                    raise exc  # no context fallback: the provider's reason, never a resend
                 if step is Step.RETRY and retry < route.retries.attempts:
                     wait = _backoff(retry, route, exc)
                     too_long = route.retries.max_retry_after

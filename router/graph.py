@@ -18,6 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from router.balancer import Strategy, strategy_for
+from router.breaker import Breaker
 from router.config.loader import (
     ConfigError,
     ConfigIssue,
@@ -27,6 +28,8 @@ from router.config.loader import (
     validation_issues,
 )
 from router.config.models import ModelConfig, ProviderConfigModel, RetryConfig, RouterConfig
+from router.errors import ErrorKind
+from router.failure import DEFAULT_STEPS, Step, failure_steps
 from router.limits import LimitTable, compile_limits
 from router.plugins import install_hint, provider_plugins
 from router.provider import Operation, Provider, ProviderConfig, ProviderConfigError, Timeouts
@@ -56,6 +59,7 @@ class Target:
     in_flight: int = 0
     latency: float | None = None  # moving average of time to first byte, seconds
     cool_until: float = 0.0  # monotonic time before which the upstream asked us to stay away
+    breaker: Breaker | None = None
 
     @property
     def provider(self) -> Provider:
@@ -78,6 +82,8 @@ class Route:
     fallbacks: tuple[str, ...]
     context_fallback: str | None
     operations: frozenset[Operation]
+    steps: Mapping[ErrorKind, Step] = field(default_factory=lambda: DEFAULT_STEPS)
+    stream_recovery: str = "error"  # or "continue"
 
     def order(self) -> list[Target]:
         return self.strategy(self.targets)
@@ -235,7 +241,8 @@ def compile_graph(config: RouterConfig, source: SourceMap) -> RoutingGraph:
             runtime = runtimes.get(target.provider)
             if runtime is not None:
                 label = f"{target.provider}/{target.model}"
-                targets.append(Target(runtime, target.model, target.weight, label))
+                breaker = Breaker(model.breaker) if model.breaker else None
+                targets.append(Target(runtime, target.model, target.weight, label, breaker=breaker))
         for i, fallback in enumerate(model.fallbacks):
             if fallback not in config.models:
                 issues.append(
@@ -261,6 +268,8 @@ def compile_graph(config: RouterConfig, source: SourceMap) -> RoutingGraph:
             fallbacks=tuple(model.fallbacks),
             context_fallback=model.context_fallback,
             operations=ops,
+            steps=failure_steps(model.on_failure),
+            stream_recovery=model.stream_recovery,
         )
     _check_cycles(config.models, source, issues)
 

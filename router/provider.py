@@ -166,6 +166,15 @@ class Provider:
         )
         return self._prepared
 
+    def continuation_body(self, body: dict[str, Any], partial: str) -> dict[str, Any]:
+        """The client's chat body asking for the rest of an answer that starts with `partial`.
+
+        Only used when `supports_continuation` is set. The OpenAI shape sends the partial
+        answer as a trailing assistant message; override for upstreams that need a flag too.
+        """
+        messages = [*(body.get("messages") or []), {"role": "assistant", "content": partial}]
+        return {**body, "messages": messages}
+
     def models_request(self) -> httpx.Request | None:
         """The upstream's model listing, or None when it has none."""
         if self.models_path is None:
@@ -248,6 +257,12 @@ class Provider:
         status = 500
         if code and code.isdigit():
             status = int(code)
+        else:
+            # No status in the frame: a content-filter or context stop is still one, and
+            # must not pass for a server error that could be retried or continued elsewhere.
+            probe = classify_error(400, message, code=code, error_type=error_type)
+            if isinstance(probe, errors.ContentPolicyViolation | errors.ContextLengthExceeded):
+                status = 400
         error = classify_error(
             status,
             message or "failed mid-stream",

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from router import errors, tracing
+from router.breaker import record
 from router.dispatch import Call
 from router.graph import Target
 from router.provider import Operation, Provider, UpstreamResponse
@@ -53,8 +54,13 @@ async def send_json(call: Call, target: Target, remaining: float) -> dict[str, A
     return data
 
 
-async def open_stream(call: Call, target: Target, remaining: float) -> StreamRelay:
-    """A streaming attempt, primed: its first chunk is ready when this returns."""
+async def open_stream(
+    call: Call, target: Target, remaining: float, continues: str | None = None
+) -> StreamRelay:
+    """A streaming attempt, primed: its first chunk is ready when this returns.
+
+    `continues`: the chunk id of an answer this stream continues (see `router.continuation`).
+    """
     runtime = target.runtime
     provider = runtime.provider
     body = dict(call.body)
@@ -76,7 +82,7 @@ async def open_stream(call: Call, target: Target, remaining: float) -> StreamRel
                 raise provider.get_error(
                     UpstreamResponse(upstream.status, upstream.headers, content)
                 )
-            relay = StreamRelay(call, target, upstream, started + budget)
+            relay = StreamRelay(call, target, upstream, started + budget, continues)
             await relay.prime()
     except TimeoutError:
         if upstream is not None:
@@ -98,10 +104,20 @@ def error_frame(error: errors.RouterError) -> bytes:
     return encode(error.to_dict())
 
 
+Recover = Callable[["StreamRelay", errors.RouterError], AsyncIterator[bytes]]
+
+
 class StreamRelay:
     """Relays one upstream stream to the client, chunk by chunk, as OpenAI SSE."""
 
-    def __init__(self, call: Call, target: Target, upstream: UpstreamStream, deadline: float):
+    def __init__(
+        self,
+        call: Call,
+        target: Target,
+        upstream: UpstreamStream,
+        deadline: float,
+        continues: str | None = None,
+    ):
         self.call = call
         self.target = target
         self.provider = target.provider
@@ -114,6 +130,14 @@ class StreamRelay:
         self.started = False  # content, a tool call, a finish_reason or usage seen
         self.usage_sent = False
         self.completion_chars = 0
+        self.continues = continues
+        self.chunk_id: str | None = continues
+        # Set by the app when the route may continue a broken answer elsewhere: then the
+        # answer so far is kept, and `recover` yields the frames that end the stream.
+        self.recover: Recover | None = None
+        self.text: list[str] | None = (
+            [] if call.route.stream_recovery == "continue" and call.op is Operation.CHAT else None
+        )
         options = call.body.get("stream_options")
         self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
@@ -153,6 +177,10 @@ class StreamRelay:
         choices = chunk.get("choices")
         if usage:
             self.call.usage = usage
+        if self.chunk_id is None:
+            self.chunk_id = chunk.get("id")
+        elif self.continues is not None:
+            chunk["id"] = self.continues  # one answer, one id
         if usage:
             self.started = True
         if choices:
@@ -161,14 +189,22 @@ class StreamRelay:
                     self.finished = self.started = True
                 delta = choice.get("delta")
                 if isinstance(delta, dict):
-                    text = delta.get("content") or delta.get("reasoning_content")
+                    answer = delta.get("content")
+                    text = answer or delta.get("reasoning_content")
+                    if self.continues is not None:
+                        delta.pop("role", None)  # the client already has the message's role
                     if delta.get("tool_calls") or delta.get("function_call"):
                         self.started = True
+                        self.text = None  # only plain text can be continued
+                    if choice.get("index"):
+                        self.text = None  # ... of a single choice
                 else:
-                    text = choice.get("text")
+                    answer = text = choice.get("text")
                 if isinstance(text, str) and text:
                     self.completion_chars += len(text)
                     self.started = True
+                if self.text is not None and isinstance(answer, str) and answer:
+                    self.text.append(answer)
         if self.client_wants_usage:
             if usage:
                 self.usage_sent = True
@@ -230,6 +266,7 @@ class StreamRelay:
             pass
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        failure: errors.RouterError | None = None
         try:
             while True:
                 if self.pending:
@@ -259,6 +296,16 @@ class StreamRelay:
             await self._drain()
         except errors.RouterError as exc:
             self.call.attempts[-1].outcome = f"ok_then_{exc.code or exc.kind.value}"
-            yield error_frame(exc)
+            record(self.target, exc.kind)
+            failure = exc
         finally:
             self.upstream.close()
+        if failure is not None:
+            if self.pending:  # good chunks that arrived in the same read as the failure
+                yield b"".join(self.pending)
+                self.pending.clear()
+            if self.recover is None:
+                yield error_frame(failure)
+            else:
+                async for frame in self.recover(self, failure):
+                    yield frame

@@ -95,6 +95,12 @@ def carry_over(old: RoutingGraph, new: RoutingGraph) -> RoutingGraph:
         kept.runtime = fresh.runtime  # equal definition: same transport once attached
         kept.weight = fresh.weight
         kept.label = fresh.label
+        if (
+            kept.breaker is None
+            or fresh.breaker is None
+            or kept.breaker.policy != fresh.breaker.policy
+        ):
+            kept.breaker = fresh.breaker  # breaker settings changed: start from the new ones
         return kept
 
     routes = {}

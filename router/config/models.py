@@ -15,6 +15,7 @@ from router.config.policies import (
     RateLimitBackendConfig,
     RateLimitPolicyConfig,
 )
+from router.config.resilience import BreakerConfig, FailureSteps, StreamRecovery
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
 
@@ -179,6 +180,20 @@ class ModelConfig(Strict):
         None,
         description="A larger-context public model to use when a request exceeds the context "
         "length; without it such a request fails with the provider's reason.",
+    )
+    on_failure: FailureSteps = Field(
+        default_factory=FailureSteps,  # type: ignore[arg-type]
+        description="What to do next, per failure class; unlisted classes keep their defaults.",
+    )
+    breaker: BreakerConfig | None = Field(
+        None,
+        description="A circuit breaker on each target of this model; without this key, none.",
+    )
+    stream_recovery: StreamRecovery = Field(
+        "error",
+        description="When a stream fails after the client got its first bytes: `error` ends it "
+        "with an error event; `continue` asks another target whose provider supports it to "
+        "continue the answer, and ends with the original error if none can.",
     )
     description: str | None = Field(None, description="Free text, shown by `llm-router check`.")
     rate_limits: list[str] = Field(

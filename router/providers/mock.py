@@ -88,6 +88,19 @@ def _answer(settings: MockSettings, prompt: str) -> list[str]:
     return [_WORDS[(seed + i) % len(_WORDS)] for i in range(settings.words)]
 
 
+def _continued(settings: MockSettings, body: dict[str, Any]) -> tuple[str, list[str], int]:
+    """(prompt, answer words, words already given): a trailing assistant message is a partial
+    answer to continue, so the mock carries on with the words after it."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
+        last = messages[-1]
+        if last.get("role") == "assistant" and isinstance(last.get("content"), str):
+            prompt = _prompt_text({"messages": messages[:-1]})
+            return prompt, _answer(settings, prompt), len(last["content"].split())
+    prompt = _prompt_text(body)
+    return prompt, _answer(settings, prompt), 0
+
+
 def _usage(prompt: str, words: list[str]) -> dict[str, int]:
     prompt_tokens = max(1, len(prompt.split()))
     return {
@@ -167,8 +180,9 @@ class MockTransport:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
             return UpstreamResponse(200, headers, orjson.dumps(payload))
-        words = _answer(self.settings, prompt)
-        text = " ".join(words)
+        prompt, words, given = _continued(self.settings, body)
+        words = words[given:]
+        text = (" " if given else "") + " ".join(words)
         if path.endswith("/chat/completions"):
             choice: dict[str, Any] = {
                 "index": 0,
@@ -206,8 +220,8 @@ class MockTransport:
 
     async def _events(self, request: httpx.Request, body: dict[str, Any]) -> AsyncIterator[bytes]:
         settings = self.settings
-        prompt = _prompt_text(body)
-        words = _answer(settings, prompt)
+        prompt, words, given = _continued(settings, body)
+        words = words[given:]
         chat = request.url.path.endswith("/chat/completions")
         created = int(time.time())
         base: dict[str, Any] = {
@@ -238,7 +252,7 @@ class MockTransport:
             if settings.chunk_delay and n:
                 await asyncio.sleep(settings.chunk_delay)
             piece = " ".join(words[i : i + step])
-            yield frame(piece if i == 0 else " " + piece, None)
+            yield frame(piece if i == 0 and not given else " " + piece, None)
         yield frame(None, "stop")
         options = body.get("stream_options") or {}
         if options.get("include_usage"):
@@ -254,6 +268,7 @@ class MockProvider(Provider):
     """Deterministic answers derived from the prompt; see MockSettings for the knobs."""
 
     settings_model = MockSettings
+    supports_continuation = True  # a trailing assistant message is continued word for word
     default_base_url = "http://mock.invalid/v1"
     settings: MockSettings
 

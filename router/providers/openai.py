@@ -12,6 +12,9 @@ class OpenAIProvider(Provider):
     """The base behaviour is plain OpenAI; nothing to override."""
 
     default_base_url = "https://api.openai.com/v1"
+    #: Sends a broken answer back as a trailing assistant message; OpenAI-compatible servers
+    #: such as vLLM continue it. Only used where a model sets `stream_recovery: continue`.
+    supports_continuation = True
 
 
 @hookimpl

@@ -1,0 +1,100 @@
+"""Config for what happens when a target fails: failure steps, circuit breakers, recovery.
+
+Each field's type lists only the steps that make sense for its failure class, so a config
+cannot ask for, say, a retry of a content-policy refusal or a resend of an over-long prompt
+to the same model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
+Transient = Literal["retry", "next", "fail"]
+Persistent = Literal["next", "fail"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FailureSteps(_Strict):
+    """The next step per failure class. `retry`: the same target again after a backoff
+    (bounded by `retries.attempts`); `next`: the next target, then the fallbacks; `fail`: the
+    client gets the error now; `context`: the model's `context_fallback`."""
+
+    rate_limited: Transient = Field(
+        "retry",
+        description="Upstream 429 (not quota): waits out `Retry-After`, or at least 0.5 s.",
+    )
+    server: Transient = Field("retry", description="Upstream 5xx.")
+    connection: Transient = Field(
+        "retry", description="Connection refused or reset, or the stream closed before any data."
+    )
+    timeout: Transient = Field(
+        "next",
+        description="Connect, first-token or total timeout; `next` by default so a slow target "
+        "is not waited on twice.",
+    )
+    malformed: Transient = Field(
+        "retry", description="A body or stream chunk the provider could not parse."
+    )
+    insufficient_quota: Persistent = Field(
+        "next", description="Balance or quota exhausted (402, `insufficient_quota`)."
+    )
+    authentication: Persistent = Field(
+        "next", description="The upstream refused the router's provider credentials (401)."
+    )
+    permission: Persistent = Field("next", description="The upstream said 403.")
+    not_found: Persistent = Field(
+        "next", description="The upstream does not know the target's model (404)."
+    )
+    context_length: Literal["context", "fail"] = Field(
+        "context",
+        description="Prompt too long: `context` goes to `context_fallback` (and fails without "
+        "one); the same model never gets the same request again.",
+    )
+    content_policy: Persistent = Field(
+        "fail",
+        description="The provider's content filter refused; `fail` passes its reason to the "
+        "client, `next` lets another target judge.",
+    )
+    invalid_request: Persistent = Field(
+        "fail", description="Any other 4xx about the request; the provider's reason is passed on."
+    )
+
+
+class BreakerConfig(_Strict):
+    """A circuit breaker on each of the model's targets: after enough failures the target is
+    skipped for `open_for` seconds, then one probe request decides whether it closes again.
+    Failures are 5xx, timeouts, connection and malformed-response errors, auth/permission/
+    not-found/quota refusals and streams that break after they started; 429s (which have
+    their own cool-down) and client errors are not."""
+
+    consecutive_failures: int = Field(
+        5, ge=1, le=1000, description="Opens after this many failed attempts in a row."
+    )
+    failure_rate: float | None = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Also opens when this share of the attempts within `window` failed "
+        "(`null`: consecutive failures only).",
+    )
+    window: PositiveSeconds = Field(
+        30.0, description="Seconds over which `failure_rate` is measured."
+    )
+    min_requests: int = Field(
+        10,
+        ge=1,
+        le=1_000_000,
+        description="The failure rate is only judged once the window holds this many attempts.",
+    )
+    open_for: PositiveSeconds = Field(
+        30.0, description="Seconds a tripped breaker skips its target before the probe."
+    )
+
+
+StreamRecovery = Literal["error", "continue"]
