@@ -141,7 +141,9 @@ class StreamRelay:
         options = call.body.get("stream_options")
         self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
-    async def _next_bytes(self) -> bytes | None:
+    async def _next_bytes(self, priming: bool = False) -> bytes | None:
+        """The next upstream read. While priming, the first-token timeout (around the whole
+        priming) governs, not the idle gap: a model may think longer than it pauses."""
         idle = self.provider.config.timeouts.idle
         left = self.deadline - time.monotonic()
         if left <= 0:
@@ -149,6 +151,8 @@ class StreamRelay:
                 f"upstream '{self.provider.name}' stream exceeded its total time budget",
                 provider=self.provider.name,
             )
+        if priming:
+            idle = left
         try:
             async with asyncio.timeout(min(idle, left)):
                 return await anext(self.upstream.chunks)
@@ -221,7 +225,7 @@ class StreamRelay:
         it would commit the stream to an upstream that may still fail before its first token.
         """
         while not self.started and not self.done:
-            data = await self._next_bytes()
+            data = await self._next_bytes(priming=True)
             if data is None:
                 for event in self.decoder.flush():
                     self._event(event.data, event.event)

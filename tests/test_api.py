@@ -379,3 +379,21 @@ def test_client_disconnect_cancels_a_non_streaming_upstream_request(router, fake
     while not fake_upstream.disconnects and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fake_upstream.disconnects == ["/v1/chat/completions"]
+
+
+def test_a_model_may_think_longer_than_the_idle_gap_before_its_first_token(
+    fake_upstream, router_server
+):
+    """Before the first token the first-token timeout governs; after it, the idle gap."""
+    config = CONFIG.format(url=fake_upstream.url).replace("idle: 1", "idle: 0.3")
+    server = router_server(config)
+    client = openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+    role, *rest = chat_chunks(["thought", " through"])
+    tail = b"".join(
+        b"data: " + (orjson.dumps(f) if isinstance(f, dict) else f.encode()) + b"\n\n" for f in rest
+    )
+    fake_upstream.add("/v1/chat/completions", sse_reply([role, tail], delay=0.6))
+    stream = client.chat.completions.create(model="chat", messages=MESSAGES, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == (
+        "thought through"
+    )
