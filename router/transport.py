@@ -53,10 +53,13 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _connection_error(provider: str, exc: BaseException) -> errors.UpstreamConnectionError:
+def _connection_error(
+    provider: str, exc: BaseException, *, mid_body: bool = False
+) -> errors.UpstreamConnectionError:
     reason = type(exc).__name__
+    what = "lost the connection to" if mid_body else "could not reach"
     return errors.UpstreamConnectionError(
-        f"could not reach upstream '{provider}' ({reason})", provider=provider
+        f"{what} upstream '{provider}' ({reason})", provider=provider
     )
 
 
@@ -121,7 +124,7 @@ class AiohttpTransport:
                     yield chunk
                 finished = True
             except (aiohttp.ClientError, OSError) as exc:
-                raise _connection_error(self.provider, exc) from exc
+                raise _connection_error(self.provider, exc, mid_body=True) from exc
             finally:
                 # A body read to its end keeps the connection for reuse; anything else drops it.
                 if finished:
