@@ -66,6 +66,7 @@ def iter_keys(
 ) -> Iterator[tuple[str, FieldInfo]]:
     """Every documented key path with its field, depth first."""
     for name, field in model.model_fields.items():
+        name = field.alias or name  # what the YAML says
         path = f"{prefix}.{name}" if prefix else name
         yield path, field
         for suffix, nested in _models_in(field.annotation):
