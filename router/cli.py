@@ -74,6 +74,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from router import logs
+    from router.config.loader import did_you_mean
+    from router.config.secrets import config_secrets
     from router.explain import explain
     from router.graph import load_graph
 
@@ -86,7 +89,13 @@ def _explain(args: argparse.Namespace) -> int:
         names = ", ".join(graph.model_names())
         print(f"error: unknown model '{args.model}'; models: {names}", file=sys.stderr)
         return 2
-    print(explain(graph, args.model))
+    names = [k.name for k in (*graph.keys.values(), graph.anonymous) if k is not None]
+    if args.key is not None and args.key not in names:
+        hint = did_you_mean(args.key, names)
+        print(f"error: unknown key '{args.key}'{hint}; keys: {', '.join(names)}", file=sys.stderr)
+        return 2
+    logs.register_secrets(config_secrets(graph.config))  # masked in the header view
+    print(explain(graph, args.model, args.key))
     return 0
 
 
@@ -137,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="print the route a request for a model would take")
     explain.add_argument("--config", required=True, help="config file")
     explain.add_argument("--model", required=True, help="public model name")
+    explain.add_argument("--key", help="client key name for the request headers shown")
     explain.set_defaults(func=_explain)
 
     schema = sub.add_parser("schema", help="write the config's JSON Schema")
