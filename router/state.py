@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from router import logs
+from router.config.secrets import config_secrets
 from router.graph import RoutingGraph
 from router.limiter import Limiter
 from router.transport import AiohttpTransport
@@ -27,10 +28,7 @@ class RouterState:
         self.reload_hooks: list[Callable[[RoutingGraph, RoutingGraph], None]] = []
 
     def _remember_secrets(self, graph: RoutingGraph) -> None:
-        secrets = [r.provider.config.api_key or "" for r in graph.providers.values()]
-        secrets += [k.key.get_secret_value() for k in graph.config.keys.values() if k.key]
-        if graph.config.server.admin_key:
-            secrets.append(graph.config.server.admin_key.get_secret_value())
+        secrets = config_secrets(graph.config)
         logs.register_secrets(secrets)
         self._secrets = [s.encode() for s in secrets if s and len(s) >= 4]
 
