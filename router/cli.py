@@ -7,16 +7,30 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from router.config import ConfigError
 
+if TYPE_CHECKING:
+    from router.graph import RoutingGraph
+
 SCHEMA_PATH = Path("schema/router.schema.json")
+
+
+def _load(path: str) -> RoutingGraph | None:
+    """The compiled graph, or None after printing the file:line:key errors."""
+    from router.graph import load_graph
+
+    try:
+        return load_graph(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from router.graph import load_graph
     from router.settings import Settings
 
     settings = Settings()
@@ -24,10 +38,8 @@ def _serve(args: argparse.Namespace) -> int:
     if not config:
         print("error: give --config PATH or set LLM_ROUTER_CONFIG", file=sys.stderr)
         return 2
-    try:
-        graph = load_graph(config)  # fail fast, before uvicorn starts, with file:line errors
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    graph = _load(config)  # fail fast, before uvicorn starts, with file:line errors
+    if graph is None:
         return 1
     os.environ["LLM_ROUTER_CONFIG"] = str(Path(config).resolve())
     host = args.host or settings.host or graph.config.server.host
@@ -50,12 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from router.graph import load_graph
-
-    try:
-        graph = load_graph(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    graph = _load(args.config)
+    if graph is None:
         return 1
     print(f"{args.config}: OK")
     print(f"providers ({len(graph.providers)}):")
@@ -78,12 +86,9 @@ def _explain(args: argparse.Namespace) -> int:
     from router.config.loader import did_you_mean
     from router.config.secrets import config_secrets
     from router.explain import explain
-    from router.graph import load_graph
 
-    try:
-        graph = load_graph(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    graph = _load(args.config)
+    if graph is None:
         return 1
     if args.model not in graph.routes:
         names = ", ".join(graph.model_names())
