@@ -52,7 +52,9 @@ class Breaker:
     __slots__ = (
         "_counts",
         "_slot",
+        "closed",
         "consecutive",
+        "half_opened",
         "open_until",
         "opened",
         "policy",
@@ -66,7 +68,9 @@ class Breaker:
         self.consecutive = 0
         self.open_until = 0.0
         self.probing = False
-        self.opened = 0  # times tripped, for metrics
+        self.opened = 0  # transitions into each state, for metrics: times tripped,
+        self.half_opened = 0  # times a probe was let through after `open_for`,
+        self.closed = 0  # and times a probe closed it again
         self._counts = [[0, 0] for _ in range(_BUCKETS)]  # [ok, failed] per time bucket
         self._slot = [-1] * _BUCKETS  # which bucket period each entry counts
 
@@ -101,6 +105,7 @@ class Breaker:
                 return False
             self.state = State.HALF_OPEN
             self.probing = False
+            self.half_opened += 1
         if self.probing:
             return False
         self.probing = True
@@ -142,6 +147,7 @@ class Breaker:
 
     def _close(self) -> None:
         self.state = State.CLOSED
+        self.closed += 1
         self.probing = False
         self.consecutive = 0
         self._counts = [[0, 0] for _ in range(_BUCKETS)]
@@ -158,6 +164,11 @@ class Breaker:
             "window_ok": ok,
             "window_failed": failed,
             "opened_total": self.opened,
+            "transitions": {
+                "open": self.opened,
+                "half_open": self.half_opened,
+                "closed": self.closed,
+            },
             "retry_in": round(max(0.0, self.open_until - now), 3)
             if self.state is State.OPEN
             else 0.0,

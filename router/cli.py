@@ -7,16 +7,30 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from router.config import ConfigError
 
+if TYPE_CHECKING:
+    from router.graph import RoutingGraph
+
 SCHEMA_PATH = Path("schema/router.schema.json")
+
+
+def _load(path: str) -> RoutingGraph | None:
+    """The compiled graph, or None after printing the file:line:key errors."""
+    from router.graph import load_graph
+
+    try:
+        return load_graph(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from router.graph import load_graph
     from router.settings import Settings
 
     settings = Settings()
@@ -24,10 +38,8 @@ def _serve(args: argparse.Namespace) -> int:
     if not config:
         print("error: give --config PATH or set LLM_ROUTER_CONFIG", file=sys.stderr)
         return 2
-    try:
-        graph = load_graph(config)  # fail fast, before uvicorn starts, with file:line errors
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    graph = _load(config)  # fail fast, before uvicorn starts, with file:line errors
+    if graph is None:
         return 1
     os.environ["LLM_ROUTER_CONFIG"] = str(Path(config).resolve())
     host = args.host or settings.host or graph.config.server.host
@@ -50,12 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from router.graph import load_graph
-
-    try:
-        graph = load_graph(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    graph = _load(args.config)
+    if graph is None:
         return 1
     print(f"{args.config}: OK")
     print(f"providers ({len(graph.providers)}):")
@@ -74,19 +82,25 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from router import logs
+    from router.config.loader import did_you_mean
+    from router.config.secrets import config_secrets
     from router.explain import explain
-    from router.graph import load_graph
 
-    try:
-        graph = load_graph(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    graph = _load(args.config)
+    if graph is None:
         return 1
     if args.model not in graph.routes:
         names = ", ".join(graph.model_names())
         print(f"error: unknown model '{args.model}'; models: {names}", file=sys.stderr)
         return 2
-    print(explain(graph, args.model))
+    names = [k.name for k in (*graph.keys.values(), graph.anonymous) if k is not None]
+    if args.key is not None and args.key not in names:
+        hint = did_you_mean(args.key, names)
+        print(f"error: unknown key '{args.key}'{hint}; keys: {', '.join(names)}", file=sys.stderr)
+        return 2
+    logs.register_secrets(config_secrets(graph.config))  # masked in the header view
+    print(explain(graph, args.model, args.key))
     return 0
 
 
@@ -137,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="print the route a request for a model would take")
     explain.add_argument("--config", required=True, help="config file")
     explain.add_argument("--model", required=True, help="public model name")
+    explain.add_argument("--key", help="client key name for the request headers shown")
     explain.set_defaults(func=_explain)
 
     schema = sub.add_parser("schema", help="write the config's JSON Schema")

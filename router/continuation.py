@@ -17,7 +17,7 @@ from typing import Any
 
 from router import errors
 from router.breaker import record
-from router.dispatch import Attempt, Call, _chain
+from router.dispatch import Attempt, Call, fallback_chain
 from router.failure import Step
 from router.graph import Route, RoutingGraph, Target
 from router.provider import Operation
@@ -42,7 +42,7 @@ def enable(graph: RoutingGraph, call: Call, relay: StreamRelay) -> None:
 def _candidates(graph: RoutingGraph, route: Route, failed: Target) -> list[tuple[Route, Target]]:
     """Other targets of the answering route, then its fallbacks' targets, that can continue."""
     out = []
-    for each in _chain(graph, route):
+    for each in fallback_chain(graph, route):
         for target in each.order():
             provider = target.provider
             if target is failed or not provider.supports_continuation:

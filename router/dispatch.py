@@ -22,7 +22,7 @@ from router.graph import ClientKey, Route, RoutingGraph, Target
 from router.provider import Operation
 
 T = TypeVar("T")
-__all__ = ["DEFAULT_STEPS", "Attempt", "Call", "Step", "execute"]
+__all__ = ["DEFAULT_STEPS", "Attempt", "Call", "Step", "execute", "fallback_chain"]
 
 
 _RATE_LIMIT_FLOOR = 0.5  # seconds: a 429 without Retry-After still waits at least this
@@ -69,8 +69,10 @@ def _backoff(retry: int, route: Route, error: errors.UpstreamError) -> float:
     return random.uniform(0, ceiling)  # full jitter
 
 
-def _chain(graph: RoutingGraph, first: Route) -> list[Route]:
-    """The route, then its fallbacks and theirs, breadth first, each once."""
+def fallback_chain(graph: RoutingGraph, first: Route) -> list[Route]:
+    """`first`, then its fallbacks and theirs, breadth first, each once: the routes a request
+    for `first` may walk, in order. Dispatch, stream continuation and `llm-router explain`
+    all read this one order, so what `explain` prints is what a request does."""
     order, seen, queue = [], {first.name}, [first]
     while queue:
         route = queue.pop(0)
@@ -98,7 +100,7 @@ async def execute(
 ) -> T:
     """Run `attempt(target, timeout)` along the route until one succeeds or nothing is left."""
     last: errors.RouterError | None = None
-    routes = _chain(graph, call.route)
+    routes = fallback_chain(graph, call.route)
     context_used = False
     i = 0
     while i < len(routes):
@@ -154,7 +156,7 @@ async def execute(
                 if step is Step.CONTEXT:
                     if route.context_fallback and not context_used:
                         context_used = True
-                        routes = _chain(graph, graph.routes[route.context_fallback])
+                        routes = fallback_chain(graph, graph.routes[route.context_fallback])
                         i = 0
                         break
                     raise exc  # no context fallback: the provider's reason, never a resend

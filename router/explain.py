@@ -1,15 +1,18 @@
 """`llm-router explain`: the route a request for one model would take, in plain text.
 
 Reads the compiled graph only, so what it prints is what the router does: targets in
-strategy order, retries and deadline, failure steps, fallbacks, timeouts, breakers, limits.
+strategy order, retries and deadline, failure steps, fallbacks, timeouts, breakers, the
+rate-limit policies that apply, and the headers each target would be sent, secrets masked.
 """
 
 from __future__ import annotations
 
-from router.dispatch import _chain
+from router.dispatch import fallback_chain
 from router.errors import ErrorKind
 from router.failure import DEFAULT_STEPS
 from router.graph import Route, RoutingGraph
+from router.limits import CONCURRENT, REQUESTS, TOKENS, PolicySet
+from router.rewrites import explain_request_headers
 
 _ORDER = {
     "priority": "in the order listed; the first healthy target takes everything",
@@ -69,13 +72,92 @@ def _breaker(route: Route) -> list[str]:
     ]
 
 
-def explain(graph: RoutingGraph, model: str) -> str:
-    """The text `llm-router explain` prints for `model` (a KeyError names unknown models)."""
+_WINDOWS = {1_000: "second", 60_000: "minute", 3_600_000: "hour", 86_400_000: "day"}
+_KINDS = {REQUESTS: "requests", TOKENS: "tokens"}
+
+
+def _describe(policies: PolicySet, scope: str) -> list[str]:
+    """One line per policy of `policies` attached at `scope`: its limits and what it does."""
+    lines = []
+    for index, policy in enumerate(policies.policies):
+        if policy.scope != scope:
+            continue
+        counts = [
+            f"{limit.limit} concurrent"
+            if limit.kind == CONCURRENT
+            else f"{limit.limit} {_KINDS[limit.kind]}/{_WINDOWS.get(limit.window_ms, 'window')}"
+            for limit in policies.limits
+            if limit.policy == index
+        ]
+        on_limit = {
+            "reject": "429",
+            "wait": f"wait up to {policy.max_wait:g}s, then 429",
+            "fallback": "next target or fallback",
+        }[policy.on_limit]
+        down = "reject (503)" if policy.fail_closed else "admit"
+        lines.append(
+            f"{policy.name}: {', '.join(counts)}; on limit: {on_limit}; backend down: {down}"
+        )
+    return lines
+
+
+def _limits(graph: RoutingGraph, route: Route) -> list[str]:
+    """Every rate-limit policy a request for `route` meets: global, model, per target's
+    upstream quota (checked before each attempt), and per client key."""
+    model, table = route.name, graph.limits
+    backend = graph.config.server.rate_limit_backend
+    where = "shared in Redis" if backend.url else "in memory, this process"
+    clients = [k for k in (*graph.keys.values(), graph.anonymous) if k is not None]
+    allowed = sorted(k.name for k in clients if model in k.allowed)
+    denied = sorted(k.name for k in clients if model not in k.allowed)
+    sets = {name: table.for_request(name, model) for name in allowed}
+    any_set = next((s for s in sets.values() if s.policies), None)
+    lines = [f"rate limits (counters {where}):"]
+    for label, scope in (("global", "global"), ("model", f"model:{model}")):
+        found = _describe(any_set, scope) if any_set is not None else []
+        lines.append(f"  {label}: " + ("; ".join(found) if found else "none"))
+    lines.append("  upstream quotas (per target, before each attempt):")
+    for target in route.targets:
+        provider = target.runtime.name
+        found = _describe(table.for_provider(provider), f"provider:{provider}")
+        lines.append(f"    {target.label}: " + ("; ".join(found) if found else "none"))
+    lines.append("  client keys that may use this model:" + ("" if allowed else " none"))
+    for name in allowed:
+        found = _describe(sets[name], f"key:{name}")
+        lines.append(f"    {name}: " + ("; ".join(found) if found else "no key policy"))
+    if denied:
+        lines.append(f"  keys that may not (404): {', '.join(denied)}")
+    return lines
+
+
+def _headers(graph: RoutingGraph, route: Route, key: str | None) -> list[str]:
+    """The headers each target would be sent, as client key `key`, secrets masked."""
+    if key is None:
+        if graph.anonymous is not None:
+            key = graph.anonymous.name
+        else:
+            names = sorted(k.name for k in graph.keys.values() if route.name in k.allowed)
+            if not names:
+                return ["request headers: no client key may use this model"]
+            key = names[0]
+    client = next((k for k in (*graph.keys.values(), graph.anonymous) if k and k.name == key), None)
+    if client is None or route.name not in client.allowed:
+        return [f"request headers: key '{key}' may not use this model (the router answers 404)"]
+    lines = [f"request headers, as key '{key}' (secrets masked):"]
+    for label, headers in explain_request_headers(graph, route.name, key).items():
+        lines.append(f"  {label}:")
+        lines += [f"    {name}: {value}" for name, value in sorted(headers.items())]
+    return lines
+
+
+def explain(graph: RoutingGraph, model: str, key: str | None = None) -> str:
+    """The text `llm-router explain` prints for `model` (a KeyError names unknown models);
+    `key` names the client key whose request headers are shown (default: the first allowed)."""
     route = graph.routes[model]
     lines = [f"model {model}"]
     lines += ["targets:", *_targets(route)]
     lines += ["policy:", *_policy(route), *_breaker(route)]
-    chain = [r.name for r in _chain(graph, route)[1:]]
+    chain = [r.name for r in fallback_chain(graph, route)[1:]]
     lines.append(
         "fallbacks (breadth first, each once): " + (" -> ".join(chain) if chain else "none")
     )
@@ -95,6 +177,8 @@ def explain(graph: RoutingGraph, model: str) -> str:
         f"limits: request body up to {server.max_body_bytes} bytes; upstream connection pools "
         "as listed per target; rate-limit headers from upstreams put a target last until reset"
     )
+    lines += _limits(graph, route)
+    lines += _headers(graph, route, key)
     for name in chain:
         lines.append("")
         fallback = graph.routes[name]

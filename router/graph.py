@@ -12,6 +12,7 @@ import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ from router.config.loader import (
     ConfigIssue,
     SourceMap,
     did_you_mean,
-    load_config,
+    load_config_text,
     validation_issues,
 )
 from router.config.models import ModelConfig, ProviderConfigModel, RetryConfig, RouterConfig
@@ -110,7 +111,7 @@ class RoutingGraph:
     keys: Mapping[bytes, ClientKey]
     anonymous: ClientKey | None  # the identity used when `server.auth: none`
     loaded_at: float = field(default_factory=time.time)
-    config_hash: str = ""
+    config_hash: str = ""  # sha256 of the file's bytes (`file_hash`); "" when built in memory
     limits: LimitTable = field(default_factory=lambda: LimitTable({}, {}))
     rewrites: HeaderRules = field(default_factory=lambda: HeaderRules.empty())
 
@@ -216,8 +217,9 @@ def _models_body(names: list[str], created: int) -> bytes:
     return orjson.dumps({"object": "list", "data": data})
 
 
-def compile_graph(config: RouterConfig, source: SourceMap) -> RoutingGraph:
-    """Check every cross-reference and build the graph; raises ConfigError listing all issues."""
+def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = "") -> RoutingGraph:
+    """Check every cross-reference and build the graph; raises ConfigError listing all issues.
+    `config_hash` is the file's (`file_hash`); `load_graph` and reloads pass it."""
     issues: list[ConfigIssue] = []
     runtimes: dict[str, ProviderRuntime] = {}
     for name, spec in config.providers.items():
@@ -329,13 +331,34 @@ def compile_graph(config: RouterConfig, source: SourceMap) -> RoutingGraph:
         anonymous=anonymous,
         limits=limits,
         rewrites=rewrites,
-        config_hash=hashlib.sha256(
-            orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-        ).hexdigest()[:16],
+        config_hash=config_hash,
     )
 
 
-def load_graph(path: str, environ: Mapping[str, str] | None = None) -> RoutingGraph:
+def file_hash(data: bytes) -> str:
+    """The config's identity, as `/health` and `/admin/config` report it: the sha256 of the
+    file's bytes, so an operator can compare it with `sha256sum` of what they deployed."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def graph_from_bytes(
+    data: bytes, path: str, environ: Mapping[str, str] | None = None
+) -> RoutingGraph:
+    """Parse, validate and compile a config file's bytes, read once, so the graph's
+    `config_hash` is the hash of exactly what was compiled."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigIssue(path, None, "", f"not UTF-8: {exc}")]) from None
+    config, source = load_config_text(text, path, environ)
+    return compile_graph(config, source, config_hash=file_hash(data))
+
+
+def load_graph(path: str | Path, environ: Mapping[str, str] | None = None) -> RoutingGraph:
     """Load, validate and compile a config file."""
-    config, source = load_config(path, environ)
-    return compile_graph(config, source)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        issue = ConfigIssue(str(path), None, "", f"cannot read: {exc.strerror}")
+        raise ConfigError([issue]) from None
+    return graph_from_bytes(data, str(path), environ)

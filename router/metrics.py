@@ -13,7 +13,7 @@ import bisect
 import math
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -138,13 +138,47 @@ rate_limit_rejections = Counter(
 )
 reloads = Counter("llm_router.config.reloads", "Config reloads by result.", ("result",))
 
-# Breaker state lives in another module; it registers a source yielding (target, state) pairs,
-# state 0 closed, 1 half-open, 2 open. Read at scrape time only.
-_breaker_sources: list[Callable[[], Iterable[tuple[str, int]]]] = []
+# Breaker state lives on the active graph's targets, not here: the running router registers a
+# source of `router.breaker.breaker_states` rows, read at scrape time only, so the hot path pays
+# nothing for it.
+BreakerRows = Callable[[], Iterable[Mapping[str, Any]]]
+_breaker_sources: list[BreakerRows] = []
+_BREAKER_STATE = {"closed": 0, "half_open": 1, "open": 2}
 
 
-def observe_breakers(source: Callable[[], Iterable[tuple[str, int]]]) -> None:
+def observe_breakers(source: BreakerRows) -> Callable[[], None]:
+    """Show the breakers `source` yields at `/metrics`; returns the call that stops it."""
     _breaker_sources.append(source)
+
+    def stop() -> None:
+        if source in _breaker_sources:
+            _breaker_sources.remove(source)
+
+    return stop
+
+
+def _breaker_text() -> list[str]:
+    rows = [row for source in list(_breaker_sources) for row in source()]
+    if not rows:
+        return []
+    state, moves = "llm_router_breaker_state", "llm_router_breaker_transitions_total"
+    out = [
+        f"# HELP {state} Circuit breaker per model and target: 0 closed, 1 half-open, 2 open.",
+        f"# TYPE {state} gauge",
+    ]
+    names = ("model", "target")
+    for row in rows:
+        labels = _labels(names, (row["model"], row["target"]))
+        out.append(f"{state}{labels} {_BREAKER_STATE[row['state']]}")
+    out += [
+        f"# HELP {moves} Circuit breaker transitions by the state entered.",
+        f"# TYPE {moves} counter",
+    ]
+    for row in rows:
+        for to, count in row["transitions"].items():
+            labels = _labels((*names, "to"), (row["model"], row["target"], to))
+            out.append(f"{moves}{labels} {count}")
+    return out
 
 
 # -- Prometheus text format --------------------------------------------------------------------
@@ -195,13 +229,7 @@ def prometheus_text() -> str:
                 out.append(f"{name}_bucket{_labels(metric.labels, key, le)} {running}")
             out.append(f"{name}_sum{_labels(metric.labels, key)} {_number(row[-2])}")
             out.append(f"{name}_count{_labels(metric.labels, key)} {int(row[-1])}")
-    if _breaker_sources:
-        name = "llm_router_breaker_state"
-        out += [f"# HELP {name} Circuit breaker per target: 0 closed, 1 half-open, 2 open."]
-        out += [f"# TYPE {name} gauge"]
-        for source in _breaker_sources:
-            for target, state in source():
-                out.append(f"{name}{_labels(('target',), (target,))} {state}")
+    out += _breaker_text()
     return "\n".join(out) + "\n"
 
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import os
-import re
 import signal
 import time
 from collections import defaultdict
@@ -37,13 +35,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from router import errors, logs, metrics
-from router.config.loader import ConfigError, ConfigIssue, load_config_text
-from router.graph import RoutingGraph, Target, compile_graph
+from router.config.loader import ConfigError, ConfigIssue
+from router.config.secrets import is_sensitive_header
+from router.graph import RoutingGraph, Target, file_hash, graph_from_bytes
 from router.state import RouterState
 
 log = logs.get_logger("router.reload")
 POLL_SECONDS = 0.2
-_SENSITIVE_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
 
 
 @dataclass
@@ -121,9 +119,12 @@ class Reloader:
         self._task: asyncio.Task[None] | None = None
         self._signature: tuple[Any, ...] = ()
         self._seen_hash: str | None = None  # last hash tried, valid or not
+        self._retired: list[Any] = []  # transports of replaced providers, not closed yet
+        self._timers: list[asyncio.TimerHandle] = []
+        # The hash of the bytes the active graph was compiled from, not a second read of the
+        # file: what `/health` reports, and what a reload compares with.
+        self.status.file_hash = self._seen_hash = state.graph.config_hash or None
         if self.path.is_file():
-            data = self.path.read_bytes()
-            self.status.file_hash = self._seen_hash = hashlib.sha256(data).hexdigest()
             self._signature = _signature(self._paths())
         self.status.loaded_at = state.graph.loaded_at
 
@@ -142,6 +143,16 @@ class Reloader:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for timer in self._timers:
+            timer.cancel()
+        await self._close(list(self._retired))
+
+    async def _close(self, transports: list[Any]) -> None:
+        """Close retired transports not closed yet."""
+        for transport in transports:
+            if transport in self._retired:
+                self._retired.remove(transport)
+                await transport.aclose()
 
     def _on_sighup(self) -> None:
         task = asyncio.get_running_loop().create_task(self.reload("sighup", force=True))
@@ -166,12 +177,12 @@ class Reloader:
                 data = await asyncio.to_thread(self._read)
             except ConfigError as exc:
                 return self._failed(reason, exc, None)
-            digest = hashlib.sha256(data).hexdigest()
+            digest = file_hash(data)
             if not force and digest == self._seen_hash:
                 return {"result": "unchanged", "hash": self.status.file_hash}
             self._seen_hash = digest
             try:
-                graph = await asyncio.to_thread(_compile, data, str(self.path))
+                graph = await asyncio.to_thread(graph_from_bytes, data, str(self.path))
             except ConfigError as exc:
                 return self._failed(reason, exc, digest)
             old = self.state.graph
@@ -207,10 +218,14 @@ class Reloader:
             log.warning("config_restart_needed", keys=["server.host", "server.port"])
         retired = self.state.retire_transports()
         if retired:
-            # Requests still on the old graph may use them: close after their longest budget.
+            # Requests still on the old graph may use them: close after their longest budget,
+            # or when the router stops, whichever comes first.
             grace = max(r.timeouts.total for r in old.providers.values()) + 1
             loop = asyncio.get_running_loop()
-            loop.call_later(grace, lambda: [loop.create_task(t.aclose()) for t in retired])
+            self._retired += retired
+            self._timers.append(
+                loop.call_later(grace, lambda: [loop.create_task(self._close(retired))])
+            )
         log.info(
             "config_reloaded",
             trigger=reason,
@@ -218,16 +233,6 @@ class Reloader:
             models=len(new.routes),
             providers=len(new.providers),
         )
-
-
-def _compile(data: bytes, path: str) -> RoutingGraph:
-    """Parse, validate and compile (in a worker thread: YAML parsing is CPU work)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigIssue(path, None, "", f"not UTF-8: {exc}")]) from None
-    config, source = load_config_text(text, path)
-    return compile_graph(config, source)
 
 
 # -- admin endpoints ---------------------------------------------------------------------------
@@ -241,7 +246,7 @@ def masked_config(graph: RoutingGraph) -> dict[str, Any]:
             provider["api_key"] = logs.MASK
         headers = provider.get("headers") or {}
         for name in headers:
-            if _SENSITIVE_HEADER.search(name):
+            if is_sensitive_header(name):
                 headers[name] = logs.MASK
     for key in dump.get("keys", {}).values():
         if key.get("key") is not None:

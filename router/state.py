@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from router import logs
+from router import logs, metrics
+from router.breaker import breaker_states
+from router.config.secrets import config_secrets
 from router.graph import RoutingGraph
 from router.limiter import Limiter
 from router.transport import AiohttpTransport
@@ -21,16 +23,14 @@ class RouterState:
         self.limiter = Limiter(graph.config.server.rate_limit_backend)
         self._transports: dict[str, object] = {}  # provider definition digest -> transport
         self._secrets: list[bytes] = []
+        self._unobserve: Callable[[], None] = lambda: None
         self._remember_secrets(graph)
         # Called as hook(old, new) just before a reloaded graph goes live, on the event loop:
         # where state keyed by policy (rate-limit counters) moves to the new graph.
         self.reload_hooks: list[Callable[[RoutingGraph, RoutingGraph], None]] = []
 
     def _remember_secrets(self, graph: RoutingGraph) -> None:
-        secrets = [r.provider.config.api_key or "" for r in graph.providers.values()]
-        secrets += [k.key.get_secret_value() for k in graph.config.keys.values() if k.key]
-        if graph.config.server.admin_key:
-            secrets.append(graph.config.server.admin_key.get_secret_value())
+        secrets = config_secrets(graph.config)
         logs.register_secrets(secrets)
         self._secrets = [s.encode() for s in secrets if s and len(s) >= 4]
 
@@ -66,10 +66,12 @@ class RouterState:
 
     async def start(self) -> None:
         self._attach(self.graph)
+        self._unobserve = metrics.observe_breakers(lambda: breaker_states(self.graph))
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
+        self._unobserve()
         await self.limiter.aclose()
         for transport in self._transports.values():
             await transport.aclose()  # type: ignore[attr-defined]

@@ -9,11 +9,13 @@ from router.testing.fake_upstream import (
     FakeUpstream,
     Received,
     Reply,
+    chat_chunk,
     chat_chunks,
     chat_completion,
     json_reply,
     sse_reply,
     text_reply,
+    usage_block,
 )
 from router.testing.server import RouterProcess, RouterServer, free_port, wait_ready
 
@@ -23,11 +25,13 @@ __all__ = [
     "Reply",
     "RouterProcess",
     "RouterServer",
+    "chat_chunk",
     "chat_chunks",
     "chat_completion",
     "free_port",
     "json_reply",
     "sse_reply",
     "text_reply",
+    "usage_block",
     "wait_ready",
 ]

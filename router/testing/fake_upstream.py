@@ -105,11 +105,36 @@ def chat_completion(
                 "finish_reason": "stop",
             }
         ],
-        "usage": {
-            "prompt_tokens": usage[0],
-            "completion_tokens": usage[1],
-            "total_tokens": usage[0] + usage[1],
-        },
+        "usage": usage_block(usage),
+    }
+
+
+def usage_block(usage: tuple[int, int]) -> dict[str, int]:
+    """An OpenAI `usage` object for (prompt, completion) tokens, in the order upstreams send."""
+    prompt, completion = usage
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def chat_chunk(
+    delta: dict[str, Any],
+    finish: str | None = None,
+    *,
+    model: str = "up-model",
+    chunk_id: str = "chatcmpl-fake",
+    created: int = 1732000000,
+) -> dict[str, Any]:
+    """One OpenAI `chat.completion.chunk` with a single choice, fields in OpenAI's order."""
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [choice],
     }
 
 
@@ -118,34 +143,18 @@ def chat_chunks(
     model: str = "up-model",
     usage: tuple[int, int] | None = (5, 3),
     done: bool = True,
+    chunk_id: str = "chatcmpl-fake",
 ) -> list[bytes | str | dict[str, Any]]:
     """OpenAI `chat.completion.chunk` frames: role, content pieces, finish, usage, [DONE]."""
-    base = {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion.chunk",
-        "created": 1732000000,
-        "model": model,
-    }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {**base, "choices": [choice]}
+        return chat_chunk(delta, finish, model=model, chunk_id=chunk_id)
 
     frames: list[bytes | str | dict[str, Any]] = [chunk({"role": "assistant", "content": ""})]
     frames += [chunk({"content": piece}) for piece in pieces]
     frames.append(chunk({}, "stop"))
     if usage is not None:
-        frames.append(
-            {
-                **base,
-                "choices": [],
-                "usage": {
-                    "prompt_tokens": usage[0],
-                    "completion_tokens": usage[1],
-                    "total_tokens": usage[0] + usage[1],
-                },
-            }
-        )
+        frames.append({**chunk({}), "choices": [], "usage": usage_block(usage)})
     if done:
         frames.append("[DONE]")
     return frames

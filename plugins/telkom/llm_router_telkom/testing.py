@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from llm_router_telkom import kong as _kong
-from router.testing import Received, Reply, sse_reply
+from router.testing import Received, Reply, chat_chunks, sse_reply, usage_block
 
 BASE_PATH = "/Telkom-LLM/0.0.4"
 CHAT_PATH = BASE_PATH + "/llm/chat/completions"  # what real clients call
@@ -188,11 +188,7 @@ def completion_body(
                 "logprobs": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": usage[0],
-            "completion_tokens": usage[1],
-            "total_tokens": usage[0] + usage[1],
-        },
+        "usage": usage_block(usage),
     }
 
 
@@ -212,21 +208,7 @@ def chunks(
     pieces: Iterable[str] = ("Ha", "lo", "!"), model: str = "telkom-ai-instruct"
 ) -> list[bytes | str | dict[str, Any]]:
     """OpenAI SSE chunks without usage (never seen in a Telkom stream), then `[DONE]`."""
-    base = {
-        "id": "chatcmpl-7f0c2a1b9d8e4f6a",
-        "object": "chat.completion.chunk",
-        "created": 1732000000,
-        "model": model,
-    }
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {**base, "choices": [choice]}
-
-    frames: list[bytes | str | dict[str, Any]] = [chunk({"role": "assistant", "content": ""})]
-    frames += [chunk({"content": piece}) for piece in pieces]
-    frames += [chunk({}, "stop"), "[DONE]"]
-    return frames
+    return chat_chunks(pieces, model, usage=None, chunk_id="chatcmpl-7f0c2a1b9d8e4f6a")
 
 
 def stream(

@@ -19,7 +19,15 @@ from typing import Any
 
 import orjson
 
-from router.testing import FakeUpstream, Received, Reply, json_reply, sse_reply
+from router.testing import (
+    FakeUpstream,
+    Received,
+    Reply,
+    chat_chunk,
+    json_reply,
+    sse_reply,
+    usage_block,
+)
 
 API_ROOT = "/v2/ai"
 CHAT_PATH = "/v2/ai/openai/chat/completions"
@@ -154,11 +162,7 @@ def completion(
         "created": 1763700000,
         "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
-        "usage": {
-            "prompt_tokens": usage[0],
-            "completion_tokens": usage[1],
-            "total_tokens": usage[0] + usage[1],
-        },
+        "usage": usage_block(usage),
     }
 
 
@@ -174,16 +178,15 @@ def stream_frames(
     done: bool = True,
 ) -> list[bytes | str | dict[str, Any]]:
     """vLLM-style chunks: role, `reasoning_content` pieces, content pieces, finish, [DONE]."""
-    base = {
-        "id": "chatcmpl-7f2c1b8e4a0d4c9e",
-        "object": "chat.completion.chunk",
-        "created": 1763700000,
-        "model": model,
-    }
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return {**base, "choices": [choice]}
+        return chat_chunk(
+            delta,
+            finish_reason,
+            model=model,
+            chunk_id="chatcmpl-7f2c1b8e4a0d4c9e",
+            created=1763700000,
+        )
 
     frames: list[bytes | str | dict[str, Any]] = [chunk({"role": "assistant", "content": ""})]
     frames += [chunk({"reasoning_content": piece}) for piece in reasoning]

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from router.testing import FakeUpstream, Received, Reply
+from router.testing import FakeUpstream, Received, Reply, usage_block
 
 CHAT_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
@@ -84,12 +84,7 @@ def chat_completion(
                 "logprobs": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": usage[0],
-            "completion_tokens": usage[1],
-            "total_tokens": usage[0] + usage[1],
-            **usage_extras,
-        },
+        "usage": {**usage_block(usage), **usage_extras},
     }
 
 
