@@ -6,20 +6,19 @@ model lists were resolved when the graph was compiled.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from router import continuation, errors, logs, observe, tracing
@@ -27,6 +26,7 @@ from router.admin import admin_routes
 from router.auth import authenticate
 from router.dispatch import Call, execute
 from router.drain import Drain, DrainMiddleware, install_sigterm
+from router.fastpath import DisconnectWatch, EventStream, RouterApp
 from router.graph import RoutingGraph, load_graph
 from router.limiter import CallLimits, admit
 from router.metrics import metrics_routes
@@ -39,7 +39,6 @@ from router.state import RouterState
 from router.validate import check_body
 
 log = logs.get_logger("router")
-T = TypeVar("T")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 JSON = "application/json"
 
@@ -97,21 +96,6 @@ def _router_headers(call: Call, request_id: str) -> dict[str, str]:
     }
 
 
-class _ClosingStream(StreamingResponse):
-    """Runs `on_close` however the stream ends, even if the client left before the first
-    byte (when the body generator never starts and its `finally` never runs)."""
-
-    def __init__(self, *args: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_close = on_close
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.on_close()
-
-
 def _preparer(graph: RoutingGraph, call: Call, client: Any) -> Callable[[Any, Any], None]:
     def prepare(request: Any, target: Any) -> None:
         prepare_request(
@@ -163,8 +147,8 @@ def _access_log(
 ) -> None:
     observe.request_done(
         call,
-        request.method,
-        request.url.path,
+        request.scope["method"],
+        request.scope["path"],
         request_id,
         status,
         started,
@@ -175,36 +159,17 @@ def _access_log(
     )
 
 
-async def _disconnected(receive: Any) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it (and so its upstream request) if the client goes away."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request.receive))
-    try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
-    if task.cancelled():
-        raise errors.ClientDisconnected("the client closed the connection")
-    return task.result()
-
-
 def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
         state: RouterState = request.app.state.router
         graph = state.graph
         request_id = _request_id(request)
-        span = tracing.start_request(request.headers, request.url.path)
+        span = tracing.start_request(request.headers, request.scope["path"])
         call: Call | None = None
         key_name = None
         limits: CallLimits | None = None
+        watch: DisconnectWatch | None = None
         streaming = False
         try:
             key = authenticate(graph, request.headers)
@@ -231,24 +196,27 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             )
             call.prepare = _preparer(graph, call, request.headers)
             call.limits = limits = await admit(state.limiter, graph.limits, call)
+            watch = DisconnectWatch(request.receive)  # cancels the work if the client leaves
             if stream:
                 attempt = tracing.traced_attempt(call, lambda t, left: open_stream(call, t, left))
-                relay = await until_disconnect(request, execute(graph, call, attempt))
+                relay = await watch.run(execute(graph, call, attempt))
                 continuation.enable(graph, call, relay)
                 headers = _router_headers(call, request_id)
                 headers["cache-control"] = "no-cache"
                 headers["x-accel-buffering"] = "no"
                 done = limits.finish_soon if limits else (lambda usage: None)
-                response: Response = _ClosingStream(
+                response: Response = EventStream(
                     _logged_stream(relay, call, request, request_id, started, key_name, span),
-                    media_type="text/event-stream",
-                    headers=headers,
+                    headers,
+                    watch,
                     on_close=lambda: done(call.usage if call else None),
                 )
+                response = _finish_headers(response, graph, request_id, key_name, call, limits)
                 streaming = True
-                return _finish_headers(response, graph, request_id, key_name, call, limits)
+                return response
             attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
-            data = await until_disconnect(request, execute(graph, call, attempt))
+            data = await watch.run(execute(graph, call, attempt))
+            watch.stop()
             ttft = time.perf_counter()
             _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)
             response = Response(
@@ -262,8 +230,11 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             response = error_response(exc, request_id, state)
             return _finish_headers(response, graph, request_id, key_name, call, limits)
         finally:
-            if limits is not None and not streaming:
-                await limits.finish(call.usage if call else None)
+            if not streaming:  # a stream's own end stops its watch and releases its limits
+                if watch is not None:
+                    watch.stop()
+                if limits is not None:
+                    await limits.finish(call.usage if call else None)
 
     endpoint.__name__ = f"{op.value}_endpoint"
     return endpoint
@@ -380,6 +351,11 @@ def _routes() -> list[Route]:
     return routes + metrics_routes() + admin_routes()
 
 
+def _fast_endpoints(routes: list[Route]) -> dict[str, Callable[[Request], Any]]:
+    """The POST endpoints `RouterApp` serves without Starlette's routing (same handlers)."""
+    return {r.path: r.endpoint for r in routes if r.methods == {"POST"}}
+
+
 def create_app(graph: RoutingGraph) -> Starlette:
     """The ASGI app serving `graph`; transports open at start-up and close at shutdown."""
     state = RouterState(graph)
@@ -397,12 +373,14 @@ def create_app(graph: RoutingGraph) -> Starlette:
             await reloader.stop()
             await state.stop()
 
-    app = Starlette(
-        routes=_routes(),
+    routes = _routes()
+    app = RouterApp(
+        routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(DrainMiddleware, drain=drain)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+    app.setup_fast_path(_fast_endpoints(routes), drain, server_error)
     app.state.router = state
     app.state.reloader = reloader
     app.state.drain = drain
