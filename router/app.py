@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from router import continuation, errors, logs, observe, tracing
+from router import continuation, errors, gctune, logs, observe, tracing
 from router.admin import admin_routes
 from router.auth import authenticate
 from router.dispatch import Call, execute
@@ -397,4 +397,6 @@ def create_app_from_env() -> Starlette:
     graph = load_graph(settings.config)
     if not settings.access_log:
         logs.configure("warning", settings.log_format)
-    return create_app(graph)
+    app = create_app(graph)
+    gctune.tune()
+    return app
