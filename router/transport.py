@@ -16,7 +16,16 @@ import aiohttp
 import httpx
 
 from router import errors
-from router.provider import UpstreamResponse
+from router.provider import PlainRequest, UpstreamResponse
+
+Sendable = httpx.Request | PlainRequest
+
+
+def _parts(request: Sendable) -> tuple[str, object, bytes | None]:
+    """URL, headers and body as aiohttp takes them."""
+    if type(request) is PlainRequest:
+        return request.url, request.headers, request.content or None
+    return str(request.url), request.headers.multi_items(), request.content or None
 
 
 @dataclass(slots=True)
@@ -77,15 +86,14 @@ class AiohttpTransport:
             timeout=aiohttp.ClientTimeout(total=None),
         )
 
-    async def send(
-        self, request: httpx.Request, timeout: float, connect: float
-    ) -> UpstreamResponse:
+    async def send(self, request: Sendable, timeout: float, connect: float) -> UpstreamResponse:
+        url, headers, data = _parts(request)
         try:
             async with self.session.request(
                 request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
-                data=request.content or None,
+                url,
+                headers=headers,  # type: ignore[arg-type]
+                data=data,
                 timeout=aiohttp.ClientTimeout(total=timeout, connect=connect),
                 allow_redirects=False,
             ) as response:
@@ -99,13 +107,14 @@ class AiohttpTransport:
         except (aiohttp.ClientError, OSError) as exc:
             raise _connection_error(self.provider, exc) from exc
 
-    async def open(self, request: httpx.Request, connect: float) -> UpstreamStream:
+    async def open(self, request: Sendable, connect: float) -> UpstreamStream:
+        url, headers, data = _parts(request)
         try:
             response = await self.session.request(
                 request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
-                data=request.content or None,
+                url,
+                headers=headers,  # type: ignore[arg-type]
+                data=data,
                 timeout=aiohttp.ClientTimeout(total=None, connect=connect),
                 allow_redirects=False,
             )
