@@ -6,12 +6,14 @@ API keys, client keys) wherever it appears, whatever the event.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import sys
 from typing import Any
 
 import orjson
 import structlog
+import structlog.contextvars
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -22,6 +24,10 @@ _LEVELS = {
 _secrets: tuple[str, ...] = ()
 _rendered_secrets: tuple[bytes, ...] = ()  # each secret as it appears in a JSON line
 MASK = "***"
+_UTC = datetime.UTC
+# The JSON-bytes set-up `configure` installed: (its processor list, the stream it writes to),
+# for `info_line`; None in any other format.
+_json_sink: tuple[list[Any], Any] | None = None
 
 
 def register_secrets(secrets: list[str]) -> None:
@@ -78,12 +84,15 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
     ]
+    global _json_sink
+    _json_sink = None
     stream = getattr(sys.stderr, "buffer", None)
     factory: Any
     if fmt == "json" and stream is not None:
         # The hot-path format: bytes straight from orjson to the stream, masked as a whole.
         processors += [structlog.processors.JSONRenderer(serializer=_orjson_bytes), _mask_rendered]
         factory = structlog.BytesLoggerFactory(stream)
+        _json_sink = (processors, stream)
     else:
         renderer: Any
         if fmt == "console":
@@ -98,6 +107,27 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+
+
+def info_line(logger: Any, event: str, fields: dict[str, Any]) -> None:
+    """`logger.info(event, **fields)` for the access log: the same JSON line, written
+    without structlog's dispatch (a third of its cost) when the JSON format of `configure`
+    is the active one and no context variables are bound; otherwise through `logger`.
+    Takes `fields` over. The caller has checked that info is enabled."""
+    sink = _json_sink
+    if (
+        sink is None
+        or structlog.contextvars._CONTEXT_VARS  # something was bound: let structlog merge it
+        or structlog.get_config()["processors"] is not sink[0]  # reconfigured since
+    ):
+        logger.info(event, **fields)
+        return
+    fields["event"] = event
+    fields["level"] = "info"
+    fields["timestamp"] = datetime.datetime.now(tz=_UTC).isoformat().replace("+00:00", "Z")
+    stream = sink[1]
+    stream.write(_mask_rendered(None, "", orjson.dumps(fields, default=str)) + b"\n")
+    stream.flush()
 
 
 def get_logger(name: str) -> Any:

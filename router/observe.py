@@ -82,7 +82,7 @@ def request_done(
     fields["rate_limit"] = _rate_limit.get()
     if error is not None:
         fields["error"] = outcome
-    log.info("request", **fields)
+    logs.info_line(log, "request", fields)
 
 
 def _call_metrics(call: Any, usage: Any, ttft: float | None, started: float) -> None:
