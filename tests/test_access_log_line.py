@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sys
 from collections.abc import Iterator
@@ -64,3 +65,35 @@ def test_a_reconfigured_structlog_is_respected(json_log: io.BytesIO) -> None:
         logs.info_line(logs.get_logger("router"), "request", dict(FIELDS))
     assert captured and captured[0]["event"] == "request"
     assert json_log.getvalue() == b""
+
+
+class _Buffered(io.BytesIO):
+    """A stream that shows only what was flushed, like stderr's buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed = b""
+
+    def flush(self) -> None:
+        self.flushed = self.getvalue()
+
+
+def test_lines_written_in_a_loop_iteration_are_flushed_together_at_its_end(
+    json_log: io.BytesIO,
+) -> None:
+    stream = _Buffered()
+    sink = logs._json_sink
+    assert sink is not None
+    logs._json_sink = (sink[0], stream)
+
+    async def run() -> tuple[bytes, bytes]:
+        log = logs.get_logger("router")
+        logs.info_line(log, "request", dict(FIELDS))
+        logs.info_line(log, "request", dict(FIELDS))
+        before = stream.flushed
+        await asyncio.sleep(0)
+        return before, stream.flushed
+
+    before, after = asyncio.run(run())
+    assert before == b""
+    assert after.count(b'"event":"request"') == 2
