@@ -17,7 +17,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -67,7 +67,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise errors.InvalidRequest("invalid Content-Length header")
         if int(declared) > limit:
             raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
-        return await request.body()
+        return await _whole_body(request.receive)
     parts, size = [], 0
     async for part in request.stream():
         size += len(part)
@@ -75,6 +75,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
         parts.append(part)
     return b"".join(parts)
+
+
+async def _whole_body(receive: Any) -> bytes:
+    """`Request.body()` without its async generator: usually one message holds it all."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")
+            if body:
+                chunks.append(body)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
 
 
 def _parse_json(raw: bytes) -> Any:
@@ -86,14 +101,20 @@ def _parse_json(raw: bytes) -> Any:
         ) from None
 
 
-def _router_headers(call: Call, request_id: str) -> dict[str, str]:
+def _router_headers(call: Call, request_id: str, limits: CallLimits | None) -> dict[str, str]:
+    """The router's own answer headers, then the rate-limit ones (built here, in one dict,
+    rather than added to the response's headers one by one)."""
     target = call.target
-    return {
+    headers = {
         "x-request-id": request_id,
         "x-router-model": call.answered_by.name if call.answered_by else call.route.name,
         "x-router-provider": target.runtime.name if target else "",
         "x-router-attempts": str(len(call.attempts)),
     }
+    if limits is not None:
+        for name, value in limits.headers().items():
+            headers.setdefault(name, value)
+    return headers
 
 
 def _preparer(graph: RoutingGraph, call: Call, client: Any) -> Callable[[Any, Any], None]:
@@ -201,7 +222,7 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
                 attempt = tracing.traced_attempt(call, lambda t, left: open_stream(call, t, left))
                 relay = await watch.run(execute(graph, call, attempt))
                 continuation.enable(graph, call, relay)
-                headers = _router_headers(call, request_id)
+                headers = _router_headers(call, request_id, limits)
                 headers["cache-control"] = "no-cache"
                 headers["x-accel-buffering"] = "no"
                 done = limits.finish_soon if limits else (lambda usage: None)
@@ -211,7 +232,7 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
                     watch,
                     on_close=lambda: done(call.usage if call else None),
                 )
-                response = _finish_headers(response, graph, request_id, key_name, call, limits)
+                response = _finish_headers(response, graph, request_id, key_name, call, None)
                 streaming = True
                 return response
             attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
@@ -221,10 +242,10 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)
             response = Response(
                 orjson.dumps(data),
-                headers=_router_headers(call, request_id),
+                headers=_router_headers(call, request_id, limits),
                 media_type=JSON,
             )
-            return _finish_headers(response, graph, request_id, key_name, call, limits)
+            return _finish_headers(response, graph, request_id, key_name, call, None)
         except errors.RouterError as exc:
             _access_log(call, request, request_id, exc.status, started, key_name, exc, None, span)
             response = error_response(exc, request_id, state)

@@ -72,6 +72,20 @@ def _connection_error(
     )
 
 
+_TIMEOUTS: dict[tuple[float | None, float], aiohttp.ClientTimeout] = {}
+
+
+def _timeout(total: float | None, connect: float) -> aiohttp.ClientTimeout:
+    """The (immutable) aiohttp timeout for these figures, built once: most requests of a
+    provider share them."""
+    timeout = _TIMEOUTS.get((total, connect))
+    if timeout is None:
+        if len(_TIMEOUTS) > 256:  # deadline-clipped totals vary: keep the table small
+            _TIMEOUTS.clear()
+        timeout = _TIMEOUTS[total, connect] = aiohttp.ClientTimeout(total=total, connect=connect)
+    return timeout
+
+
 class AiohttpTransport:
     """Pooled keep-alive connections to one upstream endpoint."""
 
@@ -94,7 +108,7 @@ class AiohttpTransport:
                 url,
                 headers=headers,  # type: ignore[arg-type]
                 data=data,
-                timeout=aiohttp.ClientTimeout(total=timeout, connect=connect),
+                timeout=_timeout(timeout, connect),
                 allow_redirects=False,
             ) as response:
                 body = await response.read()
@@ -115,7 +129,7 @@ class AiohttpTransport:
                 url,
                 headers=headers,  # type: ignore[arg-type]
                 data=data,
-                timeout=aiohttp.ClientTimeout(total=None, connect=connect),
+                timeout=_timeout(None, connect),
                 allow_redirects=False,
             )
         except TimeoutError as exc:
