@@ -6,27 +6,27 @@ model lists were resolved when the graph was compiled.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import Route
 
-from router import continuation, errors, logs, observe, tracing
+from router import continuation, errors, gctune, logs, observe, tracing
 from router.admin import admin_routes
 from router.auth import authenticate
 from router.dispatch import Call, execute
 from router.drain import Drain, DrainMiddleware, install_sigterm
+from router.fastpath import DisconnectWatch, EventStream, RouterApp
 from router.graph import RoutingGraph, load_graph
 from router.limiter import CallLimits, admit
 from router.metrics import metrics_routes
@@ -39,7 +39,6 @@ from router.state import RouterState
 from router.validate import check_body
 
 log = logs.get_logger("router")
-T = TypeVar("T")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 JSON = "application/json"
 
@@ -68,7 +67,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise errors.InvalidRequest("invalid Content-Length header")
         if int(declared) > limit:
             raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
-        return await request.body()
+        return await _whole_body(request.receive)
     parts, size = [], 0
     async for part in request.stream():
         size += len(part)
@@ -76,6 +75,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
         parts.append(part)
     return b"".join(parts)
+
+
+async def _whole_body(receive: Any) -> bytes:
+    """`Request.body()` without its async generator: usually one message holds it all."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")
+            if body:
+                chunks.append(body)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
 
 
 def _parse_json(raw: bytes) -> Any:
@@ -87,29 +101,20 @@ def _parse_json(raw: bytes) -> Any:
         ) from None
 
 
-def _router_headers(call: Call, request_id: str) -> dict[str, str]:
+def _router_headers(call: Call, request_id: str, limits: CallLimits | None) -> dict[str, str]:
+    """The router's own answer headers, then the rate-limit ones (built here, in one dict,
+    rather than added to the response's headers one by one)."""
     target = call.target
-    return {
+    headers = {
         "x-request-id": request_id,
         "x-router-model": call.answered_by.name if call.answered_by else call.route.name,
         "x-router-provider": target.runtime.name if target else "",
         "x-router-attempts": str(len(call.attempts)),
     }
-
-
-class _ClosingStream(StreamingResponse):
-    """Runs `on_close` however the stream ends, even if the client left before the first
-    byte (when the body generator never starts and its `finally` never runs)."""
-
-    def __init__(self, *args: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_close = on_close
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.on_close()
+    if limits is not None:
+        for name, value in limits.headers().items():
+            headers.setdefault(name, value)
+    return headers
 
 
 def _preparer(graph: RoutingGraph, call: Call, client: Any) -> Callable[[Any, Any], None]:
@@ -163,8 +168,8 @@ def _access_log(
 ) -> None:
     observe.request_done(
         call,
-        request.method,
-        request.url.path,
+        request.scope["method"],
+        request.scope["path"],
         request_id,
         status,
         started,
@@ -175,36 +180,17 @@ def _access_log(
     )
 
 
-async def _disconnected(receive: Any) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it (and so its upstream request) if the client goes away."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request.receive))
-    try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
-    if task.cancelled():
-        raise errors.ClientDisconnected("the client closed the connection")
-    return task.result()
-
-
 def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
         state: RouterState = request.app.state.router
         graph = state.graph
         request_id = _request_id(request)
-        span = tracing.start_request(request.headers, request.url.path)
+        span = tracing.start_request(request.headers, request.scope["path"])
         call: Call | None = None
         key_name = None
         limits: CallLimits | None = None
+        watch: DisconnectWatch | None = None
         streaming = False
         try:
             key = authenticate(graph, request.headers)
@@ -231,39 +217,45 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             )
             call.prepare = _preparer(graph, call, request.headers)
             call.limits = limits = await admit(state.limiter, graph.limits, call)
+            watch = DisconnectWatch(request.receive)  # cancels the work if the client leaves
             if stream:
                 attempt = tracing.traced_attempt(call, lambda t, left: open_stream(call, t, left))
-                relay = await until_disconnect(request, execute(graph, call, attempt))
+                relay = await watch.run(execute(graph, call, attempt))
                 continuation.enable(graph, call, relay)
-                headers = _router_headers(call, request_id)
+                headers = _router_headers(call, request_id, limits)
                 headers["cache-control"] = "no-cache"
                 headers["x-accel-buffering"] = "no"
                 done = limits.finish_soon if limits else (lambda usage: None)
-                response: Response = _ClosingStream(
+                response: Response = EventStream(
                     _logged_stream(relay, call, request, request_id, started, key_name, span),
-                    media_type="text/event-stream",
-                    headers=headers,
+                    headers,
+                    watch,
                     on_close=lambda: done(call.usage if call else None),
                 )
+                response = _finish_headers(response, graph, request_id, key_name, call, None)
                 streaming = True
-                return _finish_headers(response, graph, request_id, key_name, call, limits)
+                return response
             attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
-            data = await until_disconnect(request, execute(graph, call, attempt))
+            data = await watch.run(execute(graph, call, attempt))
+            watch.stop()
             ttft = time.perf_counter()
             _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)
             response = Response(
                 orjson.dumps(data),
-                headers=_router_headers(call, request_id),
+                headers=_router_headers(call, request_id, limits),
                 media_type=JSON,
             )
-            return _finish_headers(response, graph, request_id, key_name, call, limits)
+            return _finish_headers(response, graph, request_id, key_name, call, None)
         except errors.RouterError as exc:
             _access_log(call, request, request_id, exc.status, started, key_name, exc, None, span)
             response = error_response(exc, request_id, state)
             return _finish_headers(response, graph, request_id, key_name, call, limits)
         finally:
-            if limits is not None and not streaming:
-                await limits.finish(call.usage if call else None)
+            if not streaming:  # a stream's own end stops its watch and releases its limits
+                if watch is not None:
+                    watch.stop()
+                if limits is not None:
+                    await limits.finish(call.usage if call else None)
 
     endpoint.__name__ = f"{op.value}_endpoint"
     return endpoint
@@ -380,6 +372,11 @@ def _routes() -> list[Route]:
     return routes + metrics_routes() + admin_routes()
 
 
+def _fast_endpoints(routes: list[Route]) -> dict[str, Callable[[Request], Any]]:
+    """The POST endpoints `RouterApp` serves without Starlette's routing (same handlers)."""
+    return {r.path: r.endpoint for r in routes if r.methods == {"POST"}}
+
+
 def create_app(graph: RoutingGraph) -> Starlette:
     """The ASGI app serving `graph`; transports open at start-up and close at shutdown."""
     state = RouterState(graph)
@@ -397,12 +394,14 @@ def create_app(graph: RoutingGraph) -> Starlette:
             await reloader.stop()
             await state.stop()
 
-    app = Starlette(
-        routes=_routes(),
+    routes = _routes()
+    app = RouterApp(
+        routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(DrainMiddleware, drain=drain)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+    app.setup_fast_path(_fast_endpoints(routes), drain, server_error)
     app.state.router = state
     app.state.reloader = reloader
     app.state.drain = drain
@@ -419,4 +418,6 @@ def create_app_from_env() -> Starlette:
     graph = load_graph(settings.config)
     if not settings.access_log:
         logs.configure("warning", settings.log_format)
-    return create_app(graph)
+    app = create_app(graph)
+    gctune.tune()
+    return app

@@ -34,6 +34,22 @@ class Drain:
         self.draining = False
 
 
+async def refuse(send: Send) -> None:
+    """The 503 a draining router answers with, closing the connection."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"connection", b"close"),
+                (b"retry-after", b"1"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _SHUTTING_DOWN.to_json()})
+
+
 class DrainMiddleware:
     """Plain ASGI: counts HTTP requests until their last byte, refuses new ones while draining."""
 
@@ -47,18 +63,7 @@ class DrainMiddleware:
             return
         drain = self.drain
         if drain.draining and not scope["path"].startswith("/health"):
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"connection", b"close"),
-                        (b"retry-after", b"1"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": _SHUTTING_DOWN.to_json()})
+            await refuse(send)
             return
         drain.in_flight += 1
         try:

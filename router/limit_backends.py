@@ -47,6 +47,9 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
+_NEVER = 2**62  # ms: later than any lease
+
+
 class MemoryBackend:
     """Exact within one process: the event loop runs each acquire without interruption."""
 
@@ -54,6 +57,10 @@ class MemoryBackend:
         self.logs: dict[str, deque[tuple[int, str, int]]] = {}
         self.sums: dict[str, int] = {}
         self.leases: dict[str, dict[str, int]] = {}
+        # Per concurrency key, no lease expires before this: the leases are scanned for
+        # expired ones only from then on, not on every acquire (they last for the request
+        # deadline plus a crash margin, so a scan is rare).
+        self.expiry: dict[str, int] = {}
 
     def _trim(self, limit: Limit, now: int) -> deque[tuple[int, str, int]]:
         log = self.logs.setdefault(limit.key, deque())
@@ -65,8 +72,10 @@ class MemoryBackend:
     def _check(self, limit: Limit, now: int, cost: int) -> tuple[int, int]:
         if limit.kind == CONCURRENT:
             leases = self.leases.setdefault(limit.key, {})
-            for member in [m for m, until in leases.items() if until <= now]:
-                del leases[member]
+            if now >= self.expiry.get(limit.key, 0):
+                for member in [m for m, until in leases.items() if until <= now]:
+                    del leases[member]
+                self.expiry[limit.key] = min(leases.values(), default=_NEVER)
             return len(leases), 0
         log = self._trim(limit, now)
         self.sums.setdefault(limit.key, 0)
@@ -96,7 +105,9 @@ class MemoryBackend:
         if admitted:
             for i, limit in enumerate(limits):
                 if limit.kind == CONCURRENT:
-                    self.leases[limit.key][member] = now + lease_ms
+                    self.leases[limit.key][member] = until = now + lease_ms
+                    if until < self.expiry[limit.key]:
+                        self.expiry[limit.key] = until
                     used[i] += 1
                 elif limit.kind == REQUESTS:
                     self.logs[limit.key].append((now, member, 1))

@@ -6,12 +6,16 @@ API keys, client keys) wherever it appears, whatever the event.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime
 import logging
 import sys
 from typing import Any
 
 import orjson
 import structlog
+import structlog.contextvars
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -22,6 +26,11 @@ _LEVELS = {
 _secrets: tuple[str, ...] = ()
 _rendered_secrets: tuple[bytes, ...] = ()  # each secret as it appears in a JSON line
 MASK = "***"
+_UTC = datetime.UTC
+# The JSON-bytes set-up `configure` installed: (its processors, the stream it writes to),
+# for `info_line`; None in any other format.
+_json_sink: tuple[tuple[Any, ...], Any] | None = None
+_flush_scheduled: Any = None  # the event loop a flush is pending in
 
 
 def register_secrets(secrets: list[str]) -> None:
@@ -78,12 +87,15 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
     ]
+    global _json_sink
+    _json_sink = None
     stream = getattr(sys.stderr, "buffer", None)
     factory: Any
     if fmt == "json" and stream is not None:
         # The hot-path format: bytes straight from orjson to the stream, masked as a whole.
         processors += [structlog.processors.JSONRenderer(serializer=_orjson_bytes), _mask_rendered]
         factory = structlog.BytesLoggerFactory(stream)
+        _json_sink = (tuple(processors), stream)
     else:
         renderer: Any
         if fmt == "console":
@@ -98,6 +110,55 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+
+
+def info_line(logger: Any, event: str, fields: dict[str, Any]) -> None:
+    """`logger.info(event, **fields)` for the access log: the same JSON line, written
+    without structlog's dispatch (a third of its cost) when the JSON format of `configure`
+    is the active one and no context variables are bound; otherwise through `logger`.
+    Takes `fields` over. The caller has checked that info is enabled."""
+    sink = _json_sink
+    if (
+        sink is None
+        or _bound()  # context variables are bound: let structlog merge them
+        or tuple(structlog.get_config()["processors"]) != sink[0]  # reconfigured since
+    ):
+        logger.info(event, **fields)
+        return
+    fields["event"] = event
+    fields["level"] = "info"
+    fields["timestamp"] = datetime.datetime.now(tz=_UTC).isoformat().replace("+00:00", "Z")
+    stream = sink[1]
+    stream.write(_mask_rendered(None, "", orjson.dumps(fields, default=str)) + b"\n")
+    _flush_soon(stream)
+
+
+def _bound() -> bool:
+    bound = structlog.contextvars._CONTEXT_VARS.values()  # usually none
+    return any(var.get() is not Ellipsis for var in bound)
+
+
+def _flush_soon(stream: Any) -> None:
+    """Flush at the end of this event-loop iteration: one write for all the lines of the
+    requests that finished in it, not a system call per line (a line is never held longer
+    than the iteration that wrote it)."""
+    global _flush_scheduled
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        stream.flush()
+        return
+    if _flush_scheduled is loop:
+        return
+    _flush_scheduled = loop  # (a loop that stopped before its flush ran is not waited for)
+    loop.call_soon(_flush, stream)
+
+
+def _flush(stream: Any) -> None:
+    global _flush_scheduled
+    _flush_scheduled = None
+    with contextlib.suppress(OSError, ValueError):  # stderr closed: nobody left to tell
+        stream.flush()
 
 
 def get_logger(name: str) -> Any:

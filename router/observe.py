@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextvars
 import time
-from typing import Any
-
-from opentelemetry.trace import Span
+from typing import TYPE_CHECKING, Any
 
 from router import errors, logs, metrics, tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = logs.get_logger("router")
 # A rate limiter records its decision here (see `note_rate_limit`); the access log shows it.
@@ -81,7 +82,7 @@ def request_done(
     fields["rate_limit"] = _rate_limit.get()
     if error is not None:
         fields["error"] = outcome
-    log.info("request", **fields)
+    logs.info_line(log, "request", fields)
 
 
 def _call_metrics(call: Any, usage: Any, ttft: float | None, started: float) -> None:

@@ -82,6 +82,25 @@ class _Prepared:
     urls: Mapping[Operation, httpx.URL]
     headers: httpx.Headers
     stream_headers: httpx.Headers
+    url_strings: Mapping[Operation, str]
+    header_dict: Mapping[str, str]
+    stream_header_dict: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class PlainRequest:
+    """What the base `build_request` would build, without building an `httpx.Request`.
+
+    The core sends this for providers that keep the base `build_request`, over its own
+    HTTP transport: same method, URL, headers (lower-case names) and body, for a third of
+    the cost. Header rules, tracing and `x-request-id` edit `headers` as they would the
+    `httpx.Request`'s; the HTTP client adds `host` and `content-length` as httpx did.
+    """
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    content: bytes
 
 
 class ProviderConfigError(ValueError):
@@ -163,8 +182,23 @@ class Provider:
             {op: httpx.URL(url) for op, url in self.urls.items()},
             httpx.Headers(self.headers),
             httpx.Headers({**self.headers, "accept": "text/event-stream"}),
+            dict(self.urls),
+            {k.lower(): v for k, v in self.headers.items()},
+            {k.lower(): v for k, v in {**self.headers, "accept": "text/event-stream"}.items()},
         )
         return self._prepared
+
+    def plain_request(
+        self, op: Operation, body: dict[str, Any], model: str, *, stream: bool = False
+    ) -> PlainRequest | httpx.Request:
+        """For the core: `build_request`'s request as a `PlainRequest` when this provider
+        keeps the base `build_request`, else whatever its own `build_request` returns."""
+        if type(self).build_request is not Provider.build_request:
+            return self.build_request(op, body, model, stream=stream)
+        payload = self.transform_request(op, body, model)
+        prepared = self._prepared or self._prepare()
+        headers = prepared.stream_header_dict if stream else prepared.header_dict
+        return PlainRequest("POST", prepared.url_strings[op], dict(headers), orjson.dumps(payload))
 
     def continuation_body(self, body: dict[str, Any], partial: str) -> dict[str, Any]:
         """The client's chat body asking for the rest of an answer that starts with `partial`.

@@ -13,14 +13,25 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
+
 from router import errors, tracing
 from router.breaker import record
 from router.dispatch import Call
 from router.graph import Target
-from router.provider import Operation, Provider, UpstreamResponse
+from router.provider import Operation, PlainRequest, Provider, UpstreamResponse
 from router.sse import DONE_FRAME, SSEDecoder, encode
-from router.transport import UpstreamStream
+from router.transport import AiohttpTransport, UpstreamStream
 from router.usage import estimate_prompt_tokens, estimate_tokens
+
+
+def _request(
+    runtime: Any, call: Call, body: dict[str, Any], model: str, stream: bool
+) -> httpx.Request | PlainRequest:
+    """The upstream request; a `PlainRequest` when the core's own HTTP transport sends it."""
+    if type(runtime.transport) is AiohttpTransport:
+        return runtime.provider.plain_request(call.op, body, model, stream=stream)
+    return runtime.provider.build_request(call.op, body, model, stream=stream)
 
 
 def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
@@ -36,7 +47,7 @@ async def send_json(call: Call, target: Target, remaining: float) -> dict[str, A
     """A non-streaming attempt: the OpenAI-shaped answer, or an UpstreamError."""
     runtime = target.runtime
     provider = runtime.provider
-    request = provider.build_request(call.op, dict(call.body), target.model)
+    request = _request(runtime, call, dict(call.body), target.model, False)
     tracing.inject(request.headers)
     if call.prepare is not None:
         call.prepare(request, target)
@@ -66,7 +77,7 @@ async def open_stream(
     body = dict(call.body)
     if provider.stream_usage and call.op is not Operation.EMBEDDINGS:
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-    request = provider.build_request(call.op, body, target.model, stream=True)
+    request = _request(runtime, call, body, target.model, True)
     tracing.inject(request.headers)
     if call.prepare is not None:
         call.prepare(request, target)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from router import logs
@@ -75,10 +75,11 @@ class Scoped:
     provider: Mapping[str, Rules]
     model: Mapping[str, Rules]
     key: Mapping[str, Rules]
+    active: bool = field(init=False)  # any rule at all: decided once, read per request
 
-    @property
-    def active(self) -> bool:
-        return bool(self.everywhere or self.provider or self.model or self.key)
+    def __post_init__(self) -> None:
+        active = bool(self.everywhere or self.provider or self.model or self.key)
+        object.__setattr__(self, "active", active)
 
     def chain(self, provider: str, model: str, key: str) -> Iterable[Rule]:
         yield from self.everywhere
@@ -161,8 +162,9 @@ def prepare_request(
             value = client_headers.get(name)
             if value is not None:
                 headers[name] = value
-    values = request_values(key, request_id, model, provider, upstream_model)
-    apply(rules.request.chain(provider, model, key), headers, values)
+    if rules.request.active:
+        values = request_values(key, request_id, model, provider, upstream_model)
+        apply(rules.request.chain(provider, model, key), headers, values)
 
 
 def explain_request_headers(

@@ -16,7 +16,16 @@ import aiohttp
 import httpx
 
 from router import errors
-from router.provider import UpstreamResponse
+from router.provider import PlainRequest, UpstreamResponse
+
+Sendable = httpx.Request | PlainRequest
+
+
+def _parts(request: Sendable) -> tuple[str, object, bytes | None]:
+    """URL, headers and body as aiohttp takes them."""
+    if type(request) is PlainRequest:
+        return request.url, request.headers, request.content or None
+    return str(request.url), request.headers.multi_items(), request.content or None
 
 
 @dataclass(slots=True)
@@ -63,6 +72,20 @@ def _connection_error(
     )
 
 
+_TIMEOUTS: dict[tuple[float | None, float], aiohttp.ClientTimeout] = {}
+
+
+def _timeout(total: float | None, connect: float) -> aiohttp.ClientTimeout:
+    """The (immutable) aiohttp timeout for these figures, built once: most requests of a
+    provider share them."""
+    timeout = _TIMEOUTS.get((total, connect))
+    if timeout is None:
+        if len(_TIMEOUTS) > 256:  # deadline-clipped totals vary: keep the table small
+            _TIMEOUTS.clear()
+        timeout = _TIMEOUTS[total, connect] = aiohttp.ClientTimeout(total=total, connect=connect)
+    return timeout
+
+
 class AiohttpTransport:
     """Pooled keep-alive connections to one upstream endpoint."""
 
@@ -77,16 +100,15 @@ class AiohttpTransport:
             timeout=aiohttp.ClientTimeout(total=None),
         )
 
-    async def send(
-        self, request: httpx.Request, timeout: float, connect: float
-    ) -> UpstreamResponse:
+    async def send(self, request: Sendable, timeout: float, connect: float) -> UpstreamResponse:
+        url, headers, data = _parts(request)
         try:
             async with self.session.request(
                 request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
-                data=request.content or None,
-                timeout=aiohttp.ClientTimeout(total=timeout, connect=connect),
+                url,
+                headers=headers,  # type: ignore[arg-type]
+                data=data,
+                timeout=_timeout(timeout, connect),
                 allow_redirects=False,
             ) as response:
                 body = await response.read()
@@ -99,14 +121,15 @@ class AiohttpTransport:
         except (aiohttp.ClientError, OSError) as exc:
             raise _connection_error(self.provider, exc) from exc
 
-    async def open(self, request: httpx.Request, connect: float) -> UpstreamStream:
+    async def open(self, request: Sendable, connect: float) -> UpstreamStream:
+        url, headers, data = _parts(request)
         try:
             response = await self.session.request(
                 request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
-                data=request.content or None,
-                timeout=aiohttp.ClientTimeout(total=None, connect=connect),
+                url,
+                headers=headers,  # type: ignore[arg-type]
+                data=data,
+                timeout=_timeout(None, connect),
                 allow_redirects=False,
             )
         except TimeoutError as exc:

@@ -1,0 +1,157 @@
+"""The API's POST endpoints without Starlette's per-request middleware and routing stack.
+
+Every request of the OpenAI API used to walk five ASGI layers (server errors, drain,
+exceptions, router, route) before reaching its handler, and each stream ran a task group to
+watch for the client leaving: together about a fifth of the router's CPU per request under
+load. `RouterApp` is the Starlette app, with one dictionary look-up in front of it: a POST to
+an API path goes straight to its handler, with the same drain accounting and the same 500
+answer for an unhandled error; everything else (GET endpoints, admin, metrics, 404 and 405
+answers, lifespan) goes through Starlette as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from router import errors
+from router.drain import Drain, refuse
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+class DisconnectWatch:
+    """Cancels the request's task when the client goes away: one task per request, where
+    awaiting each step against a second watcher task cost two tasks and an `asyncio.wait`.
+
+    Start it once the body has been read (the watcher then owns `receive`), stop it before
+    the last byte of the answer is sent (uvicorn then reports a disconnect of its own).
+    """
+
+    __slots__ = ("_task", "_watcher", "gone")
+
+    def __init__(self, receive: Receive) -> None:
+        self.gone = False
+        self._task = asyncio.current_task()
+        self._watcher: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
+            self._watch(receive)
+        )
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        self._watcher = None
+        if self._task is not None:
+            self._task.cancel()
+
+    def stop(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+
+    def absorb(self, exc: BaseException) -> bool:
+        """True if `exc` is the cancellation this watch caused (and it is then cleared)."""
+        if self.gone and isinstance(exc, asyncio.CancelledError) and self._task is not None:
+            self._task.uncancel()
+            self._task = None  # absorbed once
+            return True
+        return False
+
+    async def run(self, work: Awaitable[Any]) -> Any:
+        """Await `work`; ClientDisconnected if the client left meanwhile."""
+        try:
+            return await work
+        except asyncio.CancelledError as exc:
+            if self.absorb(exc):
+                raise errors.ClientDisconnected("the client closed the connection") from None
+            raise
+
+
+class EventStream(Response):
+    """An SSE answer sent frame by frame; `on_close` runs however it ends.
+
+    The client leaving is noticed by the request's `DisconnectWatch`, which cancels the
+    task, so no task group runs beside the stream (Starlette's `StreamingResponse` starts
+    one per stream on ASGI servers older than spec 2.4, uvicorn's among them).
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        frames: AsyncIterator[bytes],
+        headers: Mapping[str, str],
+        watch: DisconnectWatch,
+        on_close: Callable[[], None],
+    ) -> None:
+        self.frames = frames
+        self.status_code = 200
+        self.background = None
+        self.watch = watch
+        self.on_close = on_close
+        self.init_headers(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watch = self.watch
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for frame in self.frames:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            watch.stop()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError as exc:
+            if not watch.absorb(exc):
+                raise
+        finally:
+            watch.stop()
+            self.on_close()
+
+
+class RouterApp(Starlette):
+    """Starlette, plus a direct path to the POST endpoints of the API (see the module doc)."""
+
+    def setup_fast_path(
+        self,
+        endpoints: Mapping[str, Endpoint],
+        drain: Drain,
+        on_error: ErrorHandler,
+    ) -> None:
+        self.fast_endpoints = dict(endpoints)
+        self.drain = drain
+        self.on_error = on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            endpoint = self.fast_endpoints.get(scope["path"])
+            if endpoint is not None:
+                await self._fast(endpoint, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _fast(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        """What the middleware stack did for these endpoints: drain, then 500 on a crash."""
+        scope["app"] = self
+        drain = self.drain
+        if drain.draining:
+            await refuse(send)
+            return
+        drain.in_flight += 1
+        try:
+            request = Request(scope, receive)
+            try:
+                response = await endpoint(request)
+            except Exception as exc:
+                response = await self.on_error(request, exc)
+                await response(scope, receive, send)
+                raise
+            await response(scope, receive, send)
+        finally:
+            drain.in_flight -= 1
