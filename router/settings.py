@@ -1,26 +1,16 @@
-"""Process settings from the environment (`LLM_ROUTER_*`), separate from the routing graph.
-
-A plain pydantic model filled from `os.environ`: pydantic-settings did the same for these
-flat fields but cost 6 MB of resident memory at start-up (it pulls in dotenv and more).
-"""
+"""Process settings from the environment (`LLM_ROUTER_*`), separate from the routing graph."""
 
 from __future__ import annotations
 
-import os
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
-PREFIX = "LLM_ROUTER_"
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseModel):
-    """What the process needs before it can read the config file.
+class Settings(BaseSettings):
+    """What the process needs before it can read the config file."""
 
-    Each field reads `LLM_ROUTER_<FIELD>` (any case); keyword arguments take precedence.
-    """
-
-    model_config = ConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LLM_ROUTER_", extra="ignore")
 
     config: str | None = None
     host: str | None = None
@@ -29,11 +19,3 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     access_log: bool = True
-
-    def __init__(self, **values: Any) -> None:
-        env = {
-            name[len(PREFIX) :].lower(): value
-            for name, value in os.environ.items()
-            if name.upper().startswith(PREFIX)
-        }
-        super().__init__(**{**env, **values})
