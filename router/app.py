@@ -235,8 +235,8 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
                 response = _finish_headers(response, graph, request_id, key_name, call, None)
                 streaming = True
                 return response
-            attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
-            data = await watch.run(execute(graph, call, attempt))
+            json_attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
+            data = await watch.run(execute(graph, call, json_attempt))
             watch.stop()
             ttft = time.perf_counter()
             _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)

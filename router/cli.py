@@ -96,10 +96,12 @@ def _explain(args: argparse.Namespace) -> int:
         names = ", ".join(graph.model_names())
         print(f"error: unknown model '{args.model}'; models: {names}", file=sys.stderr)
         return 2
-    names = [k.name for k in (*graph.keys.values(), graph.anonymous) if k is not None]
-    if args.key is not None and args.key not in names:
-        hint = did_you_mean(args.key, names)
-        print(f"error: unknown key '{args.key}'{hint}; keys: {', '.join(names)}", file=sys.stderr)
+    key_names = [k.name for k in (*graph.keys.values(), graph.anonymous) if k is not None]
+    if args.key is not None and args.key not in key_names:
+        hint = did_you_mean(args.key, key_names)
+        print(
+            f"error: unknown key '{args.key}'{hint}; keys: {', '.join(key_names)}", file=sys.stderr
+        )
         return 2
     logs.register_secrets(config_secrets(graph.config))  # masked in the header view
     print(explain(graph, args.model, args.key))

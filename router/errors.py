@@ -162,7 +162,7 @@ class UpstreamError(RouterError):
 
     status = 502
     type = "upstream_error"
-    code = "upstream_error"
+    code: str | None = "upstream_error"
     kind = ErrorKind.SERVER
 
     def __init__(

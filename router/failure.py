@@ -28,4 +28,4 @@ def failure_steps(config: FailureSteps) -> Mapping[ErrorKind, Step]:
     return MappingProxyType(steps)
 
 
-DEFAULT_STEPS: Mapping[ErrorKind, Step] = failure_steps(FailureSteps())
+DEFAULT_STEPS: Mapping[ErrorKind, Step] = failure_steps(FailureSteps.model_validate({}))

@@ -182,7 +182,9 @@ def _check_cycles(
 
     def edges(name: str) -> list[tuple[str, tuple[str | int, ...]]]:
         model = models[name]
-        out = [(f, ("models", name, "fallbacks", i)) for i, f in enumerate(model.fallbacks)]
+        out: list[tuple[str, tuple[str | int, ...]]] = [
+            (f, ("models", name, "fallbacks", i)) for i, f in enumerate(model.fallbacks)
+        ]
         if model.context_fallback:
             out.append((model.context_fallback, ("models", name, "context_fallback")))
         return [(n, p) for n, p in out if n in models]
@@ -317,8 +319,10 @@ def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = ""
             )
         )
 
-    allowed = {k.name: k.allowed for k in (*keys.values(), *([anonymous] if anonymous else []))}
-    limits = compile_limits(config, source, issues, allowed)
+    allowed_models = {
+        k.name: k.allowed for k in (*keys.values(), *([anonymous] if anonymous else []))
+    }
+    limits = compile_limits(config, source, issues, allowed_models)
     rewrites = compile_rewrites(config, source, issues, runtimes)
     if issues:
         raise ConfigError(sorted(issues, key=lambda issue: issue.line or 0))

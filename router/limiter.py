@@ -164,8 +164,8 @@ def rate_headers(tickets: list[Ticket]) -> dict[str, str]:
     headers = {}
     for kind, name in ((REQUESTS, "requests"), (TOKENS, "tokens")):
         if kind in best:
-            remaining, limit, reset = best[kind]
-            headers[f"x-ratelimit-limit-{name}"] = str(limit)
+            remaining, ceiling, reset = best[kind]
+            headers[f"x-ratelimit-limit-{name}"] = str(ceiling)
             headers[f"x-ratelimit-remaining-{name}"] = str(remaining)
             headers[f"x-ratelimit-reset-{name}"] = _reset(reset)
     return headers

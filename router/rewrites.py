@@ -16,7 +16,7 @@ header, and neither can the client allow-list, so client input never reaches a c
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -109,9 +109,7 @@ def render(template: Template, values: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def apply(
-    rules: Iterable[Rule], headers: MutableMapping[str, str], values: Mapping[str, str]
-) -> None:
+def apply(rules: Iterable[Rule], headers: Any, values: Mapping[str, str]) -> None:
     """Run rules over a case-insensitive header mapping (httpx or Starlette headers)."""
     for rule in rules:
         for name, arg in rule.pairs:
@@ -264,8 +262,8 @@ def _rule(
         return _check_name(n, owned_ok if reading else forbidden, where, source, issues)
 
     if spec.remove is not None:
-        pairs = tuple((name(n, (*path, "remove", i)), None) for i, n in enumerate(spec.remove))
-        return Rule("remove", pairs)
+        removals = tuple((name(n, (*path, "remove", i)), None) for i, n in enumerate(spec.remove))
+        return Rule("remove", removals)
     for action in ("set", "append"):
         mapping = getattr(spec, action)
         if mapping is not None:
@@ -283,7 +281,7 @@ def _rule(
             return Rule(action, tuple(out))
     action, mapping = ("rename", spec.rename) if spec.rename is not None else ("copy", spec.copy_)
     assert mapping is not None
-    pairs = tuple(
+    pairs: tuple[tuple[str, Any], ...] = tuple(
         (
             name(old, (*path, action, old), reading=action == "copy"),
             name(new, (*path, action, old)),
@@ -303,7 +301,11 @@ def compile_rewrites(
     credentials = CREDENTIALS | {
         n.lower() for r in runtimes.values() for n in r.provider.auth_headers()
     }
-    known = {"provider": config.providers, "model": config.models, "key": config.keys}
+    known: dict[str, Mapping[str, object]] = {
+        "provider": config.providers,
+        "model": config.models,
+        "key": config.keys,
+    }
     buckets: dict[str, dict[str, dict[str, list[Rule]]]] = {
         d: {s: {} for s in ("global", "provider", "model", "key")} for d in ("request", "response")
     }

@@ -23,7 +23,7 @@ Sendable = httpx.Request | PlainRequest
 
 def _parts(request: Sendable) -> tuple[str, object, bytes | None]:
     """URL, headers and body as aiohttp takes them."""
-    if type(request) is PlainRequest:
+    if isinstance(request, PlainRequest):
         return request.url, request.headers, request.content or None
     return str(request.url), request.headers.multi_items(), request.content or None
 

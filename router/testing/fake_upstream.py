@@ -217,7 +217,7 @@ class FakeUpstream:
         await site.start()
         server = site._server
         assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr,attr-defined]
 
     def stop(self) -> None:
         async def _stop() -> None:
