@@ -24,6 +24,8 @@ from router.sse import DONE_FRAME, SSEDecoder, encode
 from router.transport import AiohttpTransport, UpstreamStream
 from router.usage import estimate_prompt_tokens, estimate_tokens
 
+_BASE_PARSER = Provider.get_rate_limit_info
+
 
 def _request(
     runtime: Any, call: Call, body: dict[str, Any], model: str, stream: bool
@@ -35,7 +37,15 @@ def _request(
 
 
 def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
-    """Back off before the upstream has to say no: honour an exhausted budget's reset."""
+    """Back off before the upstream has to say no: honour an exhausted budget's reset.
+
+    The base parser reports an exhausted budget only from a `*ratelimit*` header, so for a
+    provider that keeps it, an answer without one (most answers) skips its twenty look-ups.
+    """
+    if type(provider).get_rate_limit_info is _BASE_PARSER and not any(
+        "ratelimit" in name.lower() for name in headers
+    ):
+        return
     info = provider.get_rate_limit_info(headers)
     if info is not None and info.exhausted:
         wait = info.wait_hint()
