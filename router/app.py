@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from router import continuation, errors, gctune, logs, observe, tracing
 from router.admin import admin_routes
+from router.answer import JsonAnswer, RawHeaders, router_headers
 from router.auth import authenticate
 from router.dispatch import Call, execute
 from router.drain import Drain, DrainMiddleware, install_sigterm
@@ -41,6 +42,7 @@ from router.validate import check_body
 log = logs.get_logger("router")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 JSON = "application/json"
+_STREAM_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
 
 def _request_id(request: Request) -> str:
@@ -101,20 +103,9 @@ def _parse_json(raw: bytes) -> Any:
         ) from None
 
 
-def _router_headers(call: Call, request_id: str, limits: CallLimits | None) -> dict[str, str]:
-    """The router's own answer headers, then the rate-limit ones (built here, in one dict,
-    rather than added to the response's headers one by one)."""
-    target = call.target
-    headers = {
-        "x-request-id": request_id,
-        "x-router-model": call.answered_by.name if call.answered_by else call.route.name,
-        "x-router-provider": target.runtime.name if target else "",
-        "x-router-attempts": str(len(call.attempts)),
-    }
-    if limits is not None:
-        for name, value in limits.headers().items():
-            headers.setdefault(name, value)
-    return headers
+def _router_headers(call: Call, request_id: str, limits: CallLimits | None) -> RawHeaders:
+    """The router's own answer headers, then the rate-limit ones, as raw byte pairs."""
+    return router_headers(call, request_id, limits.header_pairs() if limits else [])
 
 
 def _preparer(graph: RoutingGraph, call: Call, client: Any) -> Callable[[Any, Any], None]:
@@ -223,8 +214,7 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
                 relay = await watch.run(execute(graph, call, attempt))
                 continuation.enable(graph, call, relay)
                 headers = _router_headers(call, request_id, limits)
-                headers["cache-control"] = "no-cache"
-                headers["x-accel-buffering"] = "no"
+                headers += _STREAM_HEADERS
                 done = limits.finish_soon if limits else (lambda usage: None)
                 response: Response = EventStream(
                     _logged_stream(relay, call, request, request_id, started, key_name, span),
@@ -240,11 +230,7 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             watch.stop()
             ttft = time.perf_counter()
             _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)
-            response = Response(
-                orjson.dumps(data),
-                headers=_router_headers(call, request_id, limits),
-                media_type=JSON,
-            )
+            response = JsonAnswer(orjson.dumps(data), _router_headers(call, request_id, limits))
             return _finish_headers(response, graph, request_id, key_name, call, None)
         except errors.RouterError as exc:
             _access_log(call, request, request_id, exc.status, started, key_name, exc, None, span)

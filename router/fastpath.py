@@ -25,6 +25,7 @@ from router.drain import Drain, refuse
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+_SSE_TYPE = (b"content-type", b"text/event-stream; charset=utf-8")
 
 
 class DisconnectWatch:
@@ -88,7 +89,7 @@ class EventStream(Response):
     def __init__(
         self,
         frames: AsyncIterator[bytes],
-        headers: Mapping[str, str],
+        headers: list[tuple[bytes, bytes]],
         watch: DisconnectWatch,
         on_close: Callable[[], None],
     ) -> None:
@@ -97,7 +98,8 @@ class EventStream(Response):
         self.background = None
         self.watch = watch
         self.on_close = on_close
-        self.init_headers(headers)
+        headers.append(_SSE_TYPE)  # raw pairs: encoded once (see `router.answer`)
+        self.raw_headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watch = self.watch

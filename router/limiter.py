@@ -147,9 +147,9 @@ def _reset(ms: int) -> str:
     return f"{round(ms / 1000, 3):g}s"
 
 
-def rate_headers(tickets: list[Ticket]) -> dict[str, str]:
-    """`x-ratelimit-*` for the tightest request and token limits among `tickets`."""
-    best: dict[str, tuple[int, int, int]] = {}  # kind -> (remaining, limit, reset ms)
+def _tightest(tickets: list[Ticket]) -> dict[str, tuple[int, int, int]]:
+    """Per kind (requests, tokens): (remaining, limit, reset ms) of the tightest limit."""
+    best: dict[str, tuple[int, int, int]] = {}
     for ticket in tickets:
         if ticket.verdict is None:
             continue
@@ -161,14 +161,43 @@ def rate_headers(tickets: list[Ticket]) -> dict[str, str]:
             entry = (max(0, limit.limit - used), limit.limit, reset)
             if limit.kind not in best or entry < best[limit.kind]:
                 best[limit.kind] = entry
+    return best
+
+
+_NAMES = ((REQUESTS, "requests"), (TOKENS, "tokens"))
+_RAW_NAMES = {
+    kind: tuple(f"x-ratelimit-{what}-{name}".encode() for what in ("limit", "remaining", "reset"))
+    for kind, name in _NAMES
+}
+
+
+def rate_headers(tickets: list[Ticket]) -> dict[str, str]:
+    """`x-ratelimit-*` for the tightest request and token limits among `tickets`."""
+    best = _tightest(tickets)
     headers = {}
-    for kind, name in ((REQUESTS, "requests"), (TOKENS, "tokens")):
+    for kind, name in _NAMES:
         if kind in best:
             remaining, ceiling, reset = best[kind]
             headers[f"x-ratelimit-limit-{name}"] = str(ceiling)
             headers[f"x-ratelimit-remaining-{name}"] = str(remaining)
             headers[f"x-ratelimit-reset-{name}"] = _reset(reset)
     return headers
+
+
+def rate_header_pairs(tickets: list[Ticket]) -> list[tuple[bytes, bytes]]:
+    """`rate_headers` as the byte pairs an answer's raw headers take (same order)."""
+    best = _tightest(tickets)
+    pairs = []
+    for kind, _ in _NAMES:
+        if kind in best:
+            remaining, ceiling, reset = best[kind]
+            limit_name, remaining_name, reset_name = _RAW_NAMES[kind]
+            pairs += [
+                (limit_name, str(ceiling).encode()),
+                (remaining_name, str(remaining).encode()),
+                (reset_name, _reset(reset).encode()),
+            ]
+    return pairs
 
 
 def estimate_cost(body: dict[str, Any]) -> int:
@@ -257,6 +286,9 @@ class CallLimits:
 
     def headers(self) -> dict[str, str]:
         return rate_headers(self.tickets)
+
+    def header_pairs(self) -> list[tuple[bytes, bytes]]:
+        return rate_header_pairs(self.tickets)
 
     def finish_soon(self, usage: dict[str, Any] | None) -> None:
         actual = used_tokens(usage)
