@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from router.limits import CONCURRENT, REQUESTS, Limit
+from router.limits import CONCURRENT, REQUESTS, TOKENS, Limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,10 @@ class MemoryBackend:
         self.expiry: dict[str, int] = {}
 
     def _trim(self, limit: Limit, now: int) -> deque[tuple[int, str, int]]:
-        log = self.logs.setdefault(limit.key, deque())
+        log = self.logs.get(limit.key)
+        if log is None:  # (get, not setdefault: no throw-away deque per call)
+            log = self.logs[limit.key] = deque()
+            self.sums[limit.key] = 0
         edge = now - limit.window_ms
         while log and log[0][0] <= edge:
             self.sums[limit.key] -= log.popleft()[2]
@@ -71,14 +74,15 @@ class MemoryBackend:
 
     def _check(self, limit: Limit, now: int, cost: int) -> tuple[int, int]:
         if limit.kind == CONCURRENT:
-            leases = self.leases.setdefault(limit.key, {})
+            leases = self.leases.get(limit.key)
+            if leases is None:
+                leases = self.leases[limit.key] = {}
             if now >= self.expiry.get(limit.key, 0):
                 for member in [m for m, until in leases.items() if until <= now]:
                     del leases[member]
                 self.expiry[limit.key] = min(leases.values(), default=_NEVER)
             return len(leases), 0
         log = self._trim(limit, now)
-        self.sums.setdefault(limit.key, 0)
         used = self.sums[limit.key]
         if not log:
             return used, 0
@@ -96,12 +100,15 @@ class MemoryBackend:
         self, limits: tuple[Limit, ...], member: str, cost: int, lease_ms: int
     ) -> Verdict:
         now = int(time.monotonic() * 1000)
-        checked = [self._check(limit, now, cost) for limit in limits]
-        used = [u for u, _ in checked]
-        admitted = all(
-            u + (cost if limit.kind == "t" else 1) <= limit.limit
-            for limit, u in zip(limits, used, strict=True)
-        )
+        used: list[int] = []
+        resets: list[int] = []
+        admitted = True
+        for limit in limits:  # one pass: check every limit, record nothing yet
+            count, reset = self._check(limit, now, cost)
+            used.append(count)
+            resets.append(reset)
+            if count + (cost if limit.kind == TOKENS else 1) > limit.limit:
+                admitted = False
         if admitted:
             for i, limit in enumerate(limits):
                 if limit.kind == CONCURRENT:
@@ -117,14 +124,16 @@ class MemoryBackend:
                     self.logs[limit.key].append((now, member, cost))
                     self.sums[limit.key] += cost
                     used[i] += cost
-        return Verdict(admitted, tuple(used), tuple(r for _, r in checked))
+        return Verdict(admitted, tuple(used), tuple(resets))
 
     async def finish(
         self, limits: tuple[Limit, ...], member: str, cost: int, actual: int | None
     ) -> None:
         for limit in limits:
             if limit.kind == CONCURRENT:
-                self.leases.get(limit.key, {}).pop(member, None)
+                leases = self.leases.get(limit.key)
+                if leases is not None:
+                    leases.pop(member, None)
             elif limit.kind != REQUESTS and actual is not None and actual != cost:
                 log = self.logs.get(limit.key, deque())
                 for i, (at, who, tokens) in enumerate(log):
