@@ -164,7 +164,9 @@ class StreamRelay:
 
     async def _next_bytes(self, priming: bool = False) -> bytes | None:
         """The next upstream read. While priming, the first-token timeout (around the whole
-        priming) governs, not the idle gap: a model may think longer than it pauses."""
+        priming) governs, not the idle gap: a model may think longer than it pauses; and
+        since it ends no later than the total budget, no second timer runs for these reads
+        (one timer less to arm and cancel before the first chunk goes out)."""
         idle = self.provider.config.timeouts.idle
         left = self.deadline - time.monotonic()
         if left <= 0:
@@ -172,9 +174,9 @@ class StreamRelay:
                 f"upstream '{self.provider.name}' stream exceeded its total time budget",
                 provider=self.provider.name,
             )
-        if priming:
-            idle = left
         try:
+            if priming:  # `open_stream`'s first-token timeout, never later than `left`, governs
+                return await anext(self.upstream.chunks)
             async with asyncio.timeout(min(idle, left)):
                 return await anext(self.upstream.chunks)
         except StopAsyncIteration:
