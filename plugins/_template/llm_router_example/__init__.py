@@ -4,6 +4,7 @@ and its own error format. Override only what differs from plain OpenAI.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +16,6 @@ from router.spec import (
     ProviderSettings,
     UpstreamError,
     UpstreamResponse,
-    classify_error,
-    extract_error,
     hookimpl,
 )
 
@@ -45,18 +44,16 @@ class ExampleProvider(Provider):
         return body
 
     def get_error(self, response: UpstreamResponse) -> UpstreamError:
-        # Example errors look like {"message": "...", "retry_in": 3}.
-        message, code, error_type, param = extract_error(response.content)
-        info = self.get_rate_limit_info(response.headers)
-        return classify_error(
-            response.status,
-            message,
-            code=code,
-            error_type=error_type,
-            param=param,
-            retry_after=info.wait_hint() if info else None,
-            provider=self.name,
-        )
+        # The base class reads the message and the usual headers; Example errors may also
+        # say when to come back in the body: {"message": "slow down", "retry_in": 3}.
+        error = super().get_error(response)
+        try:
+            retry_in = json.loads(response.content).get("retry_in")
+        except (ValueError, AttributeError):
+            retry_in = None
+        if error.retry_after is None and isinstance(retry_in, int | float):
+            error.retry_after = float(retry_in)
+        return error
 
 
 @hookimpl
