@@ -290,15 +290,22 @@ def install(upstream: FakeUpstream, api_key: str = "KEY-test", answer: str = "He
     422 without `messages`, then a completion or a stream. Scripted replies (`add`) still
     come first."""
 
-    def chat(received: Received) -> Reply:
+    def checked(received: Received, required: str) -> dict[str, Any] | Reply:
+        """The request body, or the reply Telnyx gives to a bad key, bad JSON or no field."""
         if received.headers.get("authorization") != f"Bearer {api_key}":
             return auth_failed()
         try:
             body = received.json()
         except orjson.JSONDecodeError:
             return json_error()
-        if not isinstance(body, dict) or "messages" not in body:
-            return validation_error("messages", echo=body if isinstance(body, dict) else {})
+        if not isinstance(body, dict) or required not in body:
+            return validation_error(required, echo=body if isinstance(body, dict) else {})
+        return body
+
+    def chat(received: Received) -> Reply:
+        body = checked(received, "messages")
+        if isinstance(body, Reply):
+            return body
         model = body.get("model") or DEFAULT_MODEL
         if body.get("stream"):
             return stream_reply(re.findall(r"\S+\s*", answer) or [""], model=model)
@@ -310,14 +317,9 @@ def install(upstream: FakeUpstream, api_key: str = "KEY-test", answer: str = "He
         return json_reply(models_payload())
 
     def embed(received: Received) -> Reply:
-        if received.headers.get("authorization") != f"Bearer {api_key}":
-            return auth_failed()
-        try:
-            body = received.json()
-        except orjson.JSONDecodeError:
-            return json_error()
-        if not isinstance(body, dict) or "input" not in body:
-            return validation_error("input", echo=body if isinstance(body, dict) else {})
+        body = checked(received, "input")
+        if isinstance(body, Reply):
+            return body
         inputs = body["input"]
         count = len(inputs) if isinstance(inputs, list) else 1
         return json_reply(embeddings(count, model=body.get("model", "thenlper/gte-large")))
