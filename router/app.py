@@ -229,8 +229,8 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             data = await watch.run(execute(graph, call, json_attempt))
             watch.stop()
             ttft = time.perf_counter()
-            _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)
             response = JsonAnswer(orjson.dumps(data), _router_headers(call, request_id, limits))
+            _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)
             return _finish_headers(response, graph, request_id, key_name, call, None)
         except errors.RouterError as exc:
             _access_log(call, request, request_id, exc.status, started, key_name, exc, None, span)

@@ -13,6 +13,8 @@ Concurrency is a set of leases that expire (a crashed replica cannot leak them f
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 from router.limits import CONCURRENT, REQUESTS, TOKENS, Limit
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Verdict:
     """`used` per limit (after recording when admitted, before otherwise), `resets` in ms:
     when the limit next frees capacity (for a rejected request: enough for it)."""
@@ -36,6 +38,10 @@ class BackendDown(Exception):
 
 
 class Backend(Protocol):
+    def new_member(self) -> str:
+        """A name for one acquisition, unique wherever this backend's counters are seen."""
+        ...
+
     async def acquire(
         self, limits: tuple[Limit, ...], member: str, cost: int, lease_ms: int
     ) -> Verdict: ...
@@ -51,42 +57,49 @@ _NEVER = 2**62  # ms: later than any lease
 
 
 class MemoryBackend:
-    """Exact within one process: the event loop runs each acquire without interruption."""
+    """Exact within one process: the event loop runs each acquire without interruption.
+
+    A request window's log is a deque of admission times (plain ints: no tuple per request,
+    nothing for the garbage collector to walk); a token window's log keeps (time, member,
+    tokens) so that a request's estimate can be replaced by its actual usage.
+    """
 
     def __init__(self) -> None:
-        self.logs: dict[str, deque[tuple[int, str, int]]] = {}
+        self.times: dict[str, deque[int]] = {}  # requests windows
+        self.logs: dict[str, deque[tuple[int, str, int]]] = {}  # token windows
         self.sums: dict[str, int] = {}
         self.leases: dict[str, dict[str, int]] = {}
         # Per concurrency key, no lease expires before this: the leases are scanned for
         # expired ones only from then on, not on every acquire (they last for the request
         # deadline plus a crash margin, so a scan is rare).
         self.expiry: dict[str, int] = {}
+        self._members = itertools.count()
 
-    def _trim(self, limit: Limit, now: int) -> deque[tuple[int, str, int]]:
+    def _requests(self, limit: Limit, now: int, need: int) -> tuple[int, int]:
+        times = self.times.get(limit.key)
+        if times is None:  # (get, not setdefault: no throw-away deque per call)
+            times = self.times[limit.key] = deque()
+        edge = now - limit.window_ms
+        while times and times[0] <= edge:
+            times.popleft()
+        used = len(times)
+        if not used:
+            return 0, 0
+        over = used + need - limit.limit  # the oldest `over` entries must leave first
+        at = times[over - 1] if over > 0 else times[0]
+        return used, at + limit.window_ms - now
+
+    def _tokens(self, limit: Limit, now: int, need: int) -> tuple[int, int]:
         log = self.logs.get(limit.key)
-        if log is None:  # (get, not setdefault: no throw-away deque per call)
+        if log is None:
             log = self.logs[limit.key] = deque()
             self.sums[limit.key] = 0
         edge = now - limit.window_ms
         while log and log[0][0] <= edge:
             self.sums[limit.key] -= log.popleft()[2]
-        return log
-
-    def _check(self, limit: Limit, now: int, cost: int) -> tuple[int, int]:
-        if limit.kind == CONCURRENT:
-            leases = self.leases.get(limit.key)
-            if leases is None:
-                leases = self.leases[limit.key] = {}
-            if now >= self.expiry.get(limit.key, 0):
-                for member in [m for m, until in leases.items() if until <= now]:
-                    del leases[member]
-                self.expiry[limit.key] = min(leases.values(), default=_NEVER)
-            return len(leases), 0
-        log = self._trim(limit, now)
         used = self.sums[limit.key]
         if not log:
             return used, 0
-        need = 1 if limit.kind == REQUESTS else cost
         over, freed, at = used + need - limit.limit, 0, log[0][0]
         if over > 0:
             for entry in log:
@@ -96,9 +109,27 @@ class MemoryBackend:
                     break
         return used, at + limit.window_ms - now
 
-    async def acquire(
+    def _check(self, limit: Limit, now: int, cost: int) -> tuple[int, int]:
+        if limit.kind == REQUESTS:
+            return self._requests(limit, now, 1)
+        if limit.kind == TOKENS:
+            return self._tokens(limit, now, cost)
+        leases = self.leases.get(limit.key)
+        if leases is None:
+            leases = self.leases[limit.key] = {}
+        if now >= self.expiry.get(limit.key, 0):
+            for member in [m for m, until in leases.items() if until <= now]:
+                del leases[member]
+            self.expiry[limit.key] = min(leases.values(), default=_NEVER)
+        return len(leases), 0
+
+    def new_member(self) -> str:
+        return str(next(self._members))  # unique in this process, which alone sees these
+
+    def acquire_now(
         self, limits: tuple[Limit, ...], member: str, cost: int, lease_ms: int
     ) -> Verdict:
+        """`acquire` without a coroutine: nothing here waits (the limiter's fast path)."""
         now = int(time.monotonic() * 1000)
         used: list[int] = []
         resets: list[int] = []
@@ -117,8 +148,7 @@ class MemoryBackend:
                         self.expiry[limit.key] = until
                     used[i] += 1
                 elif limit.kind == REQUESTS:
-                    self.logs[limit.key].append((now, member, 1))
-                    self.sums[limit.key] += 1
+                    self.times[limit.key].append(now)
                     used[i] += 1
                 elif cost > 0:
                     self.logs[limit.key].append((now, member, cost))
@@ -126,7 +156,7 @@ class MemoryBackend:
                     used[i] += cost
         return Verdict(admitted, tuple(used), tuple(resets))
 
-    async def finish(
+    def finish_now(
         self, limits: tuple[Limit, ...], member: str, cost: int, actual: int | None
     ) -> None:
         for limit in limits:
@@ -134,13 +164,24 @@ class MemoryBackend:
                 leases = self.leases.get(limit.key)
                 if leases is not None:
                     leases.pop(member, None)
-            elif limit.kind != REQUESTS and actual is not None and actual != cost:
+            elif limit.kind == TOKENS and actual is not None and actual != cost:
                 log = self.logs.get(limit.key, deque())
-                for i, (at, who, tokens) in enumerate(log):
+                last = len(log) - 1
+                for back, (at, who, tokens) in enumerate(reversed(log)):  # newest first
                     if who == member:
-                        log[i] = (at, who, actual)
+                        log[last - back] = (at, who, actual)
                         self.sums[limit.key] += actual - tokens
                         break
+
+    async def acquire(
+        self, limits: tuple[Limit, ...], member: str, cost: int, lease_ms: int
+    ) -> Verdict:
+        return self.acquire_now(limits, member, cost, lease_ms)
+
+    async def finish(
+        self, limits: tuple[Limit, ...], member: str, cost: int, actual: int | None
+    ) -> None:
+        self.finish_now(limits, member, cost, actual)
 
     async def aclose(self) -> None:
         return None
@@ -269,6 +310,9 @@ class RedisBackend:
         self.prefix = key_prefix + ":rl:"
         self._acquire = self.client.register_script(_ACQUIRE)
         self._finish = self.client.register_script(_FINISH)
+
+    def new_member(self) -> str:
+        return os.urandom(8).hex()  # unique across replicas
 
     def _keys(self, limits: tuple[Limit, ...]) -> list[str]:
         keys = []

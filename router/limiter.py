@@ -8,7 +8,6 @@ request or its stream ends, whichever way it ends.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -57,6 +56,8 @@ class Limiter:
             if config.url
             else MemoryBackend()
         )
+        # The in-process backend answers without waiting: called directly, not awaited.
+        self.local = self.backend if isinstance(self.backend, MemoryBackend) else None
         self.stats = LimitStats()
         self._down_until = 0.0
         self._down = False
@@ -64,7 +65,9 @@ class Limiter:
 
     async def acquire(self, pset: PolicySet, cost: int, lease_ms: int) -> Ticket:
         """Try once. A rejected ticket has `verdict.admitted` False and recorded nothing."""
-        member = os.urandom(8).hex()
+        if self.local is not None:
+            return self.acquire_local(pset, cost, lease_ms)
+        member = self.backend.new_member()
         if time.monotonic() >= self._down_until:
             try:
                 verdict = await self.backend.acquire(pset.limits, member, cost, lease_ms)
@@ -85,6 +88,14 @@ class Limiter:
         self.stats.failed_open += 1
         return Ticket(pset, member, cost, None)
 
+    def acquire_local(self, pset: PolicySet, cost: int, lease_ms: int) -> Ticket:
+        """`acquire` on the in-process backend (`local` is set), without a coroutine."""
+        assert self.local is not None
+        member = self.local.new_member()
+        return Ticket(
+            pset, member, cost, self.local.acquire_now(pset.limits, member, cost, lease_ms)
+        )
+
     def _failed(self, exc: BackendDown) -> None:
         self.stats.backend_errors += 1
         self._down_until = time.monotonic() + _RETRY_DOWN
@@ -98,6 +109,9 @@ class Limiter:
         ticket.done = True
         if ticket.verdict is None or not ticket.verdict.admitted:
             return
+        if self.local is not None:
+            self.local.finish_now(ticket.pset.limits, ticket.member, ticket.cost, actual)
+            return
         try:
             await self.backend.finish(ticket.pset.limits, ticket.member, ticket.cost, actual)
         except BackendDown as exc:
@@ -106,6 +120,11 @@ class Limiter:
     def finish_soon(self, ticket: Ticket, actual: int | None) -> None:
         """Finish in a task of its own: safe from a cancelled stream or a sync caller."""
         if ticket.done:
+            return
+        if self.local is not None:  # nothing to wait for: finish now
+            ticket.done = True
+            if ticket.verdict is not None and ticket.verdict.admitted:
+                self.local.finish_now(ticket.pset.limits, ticket.member, ticket.cost, actual)
             return
         task = asyncio.get_running_loop().create_task(self.finish(ticket, actual))
         self._tasks.add(task)
@@ -144,7 +163,12 @@ def _rejection(ticket: Ticket, over: list[int]) -> errors.RateLimited:
 
 
 def _reset(ms: int) -> str:
-    return f"{round(ms / 1000, 3):g}s"
+    """`ms` as seconds with at most three decimals, e.g. `1.5s`, `60s` (integer arithmetic:
+    this is on every answer, and float rounding and `:g` formatting cost several times more)."""
+    seconds, rest = divmod(max(0, ms), 1000)
+    if not rest:
+        return f"{seconds}s"
+    return f"{seconds}.{str(1000 + rest)[1:].rstrip('0')}s"
 
 
 def _tightest(tickets: list[Ticket]) -> dict[str, tuple[int, int, int]]:
@@ -184,9 +208,9 @@ def rate_headers(tickets: list[Ticket]) -> dict[str, str]:
     return headers
 
 
-def rate_header_pairs(tickets: list[Ticket]) -> list[tuple[bytes, bytes]]:
-    """`rate_headers` as the byte pairs an answer's raw headers take (same order)."""
-    best = _tightest(tickets)
+def rate_header_pairs(best: dict[str, tuple[int, int, int]]) -> list[tuple[bytes, bytes]]:
+    """`rate_headers` as the byte pairs an answer's raw headers take (same order), from
+    `_tightest`'s result."""
     pairs = []
     for kind, _ in _NAMES:
         if kind in best:
@@ -225,6 +249,9 @@ class CallLimits:
     deadline: float
     cost: int = 0
     tickets: list[Ticket] = field(default_factory=list)
+    # Per kind, (remaining, limit, reset ms) of the tightest limit, as the answer's headers
+    # reported it (set by `header_pairs`); the access log shows the remaining figures.
+    tightest: dict[str, tuple[int, int, int]] | None = None
     attempt: Ticket | None = None
 
     @property
@@ -235,7 +262,12 @@ class CallLimits:
         """Key, model and global policies: all admit, or 429 and nothing is consumed."""
         if not pset.limits:
             return
-        ticket = await self.limiter.acquire(pset, self.cost, self.lease_ms)
+        limiter = self.limiter
+        ticket = (
+            limiter.acquire_local(pset, self.cost, self.lease_ms)
+            if limiter.local is not None
+            else await limiter.acquire(pset, self.cost, self.lease_ms)
+        )
         if ticket.verdict is not None and not ticket.verdict.admitted:
             self.limiter.stats.rejected += 1
             raise _rejection(ticket, _over(pset, ticket.verdict, self.cost))
@@ -288,7 +320,15 @@ class CallLimits:
         return rate_headers(self.tickets)
 
     def header_pairs(self) -> list[tuple[bytes, bytes]]:
-        return rate_header_pairs(self.tickets)
+        self.tightest = best = _tightest(self.tickets)
+        return rate_header_pairs(best)
+
+    def remaining(self) -> dict[str, int] | None:
+        """What the answer's headers said was left, for the access log."""
+        best = self.tightest
+        if not best:
+            return None
+        return {f"remaining_{name}": best[kind][0] for kind, name in _NAMES if kind in best}
 
     def finish_soon(self, usage: dict[str, Any] | None) -> None:
         actual = used_tokens(usage)
@@ -297,6 +337,9 @@ class CallLimits:
 
     async def finish(self, usage: dict[str, Any] | None) -> None:
         actual = used_tokens(usage)
+        if self.limiter.local is not None:
+            self.finish_soon(usage)  # the in-process backend finishes at once
+            return
         for ticket in self.tickets:
             await self.limiter.finish(ticket, actual)
 

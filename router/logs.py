@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import sys
+import time
 from typing import Any
 
 import orjson
 import structlog
 import structlog.contextvars
+from structlog._config import _CONFIG as _STRUCTLOG_CONFIG
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -26,11 +27,15 @@ _LEVELS = {
 _secrets: tuple[str, ...] = ()
 _rendered_secrets: tuple[bytes, ...] = ()  # each secret as it appears in a JSON line
 MASK = "***"
-_UTC = datetime.UTC
-# The JSON-bytes set-up `configure` installed: (its processors, the stream it writes to),
-# for `info_line`; None in any other format.
-_json_sink: tuple[tuple[Any, ...], Any] | None = None
+# The JSON-bytes set-up `configure` installed: (its processor list, that list's length, the
+# stream it writes to), for `info_line`; None in any other format.
+_json_sink: tuple[list[Any], int, Any] | None = None
 _flush_scheduled: Any = None  # the event loop a flush is pending in
+# Whether info lines (the access log) are written: asked once per request, so a plain flag
+# set by `configure` rather than a call through structlog's lazy logger proxy.
+info_enabled = True
+_second = -1  # the wall-clock second `_second_text` spells, for `timestamp`
+_second_text = ""
 
 
 def register_secrets(secrets: list[str]) -> None:
@@ -87,15 +92,16 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
     ]
-    global _json_sink
+    global _json_sink, info_enabled
     _json_sink = None
+    info_enabled = _LEVELS[level] <= logging.INFO
     stream = getattr(sys.stderr, "buffer", None)
     factory: Any
     if fmt == "json" and stream is not None:
         # The hot-path format: bytes straight from orjson to the stream, masked as a whole.
         processors += [structlog.processors.JSONRenderer(serializer=_orjson_bytes), _mask_rendered]
         factory = structlog.BytesLoggerFactory(stream)
-        _json_sink = (tuple(processors), stream)
+        _json_sink = (processors, len(processors), stream)
     else:
         renderer: Any
         if fmt == "console":
@@ -120,17 +126,36 @@ def info_line(logger: Any, event: str, fields: dict[str, Any]) -> None:
     sink = _json_sink
     if (
         sink is None
+        or _reconfigured(sink[0], sink[1])
         or _bound()  # context variables are bound: let structlog merge them
-        or tuple(structlog.get_config()["processors"]) != sink[0]  # reconfigured since
     ):
         logger.info(event, **fields)
         return
     fields["event"] = event
     fields["level"] = "info"
-    fields["timestamp"] = datetime.datetime.now(tz=_UTC).isoformat().replace("+00:00", "Z")
-    stream = sink[1]
+    fields["timestamp"] = timestamp()
+    stream = sink[2]
     stream.write(_mask_rendered(None, "", orjson.dumps(fields, default=str)) + b"\n")
     _flush_soon(stream)
+
+
+def _reconfigured(ours: list[Any], length: int) -> bool:
+    """structlog was configured again since `configure` (e.g. by `capture_logs`, which
+    edits the processor list in place): the direct line would bypass the new set-up."""
+    current = _STRUCTLOG_CONFIG.default_processors
+    return current is not ours or len(ours) != length or ours[-1] is not _mask_rendered
+
+
+def timestamp() -> str:
+    """Now, as structlog's ISO timestamp (UTC, microseconds, `Z`), with the date and time
+    of day formatted once per second rather than once per line."""
+    global _second, _second_text
+    now = time.time()
+    second = int(now)
+    if second != _second:
+        _second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second = second
+    return f"{_second_text}.{str(1_000_000 + int((now - second) * 1_000_000))[1:]}Z"
 
 
 def _bound() -> bool:

@@ -84,7 +84,7 @@ def test_lines_written_in_a_loop_iteration_are_flushed_together_at_its_end(
     stream = _Buffered()
     sink = logs._json_sink
     assert sink is not None
-    logs._json_sink = (sink[0], stream)
+    logs._json_sink = (sink[0], sink[1], stream)
 
     async def run() -> tuple[bytes, bytes]:
         log = logs.get_logger("router")

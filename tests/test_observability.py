@@ -28,6 +28,8 @@ ADMIN_KEY = "adm-Rr7Tt5Yy3Uu"
 WRONG_KEY = "sk-presented-but-wrong-Bb6"
 CONFIG = """
 server: {{admin_key: "${{ADMIN_KEY}}"}}
+rate_limits:
+  per-app: {{requests_per_minute: 100, tokens_per_minute: 100000}}
 providers:
   bad: {{plugin: openai, base_url: "{url}/bad/v1", api_key: "${{PROVIDER_KEY}}"}}
   good: {{plugin: openai, base_url: "{url}/v1", api_key: "${{PROVIDER_KEY}}"}}
@@ -40,7 +42,7 @@ models:
     targets: [{{provider: good, model: up-model}}]
     retries: {{attempts: 0}}
 keys:
-  app: {{key: "${{CLIENT_KEY}}"}}
+  app: {{key: "${{CLIENT_KEY}}", rate_limits: [per-app]}}
 """
 SECRETS = {"PROVIDER_KEY": PROVIDER_KEY, "CLIENT_KEY": CLIENT_KEY, "ADMIN_KEY": ADMIN_KEY}
 
@@ -96,7 +98,11 @@ def test_no_secret_is_logged_and_the_access_log_has_every_field(tmp_path, fake_u
         assert line["attempts"][0]["outcome"] != "ok"
         assert (line["prompt_tokens"], line["completion_tokens"]) == tokens
         assert 0 < line["ttft_ms"] <= line["latency_ms"]
-        assert "rate_limit" in line
+    # what the policy had left after each admission, as the answer's headers said
+    assert plain["rate_limit"]["remaining_requests"] == 99
+    assert streamed["rate_limit"]["remaining_requests"] == 98
+    assert 0 < streamed["rate_limit"]["remaining_tokens"] < 100000
+    assert requests[3]["rate_limit"] is None  # refused before any policy applied
     assert streamed["stream"] is True
     assert requests[2]["status"] == 502 and requests[3]["status"] == 401
 
