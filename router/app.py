@@ -10,7 +10,7 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from router import continuation, errors, gctune, logs, observe, tracing
 from router.admin import admin_routes
@@ -45,11 +46,18 @@ JSON = "application/json"
 _STREAM_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
 
-def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
+def _request_id(headers: Mapping[str, str]) -> str:
+    given = headers.get("x-request-id")
     if given and _REQUEST_ID.match(given):
         return given
     return os.urandom(12).hex()
+
+
+def _header_dict(scope: Scope) -> dict[str, str]:
+    """The request's headers as a plain dict, decoded once: the API handlers look up five or
+    so, and a Starlette `Headers` look-up scans the whole list (raising for each miss).
+    ASGI servers give lower-case names; of a repeated header the last one counts."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
 def error_response(error: errors.RouterError, request_id: str, state: RouterState) -> Response:
@@ -62,8 +70,8 @@ def error_response(error: errors.RouterError, request_id: str, state: RouterStat
     return Response(body, status_code=error.status, headers=headers, media_type=JSON)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise errors.InvalidRequest("invalid Content-Length header")
@@ -171,22 +179,22 @@ def _access_log(
     )
 
 
-def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
+def _endpoint(op: Operation, state: RouterState):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
-        state: RouterState = request.app.state.router
         graph = state.graph
-        request_id = _request_id(request)
-        span = tracing.start_request(request.headers, request.scope["path"])
+        headers = _header_dict(request.scope)
+        request_id = _request_id(headers)
+        span = tracing.start_request(headers, request.scope["path"])
         call: Call | None = None
         key_name = None
         limits: CallLimits | None = None
         watch: DisconnectWatch | None = None
         streaming = False
         try:
-            key = authenticate(graph, request.headers)
+            key = authenticate(graph, headers)
             key_name = key.name
-            body = _parse_json(await _read_body(request, graph.config.server.max_body_bytes))
+            body = _parse_json(await _read_body(request, headers, graph.max_body_bytes))
             model, stream = check_body(op, body)
             route = graph.routes.get(model)
             if route is None or model not in key.allowed:
@@ -206,19 +214,19 @@ def _endpoint(op: Operation):  # type: ignore[no-untyped-def]
             call = Call(
                 op, body, stream, key, request_id, route, time.monotonic() + route.retries.deadline
             )
-            call.prepare = _preparer(graph, call, request.headers)
+            call.prepare = _preparer(graph, call, headers)
             call.limits = limits = await admit(state.limiter, graph.limits, call)
             watch = DisconnectWatch(request.receive)  # cancels the work if the client leaves
             if stream:
                 attempt = tracing.traced_attempt(call, lambda t, left: open_stream(call, t, left))
                 relay = await watch.run(execute(graph, call, attempt))
                 continuation.enable(graph, call, relay)
-                headers = _router_headers(call, request_id, limits)
-                headers += _STREAM_HEADERS
+                answer_headers = _router_headers(call, request_id, limits)
+                answer_headers += _STREAM_HEADERS
                 done = limits.finish_soon if limits else (lambda usage: None)
                 response: Response = EventStream(
                     _logged_stream(relay, call, request, request_id, started, key_name, span),
-                    headers,
+                    answer_headers,
                     watch,
                     on_close=lambda: done(call.usage if call else None),
                 )
@@ -268,7 +276,7 @@ async def _logged_stream(
 
 async def list_models(request: Request) -> Response:
     state: RouterState = request.app.state.router
-    request_id = _request_id(request)
+    request_id = _request_id(request.headers)
     try:
         key = authenticate(state.graph, request.headers)
     except errors.RouterError as exc:
@@ -278,7 +286,7 @@ async def list_models(request: Request) -> Response:
 
 async def get_model(request: Request) -> Response:
     state: RouterState = request.app.state.router
-    request_id = _request_id(request)
+    request_id = _request_id(request.headers)
     model = request.path_params["model"]
     try:
         key = authenticate(state.graph, request.headers)
@@ -326,7 +334,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
         )
     else:
         error = errors.RouterError(str(exc.detail), status=exc.status_code)
-    response = error_response(error, _request_id(request), state)
+    response = error_response(error, _request_id(request.headers), state)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -336,16 +344,19 @@ async def server_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled_error", path=request.url.path, exc_info=exc)
     state: RouterState = request.app.state.router
     error = errors.RouterError("internal error in the router", code="internal_error")
-    return error_response(error, _request_id(request), state)
+    return error_response(error, _request_id(request.headers), state)
 
 
-def _routes() -> list[Route]:
+def _routes(state: RouterState) -> list[Route]:
+    chat, completions, embeddings = (
+        _endpoint(op, state) for op in (Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS)
+    )
     routes: list[Route] = []
     for prefix in ("/v1", ""):
         routes += [
-            Route(f"{prefix}/chat/completions", _endpoint(Operation.CHAT), methods=["POST"]),
-            Route(f"{prefix}/completions", _endpoint(Operation.COMPLETIONS), methods=["POST"]),
-            Route(f"{prefix}/embeddings", _endpoint(Operation.EMBEDDINGS), methods=["POST"]),
+            Route(f"{prefix}/chat/completions", chat, methods=["POST"]),
+            Route(f"{prefix}/completions", completions, methods=["POST"]),
+            Route(f"{prefix}/embeddings", embeddings, methods=["POST"]),
             Route(f"{prefix}/models", list_models, methods=["GET"]),
             Route(f"{prefix}/models/{{model:path}}", get_model, methods=["GET"]),
         ]
@@ -380,7 +391,7 @@ def create_app(graph: RoutingGraph) -> Starlette:
             await reloader.stop()
             await state.stop()
 
-    routes = _routes()
+    routes = _routes(state)
     app = RouterApp(
         routes=routes,
         lifespan=lifespan,

@@ -114,6 +114,12 @@ class RoutingGraph:
     config_hash: str = ""  # sha256 of the file's bytes (`file_hash`); "" when built in memory
     limits: LimitTable = field(default_factory=lambda: LimitTable({}, {}))
     rewrites: HeaderRules = field(default_factory=lambda: HeaderRules.empty())
+    # `config.server.max_body_bytes`, read on every request: a plain field, not three
+    # attribute look-ups through pydantic models.
+    max_body_bytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_body_bytes", self.config.server.max_body_bytes)
 
     @property
     def auth_required(self) -> bool:

@@ -29,6 +29,10 @@ class Operation(enum.Enum):
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
 
+    # Members are singletons compared by identity, so identity hashing is consistent, and it
+    # runs in C: `Enum.__hash__` is a Python call on every set or dict look-up by operation.
+    __hash__ = object.__hash__
+
 
 class ProviderSettings(BaseModel):
     """Plugin-specific settings (`providers.<name>.settings`); subclass to add fields."""

@@ -9,6 +9,7 @@ a truncated answer is never presented as a success.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,6 +26,7 @@ from router.transport import AiohttpTransport, UpstreamStream
 from router.usage import estimate_prompt_tokens, estimate_tokens
 
 _BASE_PARSER = Provider.get_rate_limit_info
+_RATE_LIMIT_NAME = re.compile("ratelimit", re.IGNORECASE)
 
 
 def _request(
@@ -42,8 +44,8 @@ def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
     The base parser reports an exhausted budget only from a `*ratelimit*` header, so for a
     provider that keeps it, an answer without one (most answers) skips its twenty look-ups.
     """
-    if type(provider).get_rate_limit_info is _BASE_PARSER and not any(
-        "ratelimit" in name.lower() for name in headers
+    if type(provider).get_rate_limit_info is _BASE_PARSER and not _RATE_LIMIT_NAME.search(
+        " ".join(headers)
     ):
         return
     info = provider.get_rate_limit_info(headers)
