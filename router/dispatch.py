@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from router import errors
 from router.breaker import record
 from router.errors import ErrorKind
 from router.failure import DEFAULT_STEPS, Step
-from router.graph import ClientKey, Route, RoutingGraph, Target
+from router.graph import ClientKey, Route, RoutingGraph, Target, walk_fallbacks
 from router.provider import Operation
 
 T = TypeVar("T")
@@ -69,24 +69,23 @@ def _backoff(retry: int, route: Route, error: errors.UpstreamError) -> float:
     return random.uniform(0, ceiling)  # full jitter
 
 
-def fallback_chain(graph: RoutingGraph, first: Route) -> list[Route]:
+def fallback_chain(graph: RoutingGraph, first: Route) -> tuple[Route, ...]:
     """`first`, then its fallbacks and theirs, breadth first, each once: the routes a request
     for `first` may walk, in order. Dispatch, stream continuation and `llm-router explain`
-    all read this one order, so what `explain` prints is what a request does."""
-    order, seen, queue = [], {first.name}, [first]
-    while queue:
-        route = queue.pop(0)
-        order.append(route)
-        for name in route.fallbacks:
-            if name not in seen:
-                seen.add(name)
-                queue.append(graph.routes[name])
-    return order
+    all read this one order, so what `explain` prints is what a request does. Walked once
+    per graph, when it is compiled."""
+    chain = graph.chains.get(first.name)
+    if chain is not None and chain[0] is first:
+        return chain
+    return walk_fallbacks(graph.routes, first)
 
 
-def _candidates(route: Route, op: Operation, now: float) -> list[Target]:
+def _candidates(route: Route, op: Operation, now: float) -> Sequence[Target]:
     """Targets in strategy order; those an upstream told us to avoid for now go last."""
-    ordered = [t for t in route.order() if op in t.provider.operations]
+    serving = route.serving[op]
+    if len(serving) < 2:
+        return serving
+    ordered = route.strategy(serving)
     cooling = [t for t in ordered if t.cool_until > now]
     if not cooling:
         return ordered
@@ -115,8 +114,10 @@ async def execute(
                     raise last or errors.UpstreamTimeout("the request deadline passed")
                 if target.breaker is not None and not target.breaker.allow(time.monotonic()):
                     break  # open (or another request is probing it): skip, no attempt made
-                if call.limits is not None:  # the provider's quota, per attempt
-                    refused = await call.limits.before_attempt(target.runtime.name, remaining)
+                limits = call.limits
+                if limits is not None and target.runtime.name in limits.table.providers:
+                    # the provider's quota, per attempt
+                    refused = await limits.before_attempt(target.runtime.name, remaining)
                     if refused is not None:
                         if target.breaker is not None:
                             target.breaker.release()  # not tried: no verdict on the target
@@ -143,7 +144,8 @@ async def execute(
                     call.attempts.append(Attempt(target.label, "ok", time.monotonic() - started))
                     call.answered_by = route
                     call.target = target
-                    record(target, None)
+                    if target.breaker is not None:
+                        record(target, None)
                     verdict = True
                     return result
                 finally:

@@ -58,9 +58,13 @@ class Target:
     weight: float
     label: str
     in_flight: int = 0
+    operations: frozenset[Operation] = field(init=False)  # its provider's, copied for speed
     latency: float | None = None  # moving average of time to first byte, seconds
     cool_until: float = 0.0  # monotonic time before which the upstream asked us to stay away
     breaker: Breaker | None = None
+
+    def __post_init__(self) -> None:
+        self.operations = self.runtime.provider.operations
 
     @property
     def provider(self) -> Provider:
@@ -85,6 +89,13 @@ class Route:
     operations: frozenset[Operation]
     steps: Mapping[ErrorKind, Step] = field(default_factory=lambda: DEFAULT_STEPS)
     stream_recovery: str = "error"  # or "continue"
+    # Per operation, the targets whose provider serves it, in configured order: filtered
+    # once here rather than on every request.
+    serving: Mapping[Operation, tuple[Target, ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        serving = {op: tuple(t for t in self.targets if op in t.operations) for op in Operation}
+        object.__setattr__(self, "serving", serving)
 
     def order(self) -> list[Target]:
         return self.strategy(self.targets)
@@ -117,9 +128,13 @@ class RoutingGraph:
     # `config.server.max_body_bytes`, read on every request: a plain field, not three
     # attribute look-ups through pydantic models.
     max_body_bytes: int = field(init=False)
+    # Per model, the routes a request for it may walk (see `router.dispatch.fallback_chain`).
+    chains: Mapping[str, tuple[Route, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_body_bytes", self.config.server.max_body_bytes)
+        chains = {name: walk_fallbacks(self.routes, route) for name, route in self.routes.items()}
+        object.__setattr__(self, "chains", chains)
 
     @property
     def auth_required(self) -> bool:
@@ -127,6 +142,20 @@ class RoutingGraph:
 
     def model_names(self) -> list[str]:
         return sorted(self.routes)
+
+
+def walk_fallbacks(routes: Mapping[str, Route], first: Route) -> tuple[Route, ...]:
+    """`first`, then its fallbacks and theirs, breadth first, each once (names that are not
+    routes are skipped: the config check reports them)."""
+    order, seen, queue = [], {first.name}, [first]
+    while queue:
+        route = queue.pop(0)
+        order.append(route)
+        for name in route.fallbacks:
+            if name not in seen and name in routes:
+                seen.add(name)
+                queue.append(routes[name])
+    return tuple(order)
 
 
 def _definition_digest(model: ProviderConfigModel) -> str:

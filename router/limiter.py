@@ -208,9 +208,12 @@ def rate_headers(tickets: list[Ticket]) -> dict[str, str]:
     return headers
 
 
-def rate_header_pairs(best: dict[str, tuple[int, int, int]]) -> list[tuple[bytes, bytes]]:
-    """`rate_headers` as the byte pairs an answer's raw headers take (same order), from
-    `_tightest`'s result."""
+def rate_header_pairs(tickets: list[Ticket]) -> list[tuple[bytes, bytes]]:
+    """`rate_headers` as the byte pairs an answer's raw headers take (same order)."""
+    return _header_pairs(_tightest(tickets))
+
+
+def _header_pairs(best: dict[str, tuple[int, int, int]]) -> list[tuple[bytes, bytes]]:
     pairs = []
     for kind, _ in _NAMES:
         if kind in best:
@@ -321,7 +324,7 @@ class CallLimits:
 
     def header_pairs(self) -> list[tuple[bytes, bytes]]:
         self.tightest = best = _tightest(self.tickets)
-        return rate_header_pairs(best)
+        return _header_pairs(best)
 
     def remaining(self) -> dict[str, int] | None:
         """What the answer's headers said was left, for the access log."""
