@@ -32,7 +32,7 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> Iterator[Event]:
         buffer = self._buffer + chunk if self._buffer else chunk
         hold = b""
-        if b"\r" in buffer:
+        if buffer.find(b"\r") != -1:  # (cheaper than `in`, which first tries an int needle)
             if buffer.endswith(b"\r"):  # may be the first half of a CRLF split across reads
                 buffer, hold = buffer[:-1], b"\r"
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -57,7 +57,7 @@ class SSEDecoder:
 
 
 def _parse_event(block: bytes) -> Event | None:
-    if block.startswith(b"data: ") and b"\n" not in block:  # the common case, fast
+    if block.startswith(b"data: ") and block.find(b"\n") == -1:  # the common case, fast
         return Event(block[6:])
     data: list[bytes] = []
     name: str | None = None
