@@ -248,7 +248,7 @@ def _endpoint(op: Operation, state: RouterState):  # type: ignore[no-untyped-def
             if not streaming:  # a stream's own end stops its watch and releases its limits
                 if watch is not None:
                     watch.stop()
-                if limits is not None:
+                if limits is not None and not limits.finish_now(call.usage if call else None):
                     await limits.finish(call.usage if call else None)
 
     endpoint.__name__ = f"{op.value}_endpoint"

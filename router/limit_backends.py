@@ -109,11 +109,7 @@ class MemoryBackend:
                     break
         return used, at + limit.window_ms - now
 
-    def _check(self, limit: Limit, now: int, cost: int) -> tuple[int, int]:
-        if limit.kind == REQUESTS:
-            return self._requests(limit, now, 1)
-        if limit.kind == TOKENS:
-            return self._tokens(limit, now, cost)
+    def _concurrent(self, limit: Limit, now: int) -> tuple[int, int]:
         leases = self.leases.get(limit.key)
         if leases is None:
             leases = self.leases[limit.key] = {}
@@ -135,10 +131,17 @@ class MemoryBackend:
         resets: list[int] = []
         admitted = True
         for limit in limits:  # one pass: check every limit, record nothing yet
-            count, reset = self._check(limit, now, cost)
+            kind = limit.kind
+            count, reset = (
+                self._requests(limit, now, 1)
+                if kind == REQUESTS
+                else self._tokens(limit, now, cost)
+                if kind == TOKENS
+                else self._concurrent(limit, now)
+            )
             used.append(count)
             resets.append(reset)
-            if count + (cost if limit.kind == TOKENS else 1) > limit.limit:
+            if count + (cost if kind == TOKENS else 1) > limit.limit:
                 admitted = False
         if admitted:
             for i, limit in enumerate(limits):

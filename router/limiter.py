@@ -263,14 +263,11 @@ class CallLimits:
 
     async def admit(self, pset: PolicySet) -> None:
         """Key, model and global policies: all admit, or 429 and nothing is consumed."""
-        if not pset.limits:
-            return
-        limiter = self.limiter
-        ticket = (
-            limiter.acquire_local(pset, self.cost, self.lease_ms)
-            if limiter.local is not None
-            else await limiter.acquire(pset, self.cost, self.lease_ms)
-        )
+        if pset.limits:
+            self.keep(pset, await self.limiter.acquire(pset, self.cost, self.lease_ms))
+
+    def keep(self, pset: PolicySet, ticket: Ticket) -> None:
+        """Hold an admission ticket, or raise the 429 it says."""
         if ticket.verdict is not None and not ticket.verdict.admitted:
             self.limiter.stats.rejected += 1
             raise _rejection(ticket, _over(pset, ticket.verdict, self.cost))
@@ -334,15 +331,31 @@ class CallLimits:
         return {f"remaining_{name}": best[kind][0] for kind, name in _NAMES if kind in best}
 
     def finish_soon(self, usage: dict[str, Any] | None) -> None:
+        """Release everything held, now with the in-process backend, else in tasks."""
+        if self.finish_now(usage):
+            return
         actual = used_tokens(usage)
         for ticket in self.tickets:
             self.limiter.finish_soon(ticket, actual)
 
-    async def finish(self, usage: dict[str, Any] | None) -> None:
+    def finish_now(self, usage: dict[str, Any] | None) -> bool:
+        """With the in-process backend, release everything held and return True (nothing to
+        wait for); False when the backend is remote and `finish` must be awaited."""
+        local = self.limiter.local
+        if local is None:
+            return False
         actual = used_tokens(usage)
-        if self.limiter.local is not None:
-            self.finish_soon(usage)  # the in-process backend finishes at once
+        for ticket in self.tickets:
+            if not ticket.done:
+                ticket.done = True
+                if ticket.verdict is not None and ticket.verdict.admitted:
+                    local.finish_now(ticket.pset.limits, ticket.member, ticket.cost, actual)
+        return True
+
+    async def finish(self, usage: dict[str, Any] | None) -> None:
+        if self.finish_now(usage):
             return
+        actual = used_tokens(usage)
         for ticket in self.tickets:
             await self.limiter.finish(ticket, actual)
 
@@ -353,7 +366,11 @@ async def admit(limiter: Limiter, table: LimitTable, call: Any) -> CallLimits | 
     pset = table.for_request(call.key.name, call.route.name)
     if not pset.limits and not table.providers:
         return None
-    counts = pset.counts_tokens or any(p.counts_tokens for p in table.providers.values())
+    counts = pset.counts_tokens or table.providers_count_tokens
     limits = CallLimits(limiter, table, call.deadline, estimate_cost(call.body) if counts else 0)
-    await limits.admit(pset)
+    if pset.limits:
+        if limiter.local is not None:  # in-process: no coroutine to create and await
+            limits.keep(pset, limiter.acquire_local(pset, limits.cost, limits.lease_ms))
+        else:
+            await limits.admit(pset)
     return limits

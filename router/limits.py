@@ -9,7 +9,7 @@ load time, so admission is one dict lookup and one backend call.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from router.config.loader import ConfigIssue, SourceMap, did_you_mean
 from router.config.models import RouterConfig
@@ -65,6 +65,11 @@ class LimitTable:
 
     admission: Mapping[tuple[str, str], PolicySet]
     providers: Mapping[str, PolicySet]
+    providers_count_tokens: bool = field(init=False)  # some provider policy counts tokens
+
+    def __post_init__(self) -> None:
+        counts = any(p.counts_tokens for p in self.providers.values())
+        object.__setattr__(self, "providers_count_tokens", counts)
 
     def for_request(self, key: str, model: str) -> PolicySet:
         return self.admission.get((key, model), EMPTY)
@@ -86,8 +91,8 @@ def _policy_set(
         index = len(out_policies)
         out_policies.append(Policy(name, scope, spec.on_limit, spec.max_wait, closed))
         bucket = f"{name}:{scope}"
-        for field, kind, window in _WINDOWS:
-            value = getattr(spec, field)
+        for setting, kind, window in _WINDOWS:
+            value = getattr(spec, setting)
             if value is not None:
                 limits.append(Limit(kind, f"{bucket}:{kind}{window}", value, window, index))
         if spec.max_concurrent is not None:

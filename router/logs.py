@@ -126,6 +126,7 @@ def info_line(logger: Any, event: str, fields: dict[str, Any]) -> None:
     sink = _json_sink
     if (
         sink is None
+        or _STRUCTLOG_CONFIG.default_processors is not sink[0]  # (the cheap check first)
         or _reconfigured(sink[0], sink[1])
         or _bound()  # context variables are bound: let structlog merge them
     ):
@@ -140,10 +141,9 @@ def info_line(logger: Any, event: str, fields: dict[str, Any]) -> None:
 
 
 def _reconfigured(ours: list[Any], length: int) -> bool:
-    """structlog was configured again since `configure` (e.g. by `capture_logs`, which
-    edits the processor list in place): the direct line would bypass the new set-up."""
-    current = _STRUCTLOG_CONFIG.default_processors
-    return current is not ours or len(ours) != length or ours[-1] is not _mask_rendered
+    """Our processor list was edited in place since `configure` (as `capture_logs` does):
+    the direct line would bypass the new set-up."""
+    return len(ours) != length or ours[-1] is not _mask_rendered
 
 
 def timestamp() -> str:
@@ -159,8 +159,8 @@ def timestamp() -> str:
 
 
 def _bound() -> bool:
-    bound = structlog.contextvars._CONTEXT_VARS.values()  # usually none
-    return any(var.get() is not Ellipsis for var in bound)
+    bound = structlog.contextvars._CONTEXT_VARS  # usually empty: nothing was ever bound
+    return bool(bound) and any(var.get() is not Ellipsis for var in bound.values())
 
 
 def _flush_soon(stream: Any) -> None:

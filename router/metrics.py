@@ -79,8 +79,9 @@ class Histogram:
         unit: str = "1",
     ):
         self.name, self.description, self.labels, self.unit = name, description, labels, unit
-        self.buckets = buckets
+        self.buckets = tuple(float(b) for b in buckets)  # float against float: the fast compare
         self.values: dict[tuple[Any, ...], list[float]] = {}  # [*bucket counts, sum, count]
+        self.counted_as: CountOf | None = None  # a counter whose figures are this one's counts
         self.otel = (
             _meter.create_histogram(
                 name, unit, description, explicit_bucket_boundaries_advisory=buckets
@@ -98,12 +99,29 @@ class Histogram:
         row[-2] += value
         row[-1] += 1
         if self.otel is not None:
-            self.otel.record(value, dict(zip(self.labels, map(str, labels), strict=True)))
+            attributes = dict(zip(self.labels, map(str, labels), strict=True))
+            self.otel.record(value, attributes)
+            if self.counted_as is not None and self.counted_as.otel is not None:
+                self.counted_as.otel.add(1, attributes)
 
 
-requests = Counter(
-    "llm_router.requests", "Client requests by outcome.", ("model", "status", "outcome")
-)
+class CountOf:
+    """A counter that is a histogram's count per label set. `/metrics` reads the histogram's
+    rows, so a request records one instrument instead of two (OTLP gets its own counter)."""
+
+    def __init__(self, name: str, description: str, histogram: Histogram) -> None:
+        self.name, self.description, self.unit = name, description, "1"
+        self.labels = histogram.labels
+        self.histogram = histogram
+        histogram.counted_as = self
+        self.otel = _meter.create_counter(name, "1", description) if _meter else None
+        _all.append(self)
+
+    @property
+    def values(self) -> dict[tuple[Any, ...], float]:
+        return {key: row[-1] for key, row in self.histogram.values.items()}
+
+
 duration = Histogram(
     "llm_router.request.duration",
     "Time from request to last byte sent.",
@@ -111,6 +129,7 @@ duration = Histogram(
     _SECONDS,
     unit="s",
 )
+requests = CountOf("llm_router.requests", "Client requests by outcome.", duration)
 time_to_first_token = Histogram(
     "llm_router.time_to_first_token",
     "Time from request to the first answer byte (streams: first chunk).",
@@ -215,7 +234,7 @@ def prometheus_text() -> str:
     out: list[str] = []
     for metric in _all:
         name = _name(metric.name, metric.unit)
-        if isinstance(metric, Counter):
+        if isinstance(metric, Counter | CountOf):
             out += [f"# HELP {name}_total {metric.description}", f"# TYPE {name}_total counter"]
             for key, value in list(metric.values.items()):
                 out.append(f"{name}_total{_labels(metric.labels, key)} {_number(value)}")

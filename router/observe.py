@@ -39,8 +39,7 @@ def request_done(
     seconds = time.perf_counter() - started
     model = call.route.name if call is not None else None
     outcome = "ok" if error is None else (error.code or error.kind.value)
-    metrics.requests.add(1, model or "", status, outcome)
-    metrics.duration.record(seconds, model or "", status, outcome)
+    metrics.duration.record(seconds, model or "", status, outcome)  # and `requests` with it
     if isinstance(error, errors.RateLimited) and not isinstance(error, errors.UpstreamError):
         metrics.rate_limit_rejections.add(1, model or "", key_name or "")
     usage = call.usage if call is not None else None
