@@ -174,6 +174,18 @@ def _reset(ms: int) -> str:
 def _tightest(tickets: list[Ticket]) -> dict[str, tuple[int, int, int]]:
     """Per kind (requests, tokens): (remaining, limit, reset ms) of the tightest limit."""
     best: dict[str, tuple[int, int, int]] = {}
+    if len(tickets) == 1 and tickets[0].pset.one_per_kind:  # no comparisons to make
+        ticket = tickets[0]
+        verdict = ticket.verdict
+        if verdict is not None:
+            for i, limit in enumerate(ticket.pset.limits):
+                if limit.kind != CONCURRENT:
+                    best[limit.kind] = (
+                        max(0, limit.limit - verdict.used[i]),
+                        limit.limit,
+                        verdict.resets[i],
+                    )
+        return best
     for ticket in tickets:
         if ticket.verdict is None:
             continue
@@ -220,11 +232,35 @@ def _header_pairs(best: dict[str, tuple[int, int, int]]) -> list[tuple[bytes, by
             remaining, ceiling, reset = best[kind]
             limit_name, remaining_name, reset_name = _RAW_NAMES[kind]
             pairs += [
-                (limit_name, str(ceiling).encode()),
+                (limit_name, _ascii(ceiling)),
                 (remaining_name, str(remaining).encode()),
-                (reset_name, _reset(reset).encode()),
+                (reset_name, _reset_bytes(reset)),
             ]
     return pairs
+
+
+_ASCII: dict[int, bytes] = {}
+_last_reset: tuple[int, bytes] = (-1, b"")
+
+
+def _ascii(number: int) -> bytes:
+    """A limit's figure as header bytes; limits come from the config, so few and cached."""
+    out = _ASCII.get(number)
+    if out is None:
+        if len(_ASCII) > 1024:
+            _ASCII.clear()
+        out = _ASCII[number] = str(number).encode()
+    return out
+
+
+def _reset_bytes(ms: int) -> bytes:
+    """`_reset(ms)` encoded; requests answered in the same millisecond share one."""
+    global _last_reset
+    last_ms, text = _last_reset
+    if ms != last_ms:
+        text = _reset(ms).encode()
+        _last_reset = (ms, text)
+    return text
 
 
 def estimate_cost(body: dict[str, Any]) -> int:

@@ -54,6 +54,12 @@ class PolicySet:
     limits: tuple[Limit, ...]
     counts_tokens: bool
     fail_closed: bool  # some policy wants to reject when the backend is down
+    # At most one requests window and one tokens window: each is the tightest of its kind.
+    one_per_kind: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        kinds = [limit.kind for limit in self.limits if limit.kind != CONCURRENT]
+        object.__setattr__(self, "one_per_kind", len(kinds) == len(set(kinds)))
 
 
 EMPTY = PolicySet((), (), False, False)
