@@ -22,7 +22,6 @@ from router.dispatch import Call
 from router.graph import Target
 from router.provider import Operation, PlainRequest, Provider, UpstreamResponse
 from router.sse import DONE_FRAME, SSEDecoder, encode
-from router.stall import StallTimeout, StallTimer
 from router.transport import AiohttpTransport, UpstreamStream
 from router.usage import estimate_prompt_tokens, estimate_tokens
 
@@ -153,7 +152,6 @@ class StreamRelay:
         self.finished = False  # a finish_reason seen
         self.started = False  # content, a tool call, a finish_reason or usage seen
         self.usage_sent = False
-        self.stall: StallTimer | None = None  # armed at the first read after priming
         self.completion_chars = 0
         self.continues = continues
         self.chunk_id: str | None = continues
@@ -167,28 +165,29 @@ class StreamRelay:
         self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
     async def _next_bytes(self, priming: bool = False) -> bytes | None:
-        """The next upstream read, None at the end. While priming, the first-token timeout
-        (around the whole priming, never later than the total budget) governs, not the idle
-        gap: a model may think longer than it pauses. After that, one `StallTimer` for the
-        stream enforces the idle gap and the total budget."""
-        if priming:
-            try:
-                return await anext(self.upstream.chunks)
-            except StopAsyncIteration:
-                return None
-        if self.stall is None:
-            idle = self.provider.config.timeouts.idle
-            self.stall = StallTimer(self.upstream.chunks, idle, self.deadline)
+        """The next upstream read. While priming, the first-token timeout (around the whole
+        priming) governs, not the idle gap: a model may think longer than it pauses; and
+        since it ends no later than the total budget, no second timer runs for these reads
+        (one timer less to arm and cancel before the first chunk goes out)."""
+        idle = self.provider.config.timeouts.idle
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise errors.UpstreamTimeout(
+                f"upstream '{self.provider.name}' stream exceeded its total time budget",
+                provider=self.provider.name,
+            )
         try:
-            return await self.stall.read()
-        except StallTimeout as exc:
-            name = self.provider.name
-            if exc.total:
-                message = f"upstream '{name}' stream exceeded its total time budget"
-            else:
-                idle = self.provider.config.timeouts.idle
-                message = f"upstream '{name}' stream stalled for {idle:g}s"
-            raise errors.UpstreamTimeout(message, provider=name) from None
+            if priming:  # `open_stream`'s first-token timeout, never later than `left`, governs
+                return await anext(self.upstream.chunks)
+            async with asyncio.timeout(min(idle, left)):
+                return await anext(self.upstream.chunks)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise errors.UpstreamTimeout(
+                f"upstream '{self.provider.name}' stream stalled for {min(idle, left):g}s",
+                provider=self.provider.name,
+            ) from None
 
     def _feed(self, data: bytes) -> None:
         for event in self.decoder.feed(data):
@@ -329,8 +328,6 @@ class StreamRelay:
             record(self.target, exc.kind)
             failure = exc
         finally:
-            if self.stall is not None:
-                self.stall.close()
             self.upstream.close()
         if failure is not None:
             if self.pending:  # good chunks that arrived in the same read as the failure
