@@ -117,15 +117,20 @@ def _router_headers(call: Call, request_id: str, limits: CallLimits | None) -> R
 
 
 def _preparer(graph: RoutingGraph, call: Call, client: Any) -> Callable[[Any, Any], None]:
+    """Sets an upstream request's headers. It holds the call's names, not the call: a call
+    that held a closure holding the call would be a reference cycle per request, left for
+    the garbage collector (whose pauses show in tail latency) instead of freed at once."""
+    key, model, request_id = call.key.name, call.route.name, call.request_id
+
     def prepare(request: Any, target: Any) -> None:
         prepare_request(
             graph,
             request,
             target.runtime.name,
             target.model,
-            call.key.name,
-            call.route.name,
-            call.request_id,
+            key,
+            model,
+            request_id,
             client,
         )
 
