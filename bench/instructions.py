@@ -1,0 +1,123 @@
+"""CPU instructions per request, counted by callgrind: figures that do not move with the noise.
+
+CPU time per request on a shared machine varies by 15% or more between identical runs, too
+much to tell a 3% change. Callgrind counts the instructions the proxy executes, the same for
+the same work whatever else the machine does. It runs the proxy about fifty times slower, so
+this is not a throughput benchmark: it puts the usual load on the proxy under
+`valgrind --tool=callgrind`, counts only while the measured load runs (the warm-up and the
+start-up are not counted), and divides by the requests or streams completed.
+
+Run: `python -m bench.instructions [--only router,relay] [--seconds 20] [--stream]`.
+Needs Debian's `valgrind` and `wrk` (it does not install them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import measure, targets
+from bench.__main__ import _free_port, _stop, _wait_port
+
+COUNTED = ("router", "relay")
+
+
+def _callgrind_total(files: list[Path]) -> int:
+    """Instructions recorded in a run's dump files (only the counted window is non-zero)."""
+    total = 0
+    for path in files:
+        lines = path.read_text(errors="replace").splitlines()
+        figures = [line for line in lines if line.startswith("totals:")] or [
+            line for line in lines if line.startswith("summary:")
+        ]
+        total += int(figures[-1].split()[1]) if figures else 0
+    return total
+
+
+def count(name: str, upstream: int, seconds: float, concurrency: int, stream: bool) -> dict:
+    target = targets.build(name, _free_port(), upstream)
+    out_dir = targets.CACHE / f"callgrind-{name}"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+    valgrind.append(f"--callgrind-out-file={out_dir}/callgrind.out.%p")
+    with open(targets.CACHE / f"{name}-callgrind.log", "wb") as log:
+        process = subprocess.Popen(
+            ["taskset", "-c", "0", *valgrind, *target.command],
+            env={**os.environ, **target.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=targets.CACHE,
+        )
+    try:
+        _wait_port(target.port, timeout=300)  # start-up under valgrind takes a while
+        ready = measure.first_200(target.port, target.key, target.model, time.monotonic() + 300)
+        if ready is None:
+            raise RuntimeError(f"{name} never answered 200 under valgrind")
+        load = measure.stream if stream else measure.wrk
+        load(target, process.pid, concurrency, 5)  # warm-up, not counted
+        subprocess.run(["callgrind_control", "-i", "on", str(process.pid)], check=True)
+        run = load(target, process.pid, concurrency, seconds)
+        subprocess.run(["callgrind_control", "-i", "off", str(process.pid)], check=True)
+        subprocess.run(["callgrind_control", "-d", str(process.pid)], check=True)
+    finally:
+        _stop(process)
+    done = run["streams"] if stream else run["requests"]
+    instructions = _callgrind_total(sorted(out_dir.glob("callgrind.out.*")))
+    return {
+        "label": target.label,
+        "completed": done,
+        "errors": run["errors"],
+        "instructions_per_item": round(instructions / done) if done else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
+    parser.add_argument("--only", default=",".join(COUNTED), help="router and/or relay")
+    parser.add_argument("--seconds", type=float, default=20.0, help="counted load, seconds")
+    parser.add_argument("-c", "--concurrency", type=int, default=None)
+    parser.add_argument("--stream", action="store_true", help="streams instead of requests")
+    args = parser.parse_args(argv)
+    names = args.only.split(",")
+    if set(names) - set(COUNTED):
+        parser.error(f"--only takes {', '.join(COUNTED)}")
+    concurrency = args.concurrency or (16 if args.stream else 64)
+    os.sched_setaffinity(0, {1})
+    targets.CACHE.mkdir(exist_ok=True)
+    port = _free_port()
+    upstream = subprocess.Popen(
+        [sys.executable, "-m", "bench.upstream", "--port", str(port)], cwd=targets.ROOT
+    )
+    results = {}
+    try:
+        _wait_port(port)
+        for name in names:
+            results[name] = count(name, port, args.seconds, concurrency, args.stream)
+    finally:
+        _stop(upstream)
+    what = "stream" if args.stream else "request"
+    print(f"\ninstructions per {what}, c={concurrency}, {args.seconds:g} s counted:")
+    for result in results.values():
+        millions = (result["instructions_per_item"] or 0) / 1e6
+        print(
+            f"  {result['label']}: {millions:.3f} M"
+            f" ({result['completed']} {what}s, {result['errors']} errors)"
+        )
+    if "router" in results and "relay" in results:
+        ratio = (
+            results["router"]["instructions_per_item"] / results["relay"]["instructions_per_item"]
+        )
+        print(f"  router / relay: {ratio:.2f}x")
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
