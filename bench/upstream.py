@@ -1,9 +1,11 @@
 """A fast fake OpenAI upstream: raw asyncio protocol, httptools parser, uvloop.
 
 It must never be the bottleneck, so it skips every framework: canned bytes for the JSON answer,
-pre-built SSE frames for streams (`--chunks` frames `--gap` seconds apart, each sent as soon as
-its gap has passed). A stream ends with a usage frame when the request asked for one, as
-OpenAI does. Run: `python -m bench.upstream --port 9001`.
+pre-built SSE frames for streams (`--chunks` frames `--gap` seconds apart on a steady clock, as a
+model decoding at a fixed rate: frame i is due `i * gap` after the headers, so the event loop's
+millisecond timer rounding does not add up over a stream). When the request asks for usage, each
+chunk carries `"usage":null` and a usage frame ends the stream, as OpenAI does.
+Run: `python -m bench.upstream --port 9001`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ COMPLETION = orjson.dumps(
 )
 
 
-def _chunk(delta: dict, finish: str | None = None) -> bytes:
+def _chunk(delta: dict, finish: str | None, usage: bool) -> bytes:
     data = {
         "id": "chatcmpl-bench",
         "object": "chat.completion.chunk",
@@ -42,14 +44,16 @@ def _chunk(delta: dict, finish: str | None = None) -> bytes:
         "model": "up-model",
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
     }
+    if usage:  # as OpenAI does once usage is asked for: null on every chunk but the last
+        data["usage"] = None
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-def stream_frames(count: int) -> list[bytes]:
+def stream_frames(count: int, usage: bool = False) -> list[bytes]:
     """`count` content frames; the last one carries the finish reason."""
-    frames = [_chunk({"role": "assistant", "content": "tok0 "})]
-    frames += [_chunk({"content": f"tok{i} "}) for i in range(1, count - 1)]
-    frames.append(_chunk({"content": "end"}, "stop"))
+    frames = [_chunk({"role": "assistant", "content": "tok0 "}, None, usage)]
+    frames += [_chunk({"content": f"tok{i} "}, None, usage) for i in range(1, count - 1)]
+    frames.append(_chunk({"content": "end"}, "stop", usage))
     return frames
 
 
@@ -74,8 +78,9 @@ def _chunked(data: bytes) -> bytes:
 
 
 class UpstreamProtocol(asyncio.Protocol):
-    def __init__(self, frames: list[bytes], gap: float) -> None:
-        self.frames = [_chunked(f) for f in frames]
+    def __init__(self, frames: list[bytes], usage_frames: list[bytes], gap: float) -> None:
+        self.frames = frames
+        self.usage_frames = usage_frames
         self.tail_usage = _chunked(USAGE_FRAME + DONE) + b"0\r\n\r\n"
         self.tail = _chunked(DONE) + b"0\r\n\r\n"
         self.gap = gap
@@ -129,10 +134,14 @@ class UpstreamProtocol(asyncio.Protocol):
         assert self.transport is not None and self.queue is not None
         write = self.transport.write
         write(SSE_HEAD)
-        for frame in self.frames:
-            await asyncio.sleep(self.gap)
+        clock = asyncio.get_running_loop().time
+        due = clock()
+        usage = b'"include_usage":true' in body.replace(b" ", b"")
+        for frame in self.usage_frames if usage else self.frames:
+            due += self.gap
+            await asyncio.sleep(max(0.0, due - clock()))
             write(frame)
-        write(self.tail_usage if b'"include_usage":true' in body.replace(b" ", b"") else self.tail)
+        write(self.tail_usage if usage else self.tail)
         queue, self.queue, self.worker = self.queue, None, None
         while not queue.empty():  # pipelined requests that came in meanwhile
             item = queue.get_nowait()
@@ -143,10 +152,15 @@ class UpstreamProtocol(asyncio.Protocol):
 
 
 async def serve(host: str, port: int, chunks: int, gap: float) -> None:
-    frames = stream_frames(chunks)
+    frames = [_chunked(f) for f in stream_frames(chunks)]
+    usage_frames = [_chunked(f) for f in stream_frames(chunks, usage=True)]
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: UpstreamProtocol(frames, gap), host, port, backlog=1024, reuse_address=True
+        lambda: UpstreamProtocol(frames, usage_frames, gap),
+        host,
+        port,
+        backlog=1024,
+        reuse_address=True,
     )
     async with server:
         await server.serve_forever()
