@@ -130,6 +130,9 @@ class RoutingGraph:
     max_body_bytes: int = field(init=False)
     # Per model, the routes a request for it may walk (see `router.dispatch.fallback_chain`).
     chains: Mapping[str, tuple[Route, ...]] = field(init=False)
+    # Keys presented and verified against `keys` since this graph was loaded (see
+    # `router.auth.authenticate`): at most one entry per configured key.
+    verified: dict[str, ClientKey] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_body_bytes", self.config.server.max_body_bytes)

@@ -195,6 +195,26 @@ def test_admin_reload_reports_the_error_and_keeps_serving(tmp_path: Path) -> Non
         assert 'llm_router_config_reloads_total{result="failed"}' in metrics
 
 
+def test_a_key_removed_by_a_reload_is_refused_even_after_use(tmp_path: Path) -> None:
+    """Verified keys are remembered per loaded config (see `router.auth`): a reload that
+    drops a key must end it at once, however often it was used before."""
+    path = tmp_path / "router.yaml"
+    text = config("first").replace("server: {", "server: {watch_config: false, ")
+    path.write_text(text.replace("keys:\n", "keys:\n  gone: {key: sk-soon-gone}\n"))
+    with RouterServer(path) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="sk-soon-gone", max_retries=0)
+        messages = [{"role": "user", "content": "hi"}]
+        for _ in range(3):
+            assert client.chat.completions.create(model="chat", messages=messages).choices
+        path.write_text(text)
+        reply = httpx.post(server.url + "/admin/reload", headers={"x-api-key": ADMIN})
+        assert reply.status_code == 200 and reply.json()["result"] == "reloaded"
+        with pytest.raises(openai.AuthenticationError):
+            client.chat.completions.create(model="chat", messages=messages)
+        assert answer_of(server.url) == "first"  # the key that stayed still works
+        assert "sk-soon-gone" not in str(admin_config(server.url))
+
+
 def test_carry_over_keeps_runtime_state_of_unchanged_targets() -> None:
     def graph(answer: str, weight: float = 1.0):
         text = config(answer).replace("model: m-2}", f"model: m-2, weight: {weight}}}")
