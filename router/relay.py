@@ -105,6 +105,8 @@ async def open_stream(
                 raise provider.get_error(
                     UpstreamResponse(upstream.status, upstream.headers, content)
                 )
+            # Read while the upstream works on its first token, not after it arrived.
+            _note_limits(target, provider, upstream.headers)
             relay = StreamRelay(call, target, upstream, started + budget, continues)
             await relay.prime()
     except TimeoutError:
@@ -119,7 +121,6 @@ async def open_stream(
             upstream.close()
         raise
     target.record_latency(time.monotonic() - started)
-    _note_limits(target, provider, upstream.headers)
     return relay
 
 
