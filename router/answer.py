@@ -36,11 +36,23 @@ def router_headers(call: Any, request_id: str, rate: RawHeaders) -> RawHeaders:
     """`x-request-id`, `x-router-*`, then the rate-limit headers (a `router.dispatch.Call`)."""
     target = call.target
     answered = call.answered_by or call.route
-    attempts = len(call.attempts)
+    provider = target.runtime.name if target else ""
+    return _pairs(request_id, answered.name, provider, len(call.attempts), rate)
+
+
+def attempt_headers(call: Any, target: Any, request_id: str, rate: RawHeaders) -> RawHeaders:
+    """What `router_headers` will give if the attempt now under way at `target` answers."""
+    route = call.trying or call.route
+    return _pairs(request_id, route.name, target.runtime.name, len(call.attempts) + 1, rate)
+
+
+def _pairs(
+    request_id: str, model: str, provider: str, attempts: int, rate: RawHeaders
+) -> RawHeaders:
     return [
         (b"x-request-id", request_id.encode("latin-1")),
-        (b"x-router-model", encoded(answered.name)),
-        (b"x-router-provider", encoded(target.runtime.name) if target else b""),
+        (b"x-router-model", encoded(model)),
+        (b"x-router-provider", encoded(provider)),
         (
             b"x-router-attempts",
             _ATTEMPTS[attempts] if attempts < len(_ATTEMPTS) else str(attempts).encode(),

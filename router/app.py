@@ -24,12 +24,12 @@ from starlette.types import Scope
 
 from router import continuation, errors, gctune, logs, observe, tracing
 from router.admin import admin_routes
-from router.answer import JsonAnswer, RawHeaders, router_headers
+from router.answer import JsonAnswer, RawHeaders, attempt_headers, router_headers
 from router.auth import authenticate
 from router.dispatch import Call, execute
 from router.drain import Drain, DrainMiddleware, install_sigterm
 from router.fastpath import DisconnectWatch, EventStream, RouterApp
-from router.graph import RoutingGraph, load_graph
+from router.graph import RoutingGraph, Target, load_graph
 from router.limiter import CallLimits, admit
 from router.metrics import metrics_routes
 from router.provider import Operation
@@ -144,14 +144,16 @@ def _finish_headers(
     key_name: str | None,
     call: Call | None,
     limits: CallLimits | None,
+    target: Target | None = None,
 ) -> Response:
-    """Rate-limit headers, then the response header rules."""
+    """Rate-limit headers, then the response header rules (`target`: the one answering,
+    when `call.target` does not say yet)."""
     if limits is not None:
         for name, value in limits.headers().items():
             response.headers.setdefault(name, value)
     rules = graph.rewrites.response
     if rules.active:
-        target = call.target if call else None
+        target = target or (call.target if call else None)
         provider, upstream = (target.runtime.name, target.model) if target else ("", "")
         model = call.route.name if call else ""
         values = request_values(key_name or "", request_id, model, provider, upstream)
@@ -223,19 +225,20 @@ def _endpoint(op: Operation, state: RouterState):  # type: ignore[no-untyped-def
             call.limits = limits = await admit(state.limiter, graph.limits, call)
             watch = DisconnectWatch(request.receive)  # cancels the work if the client leaves
             if stream:
-                attempt = tracing.traced_attempt(call, lambda t, left: open_stream(call, t, left))
+                # The answer is built while the upstream works on its first token (see
+                # `_stream_answer`); `ready` holds the one for the attempt under way.
+                ready: list[tuple[Any, Response]] = []
+                answer = _stream_answer(graph, call, request, started, span, watch)
+
+                def prepare(relay: Any) -> None:
+                    ready[:] = [(relay, answer(relay))]
+
+                attempt = tracing.traced_attempt(
+                    call, lambda t, left: open_stream(call, t, left, on_open=prepare)
+                )
                 relay = await watch.run(execute(graph, call, attempt))
                 continuation.enable(graph, call, relay)
-                answer_headers = _router_headers(call, request_id, limits)
-                answer_headers += _STREAM_HEADERS
-                done = limits.finish_soon if limits else (lambda usage: None)
-                response: Response = EventStream(
-                    _logged_stream(relay, call, request, request_id, started, key_name, span),
-                    answer_headers,
-                    watch,
-                    on_close=lambda: done(call.usage if call else None),
-                )
-                response = _finish_headers(response, graph, request_id, key_name, call, None)
+                response = ready[0][1] if ready and ready[0][0] is relay else answer(relay)
                 streaming = True
                 return response
             json_attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
@@ -258,6 +261,33 @@ def _endpoint(op: Operation, state: RouterState):  # type: ignore[no-untyped-def
 
     endpoint.__name__ = f"{op.value}_endpoint"
     return endpoint
+
+
+def _stream_answer(
+    graph: RoutingGraph,
+    call: Call,
+    request: Request,
+    started: float,
+    span: Any,
+    watch: DisconnectWatch,
+) -> Callable[[Any], Response]:
+    """Builds a stream's answer for the attempt under way, once its upstream said 2xx: its
+    headers say who answers, on which attempt, with what budget left, and none of that
+    waits for the first token, so the router does not either, once it has arrived."""
+    limits = call.limits
+    done = limits.finish_soon if limits else (lambda usage: None)
+
+    def answer(relay: Any) -> Response:
+        target = relay.target
+        rate = limits.header_pairs() if limits else []
+        headers = attempt_headers(call, target, call.request_id, rate)
+        headers += _STREAM_HEADERS
+        key_name = call.key.name
+        frames = _logged_stream(relay, call, request, call.request_id, started, key_name, span)
+        response = EventStream(frames, headers, watch, on_close=lambda: done(call.usage))
+        return _finish_headers(response, graph, call.request_id, key_name, call, None, target)
+
+    return answer
 
 
 async def _logged_stream(

@@ -54,6 +54,7 @@ class Call:
     usage: dict[str, Any] | None = None
     limits: Any = None  # router.limiter.CallLimits, when rate-limit policies apply
     prepare: Callable[[Any, Target], None] | None = None  # sets upstream request headers
+    trying: Route | None = None  # the route of the target an attempt is under way at
 
 
 def _backoff(retry: int, route: Route, error: errors.UpstreamError) -> float:
@@ -126,6 +127,7 @@ async def execute(
                         break
                 started = time.monotonic()
                 target.in_flight += 1
+                call.trying = route
                 verdict = False
                 try:
                     result = await attempt(target, remaining)

@@ -78,11 +78,17 @@ async def send_json(call: Call, target: Target, remaining: float) -> dict[str, A
 
 
 async def open_stream(
-    call: Call, target: Target, remaining: float, continues: str | None = None
+    call: Call,
+    target: Target,
+    remaining: float,
+    continues: str | None = None,
+    on_open: Callable[[StreamRelay], None] | None = None,
 ) -> StreamRelay:
     """A streaming attempt, primed: its first chunk is ready when this returns.
 
     `continues`: the chunk id of an answer this stream continues (see `router.continuation`).
+    `on_open`: called once the upstream answered 2xx, before its first token: the time to
+    prepare whatever the answer needs that does not depend on the token.
     """
     runtime = target.runtime
     provider = runtime.provider
@@ -108,6 +114,8 @@ async def open_stream(
             # Read while the upstream works on its first token, not after it arrived.
             _note_limits(target, provider, upstream.headers)
             relay = StreamRelay(call, target, upstream, started + budget, continues)
+            if on_open is not None:
+                on_open(relay)
             await relay.prime()
     except TimeoutError:
         if upstream is not None:

@@ -37,6 +37,12 @@ models:
     stream_recovery: continue
   slow:
     targets: [{{provider: patient, model: ma}}]
+  primary:
+    targets: [{{provider: a, model: ma}}]
+    retries: {{attempts: 0}}
+    fallbacks: [second]
+  second:
+    targets: [{{provider: b, model: mb}}]
 """
 
 
@@ -99,6 +105,22 @@ def test_malformed_first_chunk_is_retried_transparently(client, fake_upstream):
     text, _, error, _ = stream(client)
     assert error is None and text == "ok"
     assert len(fake_upstream.received(A)) == 2
+
+
+def test_stream_headers_name_the_attempt_that_answered(client, fake_upstream):
+    """A stream's answer is prepared while its upstream works on the first token; when that
+    attempt then fails, the answer's headers describe the attempt that did answer."""
+    fake_upstream.add(A, sse_reply([b"data: {not json\n\n"]))  # 200, then garbage
+    fake_upstream.add(B, sse_reply(chat_chunks(["from ", "b"], model="mb")))
+    raw = client.chat.completions.with_raw_response.create(
+        model="primary", messages=MSGS, stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text == "from b"
+    assert len(fake_upstream.received(A)) == 1 and len(fake_upstream.received(B)) == 1
+    assert raw.headers["x-router-model"] == "second"
+    assert raw.headers["x-router-provider"] == "b"
+    assert raw.headers["x-router-attempts"] == "2"
 
 
 def test_malformed_chunk_after_commit_is_an_error_event_and_the_router_lives_on(
