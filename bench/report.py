@@ -7,6 +7,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench.upstream import CHUNKS, FIRST_TOKEN, GAP
+
 
 def _stat(values: list[float | None]) -> dict[str, float] | None:
     nums = [v for v in values if v is not None]
@@ -190,7 +192,8 @@ def markdown(meta: dict, summaries: dict[str, dict]) -> str:
         "",
         *_table(summaries, COLUMNS),
         "",
-        "Streaming (20 chunks, 2 ms apart) and resources:",
+        f"Streaming ({CHUNKS} chunks, the first {FIRST_TOKEN * 1000:g} ms after the headers, "
+        f"then {GAP * 1000:g} ms apart) and resources:",
         "",
         *_table(summaries, STREAM_COLUMNS),
         "",

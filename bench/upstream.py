@@ -1,10 +1,16 @@
 """A fast fake OpenAI upstream: raw asyncio protocol, httptools parser, uvloop.
 
 It must never be the bottleneck, so it skips every framework: canned bytes for the JSON answer,
-pre-built SSE frames for streams (`--chunks` frames `--gap` seconds apart on a steady clock, as a
-model decoding at a fixed rate: frame i is due `i * gap` after the headers, so the event loop's
-millisecond timer rounding does not add up over a stream). When the request asks for usage, each
-chunk carries `"usage":null` and a usage frame ends the stream, as OpenAI does.
+pre-built SSE frames for streams: headers at once, the first of `--chunks` frames
+`--first-token` seconds later (the model's time to think), then one every `--gap` seconds on a
+steady clock, as a model decoding at a fixed rate (frame i is due `first_token + i * gap` after
+the headers, so the event loop's millisecond timer rounding does not add up over a stream).
+When the request asks for usage, each chunk carries `"usage":null` and a usage frame ends the
+stream, as OpenAI does.
+
+The gap is short on purpose: at 2 ms (40 ms a stream) the pacing alone capped c=16 at about
+395 streams/s, the figure for direct calls, nginx and the Python proxies alike, so streams/s
+measured the fake, not the proxies; at 0.5 ms the proxies' own cost decides it.
 Run: `python -m bench.upstream --port 9001`.
 """
 
@@ -70,6 +76,7 @@ JSON_HEAD = (
 SSE_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 )
+CHUNKS, FIRST_TOKEN, GAP = 20, 0.002, 0.0005  # stream shape: frames, seconds, seconds
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
 
 
@@ -78,11 +85,14 @@ def _chunked(data: bytes) -> bytes:
 
 
 class UpstreamProtocol(asyncio.Protocol):
-    def __init__(self, frames: list[bytes], usage_frames: list[bytes], gap: float) -> None:
+    def __init__(
+        self, frames: list[bytes], usage_frames: list[bytes], first_token: float, gap: float
+    ) -> None:
         self.frames = frames
         self.usage_frames = usage_frames
         self.tail_usage = _chunked(USAGE_FRAME + DONE) + b"0\r\n\r\n"
         self.tail = _chunked(DONE) + b"0\r\n\r\n"
+        self.first_token = first_token
         self.gap = gap
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -135,12 +145,12 @@ class UpstreamProtocol(asyncio.Protocol):
         write = self.transport.write
         write(SSE_HEAD)
         clock = asyncio.get_running_loop().time
-        due = clock()
+        due = clock() + self.first_token
         usage = b'"include_usage":true' in body.replace(b" ", b"")
         for frame in self.usage_frames if usage else self.frames:
-            due += self.gap
             await asyncio.sleep(max(0.0, due - clock()))
             write(frame)
+            due += self.gap
         write(self.tail_usage if usage else self.tail)
         queue, self.queue, self.worker = self.queue, None, None
         while not queue.empty():  # pipelined requests that came in meanwhile
@@ -151,12 +161,12 @@ class UpstreamProtocol(asyncio.Protocol):
                 self._answer(*item)
 
 
-async def serve(host: str, port: int, chunks: int, gap: float) -> None:
+async def serve(host: str, port: int, chunks: int, first_token: float, gap: float) -> None:
     frames = [_chunked(f) for f in stream_frames(chunks)]
     usage_frames = [_chunked(f) for f in stream_frames(chunks, usage=True)]
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: UpstreamProtocol(frames, usage_frames, gap),
+        lambda: UpstreamProtocol(frames, usage_frames, first_token, gap),
         host,
         port,
         backlog=1024,
@@ -170,10 +180,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9001)
-    parser.add_argument("--chunks", type=int, default=20)
-    parser.add_argument("--gap", type=float, default=0.002)
+    parser.add_argument("--chunks", type=int, default=CHUNKS)
+    parser.add_argument("--first-token", type=float, default=FIRST_TOKEN)
+    parser.add_argument("--gap", type=float, default=GAP)
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port, args.chunks, args.gap))
+    uvloop.run(serve(args.host, args.port, args.chunks, args.first_token, args.gap))
 
 
 if __name__ == "__main__":
