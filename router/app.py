@@ -276,37 +276,21 @@ def _stream_answer(
     waits for the first token, so the router does not either, once it has arrived."""
     limits = call.limits
     done = limits.finish_soon if limits else (lambda usage: None)
+    key_name, request_id = call.key.name, call.request_id
+
+    def close(first_frame: float | None) -> None:
+        done(call.usage)
+        _access_log(call, request, request_id, 200, started, key_name, None, first_frame, span)
 
     def answer(relay: Any) -> Response:
         target = relay.target
         rate = limits.header_pairs() if limits else []
-        headers = attempt_headers(call, target, call.request_id, rate)
+        headers = attempt_headers(call, target, request_id, rate)
         headers += _STREAM_HEADERS
-        key_name = call.key.name
-        frames = _logged_stream(relay, call, request, call.request_id, started, key_name, span)
-        response = EventStream(frames, headers, watch, on_close=lambda: done(call.usage))
-        return _finish_headers(response, graph, call.request_id, key_name, call, None, target)
+        response = EventStream(relay.__aiter__(), headers, watch, on_close=close)
+        return _finish_headers(response, graph, request_id, key_name, call, None, target)
 
     return answer
-
-
-async def _logged_stream(
-    relay: Any,
-    call: Call,
-    request: Request,
-    request_id: str,
-    started: float,
-    key_name: str | None,
-    span: Any,
-) -> AsyncIterator[bytes]:
-    ttft = None
-    try:
-        async for frame in relay:
-            if ttft is None:
-                ttft = time.perf_counter()
-            yield frame
-    finally:
-        _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)
 
 
 async def list_models(request: Request) -> Response:

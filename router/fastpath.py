@@ -12,6 +12,7 @@ answers, lifespan) goes through Starlette as before.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -77,7 +78,8 @@ class DisconnectWatch:
 
 
 class EventStream(Response):
-    """An SSE answer sent frame by frame; `on_close` runs however it ends.
+    """An SSE answer sent frame by frame; `on_close` runs however it ends, given the
+    `time.perf_counter()` at which the first frame went out (None if none did).
 
     The client leaving is noticed by the request's `DisconnectWatch`, which cancels the
     task, so no task group runs beside the stream (Starlette's `StreamingResponse` starts
@@ -91,7 +93,7 @@ class EventStream(Response):
         frames: AsyncIterator[bytes],
         headers: list[tuple[bytes, bytes]],
         watch: DisconnectWatch,
-        on_close: Callable[[], None],
+        on_close: Callable[[float | None], None],
     ) -> None:
         self.frames = frames
         self.status_code = 200
@@ -103,9 +105,12 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watch = self.watch
+        first: float | None = None
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             async for frame in self.frames:
+                if first is None:
+                    first = time.perf_counter()
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
             watch.stop()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -114,7 +119,7 @@ class EventStream(Response):
                 raise
         finally:
             watch.stop()
-            self.on_close()
+            self.on_close(first)
 
 
 class RouterApp(Starlette):
