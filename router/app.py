@@ -242,10 +242,10 @@ def _endpoint(op: Operation, state: RouterState):  # type: ignore[no-untyped-def
                 streaming = True
                 return response
             json_attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
-            data = await watch.run(execute(graph, call, json_attempt))
+            answer = await watch.run(execute(graph, call, json_attempt))
             watch.stop()
             ttft = time.perf_counter()
-            response = JsonAnswer(orjson.dumps(data), _router_headers(call, request_id, limits))
+            response = JsonAnswer(answer.content, _router_headers(call, request_id, limits))
             _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)
             return _finish_headers(response, graph, request_id, key_name, call, None)
         except errors.RouterError as exc:

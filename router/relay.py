@@ -12,9 +12,11 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from router import errors, tracing
 from router.breaker import record
@@ -26,6 +28,7 @@ from router.transport import AiohttpTransport, UpstreamStream
 from router.usage import estimate_prompt_tokens, estimate_tokens
 
 _BASE_PARSER = Provider.get_rate_limit_info
+_BASE_RESPONSE = Provider.transform_response
 _RATE_LIMIT_NAME = re.compile("ratelimit", re.IGNORECASE)
 
 
@@ -55,7 +58,18 @@ def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
             target.cool_until = time.monotonic() + wait
 
 
-async def send_json(call: Call, target: Target, remaining: float) -> dict[str, Any]:
+@dataclass(slots=True)
+class JsonAnswerBody:
+    """A non-streaming attempt's answer: as parsed, and the body the client gets.
+
+    When the provider reads answers the base way (an OpenAI-compatible upstream), the body
+    is the upstream's own bytes: parsed to check it and read its usage, not re-encoded."""
+
+    data: dict[str, Any]
+    content: bytes
+
+
+async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerBody:
     """A non-streaming attempt: the OpenAI-shaped answer, or an UpstreamError."""
     runtime = target.runtime
     provider = runtime.provider
@@ -74,7 +88,9 @@ async def send_json(call: Call, target: Target, remaining: float) -> dict[str, A
     usage = data.get("usage")
     if isinstance(usage, dict):
         call.usage = usage
-    return data
+    if type(provider).transform_response is _BASE_RESPONSE:
+        return JsonAnswerBody(data, response.content)
+    return JsonAnswerBody(data, orjson.dumps(data))
 
 
 async def open_stream(

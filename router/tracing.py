@@ -131,8 +131,9 @@ def traced_attempt(
                 span.set_attribute("error.type", exc.code or exc.kind.value)
                 span.set_status(Status(StatusCode.ERROR, exc.kind.value))
                 raise
-            if isinstance(result, dict):
-                _set_response(span, result.get("model"), result.get("usage"))
+            data = getattr(result, "data", None)  # a JSON answer's (streams: none)
+            if isinstance(data, dict):
+                _set_response(span, data.get("model"), data.get("usage"))
             return result
 
     return run

@@ -87,6 +87,18 @@ def test_chat_completion(client, fake_upstream, openapi):
     assert seen.json() == {"model": "up-model", "messages": MESSAGES}
 
 
+def test_an_openai_compatible_answer_passes_through_byte_for_byte(client, fake_upstream):
+    """Checked and read for its usage, not re-encoded: the upstream's own formatting and
+    fields (here a vendor's extra field and spaces) reach the client as they were sent."""
+    body = orjson.dumps(chat_completion("Hi")).replace(b'"id":', b'"id": ', 1)
+    body = body[:-1] + b', "x_vendor_trace": {"node": 7}}'
+    fake_upstream.add("/v1/chat/completions", json_reply(body))
+    raw = client.chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
+    assert raw.http_response.content == body
+    assert raw.parse().choices[0].message.content == "Hi"
+    assert int(raw.headers["content-length"]) == len(body)
+
+
 def test_unknown_fields_pass_through(client, fake_upstream):
     fake_upstream.add("/v1/chat/completions", json_reply(chat_completion()))
     client.chat.completions.create(
