@@ -27,6 +27,7 @@ from router.drain import Drain, refuse
 Endpoint = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 _SSE_TYPE = (b"content-type", b"text/event-stream; charset=utf-8")
+WATCH_AFTER = 0.05  # seconds into a request before its client is watched (DisconnectWatch)
 
 
 class DisconnectWatch:
@@ -35,16 +36,26 @@ class DisconnectWatch:
 
     Start it once the body has been read (the watcher then owns `receive`), stop it before
     the last byte of the answer is sent (uvicorn then reports a disconnect of its own).
+
+    The watcher task starts only once the request has run for `WATCH_AFTER` seconds: an
+    answer faster than that (a cached or small model's, most embeddings) never pays for a
+    task; a client that left sooner is noticed then, its disconnect being queued already.
     """
 
-    __slots__ = ("_task", "_watcher", "gone")
+    __slots__ = ("_receive", "_task", "_timer", "_watcher", "gone")
 
     def __init__(self, receive: Receive) -> None:
         self.gone = False
         self._task = asyncio.current_task()
-        self._watcher: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
-            self._watch(receive)
+        self._receive = receive
+        self._watcher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            WATCH_AFTER, self._start
         )
+
+    def _start(self) -> None:
+        self._timer = None
+        self._watcher = asyncio.get_running_loop().create_task(self._watch(self._receive))
 
     async def _watch(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -55,6 +66,9 @@ class DisconnectWatch:
             self._task.cancel()
 
     def stop(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.cancel()

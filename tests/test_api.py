@@ -11,6 +11,7 @@ import openai
 import orjson
 import pytest
 
+from router.fastpath import WATCH_AFTER
 from router.testing import Reply, chat_chunks, chat_completion, json_reply, sse_reply
 
 CONFIG = """
@@ -391,6 +392,24 @@ def test_client_disconnect_cancels_a_non_streaming_upstream_request(router, fake
     while not fake_upstream.disconnects and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fake_upstream.disconnects == ["/v1/chat/completions"]
+
+
+def test_a_client_gone_before_its_watch_starts_still_cancels_the_upstream(router, fake_upstream):
+    """The disconnect watch starts `WATCH_AFTER` into a request; a client that left before
+    that is noticed when it starts, not when the upstream finally answers."""
+    fake_upstream.add("/v1/chat/completions", Reply(hang=True))
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            router.url + "/v1/chat/completions",
+            content=orjson.dumps({"model": "chat", "messages": MESSAGES}),
+            headers={"authorization": "Bearer sk-client-1"},
+            timeout=WATCH_AFTER / 5,
+        )
+    while not fake_upstream.disconnects and time.monotonic() - started < 1.5:
+        time.sleep(0.01)
+    assert fake_upstream.disconnects == ["/v1/chat/completions"]
+    assert time.monotonic() - started < 1.0
 
 
 def test_a_model_may_think_longer_than_the_idle_gap_before_its_first_token(
