@@ -31,6 +31,7 @@ def _load(path: str) -> RoutingGraph | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from router.serving import uvicorn_options
     from router.settings import Settings
 
     settings = Settings()
@@ -51,15 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         workers=workers,
-        loop="uvloop",
-        http="httptools",
-        ws="none",  # no websocket endpoint: not importing `websockets` saves 1.6 MB
-        access_log=False,  # the router writes its own access log line
-        proxy_headers=False,  # a sidecar's clients are local; X-Forwarded-* is not ours to trust
-        server_header=False,  # no `server: uvicorn` on every answer: it tells clients nothing
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=2,  # after our own drain (router.drain) has run
+        **uvicorn_options(),
     )
     return 0
 

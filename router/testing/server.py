@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import uvicorn
 
 from router.app import create_app
 from router.graph import load_graph
+from router.serving import uvicorn_options
 
 
 def free_port() -> int:
@@ -50,20 +50,12 @@ class RouterServer:
         self.graph = load_graph(self.config_path, environ)
         self.app = create_app(self.graph)
         self._server = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                host="127.0.0.1",
-                port=self.port,
-                log_level="warning",
-                access_log=False,
-                lifespan="on",
-                loop="asyncio",
-            )
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **uvicorn_options())
         )
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        asyncio.run(self._server.serve())
+        self._server.run()  # the production event loop (see `router.serving`)
 
     @property
     def url(self) -> str:
@@ -89,6 +81,14 @@ class RouterServer:
         self.stop()
 
 
+def cli_command() -> str:
+    """The `llm-router` console script installed beside this Python: what users run."""
+    script = Path(sys.executable).with_name("llm-router")
+    if not script.exists():
+        raise RuntimeError(f"{script} is missing: install the project (pip install -e .)")
+    return str(script)
+
+
 class RouterProcess:
     """`llm-router serve` as its own process, for tests of the CLI, signals and replicas."""
 
@@ -100,9 +100,7 @@ class RouterProcess:
     ) -> None:
         self.port = free_port()
         self.command = [
-            sys.executable,
-            "-m",
-            "router.cli",
+            cli_command(),
             "serve",
             "--config",
             str(config_path),
