@@ -22,6 +22,7 @@ from router import errors, tracing
 from router.breaker import record
 from router.dispatch import Call
 from router.graph import Target
+from router.normalize import complete_answer
 from router.provider import Operation, PlainRequest, Provider, UpstreamResponse
 from router.sse import DONE_FRAME, SSEDecoder, encode
 from router.transport import AiohttpTransport, UpstreamStream
@@ -62,8 +63,9 @@ def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
 class JsonAnswerBody:
     """A non-streaming attempt's answer: as parsed, and the body the client gets.
 
-    When the provider reads answers the base way (an OpenAI-compatible upstream), the body
-    is the upstream's own bytes: parsed to check it and read its usage, not re-encoded."""
+    When the provider reads answers the base way (an OpenAI-compatible upstream) and the
+    answer lacked nothing the OpenAI schema requires (see `router.normalize`), the body is
+    the upstream's own bytes: parsed to check it and read its usage, not re-encoded."""
 
     data: dict[str, Any]
     content: bytes
@@ -85,10 +87,11 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
     target.record_latency(time.monotonic() - started)
     _note_limits(target, provider, response.headers)
     data = provider.transform_response(call.op, response)
+    completed = complete_answer(call.op, data, target.model)
     usage = data.get("usage")
     if isinstance(usage, dict):
         call.usage = usage
-    if type(provider).transform_response is _BASE_RESPONSE:
+    if not completed and type(provider).transform_response is _BASE_RESPONSE:
         return JsonAnswerBody(data, response.content)
     return JsonAnswerBody(data, orjson.dumps(data))
 

@@ -27,6 +27,28 @@ from router.provider import Operation
 from router.testing.fake_upstream import FakeUpstream, Received, Reply
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
+# What the OpenAI schema requires of a `chat.completion` (CreateChatCompletionResponse).
+_REQUIRED = ("id", "object", "created", "model", "choices")
+_CHOICE_REQUIRED = ("index", "message", "finish_reason", "logprobs")
+_MESSAGE_REQUIRED = ("role", "content", "refusal")
+
+
+def assert_chat_completion(data: dict[str, Any]) -> None:
+    """`data` has every key the OpenAI schema requires of a chat completion; and where the
+    OpenAI OpenAPI description is available (OPENAI_OPENAPI_SPEC), it validates in full."""
+    from router.testing.openapi import OpenAPIValidator, spec_path
+
+    assert data["object"] == "chat.completion"
+    missing = [k for k in _REQUIRED if k not in data]
+    for choice in data["choices"]:
+        missing += [f"choices[].{k}" for k in _CHOICE_REQUIRED if k not in choice]
+        missing += [
+            f"choices[].message.{k}" for k in _MESSAGE_REQUIRED if k not in choice["message"]
+        ]
+    assert not missing, f"the answer lacks {missing}"
+    path = spec_path()
+    if path is not None:
+        OpenAPIValidator(path).validate("CreateChatCompletionResponse", data)
 
 
 @dataclass
@@ -135,11 +157,13 @@ class ProviderConformance:
     def test_conformance_answer(self, conformance: Any) -> None:
         upstream, _, client = conformance
         upstream.add(self.chat_path, self.chat_reply("Hello from upstream"))
-        reply = client.chat.completions.create(model="m", messages=MESSAGES)
+        raw = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+        reply = raw.parse()
         assert reply.choices[0].message.content == "Hello from upstream"
         assert reply.choices[0].finish_reason is not None
         (received,) = upstream.received(self.chat_path)
         self.assert_credentials(received)
+        assert_chat_completion(raw.http_response.json())
 
     def test_conformance_stream(self, conformance: Any) -> None:
         upstream, _, client = conformance

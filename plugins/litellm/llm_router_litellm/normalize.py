@@ -15,7 +15,9 @@ _EXTRA = "provider_specific_fields"
 
 
 def chat_response(data: dict[str, Any]) -> dict[str, Any]:
-    """A `chat.completion` with every choice carrying `logprobs` and `message.refusal`."""
+    """A `chat.completion` with LiteLLM's `provider_specific_fields` folded back: a refusal
+    it moved there returns to `message.refusal`. (The core adds whatever else the OpenAI
+    schema requires and is still missing, such as `logprobs`.)"""
     choices = data.get("choices")
     if not isinstance(choices, list):
         return data
@@ -23,12 +25,11 @@ def chat_response(data: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(choice, dict):
             continue
         choice.pop(_EXTRA, None)
-        choice.setdefault("logprobs", None)
         message = choice.get("message")
         if isinstance(message, dict):
             extra = message.pop(_EXTRA, None)
-            if "refusal" not in message:
-                message["refusal"] = extra.get("refusal") if isinstance(extra, dict) else None
+            if "refusal" not in message and isinstance(extra, dict) and "refusal" in extra:
+                message["refusal"] = extra["refusal"]
     return data
 
 

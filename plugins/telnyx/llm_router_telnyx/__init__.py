@@ -124,12 +124,6 @@ class TelnyxProvider(Provider):
             translate.tool_call_indexes(chunk)
         return chunk
 
-    def transform_response(self, op: Operation, response: UpstreamResponse) -> dict[str, Any]:
-        data = super().transform_response(op, response)
-        if op is Operation.CHAT:
-            translate.complete_choices(data)
-        return data
-
     def transform_models(self, response: UpstreamResponse) -> list[dict[str, Any]]:
         return [translate.model_object(item) for item in super().transform_models(response)]
 

@@ -88,19 +88,6 @@ def tool_call_indexes(chunk: dict[str, Any]) -> None:
             ]
 
 
-def complete_choices(data: dict[str, Any]) -> None:
-    """vLLM-style answers may leave out keys OpenAI requires (`message.refusal`, `logprobs`,
-    `finish_reason`): add them as null, so strict clients and validators accept the answer."""
-    for choice in data.get("choices") or ():
-        if not isinstance(choice, dict):
-            continue
-        choice.setdefault("logprobs", None)
-        choice.setdefault("finish_reason", None)
-        message = choice.get("message")
-        if isinstance(message, dict):
-            message.setdefault("refusal", None)
-
-
 def created_seconds(value: Any) -> int:
     """`created` as unix seconds: an integer (2025 schema) or ISO-8601 text (2026 schema)."""
     if isinstance(value, bool):

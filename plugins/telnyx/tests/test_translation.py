@@ -330,19 +330,3 @@ def test_example_config_loads():
     assert isinstance(p, TelnyxProvider)
     assert p.headers["authorization"] == "Bearer KEYexample"
     assert set(graph.routes) == {"chat", "chat-small", "reasoning", "embeddings"}
-
-
-def test_non_stream_answer_gets_openai_required_keys():
-    from llm_router_telnyx.testing import completion
-
-    data = completion("hi", reasoning="because")
-    response = UpstreamResponse(200, CIMultiDict(), orjson.dumps(data))
-    out = provider().transform_response(Operation.CHAT, response)
-    message = out["choices"][0]["message"]
-    assert message["refusal"] is None and message["content"] == "hi"
-    assert message["reasoning_content"] == "because"
-    bare = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}}]}
-    out = provider().transform_response(
-        Operation.CHAT, UpstreamResponse(200, CIMultiDict(), orjson.dumps(bare))
-    )
-    assert out["choices"][0]["logprobs"] is None and out["choices"][0]["finish_reason"] is None
