@@ -30,6 +30,8 @@ _POLICY_MARKERS = (
     "content_filter",
     "content filter",
     "content management policy",
+    "content safety",  # Telkom: "... violates our content safety policy"
+    "safety policy",
     "safety system",
     "flagged",
     "firewall",

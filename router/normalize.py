@@ -55,7 +55,12 @@ def complete_answer(op: Operation, data: dict[str, Any], model: str) -> bool:
 
 def _complete_choice(op: Operation, choice: dict[str, Any], position: int) -> bool:
     added = 0
-    for name, value in (("index", position), ("finish_reason", None), ("logprobs", None)):
+    defaults: tuple[tuple[str, Any], ...] = (
+        ("index", position),
+        ("finish_reason", None),
+        ("logprobs", None),
+    )
+    for name, value in defaults:
         if name not in choice:
             choice[name] = value
             added += 1

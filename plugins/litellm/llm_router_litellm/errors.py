@@ -64,6 +64,18 @@ ERROR_TYPES: dict[str, type[UpstreamError]] = {
     "budget_exceeded": InsufficientQuota,
 }
 
+#: LiteLLM's own subclasses of its exceptions (litellm/exceptions.py): when a message
+#: names a class and its parent (`litellm.BadRequestError: litellm.ContentPolicyViolationError:
+#: ...`, in either order, each class adding its prefix again), the subclass is the finding.
+PARENTS: dict[str, str] = {
+    "ContextWindowExceededError": "BadRequestError",
+    "ContentPolicyViolationError": "BadRequestError",
+    "UnsupportedParamsError": "BadRequestError",
+    "ImageFetchError": "BadRequestError",
+    "RejectedRequestError": "BadRequestError",
+    "JSONSchemaValidationError": "APIError",
+}
+
 _EXCEPTION = re.compile(r"litellm\.(\w+)")
 _NO_DEPLOYMENT = ("no healthy deployment available", "no deployments available")
 _INVALID_MODEL = "invalid model name passed in model="
@@ -115,6 +127,13 @@ def error_fields(payload: Any) -> tuple[str, str | None, str | None, str | None]
     return "", None, None, None
 
 
+def most_specific(names: list[str]) -> str | None:
+    """Of the LiteLLM exception classes a message names, the one deepest in LiteLLM's
+    hierarchy (the first named among equals); None if it names none we know."""
+    known = [name for name in names if name in EXCEPTION_CLASSES]
+    return max(known, key=lambda name: name in PARENTS, default=None)
+
+
 def _error_class(status: int, message: str, error_type: str | None) -> type[UpstreamError] | None:
     """The class LiteLLM's own words name, or None to let the core decide from the status."""
     lowered = message.lower()
@@ -124,9 +143,9 @@ def _error_class(status: int, message: str, error_type: str | None) -> type[Upst
         return UpstreamNotFound  # FastAPI: the path or method is wrong, i.e. our base_url
     if _INVALID_MODEL in lowered:
         return UpstreamNotFound  # the target's model is not on this proxy
-    match = _EXCEPTION.search(message)
-    if match and match.group(1) in EXCEPTION_CLASSES:
-        return EXCEPTION_CLASSES[match.group(1)]
+    named = most_specific(_EXCEPTION.findall(message))
+    if named is not None:
+        return EXCEPTION_CLASSES[named]
     if error_type in ERROR_TYPES:
         return ERROR_TYPES[error_type]
     if "budget has been exceeded" in lowered:

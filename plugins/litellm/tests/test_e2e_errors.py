@@ -50,6 +50,12 @@ EXPECTED = {
         "invalid_request_error",
         "context_length_exceeded",
     ),
+    "content_policy": (
+        openai.BadRequestError,
+        400,
+        "invalid_request_error",
+        "content_policy_violation",
+    ),
     "upstream_rate_limited": LIMITED,
     "key_rate_limited": LIMITED,
     "no_healthy_deployment": LIMITED,
@@ -110,3 +116,38 @@ def test_error_reaches_the_sdk(setup, name, stream):
     if name in RETRY_AFTER:
         assert error.response.headers["retry-after"] == RETRY_AFTER[name]
     assert len(upstream.received(CHAT)) == 1
+
+
+def test_content_policy_step_applies_to_litellm_refusals(tmp_path):
+    """`on_failure.content_policy: next` sends LiteLLM's real refusal to the next target;
+    before, the wrapper class won and the refusal passed for a plain bad request."""
+    upstream = FakeUpstream().start()
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        CONFIG.format(url=upstream.url)
+        .replace(
+            "    retries: {attempts: 0}",
+            "    retries: {attempts: 0}\n"
+            "    on_failure: {content_policy: next}\n"
+            "  other:\n"
+            "    targets: [{provider: koboi, model: openai/other}]",
+        )
+        .replace(
+            "targets: [{provider: koboi, model: openai/gpt-4o-mini}]",
+            "targets: [{provider: koboi, model: openai/gpt-4o-mini}, "
+            "{provider: koboi, model: anthropic/claude}]",
+        )
+    )
+    server = RouterServer(path).start()
+    try:
+        upstream.add(CHAT, fake.content_policy())
+        upstream.add(CHAT, fake.chat_response("judged fine"))
+        client = openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+        reply = client.chat.completions.create(model="chat", messages=MESSAGES)
+        assert reply.choices[0].message.content == "judged fine"
+        first, second = upstream.received(CHAT)
+        assert first.json()["model"] == "openai/gpt-4o-mini"
+        assert second.json()["model"] == "anthropic/claude"
+    finally:
+        server.stop()
+        upstream.stop()

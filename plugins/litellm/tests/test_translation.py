@@ -130,14 +130,14 @@ def test_strip_fields_setting_replaces_the_default_list():
 # -- responses ---------------------------------------------------------------------------------
 
 
-def test_chat_response_normalised_to_openai_shape():
+def test_chat_response_loses_litellms_extra_fields():
+    # (what the OpenAI schema requires and LiteLLM drops, `logprobs`, the core adds)
     data = provider().transform_response(Operation.CHAT, response(fake.chat_response("Hi")))
     (choice,) = data["choices"]
     assert choice == {
         "finish_reason": "stop",
         "index": 0,
         "message": {"content": "Hi", "role": "assistant", "refusal": None},
-        "logprobs": None,
     }
     assert data["usage"] == {"completion_tokens": 1, "prompt_tokens": 8, "total_tokens": 9}
     assert data["model"] == "openai/gpt-4o-mini"
@@ -238,6 +238,7 @@ EXPECTED = {
     "no_healthy_deployment": UpstreamRateLimited,
     "budget_exceeded": InsufficientQuota,
     "service_unavailable": UpstreamUnavailable,
+    "content_policy": ContentPolicyViolation,
     "timeout": UpstreamTimeout,
     "api_error": UpstreamServerError,
     "not_found": UpstreamNotFound,
@@ -309,6 +310,22 @@ def test_content_policy_and_plain_text_errors():
     error = p.get_error(response(text))
     assert type(error) is UpstreamServerError
     assert "Bad Gateway" in error.message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # what a real proxy sends: the wrapper first, the specific class (twice) after
+        "litellm.BadRequestError: litellm.ContentPolicyViolationError: "
+        "litellm.ContentPolicyViolationError: AzureException - filtered",
+        "litellm.ContentPolicyViolationError: litellm.BadRequestError: filtered",
+    ],
+)
+def test_the_most_specific_litellm_class_named_decides(message):
+    assert type(provider().get_error(response(fake.error(400, message, None)))) is (
+        ContentPolicyViolation
+    )
+    assert type(provider().get_error(response(fake.content_policy()))) is ContentPolicyViolation
 
 
 # -- rate limits -------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ __all__ = [
     "chunks",
     "completion",
     "completion_body",
+    "content_refused",
     "duplicate_api_key",
     "gateway",
     "invalid_credentials",
@@ -167,6 +168,17 @@ def backend_detail(status: int, detail: Any, *, remaining: int = QUOTA_PER_MINUT
     """A FastAPI-style `{"detail": ...}` from the model server (a string, or 422's list)."""
     body = orjson.dumps({"detail": detail})
     return Reply(status, _proxied_headers(remaining, "application/json"), body)
+
+
+def content_refused(*, remaining: int = QUOTA_PER_MINUTE - 1) -> Reply:
+    """The model server's content filter: a 400 that speaks of its content safety policy."""
+    return backend_error(
+        400,
+        "Your request was rejected because it violates our content safety policy.",
+        type="BadRequestError",
+        code=400,
+        remaining=remaining,
+    )
 
 
 def completion_body(

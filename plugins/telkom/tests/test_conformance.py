@@ -44,6 +44,13 @@ class TestTelkomConformance(ProviderConformance):
                 "rate_limit_exceeded",
             ),
             ErrorCase(
+                "content filter",
+                telkom.content_refused(),
+                openai.BadRequestError,
+                400,
+                "content_policy_violation",
+            ),
+            ErrorCase(
                 "wrong path",
                 telkom.no_route(),
                 openai.NotFoundError,

@@ -104,6 +104,20 @@ def context_window(
     )
 
 
+def content_policy(model: str = MODEL) -> Reply:
+    """A content-filter refusal as the proxy sends it: the router-level BadRequestError wraps
+    the ContentPolicyViolationError, whose class adds its prefix twice."""
+    return error(
+        400,
+        "litellm.BadRequestError: litellm.ContentPolicyViolationError: "
+        "litellm.ContentPolicyViolationError: AzureException - The response was filtered due "
+        "to the prompt triggering Azure OpenAI's content management policy. Please modify your "
+        f"prompt and retry.\nmodel={model}. content_policy_fallbacks=None. "
+        f"fallbacks=None.{_group_tail(model)}",
+        "invalid_request_error",
+    )
+
+
 def upstream_auth(group: str = "up-401") -> Reply:
     return error(
         401,
@@ -209,6 +223,7 @@ ERRORS = {
     "missing_messages": missing_messages,
     "malformed_json": malformed_json,
     "context_window": context_window,
+    "content_policy": content_policy,
     "upstream_auth": upstream_auth,
     "upstream_rate_limited": upstream_rate_limited,
     "upstream_unreachable": upstream_unreachable,
