@@ -27,7 +27,7 @@ from router.admin import admin_routes
 from router.answer import JsonAnswer, RawHeaders, attempt_headers, router_headers
 from router.auth import authenticate
 from router.dispatch import Call, execute
-from router.drain import Drain, DrainMiddleware, install_sigterm
+from router.drain import Drain, DrainMiddleware, install_sigterm, shutting_down
 from router.fastpath import DisconnectWatch, EventStream, RouterApp
 from router.graph import RoutingGraph, Target, load_graph
 from router.limiter import CallLimits, admit
@@ -161,46 +161,25 @@ def _finish_headers(
     return response
 
 
-def _access_log(
-    call: Call | None,
-    request: Request,
-    request_id: str,
-    status: int,
-    started: float,
-    key_name: str | None,
-    error: errors.RouterError | None,
-    ttft: float | None = None,
-    span: Any = None,
-) -> None:
-    observe.request_done(
-        call,
-        request.scope["method"],
-        request.scope["path"],
-        request_id,
-        status,
-        started,
-        key_name,
-        error,
-        ttft,
-        span,
-    )
-
-
-def _endpoint(op: Operation, state: RouterState):  # type: ignore[no-untyped-def]
+def _endpoint(op: Operation, state: RouterState, drain: Drain):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
         graph = state.graph
-        headers = _header_dict(request.scope)
+        scope = request.scope
+        headers = _header_dict(scope)
         request_id = _request_id(headers)
-        span = tracing.start_request(headers, request.scope["path"])
+        span = tracing.start_request(headers, scope["path"])
+        # Told the outcome on every path below; finished once, after the last byte.
+        record = observe.RequestRecord(scope["method"], scope["path"], request_id, started, span)
         call: Call | None = None
-        key_name = None
         limits: CallLimits | None = None
         watch: DisconnectWatch | None = None
         streaming = False
         try:
+            if drain.draining:
+                raise shutting_down()
             key = authenticate(graph, headers)
-            key_name = key.name
+            record.key_name = key.name
             body = _parse_json(await _read_body(request, headers, graph.max_body_bytes))
             model, stream = check_body(op, body)
             route = graph.routes.get(model)
@@ -221,14 +200,16 @@ def _endpoint(op: Operation, state: RouterState):  # type: ignore[no-untyped-def
             call = Call(
                 op, body, stream, key, request_id, route, time.monotonic() + route.retries.deadline
             )
+            record.call = call
             call.prepare = _preparer(graph, call, headers)
             call.limits = limits = await admit(state.limiter, graph.limits, call)
-            watch = DisconnectWatch(request.receive)  # cancels the work if the client leaves
+            # Cancels the work if the client leaves, or when the drain's time is up.
+            watch = DisconnectWatch(request.receive, drain)
             if stream:
                 # The answer is built while the upstream works on its first token (see
                 # `_stream_answer`); `ready` holds the one for the attempt under way.
                 ready: list[tuple[Any, Response]] = []
-                answer = _stream_answer(graph, call, request, started, span, watch)
+                answer = _stream_answer(graph, call, watch, record)
 
                 def prepare(relay: Any) -> None:
                     ready[:] = [(relay, answer(relay))]
@@ -239,37 +220,50 @@ def _endpoint(op: Operation, state: RouterState):  # type: ignore[no-untyped-def
                 relay = await watch.run(execute(graph, call, attempt))
                 continuation.enable(graph, call, relay)
                 response = ready[0][1] if ready and ready[0][0] is relay else answer(relay)
-                streaming = True
+                streaming = True  # the stream's own end records it, stops its watch, etc.
                 return response
             json_attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
             answer = await watch.run(execute(graph, call, json_attempt))
             watch.stop()
             ttft = time.perf_counter()
             response = JsonAnswer(answer.content, _router_headers(call, request_id, limits))
-            _access_log(call, request, request_id, 200, started, key_name, None, ttft, span)
-            return _finish_headers(response, graph, request_id, key_name, call, None)
-        except errors.RouterError as exc:
-            _access_log(call, request, request_id, exc.status, started, key_name, exc, None, span)
-            response = error_response(exc, request_id, state)
-            return _finish_headers(response, graph, request_id, key_name, call, limits)
+            response = _finish_headers(response, graph, request_id, key.name, call, None)
+            record.answered(ttft)
+            return response
+        except (errors.RouterError, ClientDisconnect) as exc:
+            error = _client_left() if isinstance(exc, ClientDisconnect) else exc
+            record.failed(error)
+            response = error_response(error, request_id, state)
+            return _finish_headers(response, graph, request_id, record.key_name, call, limits)
+        except Exception as exc:  # a bug: the client gets a 500, the log its traceback
+            log.error("unhandled_error", path=scope["path"], request_id=request_id, exc_info=exc)
+            error = errors.InternalError("internal error in the router")
+            record.failed(error)
+            return error_response(error, request_id, state)
         finally:
-            if not streaming:  # a stream's own end stops its watch and releases its limits
+            if not streaming:
                 if watch is not None:
                     watch.stop()
-                if limits is not None and not limits.finish_now(call.usage if call else None):
-                    await limits.finish(call.usage if call else None)
+                try:
+                    record.finish()
+                finally:
+                    if limits is not None and not limits.finish_now(call.usage if call else None):
+                        await limits.finish(call.usage if call else None)
 
     endpoint.__name__ = f"{op.value}_endpoint"
     return endpoint
 
 
+def _client_left() -> errors.ClientDisconnected:
+    """Starlette's word for a client that left while sending its body, as the router's."""
+    return errors.ClientDisconnected("the client closed the connection before its body was sent")
+
+
 def _stream_answer(
     graph: RoutingGraph,
     call: Call,
-    request: Request,
-    started: float,
-    span: Any,
     watch: DisconnectWatch,
+    record: observe.RequestRecord,
 ) -> Callable[[Any], Response]:
     """Builds a stream's answer for the attempt under way, once its upstream said 2xx: its
     headers say who answers, on which attempt, with what budget left, and none of that
@@ -278,16 +272,15 @@ def _stream_answer(
     done = limits.finish_soon if limits else (lambda usage: None)
     key_name, request_id = call.key.name, call.request_id
 
-    def close(first_frame: float | None) -> None:
+    def close() -> None:
         done(call.usage)
-        _access_log(call, request, request_id, 200, started, key_name, None, first_frame, span)
 
     def answer(relay: Any) -> Response:
         target = relay.target
         rate = limits.header_pairs() if limits else []
         headers = attempt_headers(call, target, request_id, rate)
         headers += _STREAM_HEADERS
-        response = EventStream(relay.__aiter__(), headers, watch, on_close=close)
+        response = EventStream(relay.__aiter__(), headers, watch, record, on_close=close)
         return _finish_headers(response, graph, request_id, key_name, call, None, target)
 
     return answer
@@ -366,9 +359,10 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return error_response(error, _request_id(request.headers), state)
 
 
-def _routes(state: RouterState) -> list[Route]:
+def _routes(state: RouterState, drain: Drain) -> list[Route]:
     chat, completions, embeddings = (
-        _endpoint(op, state) for op in (Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS)
+        _endpoint(op, state, drain)
+        for op in (Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS)
     )
     routes: list[Route] = []
     for prefix in ("/v1", ""):
@@ -410,7 +404,7 @@ def create_app(graph: RoutingGraph) -> Starlette:
             await reloader.stop()
             await state.stop()
 
-    routes = _routes(state)
+    routes = _routes(state, drain)
     app = RouterApp(
         routes=routes,
         lifespan=lifespan,

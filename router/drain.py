@@ -4,6 +4,11 @@ SIGTERM turns readiness false and makes the router answer new requests with 503 
 probes still answer), then waits until no request or stream is in flight, or until
 `server.drain_seconds` have passed, and only then hands the signal to uvicorn, which closes
 the listener and exits. A second SIGTERM skips the wait.
+
+What is still at work when the time is up is interrupted, not cut: a stream ends with an
+OpenAI error event (`code: shutting_down`) instead of `[DONE]`, and a request still waiting
+for its upstream is answered 503 `shutting_down`, so that no client mistakes a partial
+answer for a whole one.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -21,17 +26,35 @@ from router import errors, logs
 from router.state import RouterState
 
 log = logs.get_logger("router.drain")
-_SHUTTING_DOWN = errors.ServiceUnavailable(
-    "the router is shutting down; retry on another instance", code="shutting_down"
-)
+REFUSED = "the router is shutting down; retry on another instance"
+INTERRUPTED = "the router shut down before this request finished; retry on another instance"
+
+
+def shutting_down(message: str = REFUSED) -> errors.ServiceUnavailable:
+    """The error of a request the draining router refuses or interrupts (a new one each time:
+    it is raised)."""
+    return errors.ServiceUnavailable(
+        message, code="shutting_down", headers={"connection": "close", "retry-after": "1"}
+    )
+
+
+_SHUTTING_DOWN = shutting_down()
+CUT_GRACE = 1.0  # seconds the interrupted requests get to send their last bytes
+
+
+class Interruptible(Protocol):
+    def interrupt(self, cause: errors.RouterError) -> None: ...
 
 
 class Drain:
-    """Counts requests in flight and knows whether the router is draining."""
+    """Counts requests in flight, knows whether the router is draining, and holds the
+    requests at work that it interrupts when `server.drain_seconds` are up (each API
+    request's `router.fastpath.DisconnectWatch` adds itself while it waits or streams)."""
 
     def __init__(self) -> None:
         self.in_flight = 0
         self.draining = False
+        self.at_work: set[Interruptible] = set()
 
 
 async def refuse(send: Send) -> None:
@@ -79,10 +102,19 @@ async def drain(state: RouterState, counter: Drain, then: Callable[[], None]) ->
     limit = state.graph.config.server.drain_seconds
     deadline = time.monotonic() + limit
     log.info("draining", in_flight=counter.in_flight, drain_seconds=limit)
+    await _wait(counter, deadline)
+    interrupted = len(counter.at_work)
+    if interrupted:
+        for request in list(counter.at_work):
+            request.interrupt(shutting_down(INTERRUPTED))
+        await _wait(counter, time.monotonic() + CUT_GRACE)
+    log.info("drained", left_in_flight=counter.in_flight, interrupted=interrupted)
+    then()
+
+
+async def _wait(counter: Drain, deadline: float) -> None:
     while counter.in_flight and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    log.info("drained", left_in_flight=counter.in_flight)
-    then()
 
 
 def install_sigterm(state: RouterState, counter: Drain) -> None:

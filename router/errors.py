@@ -10,6 +10,7 @@
     │   ├── PayloadTooLarge          413
     │   ├── RateLimited              429  one of the router's own policies said no
     │   └── ClientDisconnected       499  the client left; its upstream request was cancelled
+    ├── InternalError                500  a bug in the router; its traceback is logged
     ├── ServiceUnavailable           503  no target can take the request now
     └── UpstreamError                a provider failed; `kind` drives retry and fallback
         ├── UpstreamRateLimited      429  (retry_after from the provider)
@@ -148,6 +149,13 @@ class ClientDisconnected(ClientError):
 
     status = 499
     code = "client_closed_request"
+
+
+class InternalError(RouterError):
+    """What the client is told when the router itself failed (an exception it did not expect)."""
+
+    status = 500
+    code = "internal_error"
 
 
 class ServiceUnavailable(RouterError):

@@ -125,11 +125,11 @@ class CountOf:
 duration = Histogram(
     "llm_router.request.duration",
     "Time from request to last byte sent.",
-    ("model", "status", "outcome"),
+    ("model", "status", "outcome", "error"),  # see router.observe for their values
     _SECONDS,
     unit="s",
 )
-requests = CountOf("llm_router.requests", "Client requests by outcome.", duration)
+requests = CountOf("llm_router.requests", "Client requests by outcome and error.", duration)
 time_to_first_token = Histogram(
     "llm_router.time_to_first_token",
     "Time from request to the first answer byte (streams: first chunk).",

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from router import errors, tracing
+from router import errors, sse, tracing
 from router.breaker import record
 from router.dispatch import Call
 from router.graph import Target
@@ -152,7 +152,7 @@ async def open_stream(
 
 
 def error_frame(error: errors.RouterError) -> bytes:
-    return encode(error.to_dict())
+    return sse.error_frame(error)  # an `ErrorFrame`: the stream's sender sees how it ended
 
 
 Recover = Callable[["StreamRelay", errors.RouterError], AsyncIterator[bytes]]

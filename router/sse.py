@@ -78,3 +78,17 @@ def _parse_event(block: bytes) -> Event | None:
 
 def encode(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class ErrorFrame(bytes):
+    """The OpenAI error event that ends a failed stream (`data: {"error": {...}}`), carrying
+    its error, so that whatever sends it knows, without parsing it, how the stream ended."""
+
+    error: Any  # the router.errors.RouterError it reports
+
+
+def error_frame(error: Any) -> ErrorFrame:
+    """The error event for a `router.errors.RouterError` (no `[DONE]` follows it)."""
+    frame = ErrorFrame(encode(error.to_dict()))
+    frame.error = error
+    return frame

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO
 
 import httpx
 import uvicorn
@@ -112,6 +113,8 @@ class RouterProcess:
         ]
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
+        self._out: _PipeReader | None = None
+        self._err: _PipeReader | None = None
 
     @property
     def url(self) -> str:
@@ -125,23 +128,70 @@ class RouterProcess:
         self.process = subprocess.Popen(
             self.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        self._out, self._err = _PipeReader(self.process.stdout), _PipeReader(self.process.stderr)
         wait_ready(self.url, timeout, self.process)
         return self
 
+    def stderr_lines(self) -> list[bytes]:
+        """The lines the router has written to stderr so far (its logs), read as they come."""
+        return self._err.lines() if self._err is not None else []
+
+    def wait_for_line(self, predicate: Callable[[bytes], bool], timeout: float = 10.0) -> bytes:
+        """The first stderr line `predicate` accepts, waiting up to `timeout` seconds for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.stderr_lines():
+                if predicate(line):
+                    return line
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no such line on the router's stderr after {timeout}s")
+            time.sleep(0.02)
+
     def stop(self) -> tuple[bytes, bytes]:
+        """Stop the router (SIGTERM; SIGKILL 15 s later) and return its stdout and stderr."""
         if self.process is None:
             return b"", b""
         if self.process.poll() is None:
             self.process.terminate()
         try:
-            out, err = self.process.communicate(timeout=15)
+            self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, err = self.process.communicate()
-        return out, err
+            self.process.wait()
+        assert self._out is not None and self._err is not None
+        return self._out.rest(), self._err.rest()
 
     def __enter__(self) -> RouterProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _PipeReader:
+    """Reads a child's pipe line by line in a thread, so that it never fills up and its
+    lines can be looked at while the child runs."""
+
+    def __init__(self, pipe: IO[bytes] | None) -> None:
+        self._lines: list[bytes] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe: IO[bytes] | None) -> None:
+        if pipe is None:
+            return
+        with pipe:
+            for line in pipe:
+                with self._lock:
+                    self._lines.append(line)
+
+    def lines(self) -> list[bytes]:
+        with self._lock:
+            return [line.rstrip(b"\n") for line in self._lines]
+
+    def rest(self) -> bytes:
+        """Everything the pipe carried, once the child has exited."""
+        self._thread.join(10)
+        with self._lock:
+            return b"".join(self._lines)
