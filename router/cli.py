@@ -78,9 +78,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from router import logs
     from router.config.loader import did_you_mean
-    from router.config.secrets import config_secrets
     from router.explain import explain
 
     graph = _load(args.config)
@@ -97,7 +95,6 @@ def _explain(args: argparse.Namespace) -> int:
             f"error: unknown key '{args.key}'{hint}; keys: {', '.join(key_names)}", file=sys.stderr
         )
         return 2
-    logs.register_secrets(config_secrets(graph.config))  # masked in the header view
     print(explain(graph, args.model, args.key))
     return 0
 

@@ -29,11 +29,13 @@ from router.config.loader import (
     validation_issues,
 )
 from router.config.models import ModelConfig, ProviderConfigModel, RetryConfig, RouterConfig
+from router.config.secrets import config_secrets, secret_settings
 from router.errors import ErrorKind
 from router.failure import DEFAULT_STEPS, Step, failure_steps
 from router.limits import LimitTable, compile_limits
 from router.plugins import install_hint, provider_plugins
 from router.provider import Operation, Provider, ProviderConfig, ProviderConfigError, Timeouts
+from router.redaction import Redactor
 from router.rewrites import HeaderRules, compile_rewrites
 
 
@@ -47,6 +49,8 @@ class ProviderRuntime:
     max_connections: int
     timeouts: Timeouts
     transport: Any = None
+    # The graph's redactor: what scrubs this provider's errors of every configured secret.
+    redactor: Redactor = field(default_factory=Redactor)
 
 
 @dataclass(eq=False, slots=True)
@@ -106,7 +110,7 @@ class ClientKey:
     """A client key as the router knows it: a digest, a name and what it may use."""
 
     name: str
-    digest: bytes
+    digest: bytes = field(repr=False)
     allowed: frozenset[str]
     models_body: bytes
 
@@ -115,7 +119,7 @@ class ClientKey:
 class RoutingGraph:
     """The compiled config. Immutable: a reload builds a new one and swaps it."""
 
-    config: RouterConfig
+    config: RouterConfig = field(repr=False)  # (its header values may be credentials)
     source_file: str
     providers: Mapping[str, ProviderRuntime]
     routes: Mapping[str, Route]
@@ -125,6 +129,11 @@ class RoutingGraph:
     config_hash: str = ""  # sha256 of the file's bytes (`file_hash`); "" when built in memory
     limits: LimitTable = field(default_factory=lambda: LimitTable({}, {}))
     rewrites: HeaderRules = field(default_factory=lambda: HeaderRules.empty())
+    # Every secret of the config (`router.config.secrets`), plugin settings' included; the
+    # redactor built from them; and the key paths whose values came from `${ENV}`.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    redactor: Redactor = field(default_factory=Redactor)
+    from_env: frozenset[tuple[str | int, ...]] = frozenset()
     # `config.server.max_body_bytes`, read on every request: a plain field, not three
     # attribute look-ups through pydantic models.
     max_body_bytes: int = field(init=False)
@@ -364,6 +373,12 @@ def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = ""
     rewrites = compile_rewrites(config, source, issues, runtimes)
     if issues:
         raise ConfigError(sorted(issues, key=lambda issue: issue.line or 0))
+    secrets = config_secrets(config, source)
+    for runtime in runtimes.values():
+        secrets += [value for _, value in secret_settings(runtime.provider.settings) if value]
+    redactor = Redactor(secrets)
+    for runtime in runtimes.values():
+        runtime.redactor = redactor
     return RoutingGraph(
         config=config,
         source_file=source.file,
@@ -374,6 +389,9 @@ def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = ""
         limits=limits,
         rewrites=rewrites,
         config_hash=config_hash,
+        secrets=tuple(secrets),
+        redactor=redactor,
+        from_env=frozenset(source.from_env),
     )
 
 

@@ -1,7 +1,9 @@
 """structlog set-up: JSON lines for machines, a readable console format for people.
 
 Secrets never reach a log line: the last processor replaces every configured secret (provider
-API keys, client keys) wherever it appears, whatever the event.
+API keys, client keys, values from `${ENV}`; see `router.redaction` for which) and its sha256
+digests wherever they appear, whatever the event. The access log line, written on every
+request from fields the router itself fills, is searched for the secrets only.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ import structlog
 import structlog.contextvars
 from structlog._config import _CONFIG as _STRUCTLOG_CONFIG
 
+from router.redaction import MASK as MASK  # (re-exported: what every mask reads as)
+from router.redaction import MIN_FREE_TEXT, digests
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
-_secrets: tuple[str, ...] = ()
+_secrets: tuple[str, ...] = ()  # secrets and their digests
 _rendered_secrets: tuple[bytes, ...] = ()  # each secret as it appears in a JSON line
-MASK = "***"
+_rendered_all: tuple[bytes, ...] = ()  # ... and their digests
 # The JSON-bytes set-up `configure` installed: (its processor list, that list's length, the
 # stream it writes to), for `info_line`; None in any other format.
 _json_sink: tuple[list[Any], int, Any] | None = None
@@ -39,11 +44,15 @@ _second_text = ""
 
 
 def register_secrets(secrets: list[str]) -> None:
-    """Secrets of the active config; longest first so that none is half-masked."""
-    global _secrets, _rendered_secrets
-    _secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
-    forms = {f for s in _secrets for f in (s.encode(), orjson.dumps(s)[1:-1])}
+    """Secrets of the active config (those long enough to search free text for); longest
+    first so that none is half-masked."""
+    global _secrets, _rendered_secrets, _rendered_all
+    values = {s for s in secrets if len(s) >= MIN_FREE_TEXT}
+    hashes = {d for s in values for d in digests(s)}
+    _secrets = tuple(sorted(values | hashes, key=len, reverse=True))
+    forms = {f for s in values for f in (s.encode(), orjson.dumps(s)[1:-1])}
     _rendered_secrets = tuple(sorted(forms, key=len, reverse=True))
+    _rendered_all = tuple(sorted(forms | {d.encode() for d in hashes}, key=len, reverse=True))
 
 
 def mask(text: str) -> str:
@@ -70,10 +79,15 @@ def _mask_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _mask_rendered(_: Any, __: str, line: bytes) -> bytes:
-    """Mask secrets in the finished JSON line: one search per secret, not a walk per field."""
-    for secret in _rendered_secrets:
-        if line.find(secret) != -1:  # (`in` on bytes first tries the needle as an int)
-            line = line.replace(secret, b"***")
+    """Mask secrets and digests in the finished JSON line: one search per needle, not a walk
+    per field."""
+    return _masked(line, _rendered_all)
+
+
+def _masked(line: bytes, needles: tuple[bytes, ...]) -> bytes:
+    for needle in needles:
+        if line.find(needle) != -1:  # (`in` on bytes first tries the needle as an int)
+            line = line.replace(needle, b"***")
     return line
 
 
@@ -136,7 +150,9 @@ def info_line(logger: Any, event: str, fields: dict[str, Any]) -> None:
     fields["level"] = "info"
     fields["timestamp"] = timestamp()
     stream = sink[2]
-    stream.write(_mask_rendered(None, "", orjson.dumps(fields, default=str)) + b"\n")
+    # The router's own fields: no upstream text reaches them unscrubbed (`router.redaction`),
+    # so whole secrets are searched for, not their digests (a third of the searches).
+    stream.write(_masked(orjson.dumps(fields, default=str), _rendered_secrets) + b"\n")
     _flush_soon(stream)
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from router import errors
 from router.classify import classify_error, extract_error
 from router.ratelimit_headers import RateLimitInfo, parse_rate_limit_headers
+from router.redaction import MASK, MaskedHeaders, masked_headers, masked_url
 
 
 class Operation(enum.Enum):
@@ -52,7 +53,11 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
-    """What the core hands a provider at load time: a resolved, validated endpoint."""
+    """What the core hands a provider at load time: a resolved, validated endpoint.
+
+    `api_key` is a plain `str`; its repr, like every object's a provider is handed, shows no
+    credential: `api_key` and header values as `***`, the URL without user-info or query.
+    """
 
     name: str
     base_url: str
@@ -61,10 +66,21 @@ class ProviderConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     settings: ProviderSettings = field(default_factory=ProviderSettings)
 
+    def __repr__(self) -> str:
+        return (
+            f"ProviderConfig(name={self.name!r}, base_url={masked_url(self.base_url)!r}, "
+            f"api_key={None if self.api_key is None else MASK!r}, "
+            f"headers={masked_headers(self.headers)!r}, timeouts={self.timeouts!r}, "
+            f"settings={self.settings!r})"
+        )
+
 
 @dataclass(slots=True)
 class UpstreamResponse:
-    """A whole upstream answer. `headers` is a case-insensitive mapping."""
+    """A whole upstream answer. `headers` is a case-insensitive mapping.
+
+    Its repr shows the body's size, not the body: an error body may echo the key.
+    """
 
     status: int
     headers: Mapping[str, str]
@@ -72,6 +88,12 @@ class UpstreamResponse:
 
     def json(self) -> Any:
         return orjson.loads(self.content)
+
+    def __repr__(self) -> str:
+        return (
+            f"UpstreamResponse(status={self.status}, headers={masked_headers(self.headers)!r}, "
+            f"content=<{len(self.content)} bytes>)"
+        )
 
 
 DEFAULT_PATHS: Mapping[Operation, str] = {
@@ -81,7 +103,7 @@ DEFAULT_PATHS: Mapping[Operation, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)  # (holds the credential headers)
 class _Prepared:
     urls: Mapping[Operation, httpx.URL]
     headers: httpx.Headers
@@ -105,6 +127,12 @@ class PlainRequest:
     url: str
     headers: dict[str, str]
     content: bytes
+
+    def __repr__(self) -> str:
+        return (
+            f"PlainRequest(method={self.method!r}, url={masked_url(self.url)!r}, "
+            f"headers={masked_headers(self.headers)!r}, content=<{len(self.content)} bytes>)"
+        )
 
 
 class ProviderConfigError(ValueError):
@@ -138,16 +166,22 @@ class Provider:
         self.name = config.name
         self.settings = config.settings
         self.base_url = config.base_url.rstrip("/")
-        self.headers: dict[str, str] = {
-            "content-type": "application/json",
-            "accept": "application/json",
-            **{k.lower(): v for k, v in config.headers.items()},
-            **{k.lower(): v for k, v in self.auth_headers().items()},  # never overridden
-        }
+        # A dict whose repr masks values: it holds the credential header.
+        self.headers: dict[str, str] = MaskedHeaders(
+            {
+                "content-type": "application/json",
+                "accept": "application/json",
+                **{k.lower(): v for k, v in config.headers.items()},
+                **{k.lower(): v for k, v in self.auth_headers().items()},  # never overridden
+            }
+        )
         self.urls: dict[Operation, str] = {
             op: self.base_url + path for op, path in self.paths.items() if op in self.operations
         }
         self._prepared: _Prepared | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {masked_url(self.base_url)}>"
 
     def local_transport(self) -> Any:
         """A transport that answers in-process (see `router.transport.Transport`), or None

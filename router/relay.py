@@ -4,6 +4,10 @@ A stream is primed before the client sees a byte: the upstream must answer 2xx a
 first chunk within the first-token timeout, so that any failure up to there can still be
 retried elsewhere. After that, a failure ends the stream with an OpenAI-style error event;
 a truncated answer is never presented as a success.
+
+This is where upstream words enter the router's errors, so every error leaving an attempt is
+scrubbed here of configured secrets (`router.redaction`), before anything logs, traces or
+shows it.
 """
 
 from __future__ import annotations
@@ -81,12 +85,16 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
         call.prepare(request, target)
     timeout = min(runtime.timeouts.total, remaining)
     started = time.monotonic()
-    response = await runtime.transport.send(request, timeout, runtime.timeouts.connect)
-    if not 200 <= response.status < 300:
-        raise provider.get_error(response)
-    target.record_latency(time.monotonic() - started)
-    _note_limits(target, provider, response.headers)
-    data = provider.transform_response(call.op, response)
+    try:
+        response = await runtime.transport.send(request, timeout, runtime.timeouts.connect)
+        if not 200 <= response.status < 300:
+            raise provider.get_error(response)
+        target.record_latency(time.monotonic() - started)
+        _note_limits(target, provider, response.headers)
+        data = provider.transform_response(call.op, response)
+    except errors.RouterError as exc:
+        runtime.redactor.scrub(exc)  # upstream words, before anyone logs or shows them
+        raise
     completed = complete_answer(call.op, data, target.model)
     usage = data.get("usage")
     if isinstance(usage, dict):
@@ -143,9 +151,11 @@ async def open_stream(
             f"upstream '{provider.name}' sent no answer within {first_token:g}s",
             provider=provider.name,
         ) from None
-    except BaseException:
+    except BaseException as exc:
         if upstream is not None:
             upstream.close()
+        if isinstance(exc, errors.RouterError):
+            runtime.redactor.scrub(exc)
         raise
     target.record_latency(time.monotonic() - started)
     return relay
@@ -352,6 +362,7 @@ class StreamRelay:
             yield DONE_FRAME
             await self._drain()
         except errors.RouterError as exc:
+            self.target.runtime.redactor.scrub(exc)
             self.call.attempts[-1].outcome = f"ok_then_{exc.code or exc.kind.value}"
             record(self.target, exc.kind)
             failure = exc

@@ -24,6 +24,7 @@ from router import logs
 from router.config.loader import ConfigIssue, SourceMap, did_you_mean
 from router.config.models import RouterConfig
 from router.config.policies import HeaderRewriteConfig
+from router.config.secrets import is_sensitive_header
 from router.provider import Operation
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Rule:
 
     action: str  # set, append, remove, rename, copy
     pairs: tuple[tuple[str, Any], ...]
+    from_env: frozenset[str] = frozenset()  # names whose value came from `${ENV}`: secrets
 
 
 Rules = tuple[Rule, ...]
@@ -169,7 +171,8 @@ def explain_request_headers(
     graph: RoutingGraph, model: str, key: str = "anonymous"
 ) -> dict[str, dict[str, str]]:
     """For `llm-router explain`: per target of `model`, the headers a request would send,
-    with credentials and configured secrets masked and `{request_id}` left as a marker."""
+    with credentials, values from `${ENV}` and configured secrets masked, and
+    `{request_id}` left as a marker."""
     route = graph.routes[model]
     out: dict[str, dict[str, str]] = {}
     for target in route.targets:
@@ -179,16 +182,39 @@ def explain_request_headers(
         prepare_request(
             graph, request, target.runtime.name, target.model, key, model, "<request-id>", None
         )
-        secret = provider.config.api_key or ""
+        hidden = CREDENTIALS | {n.lower() for n in provider.auth_headers()}
+        hidden |= _from_env(graph, target.runtime.name, model, key)
         masked = {}
         for name, value in request.headers.items():
-            if name in provider.auth_headers() or name in CREDENTIALS:
+            if name in hidden or is_sensitive_header(name):
                 value = logs.MASK
-            elif len(secret) >= 4 and secret in value:
-                value = value.replace(secret, logs.MASK)
-            masked[name] = logs.mask(value)
+            masked[name] = graph.redactor.text(value)
         out[target.label] = masked
     return out
+
+
+def _from_env(graph: RoutingGraph, provider: str, model: str, key: str) -> set[str]:
+    """The headers a request to `provider` carries with a value from `${ENV}`: the provider's
+    own, then those request rules set, followed through renames and copies."""
+    names = {
+        str(path[3]).lower()
+        for path in graph.from_env
+        if path[:3] == ("providers", provider, "headers") and len(path) == 4
+    }
+    for rule in graph.rewrites.request.chain(provider, model, key):
+        for name, arg in rule.pairs:
+            if rule.action in ("set", "append"):
+                if name in rule.from_env:
+                    names.add(name)
+                elif rule.action == "set":
+                    names.discard(name)
+            elif rule.action == "remove":
+                names.discard(name)
+            elif name in names:  # rename or copy
+                names.add(arg)
+                if rule.action == "rename":
+                    names.discard(name)
+    return names
 
 
 # -- compiling ------------------------------------------------------------------------------
@@ -268,6 +294,8 @@ def _rule(
         mapping = getattr(spec, action)
         if mapping is not None:
             out = []
+            env = source.from_env
+            from_env = frozenset(n.lower() for n in mapping if (*path, action, n) in env)
             for n, value in mapping.items():
                 where = (*path, action, n)
                 if not _VALUE.match(value):
@@ -278,7 +306,7 @@ def _rule(
                         )
                     )
                 out.append((name(n, where), _template(value, where, source, issues)))
-            return Rule(action, tuple(out))
+            return Rule(action, tuple(out), from_env)
     action, mapping = ("rename", spec.rename) if spec.rename is not None else ("copy", spec.copy_)
     assert mapping is not None
     pairs: tuple[tuple[str, Any], ...] = tuple(

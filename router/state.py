@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 from router import logs, metrics
 from router.breaker import breaker_states
-from router.config.secrets import config_secrets
 from router.graph import RoutingGraph
 from router.limiter import Limiter
 from router.transport import AiohttpTransport
@@ -22,24 +21,16 @@ class RouterState:
         self.ready = False
         self.limiter = Limiter(graph.config.server.rate_limit_backend)
         self._transports: dict[str, object] = {}  # provider definition digest -> transport
-        self._secrets: list[bytes] = []
         self._unobserve: Callable[[], None] = lambda: None
-        self._remember_secrets(graph)
+        logs.register_secrets(list(graph.secrets))
         # Called as hook(old, new) just before a reloaded graph goes live, on the event loop:
         # where state keyed by policy (rate-limit counters) moves to the new graph.
         self.reload_hooks: list[Callable[[RoutingGraph, RoutingGraph], None]] = []
 
-    def _remember_secrets(self, graph: RoutingGraph) -> None:
-        secrets = config_secrets(graph.config)
-        logs.register_secrets(secrets)
-        self._secrets = [s.encode() for s in secrets if s and len(s) >= 4]
-
     def redact(self, body: bytes) -> bytes:
-        """Remove configured secrets from text an upstream wrote (some echo keys back)."""
-        for secret in self._secrets:
-            if body.find(secret) != -1:  # (`in` on bytes first tries the needle as an int)
-                body = body.replace(secret, logs.MASK.encode())
-        return body
+        """Remove configured secrets, their digests and fragments from an error body (some
+        upstreams echo keys back); see `router.redaction`."""
+        return self.graph.redactor.body(body)
 
     def _attach(self, graph: RoutingGraph) -> None:
         for runtime in graph.providers.values():
@@ -53,7 +44,7 @@ class RouterState:
 
     def swap(self, graph: RoutingGraph) -> None:
         """Make a compiled graph the active one; requests already running keep the old one."""
-        self._remember_secrets(graph)
+        logs.register_secrets(list(graph.secrets))
         self._attach(graph)
         for hook in self.reload_hooks:
             hook(self.graph, graph)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import sys
 from collections.abc import Iterator
@@ -52,6 +53,12 @@ def test_same_line_as_structlog_and_secrets_masked(json_log: io.BytesIO) -> None
     assert slow.pop("timestamp").endswith("Z") and fast.pop("timestamp").endswith("Z")
     assert slow == fast
     assert fast["note"] == "echoed ***" and b"sk-upstream-secret" not in json_log.getvalue()
+
+
+def test_other_lines_are_masked_for_secrets_and_their_digests(json_log: io.BytesIO) -> None:
+    digest = hashlib.sha256(b"sk-upstream-secret").hexdigest()
+    logs.get_logger("router").warning("odd", said=f"hash {digest} / {digest.upper()}")
+    assert _lines(json_log)[-1]["said"] == "hash *** / ***"
 
 
 def test_bound_context_variables_still_appear(json_log: io.BytesIO) -> None:

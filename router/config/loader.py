@@ -62,10 +62,13 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 
 @dataclass
 class SourceMap:
-    """Where each value of a loaded YAML document came from."""
+    """Where each value of a loaded YAML document came from: its line, and for a value
+    written with `${ENV}` references, the values the environment gave them (every one a
+    secret: admin output and `explain` mask the value, logs and errors the values)."""
 
     file: str
     lines: dict[Path_, int] = field(default_factory=dict)
+    from_env: dict[Path_, list[str]] = field(default_factory=dict)
 
     def line_of(self, path: Iterable[str | int]) -> int | None:
         parts = tuple(path)
@@ -128,6 +131,7 @@ class _Builder:
                     self.source.issue(path, f"environment variable '{name}' is not set")
                 )
                 return ""
+            self.source.from_env.setdefault(path, []).append(found)
             return found
 
         return _ENV_REF.sub(replace, value)

@@ -93,7 +93,9 @@ class ProviderConfigModel(Strict):
         None, description="Upstream credential; use `${ENV_VAR}` rather than writing it inline."
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra headers sent with every upstream request."
+        default_factory=dict,
+        description="Extra headers sent with every upstream request.",
+        repr=False,  # credentials, often
     )
     timeouts: TimeoutsConfig = Field(
         default_factory=TimeoutsConfig,  # type: ignore[arg-type]

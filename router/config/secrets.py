@@ -1,15 +1,25 @@
 """Every secret a config holds, found in one place.
 
-Logs mask these values, upstream error bodies are scrubbed of them, and admin output hides
-them; one list keeps the three in step, so a secret added to the config (a credential in a
-provider's `headers`, say) cannot be hidden in one place and leak in another.
+Logs mask these values, upstream error texts are scrubbed of them (`router.redaction`), and
+admin output hides them; one list keeps the three in step, so a secret added to the config (a
+credential in a provider's `headers`, say) cannot be hidden in one place and leak in another.
+
+A secret is: a `SecretStr` field (provider `api_key`, client keys, `server.admin_key`, and
+any `SecretStr` field of a plugin's settings), the value of a header whose name says it is a
+credential (provider `headers` and header rewrites), the password of a URL (`base_url`, the
+Redis URL), and every value read from the environment through `${ENV}`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, SecretStr
+
+from router.config.loader import Path_, SourceMap
 from router.config.models import RouterConfig
 
 # Header names whose values are credentials: `Authorization`, `x-goog-api-key`, `X-Auth-Token`...
@@ -28,22 +38,71 @@ def _header_secrets(value: str) -> list[str]:
     return [value, parts[-1]] if len(parts) > 1 else [value]
 
 
-def config_secrets(config: RouterConfig) -> list[str]:
-    """Provider API keys and credential headers, client keys, the admin key and the rate-limit
-    backend's password: what must never appear in logs, errors or admin output."""
+def _url_password(url: str | None) -> str:
+    return (urlsplit(url).password or "") if url else ""
+
+
+def mask_url_password(url: str | None, mask: str) -> str | None:
+    """`url` with the password of its user-info, if any, replaced by `mask`."""
+    password = _url_password(url)
+    if not password or url is None:
+        return url
+    head, at, host = url.rpartition("@")
+    return head.replace(f":{password}", f":{mask}") + at + host
+
+
+def secret_settings(settings: BaseModel, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:
+    """(key path as written, value) of every `SecretStr` field of a plugin's settings,
+    nested models included: how a plugin declares a setting to be a secret."""
+    for name, info in type(settings).model_fields.items():
+        value: Any = getattr(settings, name)
+        key = (*path, info.alias or name)
+        if isinstance(value, SecretStr):
+            yield key, value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            yield from secret_settings(value, key)
+
+
+def config_secrets(config: RouterConfig, source: SourceMap | None = None) -> list[str]:
+    """Provider API keys, credential headers and URL passwords, client keys, the admin key,
+    the rate-limit backend's password and, given the config's source map, every value that
+    came from the environment: what must never appear in logs, errors or admin output."""
     out: list[str] = []
     for provider in config.providers.values():
         if provider.api_key is not None:
             out.append(provider.api_key.get_secret_value())
+        out.append(_url_password(provider.base_url))
         for name, value in provider.headers.items():
             if is_sensitive_header(name):
+                out += _header_secrets(value)
+    for rule in config.header_rewrites:
+        for name, value in {**(rule.set or {}), **(rule.append or {})}.items():
+            if is_sensitive_header(name) and "{" not in value:  # not a placeholder template
                 out += _header_secrets(value)
     out += [k.key.get_secret_value() for k in config.keys.values() if k.key is not None]
     if config.server.admin_key is not None:
         out.append(config.server.admin_key.get_secret_value())
-    url = config.server.rate_limit_backend.url
-    if url:
-        password = urlsplit(url).password
-        if password:
-            out.append(password)
+    out.append(_url_password(config.server.rate_limit_backend.url))
+    if source is not None:
+        out += [value for values in source.from_env.values() for value in values]
     return [s for s in out if s]
+
+
+def mask_paths(dump: Any, paths: Iterable[Path_], mask: str) -> None:
+    """Replace, in a config's JSON dump (by alias: keys as written), the value at each key
+    path with `mask`; a path the dump does not hold (a default not written) is skipped."""
+    for path in paths:
+        node = dump
+        try:
+            for part in path[:-1]:
+                node = node[part]
+        except (KeyError, IndexError, TypeError):
+            continue
+        if _holds(node, path[-1]):
+            node[path[-1]] = mask
+
+
+def _holds(node: Any, key: str | int) -> bool:
+    if isinstance(node, dict):
+        return key in node
+    return isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)

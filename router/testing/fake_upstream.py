@@ -45,7 +45,9 @@ class Reply:
     `frames` makes it a stream: each item is written as-is (bytes) or as `data: <json>\\n\\n`
     (dict) or `data: <str>\\n\\n` (str), `delay` seconds apart. `drop_before_headers` closes the
     connection without answering; `hang` keeps it open and silent; `drop_after_frames` closes
-    the connection after that many frames.
+    the connection after that many frames. `release`: the frames after the first wait until
+    this event is set (by a test that has seen the first chunk), so what follows them is
+    mid-stream whatever the machine's speed.
     """
 
     status: int = 200
@@ -57,6 +59,7 @@ class Reply:
     drop_before_headers: bool = False
     hang: bool = False
     drop_after_frames: int | None = None
+    release: threading.Event | None = None
 
 
 def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -77,6 +80,7 @@ def sse_reply(
     first_delay: float = 0.0,
     headers: dict[str, str] | None = None,
     drop_after_frames: int | None = None,
+    release: threading.Event | None = None,
 ) -> Reply:
     return Reply(
         200,
@@ -85,6 +89,7 @@ def sse_reply(
         delay=delay,
         first_delay=first_delay,
         drop_after_frames=drop_after_frames,
+        release=release,
     )
 
 
@@ -285,6 +290,8 @@ class FakeUpstream:
                 assert request.transport is not None
                 request.transport.abort()
                 return response
+            if i == 1 and reply.release is not None:
+                await asyncio.to_thread(reply.release.wait, 30)
             if i and reply.delay:
                 await asyncio.sleep(reply.delay)
             await response.write(_encode_frame(frame))

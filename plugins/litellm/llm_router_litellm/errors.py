@@ -1,12 +1,13 @@
-"""Sort a LiteLLM proxy's errors into the router's error tree, and scrub what they echo.
+"""Sort a LiteLLM proxy's errors into the router's error tree.
 
 LiteLLM wraps every failure in `{"error": {"message", "type", "param", "code"}}` with `code`
 the status as a string, `param` sometimes the string "None", and a message prefixed with the
 exception class (`litellm.RateLimitError: ...`). That class is the most precise signal it
 gives, so it is read first; the `type`, the status and the core's message markers follow.
 FastAPI's own 404/405 `{"detail": ...}` bodies mean the router's target is wrong, not the
-client's request. Messages may echo parts of the proxy key: those are masked here, before
-the core's redaction of the configured key.
+client's request. Messages may echo the proxy key or fragments of it (`Received API Key =
+sk-...abcd`, `Key Hash (Token) =...`): the core's redaction (`router.redaction`) masks those
+for every provider, before anything logs or shows the error.
 """
 
 from __future__ import annotations
@@ -81,28 +82,15 @@ _NO_DEPLOYMENT = ("no healthy deployment available", "no deployments available")
 _INVALID_MODEL = "invalid model name passed in model="
 # Tails LiteLLM appends that describe its own routing, not the failure.
 _TAILS = ("\nmodel=", "\n\nLiteLLM: model group", "Received Model Group=", "\nAvailable Model")
-_SECRETS = (
-    (re.compile(r"\bsk-[A-Za-z0-9._*\-]+"), "sk-***"),
-    (re.compile(r"(Received(?: API Key)?\s*=\s*)[^\s,]+"), r"\1***"),
-    (re.compile(r"(Key Hash \(Token\)\s*=\s*)[0-9A-Fa-f]+"), r"\1***"),
-    (re.compile(r"(API key provided:\s*)[^\s,]+?(?=\.?(?:\s|$))"), r"\1***"),
-)
-
-
-def mask_secrets(message: str) -> str:
-    """The message with any key material LiteLLM echoed replaced by `***`."""
-    for pattern, replacement in _SECRETS:
-        message = pattern.sub(replacement, message)
-    return message
 
 
 def clean_message(message: str) -> str:
-    """LiteLLM's message without key material and without its routing epilogue."""
+    """LiteLLM's message without its routing epilogue."""
     for tail in _TAILS:
         cut = message.find(tail)
         if cut > 0:
             message = message[:cut]
-    return mask_secrets(message.strip())
+    return message.strip()
 
 
 def error_fields(payload: Any) -> tuple[str, str | None, str | None, str | None]:
