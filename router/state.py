@@ -41,7 +41,10 @@ class RouterState:
                 body = body.replace(secret, logs.MASK.encode())
         return body
 
-    def _attach(self, graph: RoutingGraph) -> None:
+    def attach(self, graph: RoutingGraph) -> None:
+        """Give each provider of `graph` its transport, reusing the pool of an unchanged
+        definition. A reload calls it before touching the active graph: a plugin's transport
+        that raises then leaves that graph as it was."""
         for runtime in graph.providers.values():
             transport = self._transports.get(runtime.definition)
             if transport is None:
@@ -52,11 +55,17 @@ class RouterState:
             runtime.transport = transport
 
     def swap(self, graph: RoutingGraph) -> None:
-        """Make a compiled graph the active one; requests already running keep the old one."""
+        """Make a compiled graph the active one; requests already running keep the old one.
+        If it fails (a reload hook raising), the old one stays active, and its secrets
+        the masked ones."""
         self._remember_secrets(graph)
-        self._attach(graph)
-        for hook in self.reload_hooks:
-            hook(self.graph, graph)
+        try:
+            self.attach(graph)
+            for hook in self.reload_hooks:
+                hook(self.graph, graph)
+        except BaseException:
+            self._remember_secrets(self.graph)
+            raise
         self.graph = graph
 
     def retire_transports(self) -> list[object]:
@@ -65,7 +74,7 @@ class RouterState:
         return [self._transports.pop(d) for d in list(self._transports) if d not in live]
 
     async def start(self) -> None:
-        self._attach(self.graph)
+        self.attach(self.graph)
         self._unobserve = metrics.observe_breakers(lambda: breaker_states(self.graph))
         self.ready = True
 
