@@ -42,7 +42,9 @@ def _serve(args: argparse.Namespace) -> int:
     graph = _load(config)  # fail fast, before uvicorn starts, with file:line errors
     if graph is None:
         return 1
-    os.environ["LLM_ROUTER_CONFIG"] = str(Path(config).resolve())
+    # Absolute, but not resolved: the reloader follows the links at every check, so a
+    # ConfigMap's `..data` swap is seen; a resolved path names a directory kubelet deletes.
+    os.environ["LLM_ROUTER_CONFIG"] = str(Path(config).absolute())
     host = args.host or settings.host or graph.config.server.host
     port = args.port or settings.port or graph.config.server.port
     workers = args.workers or settings.workers

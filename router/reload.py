@@ -2,13 +2,20 @@
 
 Triggers: a change to the config file (polled: the resolved real path, inode, mtime and size,
 so a Kubernetes ConfigMap update, which swaps a `..data` symlink and writes no file, is seen
-too), SIGHUP, and `POST /admin/reload`. A reload reads the file's bytes once, hashes them,
-and parses and compiles them in a worker thread; the swap itself happens on the event loop,
-so a request sees either the old graph or the new one, and keeps the one it started with.
+too; the path is kept as given and its links followed at every check, since kubelet deletes
+the directory they pointed to), SIGHUP, and `POST /admin/reload`. A reload reads the file's
+bytes once, hashes them, and parses and compiles them in a worker thread; the swap itself
+happens on the event loop, so a request sees either the old graph or the new one, and keeps
+the one it started with.
 
-An invalid file is rejected: the old graph keeps serving, the error (file:line:key) is
-logged, counted (`llm_router.config.reloads{result="failed"}`) and shown by
-`GET /admin/config`.
+A reload that fails, for any reason and however triggered (an invalid file, a plugin that
+raises while the new graph is built), is rejected: the old graph keeps serving, the error
+(file:line:key, or the exception) is logged, counted
+(`llm_router.config.reloads{result="failed"}`) and shown by `GET /admin/config`.
+
+Settings read only at start-up (`RESTART_ONLY`) cannot change in a running process: a reload
+that changes one logs `config_restart_needed`, and `GET /admin/config` lists it until a
+restart. `server.watch_config` is applied: the watcher starts or stops.
 
 Runtime state survives for targets whose provider definition and upstream model did not
 change: the new graph reuses the old `Target` object (updating its weight, label and
@@ -24,6 +31,7 @@ import dataclasses
 import os
 import signal
 import time
+import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +43,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from router import errors, logs, metrics
-from router.config.loader import ConfigError, ConfigIssue
+from router.config.loader import ConfigError, ConfigIssue, load_config_text
+from router.config.models import RouterConfig
 from router.config.secrets import (
+    config_secrets,
     is_sensitive_header,
     mask_paths,
     mask_url_password,
@@ -47,6 +57,16 @@ from router.state import RouterState
 
 log = logs.get_logger("router.reload")
 POLL_SECONDS = 0.2
+
+# Settings only read when the process starts, as dotted paths into the config: a reload that
+# changes one cannot apply it. The one list of them: a new start-up-only setting goes here.
+RESTART_ONLY: tuple[str, ...] = (
+    "server.host",
+    "server.port",
+    "server.rate_limit_backend.url",  # the limiter's backend is built once, at start-up
+    "server.rate_limit_backend.key_prefix",
+    "server.rate_limit_backend.timeout",
+)
 
 
 @dataclass
@@ -59,6 +79,40 @@ class ConfigStatus:
     reloads_ok: int = 0
     reloads_failed: int = 0
     last_error: dict[str, Any] | None = None
+    restart_needed: list[str] = field(default_factory=list)
+
+
+def setting(config: RouterConfig, dotted: str) -> Any:
+    """The value of a setting named by its dotted path, e.g. `server.port`."""
+    value: Any = config
+    for name in dotted.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def restart_needed(running: RouterConfig, loaded: RouterConfig) -> list[str]:
+    """The `RESTART_ONLY` settings whose value in `loaded` differs from the running one's."""
+    return [key for key in RESTART_ONLY if setting(running, key) != setting(loaded, key)]
+
+
+def _candidate_secrets(data: bytes, path: str) -> list[str]:
+    """The secrets of a config that failed to load, if it parses: an error may quote one (a
+    plugin's message naming the key it was given), and the logs mask only the active
+    config's."""
+    try:
+        config, source = load_config_text(data.decode("utf-8", "replace"), path)
+    except Exception:
+        return []
+    return config_secrets(config, source)
+
+
+def _mask(text: str, secrets: list[str]) -> str:
+    """`logs.mask` (the active config's secrets), then a rejected config's own."""
+    text = logs.mask(text)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:  # as `logs.register_secrets`: shorter would mask ordinary text
+            text = text.replace(secret, logs.MASK)
+    return text
 
 
 def _signature(paths: list[Path]) -> tuple[Any, ...]:
@@ -126,6 +180,8 @@ class Reloader:
         self._seen_hash: str | None = None  # last hash tried, valid or not
         self._retired: list[Any] = []  # transports of replaced providers, not closed yet
         self._timers: list[asyncio.TimerHandle] = []
+        self._signalled: set[asyncio.Task[Any]] = set()  # SIGHUP reloads, held until done
+        self._started_with = state.graph.config  # what the RESTART_ONLY settings really are
         # The hash of the bytes the active graph was compiled from, not a second read of the
         # file: what `/health` reports, and what a reload compares with.
         self.status.file_hash = self._seen_hash = state.graph.config_hash or None
@@ -137,8 +193,7 @@ class Reloader:
         return [self.path, *referenced_files(self.state.graph)]
 
     async def start(self) -> None:
-        if self.state.graph.config.server.watch_config and self.path.is_file():
-            self._task = asyncio.create_task(self._watch(), name="config-watch")
+        self._set_watching(self.state.graph.config.server.watch_config)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -159,9 +214,24 @@ class Reloader:
                 self._retired.remove(transport)
                 await transport.aclose()
 
+    def _set_watching(self, on: bool) -> None:
+        """Start or stop the file watcher, as `server.watch_config` says."""
+        running = self._task is not None and not self._task.done()
+        if on and not running and self.path.is_file():
+            self._task = asyncio.create_task(self._watch(), name="config-watch")
+        elif not on and self._task is not None:
+            self._task.cancel()  # not awaited: this may run inside the watcher's own reload
+            self._task = None
+
     def _on_sighup(self) -> None:
         task = asyncio.get_running_loop().create_task(self.reload("sighup", force=True))
-        task.add_done_callback(lambda t: t.exception())
+        self._signalled.add(task)
+        task.add_done_callback(self._sighup_done)
+
+    def _sighup_done(self, task: asyncio.Task[Any]) -> None:
+        self._signalled.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("config_reload_crashed", trigger="sighup", error=repr(task.exception()))
 
     async def _watch(self) -> None:
         while True:
@@ -176,24 +246,24 @@ class Reloader:
                 log.error("config_reload_crashed", error=repr(exc))
 
     async def reload(self, reason: str, force: bool = False) -> dict[str, Any]:
-        """Load the file and swap it in if it is new and valid; reports what happened."""
+        """Load the file and swap it in if it is new and valid; reports what happened. Any
+        failure (an invalid file, a plugin raising) leaves the active graph serving."""
         async with self._lock:
+            data: bytes | None = None
+            digest: str | None = None
             try:
                 data = await asyncio.to_thread(self._read)
-            except ConfigError as exc:
-                return self._failed(reason, exc, None)
-            digest = file_hash(data)
-            if not force and digest == self._seen_hash:
-                return {"result": "unchanged", "hash": self.status.file_hash}
-            self._seen_hash = digest
-            try:
+                digest = file_hash(data)
+                if not force and digest == self._seen_hash:
+                    return {"result": "unchanged", "hash": self.status.file_hash}
+                self._seen_hash = digest
                 graph = await asyncio.to_thread(graph_from_bytes, data, str(self.path))
-            except ConfigError as exc:
-                return self._failed(reason, exc, digest)
-            old = self.state.graph
-            self.state.swap(carry_over(old, graph))
-            self._after_swap(old, graph, digest, reason)
-            return {"result": "reloaded", "hash": digest}
+                self.state.attach(graph)  # before `carry_over` moves old targets onto it
+                old = self.state.graph
+                self.state.swap(carry_over(old, graph))
+            except Exception as exc:
+                return await self._failed(reason, exc, data, digest)
+            return self._after_swap(old, graph, digest, reason)
 
     def _read(self) -> bytes:
         try:
@@ -202,25 +272,56 @@ class Reloader:
             issue = ConfigIssue(str(self.path), None, "", f"cannot read: {exc.strerror}")
             raise ConfigError([issue]) from None
 
-    def _failed(self, reason: str, exc: ConfigError, digest: str | None) -> dict[str, Any]:
-        issues = [logs.mask(str(issue)) for issue in exc.issues]
+    async def _failed(
+        self, reason: str, exc: Exception, data: bytes | None, digest: str | None
+    ) -> dict[str, Any]:
+        """Log, count and record a failed reload: `invalid_config` for a config error
+        (file:line: key), `reload_error` for anything else (the exception, traceback logged)."""
+        trace: str | None = None
+        if isinstance(exc, ConfigError):
+            code, texts = "invalid_config", [str(issue) for issue in exc.issues]
+        else:
+            code, texts = "reload_error", [f"{self.path}: {type(exc).__name__}: {exc}"]
+            trace = "".join(traceback.format_exception(exc))
+        secrets = await asyncio.to_thread(_candidate_secrets, data, str(self.path)) if data else []
+        issues = [_mask(text, secrets) for text in texts]
         self.status.reloads_failed += 1
-        self.status.last_error = {"at": time.time(), "hash": digest, "issues": issues}
+        self.status.last_error = {
+            "at": time.time(),
+            "trigger": reason,
+            "code": code,
+            "hash": digest,
+            "issues": issues,
+        }
         metrics.reloads.add(1, "failed")
-        log.error("config_reload_failed", trigger=reason, issues=issues, kept=self.status.file_hash)
-        return {"result": "failed", "issues": issues, "hash": self.status.file_hash}
+        extra = {"traceback": _mask(trace, secrets)} if trace else {}
+        log.error(
+            "config_reload_failed",
+            trigger=reason,
+            code=code,
+            issues=issues,
+            kept=self.status.file_hash,
+            **extra,
+        )
+        return {"result": "failed", "code": code, "issues": issues, "hash": self.status.file_hash}
 
     def _after_swap(
         self, old: RoutingGraph, new: RoutingGraph, digest: str | None, reason: str
-    ) -> None:
+    ) -> dict[str, Any]:
         self.status.file_hash = digest
         self.status.loaded_at = new.loaded_at
         self.status.reloads_ok += 1
         self.status.last_error = None
         metrics.reloads.add(1, "ok")
-        before, after = old.config.server, new.config.server
-        if (before.host, before.port) != (after.host, after.port):
-            log.warning("config_restart_needed", keys=["server.host", "server.port"])
+        self._set_watching(new.config.server.watch_config)
+        pending = restart_needed(self._started_with, new.config)
+        self.status.restart_needed = pending
+        if pending:
+            log.warning(
+                "config_restart_needed",
+                keys=pending,
+                detail="these settings keep their start-up values until the router restarts",
+            )
         retired = self.state.retire_transports()
         if retired:
             # Requests still on the old graph may use them: close after their longest budget,
@@ -238,6 +339,7 @@ class Reloader:
             models=len(new.routes),
             providers=len(new.providers),
         )
+        return {"result": "reloaded", "hash": digest, "restart_needed": pending}
 
 
 # -- admin endpoints ---------------------------------------------------------------------------
@@ -297,6 +399,7 @@ async def admin_config(request: Request) -> Response:
         "reloads": {"ok": status.reloads_ok, "failed": status.reloads_failed},
         "last_error": status.last_error
         and {**status.last_error, "at": _iso(status.last_error["at"])},
+        "restart_needed": status.restart_needed,
         "config": masked_config(state.graph),
     }
     text = logs.mask(orjson.dumps(body).decode())
@@ -313,11 +416,19 @@ async def admin_reload(request: Request) -> Response:
     reloader: Reloader = request.app.state.reloader
     outcome = await reloader.reload("admin", force=True)
     if outcome["result"] == "failed":
-        error = errors.InvalidRequest(
-            "the config is invalid; the active one keeps serving:\n" + "\n".join(outcome["issues"]),
-            code="invalid_config",
-        )
-        return Response(error.to_json(), status_code=400, media_type="application/json")
+        detail = "\n".join(outcome["issues"])
+        error: errors.RouterError
+        if outcome["code"] == "invalid_config":
+            error = errors.InvalidRequest(
+                "the config is invalid; the active one keeps serving:\n" + detail,
+                code="invalid_config",
+            )
+        else:  # not the file's fault (a plugin raising, say): a 500, as any internal error
+            error = errors.RouterError(
+                "the reload failed; the active config keeps serving:\n" + detail,
+                code="reload_failed",
+            )
+        return Response(error.to_json(), status_code=error.status, media_type="application/json")
     return Response(orjson.dumps(outcome), media_type="application/json")
 
 

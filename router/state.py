@@ -32,7 +32,10 @@ class RouterState:
         upstreams echo keys back); see `router.redaction`."""
         return self.graph.redactor.body(body)
 
-    def _attach(self, graph: RoutingGraph) -> None:
+    def attach(self, graph: RoutingGraph) -> None:
+        """Give each provider of `graph` its transport, reusing the pool of an unchanged
+        definition. A reload calls it before touching the active graph: a plugin's transport
+        that raises then leaves that graph as it was."""
         for runtime in graph.providers.values():
             transport = self._transports.get(runtime.definition)
             if transport is None:
@@ -43,11 +46,17 @@ class RouterState:
             runtime.transport = transport
 
     def swap(self, graph: RoutingGraph) -> None:
-        """Make a compiled graph the active one; requests already running keep the old one."""
+        """Make a compiled graph the active one; requests already running keep the old one.
+        If it fails (a reload hook raising), the old one stays active, and its secrets
+        the masked ones."""
         logs.register_secrets(list(graph.secrets))
-        self._attach(graph)
-        for hook in self.reload_hooks:
-            hook(self.graph, graph)
+        try:
+            self.attach(graph)
+            for hook in self.reload_hooks:
+                hook(self.graph, graph)
+        except BaseException:
+            logs.register_secrets(list(self.graph.secrets))
+            raise
         self.graph = graph
 
     def retire_transports(self) -> list[object]:
@@ -56,7 +65,7 @@ class RouterState:
         return [self._transports.pop(d) for d in list(self._transports) if d not in live]
 
     async def start(self) -> None:
-        self._attach(self.graph)
+        self.attach(self.graph)
         self._unobserve = metrics.observe_breakers(lambda: breaker_states(self.graph))
         self.ready = True
 

@@ -72,7 +72,7 @@ def test_header_secrets_never_leak_and_health_reports_the_files_hash(
 
         second = write("UP_TOKEN_2")
         reply = httpx.post(router.url + "/admin/reload", headers={"x-api-key": ADMIN})
-        assert reply.json() == {"result": "reloaded", "hash": second}
+        assert reply.json() == {"result": "reloaded", "hash": second, "restart_needed": []}
         assert _hashes(router.url) == (second, second)
         fails_masked(client, TOKENS["UP_TOKEN_2"])  # the reloaded config's secret
     sent = [r.headers["authorization"] for r in fake_upstream.received("/v1/chat/completions")]
