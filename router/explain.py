@@ -7,10 +7,10 @@ rate-limit policies that apply, and the headers each target would be sent, secre
 
 from __future__ import annotations
 
-from router.dispatch import fallback_chain
+from router.dispatch import context_chain, fallback_chain
 from router.errors import ErrorKind
 from router.failure import DEFAULT_STEPS
-from router.graph import Route, RoutingGraph
+from router.graph import ClientKey, Route, RoutingGraph
 from router.limits import CONCURRENT, REQUESTS, TOKENS, PolicySet
 from router.rewrites import explain_request_headers
 
@@ -150,22 +150,78 @@ def _headers(graph: RoutingGraph, route: Route, key: str | None) -> list[str]:
     return lines
 
 
+def _client(graph: RoutingGraph, key: str | None) -> ClientKey | None:
+    """The key whose fallbacks are shown, when one is named."""
+    if key is None:
+        return None
+    found = (k for k in (*graph.keys.values(), graph.anonymous) if k and k.name == key)
+    return next(found, None)
+
+
+def _names(routes: tuple[Route, ...] | list[Route]) -> str:
+    return " -> ".join(r.name for r in routes) if routes else "none"
+
+
+def _fallbacks(graph: RoutingGraph, route: Route, client: ClientKey | None) -> list[str]:
+    """The fallback and context-fallback chains, as `client` would walk them: the models it
+    may not use are skipped, and said so. Without a client, the configured chains and, per
+    key, what it skips."""
+    full = fallback_chain(graph, route)
+    larger = (
+        fallback_chain(graph, graph.routes[route.context_fallback])
+        if route.context_fallback
+        else ()
+    )
+    none_left = "a context-length error goes to the client"
+    if client is None or route.name not in client.allowed:
+        lines = [f"fallbacks (breadth first, each once): {_names(full[1:])}"]
+        lines.append(
+            f"context fallback: {_names(larger)}"
+            if larger
+            else f"context fallback: none ({none_left})"
+        )
+        skipping = [
+            (k.name, [r.name for r in (*full[1:], *larger) if r.name not in k.allowed])
+            for k in sorted(graph.keys.values(), key=lambda k: k.name)
+            if route.name in k.allowed and graph.anonymous is None
+        ]
+        skipping = [(name, skipped) for name, skipped in skipping if skipped]
+        if skipping:
+            lines.append("  keys skip the fallbacks they may not use (not in their `models`):")
+            lines += [f"    {name} skips {', '.join(skipped)}" for name, skipped in skipping]
+        return lines
+    why = f"not in the `models` of key '{client.name}'"
+    chain = fallback_chain(graph, route, client)
+    lines = [f"fallbacks for key '{client.name}' (breadth first, each once): {_names(chain[1:])}"]
+    skipped = [r.name for r in full[1:] if r.name not in client.allowed]
+    if skipped:
+        lines.append(f"  skipped: {', '.join(skipped)} ({why})")
+    if not larger:
+        lines.append(f"context fallback: none ({none_left})")
+        return lines
+    usable = context_chain(graph, route, client)
+    lines.append(
+        f"context fallback for key '{client.name}': "
+        + (_names(usable) if usable else f"none ({none_left})")
+    )
+    skipped = [r.name for r in larger if r.name not in client.allowed]
+    if skipped:
+        lines.append(f"  skipped: {', '.join(skipped)} ({why})")
+    return lines
+
+
 def explain(graph: RoutingGraph, model: str, key: str | None = None) -> str:
     """The text `llm-router explain` prints for `model` (a KeyError names unknown models);
-    `key` names the client key whose request headers are shown (default: the first allowed)."""
+    `key` names the client key whose fallbacks and request headers are shown (default: the
+    configured fallbacks, and the request headers of the first key allowed)."""
     route = graph.routes[model]
     lines = [f"model {model}"]
     lines += ["targets:", *_targets(route)]
     lines += ["policy:", *_policy(route), *_breaker(route)]
-    chain = [r.name for r in fallback_chain(graph, route)[1:]]
-    lines.append(
-        "fallbacks (breadth first, each once): " + (" -> ".join(chain) if chain else "none")
-    )
-    lines.append(
-        f"context fallback: {route.context_fallback}"
-        if route.context_fallback
-        else "context fallback: none (a context-length error goes to the client)"
-    )
+    client = _client(graph, key)
+    walks = _fallbacks(graph, route, client)
+    lines += walks
+    chain = [r.name for r in fallback_chain(graph, route, client)[1:]]
     recovery = {
         "error": "a stream that breaks after its first byte ends with an error event",
         "continue": "a stream that breaks after its first byte is continued by another target "
