@@ -77,9 +77,12 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
     tracing.inject(request.headers)
     if call.prepare is not None:
         call.prepare(request, target)
-    timeout = min(runtime.timeouts.total, remaining)
+    timeouts = runtime.timeouts
+    timeout = min(timeouts.total, remaining)
     started = time.monotonic()
-    response = await runtime.transport.send(request, timeout, runtime.timeouts.connect)
+    response = await runtime.transport.send(
+        request, timeout, timeouts.connect, min(timeouts.first_token, timeout)
+    )
     if not 200 <= response.status < 300:
         raise provider.get_error(response)
     target.record_latency(time.monotonic() - started)
