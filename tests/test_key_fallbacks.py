@@ -13,6 +13,8 @@ import orjson
 import pytest
 
 from router.cli import main
+from router.graph import load_graph
+from router.reload import carry_over
 from router.testing import (
     FakeUpstream,
     RouterProcess,
@@ -24,15 +26,19 @@ from router.testing import (
 
 KEY_A = "sk-client-only-chat-7Hq"
 KEY_BOTH = "sk-client-everything-3Zp"
+KEY_CHEAP = "sk-client-chat-and-cheap-5Wd"
+KEYS = {"KEY_A": KEY_A, "KEY_BOTH": KEY_BOTH, "KEY_CHEAP": KEY_CHEAP}
 BASIC = "/basic/v1/chat/completions"
 PREMIUM = "/premium/v1/chat/completions"
 LARGE = "/large/v1/chat/completions"
+CHEAP = "/cheap/v1/chat/completions"
 MSGS = [{"role": "user", "content": "hi"}]
 CONFIG = """
 providers:
   basic: {{plugin: openai, base_url: "{url}/basic/v1"}}
   prem: {{plugin: openai, base_url: "{url}/premium/v1"}}
   big: {{plugin: openai, base_url: "{url}/large/v1"}}
+  low: {{plugin: openai, base_url: "{url}/cheap/v1"}}
 models:
   chat:
     targets: [{{provider: basic, model: basic-model}}]
@@ -47,12 +53,16 @@ models:
   premium:
     targets: [{{provider: prem, model: premium-model}}]
     retries: {{attempts: 0}}
+    fallbacks: [cheap]
+  cheap:
+    targets: [{{provider: low, model: cheap-model}}]
   large:
     targets: [{{provider: big, model: large-model}}]
     retries: {{attempts: 0}}
 keys:
   a: {{key: "${{KEY_A}}", models: [chat, resume]}}
   both: {{key: "${{KEY_BOTH}}", models: ["*"]}}
+  c: {{key: "${{KEY_CHEAP}}", models: [chat, cheap]}}
 """
 SERVER_ERROR = {"error": {"message": "primary exploded", "type": "server_error", "code": None}}
 TOO_LONG = {
@@ -83,7 +93,7 @@ def upstream() -> Iterator[FakeUpstream]:
 @pytest.fixture(scope="module")
 def router(upstream, tmp_path_factory) -> Iterator[RouterProcess]:
     config = write_config(tmp_path_factory.mktemp("keys"), upstream.url)
-    with RouterProcess(config, env={"KEY_A": KEY_A, "KEY_BOTH": KEY_BOTH}) as process:
+    with RouterProcess(config, env=KEYS) as process:
         yield process
 
 
@@ -92,6 +102,7 @@ def fake(upstream) -> FakeUpstream:
     upstream.reset()
     upstream.set_default(PREMIUM, json_reply(chat_completion("from premium")))
     upstream.set_default(LARGE, json_reply(chat_completion("from large")))
+    upstream.set_default(CHEAP, json_reply(chat_completion("from cheap")))
     return upstream
 
 
@@ -124,6 +135,16 @@ def test_a_fallback_the_key_may_not_use_is_skipped_and_the_original_failure_retu
     assert answer.parse().choices[0].message.content == "from premium"
     assert answer.headers["x-router-model"] == "premium"
     assert len(fake.received(PREMIUM)) == 1
+
+
+def test_a_skipped_fallbacks_own_fallbacks_the_key_may_use_are_still_tried(router, fake):
+    fake.add(BASIC, json_reply(SERVER_ERROR, 500))
+    answer = client(router, KEY_CHEAP).chat.completions.with_raw_response.create(
+        model="chat", messages=MSGS
+    )
+    assert answer.parse().choices[0].message.content == "from cheap"
+    assert answer.headers["x-router-model"] == "cheap"
+    assert not fake.received(PREMIUM)
 
 
 def test_a_context_fallback_the_key_may_not_use_gives_the_context_error(router, fake):
@@ -186,8 +207,7 @@ def test_a_broken_stream_is_not_continued_by_a_model_the_key_may_not_use(router,
 def test_the_access_log_names_the_model_that_answered(tmp_path, fake_upstream):
     fake_upstream.set_default(BASIC, json_reply(SERVER_ERROR, 500))
     fake_upstream.set_default(PREMIUM, json_reply(chat_completion("from premium")))
-    env = {"KEY_A": KEY_A, "KEY_BOTH": KEY_BOTH}
-    router = RouterProcess(write_config(tmp_path, fake_upstream.url), env=env).start()
+    router = RouterProcess(write_config(tmp_path, fake_upstream.url), env=KEYS).start()
     try:
         failure_of(router, KEY_A)
         client(router, KEY_BOTH).chat.completions.create(model="chat", messages=MSGS)
@@ -203,14 +223,13 @@ def test_the_access_log_names_the_model_that_answered(tmp_path, fake_upstream):
 
 def test_explain_shows_the_fallbacks_a_key_skips_and_why(tmp_path, capsys):
     config = str(write_config(tmp_path, "http://127.0.0.1:9"))
-    env = {"KEY_A": KEY_A, "KEY_BOTH": KEY_BOTH}
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
+        for name, value in KEYS.items():
             patch.setenv(name, value)
         assert main(["explain", "--config", config, "--model", "chat", "--key", "a"]) == 0
         out = capsys.readouterr().out
         assert "fallbacks for key 'a' (breadth first, each once): none" in out
-        assert "  skipped: premium (not in the `models` of key 'a')" in out
+        assert "  skipped: premium, cheap (not in the `models` of key 'a')" in out
         assert (
             "context fallback for key 'a': none (a context-length error goes to the client)" in out
         )
@@ -219,12 +238,30 @@ def test_explain_shows_the_fallbacks_a_key_skips_and_why(tmp_path, capsys):
 
         assert main(["explain", "--config", config, "--model", "chat", "--key", "both"]) == 0
         out = capsys.readouterr().out
-        assert "fallbacks for key 'both' (breadth first, each once): premium" in out
+        assert "fallbacks for key 'both' (breadth first, each once): premium -> cheap" in out
         assert "context fallback for key 'both': large" in out
         assert "skipped" not in out and "fallback model premium" in out
 
         assert main(["explain", "--config", config, "--model", "chat"]) == 0
         out = capsys.readouterr().out
-        assert "fallbacks (breadth first, each once): premium" in out
+        assert "fallbacks (breadth first, each once): premium -> cheap" in out
         assert "  keys skip the fallbacks they may not use (not in their `models`):" in out
-        assert "    a skips premium, large" in out
+        assert "    a skips premium, cheap, large" in out
+        assert "    c skips premium, large" in out
+
+        assert main(["explain", "--config", config, "--model", "chat", "--key", "c"]) == 0
+        out = capsys.readouterr().out
+        assert "fallbacks for key 'c' (breadth first, each once): cheap" in out
+        assert "  skipped: premium (not in the `models` of key 'c')" in out
+
+
+def test_a_reload_keeps_each_keys_chains_on_the_live_targets(tmp_path):
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    old = load_graph(config, KEYS)
+    new = carry_over(old, load_graph(config, KEYS))
+    for reach in new.reach.values():
+        for name, chain in reach.chains.items():
+            assert all(route is new.routes[route.name] for route in chain), name
+    kept = new.reach["c"].chains["chat"]
+    assert [r.name for r in kept] == ["chat", "cheap"]
+    assert kept[1].targets[0] is old.routes["cheap"].targets[0]  # runtime state carried over
