@@ -10,7 +10,7 @@ from __future__ import annotations
 from router.dispatch import context_chain, fallback_chain
 from router.errors import ErrorKind
 from router.failure import DEFAULT_STEPS
-from router.graph import ClientKey, Route, RoutingGraph
+from router.graph import ClientKey, Route, RoutingGraph, resolve_timeouts
 from router.limits import CONCURRENT, REQUESTS, TOKENS, PolicySet
 from router.rewrites import explain_request_headers
 
@@ -23,17 +23,33 @@ _ORDER = {
 }
 
 
-def _targets(route: Route) -> list[str]:
+def _timeouts(graph: RoutingGraph, route: Route, index: int) -> str:
+    """A target's effective timeouts, each with the level it came from."""
+    model = graph.config.models[route.name]
+    target = model.targets[index]
+    provider = graph.config.providers[target.provider].timeouts
+    _, origins = resolve_timeouts(provider, model.timeouts, target.timeouts)
+    values = route.targets[index].timeouts
+    return ", ".join(
+        f"{label} {getattr(values, name):g}s ({origins[name]})"
+        for name, label in (
+            ("connect", "connect"),
+            ("first_token", "first token"),
+            ("idle", "idle"),
+            ("total", "total"),
+        )
+    )
+
+
+def _targets(graph: RoutingGraph, route: Route) -> list[str]:
     strategy = route.strategy.__name__
     lines = [f"  strategy: {strategy} ({_ORDER.get(strategy, strategy)})"]
     total = sum(t.weight for t in route.targets) or 1.0
-    for i, target in enumerate(route.targets, 1):
-        t = target.runtime.timeouts
+    for i, target in enumerate(route.targets):
         share = f", weight {target.weight:g} ({target.weight / total:.0%})"
         lines.append(
-            f"  {i}. {target.label}{share if strategy == 'weighted' else ''}"
-            f"  [timeouts: connect {t.connect:g}s, first token {t.first_token:g}s, "
-            f"idle {t.idle:g}s, total {t.total:g}s; "
+            f"  {i + 1}. {target.label}{share if strategy == 'weighted' else ''}"
+            f"  [timeouts: {_timeouts(graph, route, i)}; "
             f"max {target.runtime.max_connections} connections]"
         )
     return lines
@@ -216,7 +232,7 @@ def explain(graph: RoutingGraph, model: str, key: str | None = None) -> str:
     configured fallbacks, and the request headers of the first key allowed)."""
     route = graph.routes[model]
     lines = [f"model {model}"]
-    lines += ["targets:", *_targets(route)]
+    lines += ["targets:", *_targets(graph, route)]
     lines += ["policy:", *_policy(route), *_breaker(route)]
     client = _client(graph, key)
     walks = _fallbacks(graph, route, client)
@@ -239,6 +255,6 @@ def explain(graph: RoutingGraph, model: str, key: str | None = None) -> str:
         lines.append("")
         fallback = graph.routes[name]
         lines.append(f"fallback model {name}: {fallback.strategy.__name__} over")
-        lines += _targets(fallback)[1:]
+        lines += _targets(graph, fallback)[1:]
         lines += _breaker(fallback)
     return "\n".join(lines)

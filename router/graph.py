@@ -28,7 +28,14 @@ from router.config.loader import (
     load_config_text,
     validation_issues,
 )
-from router.config.models import ModelConfig, ProviderConfigModel, RetryConfig, RouterConfig
+from router.config.models import (
+    ModelConfig,
+    ProviderConfigModel,
+    RetryConfig,
+    RouterConfig,
+    TimeoutOverrides,
+    TimeoutsConfig,
+)
 from router.errors import ErrorKind
 from router.failure import DEFAULT_STEPS, Step, failure_steps
 from router.limits import LimitTable, compile_limits
@@ -57,6 +64,9 @@ class Target:
     model: str
     weight: float
     label: str
+    # Effective upstream timeouts: the target's own, else its model's, else its provider's
+    # (`connect` is always the provider's); resolved per field when the graph is compiled.
+    timeouts: Timeouts
     in_flight: int = 0
     operations: frozenset[Operation] = field(init=False)  # its provider's, copied for speed
     latency: float | None = None  # moving average of time to first byte, seconds
@@ -172,6 +182,29 @@ def walk_fallbacks(routes: Mapping[str, Route], first: Route) -> tuple[Route, ..
                 seen.add(name)
                 queue.append(routes[name])
     return tuple(order)
+
+
+_OVERRIDABLE = ("first_token", "idle", "total")  # `connect` is the provider's alone
+
+
+def resolve_timeouts(
+    provider: TimeoutsConfig, model: TimeoutOverrides | None, target: TimeoutOverrides | None
+) -> tuple[Timeouts, dict[str, str]]:
+    """A target's effective timeouts, per field: its own, else its model's, else its
+    provider's (`connect` is always the provider's); and where each value came from
+    (`target`, `model`, `provider` or `default`), for `llm-router explain`."""
+    values: dict[str, float] = {"connect": provider.connect}
+    origins = {"connect": "provider" if "connect" in provider.model_fields_set else "default"}
+    for name in _OVERRIDABLE:
+        for level, overrides in (("target", target), ("model", model)):
+            value = getattr(overrides, name) if overrides is not None else None
+            if value is not None:
+                values[name], origins[name] = value, level
+                break
+        else:
+            values[name] = getattr(provider, name)
+            origins[name] = "provider" if name in provider.model_fields_set else "default"
+    return Timeouts(**values), origins
 
 
 def _reach_per_key(
@@ -327,7 +360,12 @@ def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = ""
             if runtime is not None:
                 label = f"{target.provider}/{target.model}"
                 breaker = Breaker(model.breaker) if model.breaker else None
-                targets.append(Target(runtime, target.model, target.weight, label, breaker=breaker))
+                timeouts, _ = resolve_timeouts(
+                    config.providers[target.provider].timeouts, model.timeouts, target.timeouts
+                )
+                targets.append(
+                    Target(runtime, target.model, target.weight, label, timeouts, breaker=breaker)
+                )
         for i, fallback in enumerate(model.fallbacks):
             if fallback not in config.models:
                 issues.append(
