@@ -39,10 +39,13 @@ def enable(graph: RoutingGraph, call: Call, relay: StreamRelay) -> None:
     relay.recover = recover
 
 
-def _candidates(graph: RoutingGraph, route: Route, failed: Target) -> list[tuple[Route, Target]]:
-    """Other targets of the answering route, then its fallbacks' targets, that can continue."""
+def _candidates(
+    graph: RoutingGraph, call: Call, route: Route, failed: Target
+) -> list[tuple[Route, Target]]:
+    """Other targets of the answering route, then its fallbacks' targets, that can continue
+    (only the fallbacks the call's key may use)."""
     out = []
-    for each in fallback_chain(graph, route):
+    for each in fallback_chain(graph, route, call.key):
         for target in each.order():
             provider = target.provider
             if target is failed or not provider.supports_continuation:
@@ -64,7 +67,7 @@ async def _continue(
         yield error_frame(failure)
         return
     partial = "".join(broken.text)
-    for fallback_route, target in _candidates(graph, route, broken.target):
+    for fallback_route, target in _candidates(graph, call, route, broken.target):
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
             break

@@ -22,7 +22,15 @@ from router.graph import ClientKey, Route, RoutingGraph, Target, walk_fallbacks
 from router.provider import Operation
 
 T = TypeVar("T")
-__all__ = ["DEFAULT_STEPS", "Attempt", "Call", "Step", "execute", "fallback_chain"]
+__all__ = [
+    "DEFAULT_STEPS",
+    "Attempt",
+    "Call",
+    "Step",
+    "context_chain",
+    "execute",
+    "fallback_chain",
+]
 
 
 _RATE_LIMIT_FLOOR = 0.5  # seconds: a 429 without Retry-After still waits at least this
@@ -70,15 +78,34 @@ def _backoff(retry: int, route: Route, error: errors.UpstreamError) -> float:
     return random.uniform(0, ceiling)  # full jitter
 
 
-def fallback_chain(graph: RoutingGraph, first: Route) -> tuple[Route, ...]:
+def fallback_chain(
+    graph: RoutingGraph, first: Route, key: ClientKey | None = None
+) -> tuple[Route, ...]:
     """`first`, then its fallbacks and theirs, breadth first, each once: the routes a request
-    for `first` may walk, in order. Dispatch, stream continuation and `llm-router explain`
-    all read this one order, so what `explain` prints is what a request does. Walked once
-    per graph, when it is compiled."""
-    chain = graph.chains.get(first.name)
-    if chain is not None and chain[0] is first:
+    for `first` may walk, in order; with `key`, without the models that key may not use (a
+    fallback it may not use is skipped, never tried). Dispatch, stream continuation and
+    `llm-router explain` all read this one order, so what `explain` prints is what a request
+    does. Walked once per graph and allow-list, when the graph is compiled."""
+    if key is None:
+        chain = graph.chains.get(first.name)
+    else:
+        reach = graph.reach.get(key.name)
+        chain = reach.chains.get(first.name) if reach is not None else None
+    if chain and chain[0] is first:
         return chain
-    return walk_fallbacks(graph.routes, first)
+    walked = walk_fallbacks(graph.routes, first)  # a route or key this graph did not compile
+    return walked if key is None else tuple(r for r in walked if r.name in key.allowed)
+
+
+def context_chain(graph: RoutingGraph, route: Route, key: ClientKey) -> tuple[Route, ...]:
+    """After a context-length error at `route`: its `context_fallback` and that model's
+    fallbacks, those `key` may use, compiled with the graph; empty when there are none."""
+    reach = graph.reach.get(key.name)
+    if reach is not None:
+        return reach.context.get(route.name, ())
+    if route.context_fallback is None:
+        return ()
+    return fallback_chain(graph, graph.routes[route.context_fallback], key)
 
 
 def _candidates(route: Route, op: Operation, now: float) -> Sequence[Target]:
@@ -100,7 +127,7 @@ async def execute(
 ) -> T:
     """Run `attempt(target, timeout)` along the route until one succeeds or nothing is left."""
     last: errors.RouterError | None = None
-    routes = fallback_chain(graph, call.route)
+    routes = fallback_chain(graph, call.route, call.key)
     context_used = False
     i = 0
     while i < len(routes):
@@ -158,12 +185,12 @@ async def execute(
                 if step is Step.FAIL:
                     raise exc
                 if step is Step.CONTEXT:
-                    if route.context_fallback and not context_used:
-                        context_used = True
-                        routes = fallback_chain(graph, graph.routes[route.context_fallback])
-                        i = 0
-                        break
-                    raise exc  # no context fallback: the provider's reason, never a resend
+                    larger = None if context_used else context_chain(graph, route, call.key)
+                    if not larger:  # none (that this key may use): the provider's reason
+                        raise exc
+                    context_used = True
+                    routes, i = larger, 0
+                    break
                 if step is Step.RETRY and retry < route.retries.attempts:
                     wait = _backoff(retry, route, exc)
                     too_long = route.retries.max_retry_after

@@ -7,10 +7,10 @@ rate-limit policies that apply, and the headers each target would be sent, secre
 
 from __future__ import annotations
 
-from router.dispatch import fallback_chain
+from router.dispatch import context_chain, fallback_chain
 from router.errors import ErrorKind
 from router.failure import DEFAULT_STEPS
-from router.graph import Route, RoutingGraph
+from router.graph import ClientKey, Route, RoutingGraph, resolve_timeouts
 from router.limits import CONCURRENT, REQUESTS, TOKENS, PolicySet
 from router.rewrites import explain_request_headers
 
@@ -23,17 +23,33 @@ _ORDER = {
 }
 
 
-def _targets(route: Route) -> list[str]:
+def _timeouts(graph: RoutingGraph, route: Route, index: int) -> str:
+    """A target's effective timeouts, each with the level it came from."""
+    model = graph.config.models[route.name]
+    target = model.targets[index]
+    provider = graph.config.providers[target.provider].timeouts
+    _, origins = resolve_timeouts(provider, model.timeouts, target.timeouts)
+    values = route.targets[index].timeouts
+    return ", ".join(
+        f"{label} {getattr(values, name):g}s ({origins[name]})"
+        for name, label in (
+            ("connect", "connect"),
+            ("first_token", "first token"),
+            ("idle", "idle"),
+            ("total", "total"),
+        )
+    )
+
+
+def _targets(graph: RoutingGraph, route: Route) -> list[str]:
     strategy = route.strategy.__name__
     lines = [f"  strategy: {strategy} ({_ORDER.get(strategy, strategy)})"]
     total = sum(t.weight for t in route.targets) or 1.0
-    for i, target in enumerate(route.targets, 1):
-        t = target.runtime.timeouts
+    for i, target in enumerate(route.targets):
         share = f", weight {target.weight:g} ({target.weight / total:.0%})"
         lines.append(
-            f"  {i}. {target.label}{share if strategy == 'weighted' else ''}"
-            f"  [timeouts: connect {t.connect:g}s, first token {t.first_token:g}s, "
-            f"idle {t.idle:g}s, total {t.total:g}s; "
+            f"  {i + 1}. {target.label}{share if strategy == 'weighted' else ''}"
+            f"  [timeouts: {_timeouts(graph, route, i)}; "
             f"max {target.runtime.max_connections} connections]"
         )
     return lines
@@ -150,22 +166,78 @@ def _headers(graph: RoutingGraph, route: Route, key: str | None) -> list[str]:
     return lines
 
 
+def _client(graph: RoutingGraph, key: str | None) -> ClientKey | None:
+    """The key whose fallbacks are shown, when one is named."""
+    if key is None:
+        return None
+    found = (k for k in (*graph.keys.values(), graph.anonymous) if k and k.name == key)
+    return next(found, None)
+
+
+def _names(routes: tuple[Route, ...] | list[Route]) -> str:
+    return " -> ".join(r.name for r in routes) if routes else "none"
+
+
+def _fallbacks(graph: RoutingGraph, route: Route, client: ClientKey | None) -> list[str]:
+    """The fallback and context-fallback chains, as `client` would walk them: the models it
+    may not use are skipped, and said so. Without a client, the configured chains and, per
+    key, what it skips."""
+    full = fallback_chain(graph, route)
+    larger = (
+        fallback_chain(graph, graph.routes[route.context_fallback])
+        if route.context_fallback
+        else ()
+    )
+    none_left = "a context-length error goes to the client"
+    if client is None or route.name not in client.allowed:
+        lines = [f"fallbacks (breadth first, each once): {_names(full[1:])}"]
+        lines.append(
+            f"context fallback: {_names(larger)}"
+            if larger
+            else f"context fallback: none ({none_left})"
+        )
+        skipping = [
+            (k.name, [r.name for r in (*full[1:], *larger) if r.name not in k.allowed])
+            for k in sorted(graph.keys.values(), key=lambda k: k.name)
+            if route.name in k.allowed and graph.anonymous is None
+        ]
+        skipping = [(name, skipped) for name, skipped in skipping if skipped]
+        if skipping:
+            lines.append("  keys skip the fallbacks they may not use (not in their `models`):")
+            lines += [f"    {name} skips {', '.join(skipped)}" for name, skipped in skipping]
+        return lines
+    why = f"not in the `models` of key '{client.name}'"
+    chain = fallback_chain(graph, route, client)
+    lines = [f"fallbacks for key '{client.name}' (breadth first, each once): {_names(chain[1:])}"]
+    skipped = [r.name for r in full[1:] if r.name not in client.allowed]
+    if skipped:
+        lines.append(f"  skipped: {', '.join(skipped)} ({why})")
+    if not larger:
+        lines.append(f"context fallback: none ({none_left})")
+        return lines
+    usable = context_chain(graph, route, client)
+    lines.append(
+        f"context fallback for key '{client.name}': "
+        + (_names(usable) if usable else f"none ({none_left})")
+    )
+    skipped = [r.name for r in larger if r.name not in client.allowed]
+    if skipped:
+        lines.append(f"  skipped: {', '.join(skipped)} ({why})")
+    return lines
+
+
 def explain(graph: RoutingGraph, model: str, key: str | None = None) -> str:
     """The text `llm-router explain` prints for `model` (a KeyError names unknown models);
-    `key` names the client key whose request headers are shown (default: the first allowed)."""
+    `key` names the client key whose fallbacks and request headers are shown (default: the
+    configured fallbacks, and the request headers of the first key allowed)."""
     route = graph.routes[model]
     lines = [f"model {model}"]
-    lines += ["targets:", *_targets(route)]
+    lines += ["targets:", *_targets(graph, route)]
     lines += ["policy:", *_policy(route), *_breaker(route)]
-    chain = [r.name for r in fallback_chain(graph, route)[1:]]
-    lines.append(
-        "fallbacks (breadth first, each once): " + (" -> ".join(chain) if chain else "none")
-    )
-    lines.append(
-        f"context fallback: {route.context_fallback}"
-        if route.context_fallback
-        else "context fallback: none (a context-length error goes to the client)"
-    )
+    client = _client(graph, key)
+    walks = _fallbacks(graph, route, client)
+    lines += walks
+    chain = [r.name for r in fallback_chain(graph, route, client)[1:]]
     recovery = {
         "error": "a stream that breaks after its first byte ends with an error event",
         "continue": "a stream that breaks after its first byte is continued by another target "
@@ -183,6 +255,6 @@ def explain(graph: RoutingGraph, model: str, key: str | None = None) -> str:
         lines.append("")
         fallback = graph.routes[name]
         lines.append(f"fallback model {name}: {fallback.strategy.__name__} over")
-        lines += _targets(fallback)[1:]
+        lines += _targets(graph, fallback)[1:]
         lines += _breaker(fallback)
     return "\n".join(lines)

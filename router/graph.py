@@ -28,7 +28,14 @@ from router.config.loader import (
     load_config_text,
     validation_issues,
 )
-from router.config.models import ModelConfig, ProviderConfigModel, RetryConfig, RouterConfig
+from router.config.models import (
+    ModelConfig,
+    ProviderConfigModel,
+    RetryConfig,
+    RouterConfig,
+    TimeoutOverrides,
+    TimeoutsConfig,
+)
 from router.config.secrets import config_secrets, secret_settings
 from router.errors import ErrorKind
 from router.failure import DEFAULT_STEPS, Step, failure_steps
@@ -61,6 +68,9 @@ class Target:
     model: str
     weight: float
     label: str
+    # Effective upstream timeouts: the target's own, else its model's, else its provider's
+    # (`connect` is always the provider's); resolved per field when the graph is compiled.
+    timeouts: Timeouts
     in_flight: int = 0
     operations: frozenset[Operation] = field(init=False)  # its provider's, copied for speed
     latency: float | None = None  # moving average of time to first byte, seconds
@@ -116,6 +126,16 @@ class ClientKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Reach:
+    """Where the requests of one allow-list may go, per model: the fallback chain and the
+    context-fallback chain, without the models the allow-list lacks (skipped, their own
+    fallbacks kept). Compiled with the graph, so dispatch filters nothing per request."""
+
+    chains: Mapping[str, tuple[Route, ...]]  # per model: it, then its fallbacks, walked
+    context: Mapping[str, tuple[Route, ...]]  # per model with a `context_fallback`: that chain
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingGraph:
     """The compiled config. Immutable: a reload builds a new one and swaps it."""
 
@@ -139,6 +159,8 @@ class RoutingGraph:
     max_body_bytes: int = field(init=False)
     # Per model, the routes a request for it may walk (see `router.dispatch.fallback_chain`).
     chains: Mapping[str, tuple[Route, ...]] = field(init=False)
+    # Per client key name, the same chains without the models that key may not use.
+    reach: Mapping[str, Reach] = field(init=False)
     # Keys presented and verified against `keys` since this graph was loaded (see
     # `router.auth.authenticate`): at most one entry per configured key.
     verified: dict[str, ClientKey] = field(init=False, default_factory=dict, repr=False)
@@ -147,6 +169,7 @@ class RoutingGraph:
         object.__setattr__(self, "max_body_bytes", self.config.server.max_body_bytes)
         chains = {name: walk_fallbacks(self.routes, route) for name, route in self.routes.items()}
         object.__setattr__(self, "chains", chains)
+        object.__setattr__(self, "reach", _reach_per_key(self, chains))
 
     @property
     def auth_required(self) -> bool:
@@ -168,6 +191,59 @@ def walk_fallbacks(routes: Mapping[str, Route], first: Route) -> tuple[Route, ..
                 seen.add(name)
                 queue.append(routes[name])
     return tuple(order)
+
+
+_OVERRIDABLE = ("first_token", "idle", "total")  # `connect` is the provider's alone
+
+
+def resolve_timeouts(
+    provider: TimeoutsConfig, model: TimeoutOverrides | None, target: TimeoutOverrides | None
+) -> tuple[Timeouts, dict[str, str]]:
+    """A target's effective timeouts, per field: its own, else its model's, else its
+    provider's (`connect` is always the provider's); and where each value came from
+    (`target`, `model`, `provider` or `default`), for `llm-router explain`."""
+    values: dict[str, float] = {"connect": provider.connect}
+    origins = {"connect": "provider" if "connect" in provider.model_fields_set else "default"}
+    for name in _OVERRIDABLE:
+        for level, overrides in (("target", target), ("model", model)):
+            value = getattr(overrides, name) if overrides is not None else None
+            if value is not None:
+                values[name], origins[name] = value, level
+                break
+        else:
+            values[name] = getattr(provider, name)
+            origins[name] = "provider" if name in provider.model_fields_set else "default"
+    return Timeouts(**values), origins
+
+
+def _reach_per_key(
+    graph: RoutingGraph, chains: Mapping[str, tuple[Route, ...]]
+) -> dict[str, Reach]:
+    """Each key's `Reach`, computed once per distinct allow-list. Built here, from the
+    graph's own routes, so a graph that reload rebuilt with kept targets reaches those."""
+    routes = graph.routes
+    context = {
+        name: chains[route.context_fallback]
+        for name, route in routes.items()
+        if route.context_fallback is not None and route.context_fallback in chains
+    }
+    everything = frozenset(routes)
+    by_allowed: dict[frozenset[str], Reach] = {everything: Reach(chains, context)}
+    out: dict[str, Reach] = {}
+    for key in (*graph.keys.values(), *([graph.anonymous] if graph.anonymous else [])):
+        allowed = key.allowed & everything
+        reach = by_allowed.get(allowed)
+        if reach is None:
+            reach = by_allowed[allowed] = Reach(
+                {n: _only(chain, allowed) for n, chain in chains.items()},
+                {n: _only(chain, allowed) for n, chain in context.items()},
+            )
+        out[key.name] = reach  # the anonymous key last: with `auth: none` it is the one used
+    return out
+
+
+def _only(chain: tuple[Route, ...], allowed: frozenset[str]) -> tuple[Route, ...]:
+    return tuple(route for route in chain if route.name in allowed)
 
 
 def _definition_digest(model: ProviderConfigModel) -> str:
@@ -293,7 +369,12 @@ def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = ""
             if runtime is not None:
                 label = f"{target.provider}/{target.model}"
                 breaker = Breaker(model.breaker) if model.breaker else None
-                targets.append(Target(runtime, target.model, target.weight, label, breaker=breaker))
+                timeouts, _ = resolve_timeouts(
+                    config.providers[target.provider].timeouts, model.timeouts, target.timeouts
+                )
+                targets.append(
+                    Target(runtime, target.model, target.weight, label, timeouts, breaker=breaker)
+                )
         for i, fallback in enumerate(model.fallbacks):
             if fallback not in config.models:
                 issues.append(

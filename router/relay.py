@@ -83,10 +83,13 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
     tracing.inject(request.headers)
     if call.prepare is not None:
         call.prepare(request, target)
-    timeout = min(runtime.timeouts.total, remaining)
+    timeouts = target.timeouts
+    timeout = min(timeouts.total, remaining)
     started = time.monotonic()
     try:
-        response = await runtime.transport.send(request, timeout, runtime.timeouts.connect)
+        response = await runtime.transport.send(
+            request, timeout, timeouts.connect, min(timeouts.first_token, timeout)
+        )
         if not 200 <= response.status < 300:
             raise provider.get_error(response)
         target.record_latency(time.monotonic() - started)
@@ -127,12 +130,13 @@ async def open_stream(
     if call.prepare is not None:
         call.prepare(request, target)
     started = time.monotonic()
-    budget = min(runtime.timeouts.total, remaining)
-    first_token = min(runtime.timeouts.first_token, budget)
+    timeouts = target.timeouts
+    budget = min(timeouts.total, remaining)
+    first_token = min(timeouts.first_token, budget)
     upstream: UpstreamStream | None = None
     try:
         async with asyncio.timeout(first_token):
-            upstream = await runtime.transport.open(request, runtime.timeouts.connect)
+            upstream = await runtime.transport.open(request, timeouts.connect)
             if not 200 <= upstream.status < 300:
                 content = await upstream.read()
                 raise provider.get_error(
@@ -207,7 +211,7 @@ class StreamRelay:
         priming) governs, not the idle gap: a model may think longer than it pauses; and
         since it ends no later than the total budget, no second timer runs for these reads
         (one timer less to arm and cancel before the first chunk goes out)."""
-        idle = self.provider.config.timeouts.idle
+        idle = self.target.timeouts.idle
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise errors.UpstreamTimeout(

@@ -137,7 +137,8 @@ def referenced_files(graph: RoutingGraph) -> list[Path]:
 
 def carry_over(old: RoutingGraph, new: RoutingGraph) -> RoutingGraph:
     """`new`, with each target whose (provider definition, model) existed in `old` replaced by
-    the old `Target` object, so its runtime state survives. Same route name is matched first."""
+    the old `Target` object, so its runtime state survives, and its settings (weight, label,
+    effective timeouts, breaker policy) are the new ones. Same route name is matched first."""
     pool: dict[tuple[str, str], list[tuple[str, Target]]] = defaultdict(list)
     for route in old.routes.values():
         for target in route.targets:
@@ -152,6 +153,7 @@ def carry_over(old: RoutingGraph, new: RoutingGraph) -> RoutingGraph:
         kept.runtime = fresh.runtime  # equal definition: same transport once attached
         kept.weight = fresh.weight
         kept.label = fresh.label
+        kept.timeouts = fresh.timeouts  # a model's or target's own may have changed
         if (
             kept.breaker is None
             or fresh.breaker is None

@@ -50,9 +50,10 @@ class Transport(Protocol):
     """What the core needs from whatever sends a provider's requests."""
 
     async def send(
-        self, request: httpx.Request, timeout: float, connect: float
+        self, request: httpx.Request, timeout: float, connect: float, first_byte: float
     ) -> UpstreamResponse:
-        """The whole response, within `timeout` seconds."""
+        """The whole response within `timeout` seconds, its status and headers within
+        `first_byte` (both raise `UpstreamTimeout`)."""
         ...
 
     async def open(self, request: httpx.Request, connect: float) -> UpstreamStream:
@@ -129,20 +130,33 @@ class AiohttpTransport:
             timeout=aiohttp.ClientTimeout(total=None),
         )
 
-    async def send(self, request: Sendable, timeout: float, connect: float) -> UpstreamResponse:
+    async def send(
+        self, request: Sendable, timeout: float, connect: float, first_byte: float
+    ) -> UpstreamResponse:
         url, headers, data = _parts(request)
+        # aiohttp bounds the whole exchange (`timeout`); this timer, only its head, and only
+        # when that is shorter: a silent upstream is given up on after `first_byte`.
+        head = asyncio.timeout(first_byte if first_byte < timeout else None)
         try:
-            async with self.session.request(
-                request.method,
-                url,
-                headers=headers,  # type: ignore[arg-type]
-                data=data,
-                timeout=_timeout(timeout, connect),
-                allow_redirects=False,
-            ) as response:
+            async with head:
+                response = await self.session.request(
+                    request.method,
+                    url,
+                    headers=headers,  # type: ignore[arg-type]
+                    data=data,
+                    timeout=_timeout(timeout, connect),
+                    allow_redirects=False,
+                )
+                head.reschedule(None)
+            async with response:
                 body = await response.read()
                 return UpstreamResponse(response.status, response.headers, body)
         except TimeoutError as exc:
+            if head.expired():
+                raise errors.UpstreamTimeout(
+                    f"upstream '{self.provider}' sent no answer within {first_byte:g}s",
+                    provider=self.provider,
+                ) from None
             raise errors.UpstreamTimeout(
                 f"upstream '{self.provider}' did not answer within {timeout:g}s",
                 provider=self.provider,

@@ -69,15 +69,43 @@ class ServerConfig(Strict):
     )
 
 
+FIRST_TOKEN = (
+    "From sending the request to the first token of a stream; for a request that does not "
+    "stream, to the first byte of the answer (its headers, which most upstreams send when the "
+    "whole answer is ready)."
+)
+TOTAL = "For one whole attempt, streamed or not."
+
+
 class TimeoutsConfig(Strict):
     """Upstream timeouts in seconds. A silent upstream never holds a client longer."""
 
     connect: PositiveSeconds = Field(5.0, description="To open a connection to the upstream.")
-    first_token: PositiveSeconds = Field(
-        60.0, description="From sending the request to the first byte of the answer."
-    )
+    first_token: PositiveSeconds = Field(60.0, description=FIRST_TOKEN)
     idle: PositiveSeconds = Field(30.0, description="Longest gap between two stream chunks.")
-    total: PositiveSeconds = Field(300.0, description="For one whole attempt.")
+    total: PositiveSeconds = Field(300.0, description=TOTAL)
+
+
+class TimeoutOverrides(Strict):
+    """A model's or a target's own upstream timeouts, in seconds; an unset field keeps the
+    next level's (target, then model, then provider). `connect` is not here: connections are
+    pooled per provider and shared by its models, so it is set on the provider only."""
+
+    first_token: float | None = Field(None, gt=0, le=86400, description=FIRST_TOKEN)
+    idle: float | None = Field(
+        None, gt=0, le=86400, description="Longest gap between two stream chunks."
+    )
+    total: float | None = Field(None, gt=0, le=86400, description=TOTAL)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_connect(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "connect" in data:
+            raise ValueError(
+                "`connect` is set per provider (`providers.<name>.timeouts.connect`): "
+                "connections are pooled per provider and shared by its models"
+            )
+        return data
 
 
 class ProviderConfigModel(Strict):
@@ -136,6 +164,11 @@ class TargetConfig(Strict):
     provider: str = Field(description="Name of a provider under `providers`.")
     model: str = Field(min_length=1, description="The model id the upstream expects.")
     weight: float = Field(1.0, gt=0, description="Share of traffic for the `weighted` strategy.")
+    timeouts: TimeoutOverrides | None = Field(
+        None,
+        description="This target's own `first_token`, `idle` and `total`, each overriding the "
+        "model's and the provider's.",
+    )
 
 
 class RetryConfig(Strict):
@@ -190,6 +223,11 @@ class ModelConfig(Strict):
     breaker: BreakerConfig | None = Field(
         None,
         description="A circuit breaker on each target of this model; without this key, none.",
+    )
+    timeouts: TimeoutOverrides | None = Field(
+        None,
+        description="This model's own `first_token`, `idle` and `total` for all its targets, "
+        "each overriding the provider's; a target's own `timeouts` override these.",
     )
     stream_recovery: StreamRecovery = Field(
         "error",

@@ -18,6 +18,7 @@ import orjson
 from multidict import CIMultiDict
 from pydantic import Field
 
+from router.errors import UpstreamTimeout
 from router.provider import Provider, ProviderSettings, UpstreamResponse
 from router.spec import hookimpl
 from router.transport import UpstreamStream
@@ -140,10 +141,16 @@ class MockTransport:
         return every is not None and next(self.counter) % every == 0
 
     async def send(
-        self, request: httpx.Request, timeout: float, connect: float
+        self, request: httpx.Request, timeout: float, connect: float, first_byte: float
     ) -> UpstreamResponse:
-        async with asyncio.timeout(timeout):
-            return await self._answer(request)
+        # Its answer comes whole, like an upstream's to a request that does not stream: the
+        # first byte is the whole answer.
+        limit = min(timeout, first_byte)
+        try:
+            async with asyncio.timeout(limit):
+                return await self._answer(request)
+        except TimeoutError:
+            raise UpstreamTimeout(f"the mock upstream sent no answer within {limit:g}s") from None
 
     async def _answer(self, request: httpx.Request) -> UpstreamResponse:
         headers = CIMultiDict({"content-type": "application/json"})
