@@ -32,7 +32,7 @@ from router.config.models import ModelConfig, ProviderConfigModel, RetryConfig, 
 from router.errors import ErrorKind
 from router.failure import DEFAULT_STEPS, Step, failure_steps
 from router.limits import LimitTable, compile_limits
-from router.plugins import install_hint, provider_plugins
+from router.plugins import KNOWN_PLUGINS, install_hint, provider_plugins
 from router.provider import Operation, Provider, ProviderConfig, ProviderConfigError, Timeouts
 from router.rewrites import HeaderRules, compile_rewrites
 
@@ -177,8 +177,9 @@ def _build_provider(
         issues.append(
             source.issue(
                 (*path, "plugin"),
-                f"plugin '{spec.plugin}' is not installed{did_you_mean(spec.plugin, plugins)}; "
-                f"to add it: {install_hint(spec.plugin)}",
+                f"plugin '{spec.plugin}' is not installed"
+                f"{did_you_mean(spec.plugin, {*plugins, *KNOWN_PLUGINS} - {spec.plugin})}; "
+                f"{install_hint(spec.plugin)}",
             )
         )
         return None

@@ -87,7 +87,7 @@ CASES = [
         + "models:\n  chat: {targets: [{provider: p, model: m}]}\n"
         + GOOD_KEYS,
         "router.yaml:2: providers.p.plugin: plugin 'nosuchplugin' is not installed; "
-        "to add it: pip install llm-router-nosuchplugin",
+        "it is not a plugin of this project",
     ),
     (
         "plugin settings validated by the plugin",
