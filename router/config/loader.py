@@ -1,7 +1,9 @@
 """YAML into `RouterConfig`, with `${ENV}` interpolation and file:line:key errors.
 
 The YAML is composed into nodes (not loaded) so that every value keeps its line; duplicate
-keys, which PyYAML would silently overwrite, are errors.
+keys, which PyYAML would silently overwrite, are errors. A `${` is either a reference,
+`${NAME}` or `${NAME:-default}`, or the escape `$${`; anything else is an error, so that a
+mistyped reference never becomes a literal credential.
 """
 
 from __future__ import annotations
@@ -18,9 +20,17 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from router.config.models import RouterConfig
+from router.config.secrets import holds_secret
 
 Path_ = tuple[str | int, ...]
-_ENV_REF = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# `$${` (the escape); a reference, `${NAME}` or `${NAME:-default}` (a default holds no `}`
+# and no `${`); or, without `name`, any other `${...}`, which is an error.
+_ENV_REF = re.compile(
+    r"\$(?P<escaped>\$)\{"
+    r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>(?:[^}$]|\$(?!\{))*))?\}"
+    r"|\$\{[^}]*\}?"
+)
+_NAME_START = re.compile(r"[A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +130,9 @@ class _Builder:
             escaped, name, default = match.groups()
             if escaped:
                 return match.group(0)[1:]
+            if name is None:
+                self.issues.append(self.source.issue(path, bad_reference(value, match.start())))
+                return ""
             found = self.environ.get(name)
             if found is None or (found == "" and default is not None):
                 if default is not None:
@@ -128,9 +141,43 @@ class _Builder:
                     self.source.issue(path, f"environment variable '{name}' is not set")
                 )
                 return ""
+            if found == "" and holds_secret(path, value, match.start()):
+                self.issues.append(
+                    self.source.issue(
+                        path,
+                        f"environment variable '{name}' is set but empty, and a secret "
+                        f"cannot be empty (set it, or give a default: ${{{name}:-...}})",
+                    )
+                )
             return found
 
         return _ENV_REF.sub(replace, value)
+
+
+def bad_reference(text: str, start: int) -> str:
+    """Why the `${` at `start` of `text` is not a reference, and the right form. The text after
+    the variable's name is not repeated: in a secret's value it may be the secret itself."""
+    end = text.find("}", start)
+    body = text[start + 2 : end if end >= 0 else len(text)]
+    name = m.group(0) if (m := _NAME_START.match(body)) else ""
+    rest = body[len(name) :]
+    separator = rest[:1] if rest[:1] in (":", "-") else ""
+    shown = f"${{{name}{separator}" + ("..." if rest else "") + ("}" if end >= 0 else "")
+    if end < 0:
+        why = f"'{shown}' has no closing '}}'"
+    elif not body:
+        why = "'${}' names no variable"
+    elif not name or name[0].isdigit():
+        why = f"'{shown}' is not a reference: a variable name starts with a letter or '_'"
+    elif rest.startswith(":-"):
+        why = f"'{shown}' is not a reference: a default cannot contain '${{'"
+    elif separator:
+        why = f"'{shown}' is not a reference: a default is written ${{{name}:-...}}" + (
+            ", and a variable name has only letters, digits and '_'" if separator == "-" else ""
+        )
+    else:
+        why = f"'{shown}' is not a reference: a variable name has only letters, digits and '_'"
+    return f"{why}; write ${{NAME}} or ${{NAME:-default}}, or $${{ for a literal '${{'"
 
 
 def parse_yaml(
