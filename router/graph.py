@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,16 @@ from pydantic import ValidationError
 
 from router.balancer import Strategy, strategy_for
 from router.breaker import Breaker
+from router.config.lint import config_warnings
 from router.config.loader import (
     ConfigError,
     ConfigIssue,
+    Path_,
     SourceMap,
+    by_line,
     did_you_mean,
-    load_config_text,
+    is_under,
+    parse_config,
     validation_issues,
 )
 from router.config.models import ModelConfig, ProviderConfigModel, RetryConfig, RouterConfig
@@ -125,6 +129,7 @@ class RoutingGraph:
     config_hash: str = ""  # sha256 of the file's bytes (`file_hash`); "" when built in memory
     limits: LimitTable = field(default_factory=lambda: LimitTable({}, {}))
     rewrites: HeaderRules = field(default_factory=lambda: HeaderRules.empty())
+    warnings: tuple[ConfigIssue, ...] = ()  # see `router.config.lint`
     # `config.server.max_body_bytes`, read on every request: a plain field, not three
     # attribute look-ups through pydantic models.
     max_body_bytes: int = field(init=False)
@@ -258,10 +263,19 @@ def _models_body(names: list[str], created: int) -> bytes:
     return orjson.dumps({"object": "list", "data": data})
 
 
-def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = "") -> RoutingGraph:
+def compile_graph(
+    config: RouterConfig,
+    source: SourceMap,
+    config_hash: str = "",
+    known: Sequence[ConfigIssue] = (),
+    replaced: Collection[Path_] = (),
+) -> RoutingGraph:
     """Check every cross-reference and build the graph; raises ConfigError listing all issues.
-    `config_hash` is the file's (`file_hash`); `load_graph` and reloads pass it."""
-    issues: list[ConfigIssue] = []
+    `config_hash` is the file's (`file_hash`); `load_graph` and reloads pass it. `known` are
+    the issues loading found, and `replaced` what loading replaced in `config` because it was
+    invalid (`LoadedConfig`): nothing inside it is reported again. Warnings are kept on the
+    graph, or raised as errors under `server.strict_config`."""
+    issues: list[ConfigIssue] = list(known)
     runtimes: dict[str, ProviderRuntime] = {}
     for name, spec in config.providers.items():
         runtime = _build_provider(name, spec, source, issues)
@@ -364,7 +378,11 @@ def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = ""
     limits = compile_limits(config, source, issues, allowed_models)
     rewrites = compile_rewrites(config, source, issues, runtimes)
     if issues:
-        raise ConfigError(sorted(issues, key=lambda issue: issue.line or 0))
+        found = [i for i in issues[len(known) :] if not is_under(i.parts, replaced)]
+        raise ConfigError(by_line([*known, *found]))
+    warnings = config_warnings(config, source)
+    if warnings and config.server.strict_config:
+        raise ConfigError([w.as_error("with `server.strict_config`") for w in warnings])
     return RoutingGraph(
         config=config,
         source_file=source.file,
@@ -375,6 +393,7 @@ def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = ""
         limits=limits,
         rewrites=rewrites,
         config_hash=config_hash,
+        warnings=tuple(warnings),
     )
 
 
@@ -393,8 +412,10 @@ def graph_from_bytes(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigIssue(path, None, "", f"not UTF-8: {exc}")]) from None
-    config, source = load_config_text(text, path, environ)
-    return compile_graph(config, source, config_hash=file_hash(data))
+    loaded = parse_config(text, path, environ)
+    return compile_graph(
+        loaded.config, loaded.source, file_hash(data), loaded.issues, loaded.replaced
+    )
 
 
 def load_graph(path: str | Path, environ: Mapping[str, str] | None = None) -> RoutingGraph:

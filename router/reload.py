@@ -185,6 +185,8 @@ class Reloader:
                 graph = await asyncio.to_thread(graph_from_bytes, data, str(self.path))
             except ConfigError as exc:
                 return self._failed(reason, exc, digest)
+            for warning in graph.warnings:
+                log.warning("config_warning", trigger=reason, issue=str(warning))
             old = self.state.graph
             self.state.swap(carry_over(old, graph))
             self._after_swap(old, graph, digest, reason)
