@@ -51,6 +51,13 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host or graph.config.server.host
     port = args.port or settings.port or graph.config.server.port
     workers = args.workers or settings.workers
+    from router.limits import unshared_limits
+
+    problem = unshared_limits(graph.config, graph.limits, workers)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    os.environ["LLM_ROUTER_WORKERS"] = str(workers)  # each worker checks its reloads too
     uvicorn.run(
         "router.app:create_app_from_env",
         factory=True,

@@ -38,6 +38,8 @@ from router import errors, logs, metrics
 from router.config.loader import ConfigError, ConfigIssue
 from router.config.secrets import is_sensitive_header
 from router.graph import RoutingGraph, Target, file_hash, graph_from_bytes
+from router.limits import unshared_limits
+from router.settings import Settings
 from router.state import RouterState
 
 log = logs.get_logger("router.reload")
@@ -106,6 +108,14 @@ def carry_over(old: RoutingGraph, new: RoutingGraph) -> RoutingGraph:
         targets = tuple(take(name, t) for t in route.targets)
         routes[name] = dataclasses.replace(route, targets=targets)
     return dataclasses.replace(new, routes=routes)
+
+
+def _check_workers(graph: RoutingGraph, path: str) -> None:
+    """A reload cannot bring in limits that this process's sibling workers would not share."""
+    problem = unshared_limits(graph.config, graph.limits, Settings().workers)
+    if problem:
+        url = "server.rate_limit_backend.url"
+        raise ConfigError([ConfigIssue(path, None, url, problem)])
 
 
 class Reloader:
@@ -183,6 +193,7 @@ class Reloader:
             self._seen_hash = digest
             try:
                 graph = await asyncio.to_thread(graph_from_bytes, data, str(self.path))
+                _check_workers(graph, str(self.path))
             except ConfigError as exc:
                 return self._failed(reason, exc, digest)
             for warning in graph.warnings:
