@@ -206,10 +206,14 @@ models:
     retrys: {attempts: 1}
   other: {targets: []}
 keys:
-  app: {key: "${LLM_ROUTER_TEST_UNSET_VAR}", models: [chat, other]}
+  app: {key: "${LLM_ROUTER_TEST_UNSET_VAR}", models: [chat, other], rate_limits: [broken-policy]}
   both: {key: sk-b, sha256: nothex}
 rate_limits:
   per-minute: {requests_per_minute: 5}
+  broken-policy: {requests_per_minute: 0}
+header_rewrites:
+  - {scope: global, sett: {x-a: b}}
+  - {scope: model, name: chta, set: {x-a: b}}
 """
 
 
@@ -236,6 +240,10 @@ def test_check_reports_schema_and_reference_problems_in_one_pass(tmp_path, capsy
         "router.yaml:12: models.other.targets: must not be empty",
         "router.yaml:14: keys.app.key: environment variable 'LLM_ROUTER_TEST_UNSET_VAR' is not set",
         "router.yaml:15: keys.both.sha256: String should match pattern '^[0-9a-fA-F]{64}$'",
+        "router.yaml:18: rate_limits.broken-policy.requests_per_minute: Input should be greater "
+        "than or equal to 1",
+        "router.yaml:20: header_rewrites[0].sett: unknown key 'sett' (did you mean 'set'?)",
+        "router.yaml:21: header_rewrites[1].name: unknown model 'chta' (did you mean 'chat'?)",
     ]
 
 
