@@ -128,7 +128,8 @@ def test_check_warns_and_strict_mode_fails(tmp_path, capsys, monkeypatch, env, e
 
 def _serve_config(upstream_secret: str = '"${UP_KEY}"', strict: bool = False) -> str:
     return (
-        f"server:\n  admin_key: ${{ADMIN_KEY}}\n  strict_config: {str(strict).lower()}\n"
+        "server:\n  admin_key: ${ADMIN_KEY}\n  watch_config: false  # reloads by request only\n"
+        f"  strict_config: {str(strict).lower()}\n"
         f"providers:\n  up: {{plugin: mock, api_key: {upstream_secret}}}\n"
         "models:\n  chat: {targets: [{provider: up, model: m}]}\n"
         'keys:\n  app: {key: "${APP_KEY}"}\n'
@@ -140,7 +141,7 @@ def test_serve_logs_warnings_at_start_up(tmp_path):
     router = RouterProcess(path, env=ENV).start()
     _, err = router.stop()
     assert b'"event":"config_warning"' in err
-    assert b"router.yaml:5: warning: providers.up.api_key: a secret written inline" in err
+    assert b"router.yaml:6: warning: providers.up.api_key: a secret written inline" in err
     assert b"sk-inline-up" not in err
 
 
@@ -154,7 +155,7 @@ def test_serve_with_strict_config_refuses_to_start_on_a_warning(tmp_path):
     )
     assert done.returncode == 1
     assert (
-        b"router.yaml:5: providers.up.api_key: a secret written inline: reference it, "
+        b"router.yaml:6: providers.up.api_key: a secret written inline: reference it, "
         b"`api_key: ${UPSTREAM_API_KEY}` (an error with `server.strict_config`)"
     ) in done.stderr
 
