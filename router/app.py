@@ -429,5 +429,7 @@ def create_app_from_env() -> Starlette:
     if not settings.access_log:
         logs.configure("warning", settings.log_format)
     app = create_app(graph)
+    for warning in graph.warnings:
+        log.warning("config_warning", issue=str(warning))
     gctune.tune()
     return app

@@ -17,15 +17,20 @@ if TYPE_CHECKING:
 SCHEMA_PATH = Path("schema/router.schema.json")
 
 
-def _load(path: str) -> RoutingGraph | None:
-    """The compiled graph, or None after printing the file:line:key errors."""
+def _load(path: str, strict: bool = False) -> RoutingGraph | None:
+    """The compiled graph, or None after printing the file:line:key errors; with `strict`,
+    warnings are errors too (as the config's own `server.strict_config` makes them)."""
     from router.graph import load_graph
 
     try:
-        return load_graph(path)
+        graph = load_graph(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return None
+    if strict and graph.warnings:
+        print(ConfigError([w.as_error("with --strict") for w in graph.warnings]), file=sys.stderr)
+        return None
+    return graph
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -48,6 +53,13 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host or graph.config.server.host
     port = args.port or settings.port or graph.config.server.port
     workers = args.workers or settings.workers
+    from router.limits import unshared_limits
+
+    problem = unshared_limits(graph.config, graph.limits, workers)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    os.environ["LLM_ROUTER_WORKERS"] = str(workers)  # each worker checks its reloads too
     uvicorn.run(
         "router.app:create_app_from_env",
         factory=True,
@@ -60,10 +72,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    graph = _load(args.config)
+    graph = _load(args.config, args.strict)
     if graph is None:
         return 1
-    print(f"{args.config}: OK")
+    for warning in graph.warnings:
+        print(warning, file=sys.stderr)
+    count = len(graph.warnings)
+    print(f"{args.config}: OK" + (f", {count} warning{'s' * (count > 1)}" if count else ""))
     print(f"providers ({len(graph.providers)}):")
     for name, runtime in graph.providers.items():
         print(
@@ -143,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a config and summarise its routing graph")
     check.add_argument("config")
+    check.add_argument(
+        "--strict", action="store_true", help="fail on warnings too (exit 1), not only errors"
+    )
     check.set_defaults(func=_check)
 
     explain = sub.add_parser("explain", help="print the route a request for a model would take")

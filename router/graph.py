@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,16 @@ from pydantic import ValidationError
 
 from router.balancer import Strategy, strategy_for
 from router.breaker import Breaker
+from router.config.lint import config_warnings
 from router.config.loader import (
     ConfigError,
     ConfigIssue,
+    Path_,
     SourceMap,
+    by_line,
     did_you_mean,
-    load_config_text,
+    is_under,
+    parse_config,
     validation_issues,
 )
 from router.config.models import (
@@ -40,7 +44,7 @@ from router.config.secrets import config_secrets, secret_settings
 from router.errors import ErrorKind
 from router.failure import DEFAULT_STEPS, Step, failure_steps
 from router.limits import LimitTable, compile_limits
-from router.plugins import install_hint, provider_plugins
+from router.plugins import KNOWN_PLUGINS, install_hint, provider_plugins
 from router.provider import Operation, Provider, ProviderConfig, ProviderConfigError, Timeouts
 from router.redaction import Redactor
 from router.rewrites import HeaderRules, compile_rewrites
@@ -154,6 +158,7 @@ class RoutingGraph:
     secrets: tuple[str, ...] = field(default=(), repr=False)
     redactor: Redactor = field(default_factory=Redactor)
     from_env: frozenset[tuple[str | int, ...]] = frozenset()
+    warnings: tuple[ConfigIssue, ...] = ()  # see `router.config.lint`
     # `config.server.max_body_bytes`, read on every request: a plain field, not three
     # attribute look-ups through pydantic models.
     max_body_bytes: int = field(init=False)
@@ -262,8 +267,9 @@ def _build_provider(
         issues.append(
             source.issue(
                 (*path, "plugin"),
-                f"plugin '{spec.plugin}' is not installed{did_you_mean(spec.plugin, plugins)}; "
-                f"to add it: {install_hint(spec.plugin)}",
+                f"plugin '{spec.plugin}' is not installed"
+                f"{did_you_mean(spec.plugin, {*plugins, *KNOWN_PLUGINS} - {spec.plugin})}; "
+                f"{install_hint(spec.plugin)}",
             )
         )
         return None
@@ -342,10 +348,19 @@ def _models_body(names: list[str], created: int) -> bytes:
     return orjson.dumps({"object": "list", "data": data})
 
 
-def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = "") -> RoutingGraph:
+def compile_graph(
+    config: RouterConfig,
+    source: SourceMap,
+    config_hash: str = "",
+    known: Sequence[ConfigIssue] = (),
+    replaced: Collection[Path_] = (),
+) -> RoutingGraph:
     """Check every cross-reference and build the graph; raises ConfigError listing all issues.
-    `config_hash` is the file's (`file_hash`); `load_graph` and reloads pass it."""
-    issues: list[ConfigIssue] = []
+    `config_hash` is the file's (`file_hash`); `load_graph` and reloads pass it. `known` are
+    the issues loading found, and `replaced` what loading replaced in `config` because it was
+    invalid (`LoadedConfig`): nothing inside it is reported again. Warnings are kept on the
+    graph, or raised as errors under `server.strict_config`."""
+    issues: list[ConfigIssue] = list(known)
     runtimes: dict[str, ProviderRuntime] = {}
     for name, spec in config.providers.items():
         runtime = _build_provider(name, spec, source, issues)
@@ -453,7 +468,11 @@ def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = ""
     limits = compile_limits(config, source, issues, allowed_models)
     rewrites = compile_rewrites(config, source, issues, runtimes)
     if issues:
-        raise ConfigError(sorted(issues, key=lambda issue: issue.line or 0))
+        found = [i for i in issues[len(known) :] if not is_under(i.parts, replaced)]
+        raise ConfigError(by_line([*known, *found]))
+    warnings = config_warnings(config, source)
+    if warnings and config.server.strict_config:
+        raise ConfigError([w.as_error("with `server.strict_config`") for w in warnings])
     secrets = config_secrets(config, source)
     for runtime in runtimes.values():
         secrets += [value for _, value in secret_settings(runtime.provider.settings) if value]
@@ -473,6 +492,7 @@ def compile_graph(config: RouterConfig, source: SourceMap, config_hash: str = ""
         secrets=tuple(secrets),
         redactor=redactor,
         from_env=frozenset(source.from_env),
+        warnings=tuple(warnings),
     )
 
 
@@ -491,8 +511,10 @@ def graph_from_bytes(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigIssue(path, None, "", f"not UTF-8: {exc}")]) from None
-    config, source = load_config_text(text, path, environ)
-    return compile_graph(config, source, config_hash=file_hash(data))
+    loaded = parse_config(text, path, environ)
+    return compile_graph(
+        loaded.config, loaded.source, file_hash(data), loaded.issues, loaded.replaced
+    )
 
 
 def load_graph(path: str | Path, environ: Mapping[str, str] | None = None) -> RoutingGraph:

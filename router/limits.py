@@ -189,3 +189,17 @@ def compile_limits(
             if refs:
                 admission[(key_name, model)] = _policy_set(refs, policies, default_closed)
     return LimitTable(admission, providers)
+
+
+def unshared_limits(config: RouterConfig, table: LimitTable, workers: int) -> str | None:
+    """Why `workers` processes cannot enforce these limits, or None. In memory each worker
+    keeps its own counters, so N workers would admit N times every budget, silently."""
+    if workers <= 1 or config.server.rate_limit_backend.url is not None:
+        return None
+    if not table.admission and not table.providers:
+        return None
+    return (
+        f"{workers} workers with in-memory rate limits would each keep their own counters "
+        f"and admit up to {workers}x every limit: set `server.rate_limit_backend.url` to a "
+        "Redis URL so that the workers share them exactly, or serve with one worker"
+    )

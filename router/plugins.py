@@ -75,6 +75,23 @@ def provider_plugins() -> dict[str, ProviderPlugin]:
     return found
 
 
+# The provider plugins this project publishes, by `plugin:` name, and their distributions.
+# The one place a distribution name is spelled: a hint never guesses a package from a name
+# in a config, since anyone could publish a package under a guessed name.
+KNOWN_PLUGINS: dict[str, str] = {
+    "telkom": "llm-router-telkom",
+    "telnyx": "llm-router-telnyx",
+    "litellm": "llm-router-litellm",
+    "tokligence": "llm-router-tokligence",
+}
+
+
 def install_hint(plugin: str) -> str:
-    """What to install for a plugin name the config uses but nobody registered."""
-    return f"pip install llm-router-{plugin}"
+    """What to do about a plugin name the config uses but nobody registered."""
+    distribution = KNOWN_PLUGINS.get(plugin)
+    if distribution is not None:
+        return f"to add it: pip install {distribution}"
+    return (
+        "it is not a plugin of this project: check the name (`llm-router plugins` lists the "
+        "installed ones), or install the package that provides it (docs/writing-a-plugin.md)"
+    )

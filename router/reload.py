@@ -53,6 +53,8 @@ from router.config.secrets import (
     secret_settings,
 )
 from router.graph import RoutingGraph, Target, file_hash, graph_from_bytes
+from router.limits import unshared_limits
+from router.settings import Settings
 from router.state import RouterState
 
 log = logs.get_logger("router.reload")
@@ -169,6 +171,14 @@ def carry_over(old: RoutingGraph, new: RoutingGraph) -> RoutingGraph:
     return dataclasses.replace(new, routes=routes)
 
 
+def _check_workers(graph: RoutingGraph, path: str) -> None:
+    """A reload cannot bring in limits that this process's sibling workers would not share."""
+    problem = unshared_limits(graph.config, graph.limits, Settings().workers)
+    if problem:
+        url = "server.rate_limit_backend.url"
+        raise ConfigError([ConfigIssue(path, None, url, problem)])
+
+
 class Reloader:
     """Owns reloading for one running router: watching, signals, and the admin endpoints."""
 
@@ -260,11 +270,14 @@ class Reloader:
                     return {"result": "unchanged", "hash": self.status.file_hash}
                 self._seen_hash = digest
                 graph = await asyncio.to_thread(graph_from_bytes, data, str(self.path))
+                _check_workers(graph, str(self.path))
                 self.state.attach(graph)  # before `carry_over` moves old targets onto it
                 old = self.state.graph
                 self.state.swap(carry_over(old, graph))
             except Exception as exc:
                 return await self._failed(reason, exc, data, digest)
+            for warning in graph.warnings:
+                log.warning("config_warning", trigger=reason, issue=str(warning))
             return self._after_swap(old, graph, digest, reason)
 
     def _read(self) -> bytes:

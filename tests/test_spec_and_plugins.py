@@ -1,17 +1,15 @@
 """The plugin API is pinned, and plugins are found the way third parties' would be."""
 
+import re
 import subprocess
 import sys
-import textwrap
-
-import pytest
+import tomllib
+from pathlib import Path
 
 import router.spec
 from router import hookspecs
 from router.cli import main
-from router.config import ConfigError
-from router.graph import load_graph
-from router.plugins import provider_plugins
+from router.plugins import KNOWN_PLUGINS, provider_plugins
 
 PINNED_SPEC = {
     "ContentPolicyViolation", "ContextLengthExceeded", "ErrorKind", "InsufficientQuota",
@@ -50,19 +48,52 @@ def test_plugins_command_lists_names_and_versions(capsys):
     assert "mock\tllm-router " in out and "openai\tllm-router " in out
 
 
-def test_config_naming_a_missing_plugin_names_the_package(tmp_path):
-    path = tmp_path / "router.yaml"
-    path.write_text(
-        textwrap.dedent(
-            """
-            server: {auth: none}
-            providers: {t: {plugin: acme, base_url: "http://127.0.0.1:9"}}
-            models: {m: {targets: [{provider: t, model: x}]}}
-            """
-        )
+MISSING_PLUGIN = """
+server: {auth: none}
+providers: {t: {plugin: %s, base_url: "http://127.0.0.1:9"}}
+models: {m: {targets: [{provider: t, model: x}]}}
+"""
+
+
+def test_an_unknown_plugin_gets_no_package_suggestion(tmp_path, capsys):
+    """A guessed package name is one anyone could register: point to the docs instead."""
+    (tmp_path / "router.yaml").write_text(MISSING_PLUGIN % "acme")
+    assert main(["check", str(tmp_path / "router.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "plugin 'acme' is not installed; it is not a plugin of this project" in err
+    assert "docs/writing-a-plugin.md" in err
+    assert "pip install" not in err
+    assert "llm-router-acme" not in err
+
+
+def test_a_known_plugin_that_is_not_installed_names_its_package(tmp_path, capsys, monkeypatch):
+    installed = {n: p for n, p in provider_plugins().items() if n != "telnyx"}
+    monkeypatch.setattr("router.graph.provider_plugins", lambda: installed)
+    (tmp_path / "router.yaml").write_text(MISSING_PLUGIN % "telnyx")
+    assert main(["check", str(tmp_path / "router.yaml")]) == 1
+    assert "plugin 'telnyx' is not installed; to add it: pip install llm-router-telnyx" in (
+        capsys.readouterr().err
     )
-    with pytest.raises(ConfigError, match="pip install llm-router-acme"):
-        load_graph(str(path))
+    # a typo of a known plugin that is not installed is pointed at it
+    (tmp_path / "router.yaml").write_text(MISSING_PLUGIN % "telnix")
+    assert main(["check", str(tmp_path / "router.yaml")]) == 1
+    assert "plugin 'telnix' is not installed (did you mean 'telnyx'?)" in capsys.readouterr().err
+
+
+def test_distribution_names_are_spelled_in_one_table():
+    """The project's plugin packages are named in `KNOWN_PLUGINS` only (a rename on PyPI is
+    one edit), and the table matches the packages in plugins/."""
+    root = Path(__file__).resolve().parents[1]
+    published = {}
+    for pyproject in (root / "plugins").glob("*/pyproject.toml"):
+        if pyproject.parent.name != "_template":
+            published[pyproject.parent.name] = tomllib.loads(pyproject.read_text())["project"][
+                "name"
+            ]
+    assert published == KNOWN_PLUGINS
+    spelled = re.compile("|".join(re.escape(d) for d in KNOWN_PLUGINS.values()))
+    sources = [*(root / "router").rglob("*.py"), root / "README.md", *(root / "docs").glob("*.md")]
+    assert [p.name for p in sources if spelled.search(p.read_text())] == ["plugins.py"]
 
 
 def test_schema_command_writes_the_schema(tmp_path, capsys):

@@ -1,7 +1,9 @@
 """YAML into `RouterConfig`, with `${ENV}` interpolation and file:line:key errors.
 
 The YAML is composed into nodes (not loaded) so that every value keeps its line; duplicate
-keys, which PyYAML would silently overwrite, are errors.
+keys, which PyYAML would silently overwrite, are errors. A `${` is either a reference,
+`${NAME}` or `${NAME:-default}`, or the escape `$${`; anything else is an error, so that a
+mistyped reference never becomes a literal credential.
 """
 
 from __future__ import annotations
@@ -12,29 +14,48 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from router.config.models import RouterConfig
+from router.config.salvage import salvage
+from router.config.secrets import holds_secret
 
 Path_ = tuple[str | int, ...]
-_ENV_REF = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# `$${` (the escape); a reference, `${NAME}` or `${NAME:-default}` (a default holds no `}`
+# and no `${`); or, without `name`, any other `${...}`, which is an error.
+_ENV_REF = re.compile(
+    r"\$(?P<escaped>\$)\{"
+    r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>(?:[^}$]|\$(?!\{))*))?\}"
+    r"|\$\{[^}]*\}?"
+)
+_NAME_START = re.compile(r"[A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
 class ConfigIssue:
-    """One problem in a config file, located as precisely as the YAML allows."""
+    """One problem in a config file, located as precisely as the YAML allows. A warning is a
+    config that loads but is almost surely wrong (see `router.config.lint`)."""
 
     file: str
     line: int | None
     path: str
     message: str
+    severity: Literal["error", "warning"] = "error"
+    parts: Path_ = field(default=(), compare=False, repr=False)  # `path`, unformatted
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        if self.severity == "warning":
+            where += ": warning"
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+    def as_error(self, because: str) -> ConfigIssue:
+        """This warning as an error, saying which strict setting made it one."""
+        message = f"{self.message} (an error {because})"
+        return ConfigIssue(self.file, self.line, self.path, message, "error", self.parts)
 
 
 class ConfigError(Exception):
@@ -55,6 +76,15 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
+def is_under(parts: Path_, paths: Iterable[Path_]) -> bool:
+    """Whether `parts` is one of `paths` or inside one of them."""
+    return any(parts[: len(p)] == p for p in paths if p)
+
+
+def by_line(issues: Iterable[ConfigIssue]) -> list[ConfigIssue]:
+    return sorted(issues, key=lambda issue: issue.line or 0)
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -68,7 +98,8 @@ class SourceMap:
 
     file: str
     lines: dict[Path_, int] = field(default_factory=dict)
-    from_env: dict[Path_, list[str]] = field(default_factory=dict)
+    from_env: dict[Path_, list[str]] = field(default_factory=dict)  # values read from ${ENV}
+    referenced: set[Path_] = field(default_factory=set)  # values written with `${ENV}`
 
     def line_of(self, path: Iterable[str | int]) -> int | None:
         parts = tuple(path)
@@ -78,9 +109,15 @@ class SourceMap:
             parts = parts[:-1]
         return self.lines.get(())
 
-    def issue(self, path: Iterable[str | int], message: str) -> ConfigIssue:
+    def issue(
+        self,
+        path: Iterable[str | int],
+        message: str,
+        severity: Literal["error", "warning"] = "error",
+    ) -> ConfigIssue:
         parts = tuple(path)
-        return ConfigIssue(self.file, self.line_of(parts), format_path(parts), message)
+        line = self.line_of(parts)
+        return ConfigIssue(self.file, line, format_path(parts), message, severity, parts)
 
 
 class _Builder:
@@ -115,6 +152,8 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         if node.tag == "tag:yaml.org,2002:str" and "${" in node.value:
+            if any(m.group("name") for m in _ENV_REF.finditer(node.value)):
+                self.source.referenced.add(path)
             return self.interpolate(node.value, path)
         return self.constructor.construct_object(node)
 
@@ -123,6 +162,9 @@ class _Builder:
             escaped, name, default = match.groups()
             if escaped:
                 return match.group(0)[1:]
+            if name is None:
+                self.issues.append(self.source.issue(path, bad_reference(value, match.start())))
+                return ""
             found = self.environ.get(name)
             if found is None or (found == "" and default is not None):
                 if default is not None:
@@ -131,10 +173,44 @@ class _Builder:
                     self.source.issue(path, f"environment variable '{name}' is not set")
                 )
                 return ""
+            if found == "" and holds_secret(path, value, match.start()):
+                self.issues.append(
+                    self.source.issue(
+                        path,
+                        f"environment variable '{name}' is set but empty, and a secret "
+                        f"cannot be empty (set it, or give a default: ${{{name}:-...}})",
+                    )
+                )
             self.source.from_env.setdefault(path, []).append(found)
             return found
 
         return _ENV_REF.sub(replace, value)
+
+
+def bad_reference(text: str, start: int) -> str:
+    """Why the `${` at `start` of `text` is not a reference, and the right form. The text after
+    the variable's name is not repeated: in a secret's value it may be the secret itself."""
+    end = text.find("}", start)
+    body = text[start + 2 : end if end >= 0 else len(text)]
+    name = m.group(0) if (m := _NAME_START.match(body)) else ""
+    rest = body[len(name) :]
+    separator = rest[:1] if rest[:1] in (":", "-") else ""
+    shown = f"${{{name}{separator}" + ("..." if rest else "") + ("}" if end >= 0 else "")
+    if end < 0:
+        why = f"'{shown}' has no closing '}}'"
+    elif not body:
+        why = "'${}' names no variable"
+    elif not name or name[0].isdigit():
+        why = f"'{shown}' is not a reference: a variable name starts with a letter or '_'"
+    elif rest.startswith(":-"):
+        why = f"'{shown}' is not a reference: a default cannot contain '${{'"
+    elif separator:
+        why = f"'{shown}' is not a reference: a default is written ${{{name}:-...}}" + (
+            ", and a variable name has only letters, digits and '_'" if separator == "-" else ""
+        )
+    else:
+        why = f"'{shown}' is not a reference: a variable name has only letters, digits and '_'"
+    return f"{why}; write ${{NAME}} or ${{NAME:-default}}, or $${{ for a literal '${{'"
 
 
 def parse_yaml(
@@ -203,19 +279,47 @@ def validation_issues(
     return issues
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """A config file as loaded. With `issues`, `config` holds what validated: each invalid
+    entry keeps its valid keys or is an inert stand-in, the paths of what was replaced are in
+    `replaced`, and the graph's reference checks still run on the rest (`router.graph`), so
+    that one run reports every problem."""
+
+    config: RouterConfig
+    source: SourceMap
+    issues: tuple[ConfigIssue, ...] = ()
+    replaced: frozenset[Path_] = frozenset()
+
+
+def parse_config(
+    text: str, file: str = "<config>", environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Parse and validate; raises ConfigError only when there is nothing to check further
+    (invalid YAML, an empty file, a top level that is not a mapping)."""
+    data, source, env_issues = parse_yaml(text, file, environ)
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file, 1, "", "the top level must be a mapping of keys")])
+    # A value whose `${ENV}` failed is reported once, not again for the shape it then had.
+    unresolved = frozenset(issue.parts for issue in env_issues)
+    try:
+        config = RouterConfig.model_validate(data)
+        return LoadedConfig(config, source, tuple(env_issues), unresolved)
+    except ValidationError as exc:
+        found = validation_issues(exc, source, model=RouterConfig)
+    config, replaced = salvage(data)
+    issues = env_issues + [i for i in found if not is_under(i.parts, unresolved)]
+    return LoadedConfig(config, source, tuple(issues), replaced | unresolved)
+
+
 def load_config_text(
     text: str, file: str = "<config>", environ: Mapping[str, str] | None = None
 ) -> tuple[RouterConfig, SourceMap]:
-    data, source, issues = parse_yaml(text, file, environ)
-    if not isinstance(data, dict):
-        raise ConfigError([ConfigIssue(file, 1, "", "the top level must be a mapping of keys")])
-    try:
-        config = RouterConfig.model_validate(data)
-    except ValidationError as exc:
-        issues = issues + validation_issues(exc, source, model=RouterConfig)
-    if issues:
-        raise ConfigError(sorted(issues, key=lambda issue: issue.line or 0))
-    return config, source
+    """Parse and validate shapes only (see `router.graph` for references)."""
+    loaded = parse_config(text, file, environ)
+    if loaded.issues:
+        raise ConfigError(by_line(loaded.issues))
+    return loaded.config, loaded.source
 
 
 def load_config(

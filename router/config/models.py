@@ -67,6 +67,12 @@ class ServerConfig(Strict):
         description="On SIGTERM: seconds that requests and streams in flight get to finish "
         "while readiness reports 503 and new requests are refused with 503.",
     )
+    strict_config: bool = Field(
+        False,
+        description="Treat config warnings (a secret written inline, a key that matches no "
+        "model, a policy attached to nothing, a short admin key) as errors: `serve` refuses "
+        "to start, a reload is rejected, and `check` fails.",
+    )
 
 
 FIRST_TOKEN = (

@@ -13,14 +13,18 @@ Redis URL), and every value read from the environment through `${ENV}`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr
 
-from router.config.loader import Path_, SourceMap
 from router.config.models import RouterConfig
+
+if TYPE_CHECKING:
+    from router.config.loader import SourceMap
+
+Path_ = tuple[str | int, ...]
 
 # Header names whose values are credentials: `Authorization`, `x-goog-api-key`, `X-Auth-Token`...
 SENSITIVE_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
@@ -63,26 +67,69 @@ def secret_settings(settings: BaseModel, path: Path_ = ()) -> Iterator[tuple[Pat
             yield from secret_settings(value, key)
 
 
+BACKEND_URL = ("server", "rate_limit_backend", "url")  # a secret: the password in it
+
+
+def holds_secret(path: Sequence[str | int], text: str = "", at: int = 0) -> bool:
+    """Whether the value at `path` is a secret (provider `api_key` and credential `headers`,
+    client `keys.*.key`, `server.admin_key`); for the rate-limit backend URL, whether
+    position `at` of its `text` lies in the URL's password. Known before the config is
+    validated, so that the loader can check `${ENV}` references to secrets."""
+    match tuple(path):
+        case ("providers", _, "api_key") | ("keys", _, "key") | ("server", "admin_key"):
+            return True
+        case ("providers", _, "headers", str(name)):
+            return is_sensitive_header(name)
+        case ("server", "rate_limit_backend", "url"):
+            return _in_password(text, at)
+    return False
+
+
+def _in_password(url: str, at: int) -> bool:
+    """Whether position `at` of `url` is in its password (`scheme://user:PASSWORD@host`)."""
+    scheme = url.find("://")
+    if scheme < 0:
+        return False
+    start = scheme + 3
+    end = url.find("@", start)
+    colon = url.find(":", start, end) if end >= 0 else -1
+    return 0 <= colon < at < end
+
+
+def secret_fields(config: RouterConfig) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Each secret of a config with the path of the key that holds it."""
+    for name, provider in config.providers.items():
+        if provider.api_key is not None:
+            yield ("providers", name, "api_key"), provider.api_key.get_secret_value()
+        password = _url_password(provider.base_url)
+        if password:
+            yield ("providers", name, "base_url"), password
+        for header, value in provider.headers.items():
+            if is_sensitive_header(header):
+                yield ("providers", name, "headers", header), value
+    for i, rule in enumerate(config.header_rewrites):
+        for action in ("set", "append"):
+            for header, value in (getattr(rule, action) or {}).items():
+                if is_sensitive_header(header) and "{" not in value:  # not a template
+                    yield ("header_rewrites", i, action, header), value
+    for name, key in config.keys.items():
+        if key.key is not None:
+            yield ("keys", name, "key"), key.key.get_secret_value()
+    if config.server.admin_key is not None:
+        yield ("server", "admin_key"), config.server.admin_key.get_secret_value()
+    password = _url_password(config.server.rate_limit_backend.url)
+    if password:
+        yield BACKEND_URL, password
+
+
 def config_secrets(config: RouterConfig, source: SourceMap | None = None) -> list[str]:
     """Provider API keys, credential headers and URL passwords, client keys, the admin key,
     the rate-limit backend's password and, given the config's source map, every value that
     came from the environment: what must never appear in logs, errors or admin output."""
     out: list[str] = []
-    for provider in config.providers.values():
-        if provider.api_key is not None:
-            out.append(provider.api_key.get_secret_value())
-        out.append(_url_password(provider.base_url))
-        for name, value in provider.headers.items():
-            if is_sensitive_header(name):
-                out += _header_secrets(value)
-    for rule in config.header_rewrites:
-        for name, value in {**(rule.set or {}), **(rule.append or {})}.items():
-            if is_sensitive_header(name) and "{" not in value:  # not a placeholder template
-                out += _header_secrets(value)
-    out += [k.key.get_secret_value() for k in config.keys.values() if k.key is not None]
-    if config.server.admin_key is not None:
-        out.append(config.server.admin_key.get_secret_value())
-    out.append(_url_password(config.server.rate_limit_backend.url))
+    for path, value in secret_fields(config):
+        is_header = path[0] == "header_rewrites" or path[2:3] == ("headers",)
+        out += _header_secrets(value) if is_header else [value]
     if source is not None:
         out += [value for values in source.from_env.values() for value in values]
     return [s for s in out if s]

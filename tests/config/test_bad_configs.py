@@ -87,7 +87,7 @@ CASES = [
         + "models:\n  chat: {targets: [{provider: p, model: m}]}\n"
         + GOOD_KEYS,
         "router.yaml:2: providers.p.plugin: plugin 'nosuchplugin' is not installed; "
-        "to add it: pip install llm-router-nosuchplugin",
+        "it is not a plugin of this project",
     ),
     (
         "plugin settings validated by the plugin",
@@ -190,3 +190,76 @@ def test_check_accepts_good_config_and_summarises(tmp_path, capsys, monkeypatch)
     assert "router.yaml: OK" in out
     assert "chat: priority over telkom/m" in out
     assert "sk-test-key" not in out
+
+
+ONE_PASS = """\
+server:
+  port: eighty
+providers:
+  up: {plugin: openai, base_url: "http://127.0.0.1:9/v1", rate_limits: [per-minut]}
+  extra: {plugin: opnai, base_url: "http://127.0.0.1:9/v1"}
+  broken: {plugin: openai, base_url: "ftp://x"}
+models:
+  chat:
+    targets: [{provider: up, model: m}, {provider: broken, model: m}]
+    fallbacks: [chta]
+    retrys: {attempts: 1}
+  other: {targets: []}
+keys:
+  app: {key: "${LLM_ROUTER_TEST_UNSET_VAR}", models: [chat, other], rate_limits: [broken-policy]}
+  both: {key: sk-b, sha256: nothex}
+rate_limits:
+  per-minute: {requests_per_minute: 5}
+  broken-policy: {requests_per_minute: 0}
+header_rewrites:
+  - {scope: global, sett: {x-a: b}}
+  - {scope: model, name: chta, set: {x-a: b}}
+"""
+
+
+def test_check_reports_schema_and_reference_problems_in_one_pass(tmp_path, capsys, monkeypatch):
+    """A schema error does not hide an unknown plugin, fallback or policy: every problem is
+    listed in one run, sorted by line, and an invalid entry that others name (`broken`,
+    `other`) is reported once, for what is wrong with it, not again where it is named."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LLM_ROUTER_TEST_UNSET_VAR", raising=False)
+    (tmp_path / "router.yaml").write_text(ONE_PASS)
+    assert main(["check", "router.yaml"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "router.yaml:2: server.port: Input should be a valid integer, unable to parse string "
+        "as an integer",
+        "router.yaml:4: providers.up.rate_limits[0]: unknown rate-limit policy 'per-minut' "
+        "(did you mean 'per-minute'?)",
+        "router.yaml:5: providers.extra.plugin: plugin 'opnai' is not installed (did you mean "
+        "'openai'?); it is not a plugin of this project: check the name (`llm-router plugins` "
+        "lists the installed ones), or install the package that provides it "
+        "(docs/writing-a-plugin.md)",
+        "router.yaml:6: providers.broken.base_url: must start with http:// or https://",
+        "router.yaml:10: models.chat.fallbacks[0]: unknown model 'chta' (did you mean 'chat'?)",
+        "router.yaml:11: models.chat.retrys: unknown key 'retrys' (did you mean 'retries'?)",
+        "router.yaml:12: models.other.targets: must not be empty",
+        "router.yaml:14: keys.app.key: environment variable 'LLM_ROUTER_TEST_UNSET_VAR' is not set",
+        "router.yaml:15: keys.both.sha256: String should match pattern '^[0-9a-fA-F]{64}$'",
+        "router.yaml:18: rate_limits.broken-policy.requests_per_minute: Input should be greater "
+        "than or equal to 1",
+        "router.yaml:20: header_rewrites[0].sett: unknown key 'sett' (did you mean 'set'?)",
+        "router.yaml:21: header_rewrites[1].name: unknown model 'chta' (did you mean 'chat'?)",
+    ]
+
+
+def test_a_value_whose_variable_is_missing_is_reported_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LLM_ROUTER_TEST_UNSET_VAR", raising=False)
+    text = (
+        "server: {port: '${LLM_ROUTER_TEST_UNSET_VAR}'}\n"
+        + GOOD_PROVIDER
+        + "models:\n  chat: {targets: [{provider: '${LLM_ROUTER_TEST_UNSET_VAR}', model: m}]}\n"
+        + GOOD_KEYS
+    )
+    (tmp_path / "router.yaml").write_text(text)
+    assert main(["check", "router.yaml"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "router.yaml:1: server.port: environment variable 'LLM_ROUTER_TEST_UNSET_VAR' is not set",
+        "router.yaml:5: models.chat.targets[0].provider: environment variable "
+        "'LLM_ROUTER_TEST_UNSET_VAR' is not set",
+    ]
