@@ -71,11 +71,11 @@ async def _continue(
         breaker = target.breaker
         if breaker is not None and not breaker.allow(time.monotonic()):
             continue
-        body: dict[str, Any] = target.provider.continuation_body(dict(call.body), partial)
-        attempt_call = dataclasses.replace(call, body=body, usage=None)
         started = time.monotonic()
         target.in_flight += 1
-        try:
+        try:  # from `allow()` on, every way out gives a verdict or frees the probe slot
+            body: dict[str, Any] = target.provider.continuation_body(dict(call.body), partial)
+            attempt_call = dataclasses.replace(call, body=body, usage=None)
             relay = await open_stream(attempt_call, target, remaining, continues=broken.chunk_id)
         except errors.UpstreamError as exc:
             outcome = f"continue_{exc.code or exc.kind.value}"
