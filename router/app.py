@@ -197,6 +197,7 @@ def _endpoint(op: Operation, state: RouterState):  # type: ignore[no-untyped-def
         key_name = None
         limits: CallLimits | None = None
         watch: DisconnectWatch | None = None
+        relay: Any = None
         streaming = False
         try:
             key = authenticate(graph, headers)
@@ -254,6 +255,8 @@ def _endpoint(op: Operation, state: RouterState):  # type: ignore[no-untyped-def
             return _finish_headers(response, graph, request_id, key_name, call, limits)
         finally:
             if not streaming:  # a stream's own end stops its watch and releases its limits
+                if relay is not None:  # primed, but its answer is not going out
+                    relay.close()
                 if watch is not None:
                     watch.stop()
                 if limits is not None and not limits.finish_now(call.usage if call else None):
@@ -287,7 +290,12 @@ def _stream_answer(
         rate = limits.header_pairs() if limits else []
         headers = attempt_headers(call, target, request_id, rate)
         headers += _STREAM_HEADERS
-        response = EventStream(relay.__aiter__(), headers, watch, on_close=close)
+
+        def closed(first_frame: float | None) -> None:
+            relay.close()  # even if no frame was read: the stream holds its target till here
+            close(first_frame)
+
+        response = EventStream(relay.__aiter__(), headers, watch, on_close=closed)
         return _finish_headers(response, graph, request_id, key_name, call, None, target)
 
     return answer

@@ -3,7 +3,8 @@
 A stream is primed before the client sees a byte: the upstream must answer 2xx and produce a
 first chunk within the first-token timeout, so that any failure up to there can still be
 retried elsewhere. After that, a failure ends the stream with an OpenAI-style error event;
-a truncated answer is never presented as a success.
+a truncated answer is never presented as a success. A primed stream counts as in flight at
+its target (`least_busy` reads it) until the relay is closed, however the answer ends.
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ async def open_stream(
             upstream.close()
         raise
     target.record_latency(time.monotonic() - started)
+    relay.hold()
     return relay
 
 
@@ -188,6 +190,26 @@ class StreamRelay:
         )
         options = call.body.get("stream_options")
         self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        self.holding = False  # counted in `target.in_flight` (see `hold`)
+        self.successor: StreamRelay | None = None  # the stream continuing this broken one
+
+    def hold(self) -> None:
+        """Count the stream in its target's `in_flight` (what `least_busy` reads) until
+        `close`: the attempt's own count ends when the primed stream is handed over, in the
+        same step of the event loop, so the target never looks idle in between."""
+        self.target.in_flight += 1
+        self.holding = True
+
+    def close(self) -> None:
+        """Let go of the upstream connection and the target's count, and the continuation's:
+        however the answer ends (finished, failed, client gone, never sent). Safe to call
+        more than once; the count is given back once."""
+        if self.holding:
+            self.holding = False
+            self.target.in_flight -= 1
+        self.upstream.close()
+        if self.successor is not None:
+            self.successor.close()
 
     async def _next_bytes(self, priming: bool = False) -> bytes | None:
         """The next upstream read. While priming, the first-token timeout (around the whole
@@ -353,7 +375,7 @@ class StreamRelay:
             record(self.target, exc.kind)
             failure = exc
         finally:
-            self.upstream.close()
+            self.close()
         if failure is not None:
             if self.pending:  # good chunks that arrived in the same read as the failure
                 yield b"".join(self.pending)
