@@ -14,7 +14,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 
-from router import errors
+from router import errors, plugin_calls
 from router.breaker import record
 from router.dispatch import Attempt, Call, fallback_chain
 from router.failure import Step
@@ -74,7 +74,7 @@ async def _continue(
         verdict = False  # as in `dispatch.execute`: the probe slot is freed on every way out
         target.in_flight += 1  # the attempt; once primed, the stream counts itself
         try:
-            body = target.provider.continuation_body(dict(call.body), partial)
+            body = plugin_calls.continuation_body(target.provider, dict(call.body), partial)
             attempt_call = dataclasses.replace(call, body=body, usage=None)
             relay = await open_stream(attempt_call, target, remaining, continues=broken.chunk_id)
         except errors.UpstreamError as exc:

@@ -142,6 +142,8 @@ async def execute(
                     call.usage = None  # usage counts for the answering attempt only
                     last = exc = failure
                     step = route.steps.get(exc.kind, Step.NEXT)
+                    if step is Step.RETRY and exc.deterministic:
+                        step = Step.NEXT  # it would fail the same way again: move on
                     record(target, exc.kind)
                     verdict = True
                     if call.limits is not None:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import orjson
 
-from router import errors, tracing
+from router import errors, plugin_calls, tracing
 from router.breaker import record
 from router.dispatch import Call
 from router.graph import Target
@@ -37,9 +37,15 @@ def _request(
     runtime: Any, call: Call, body: dict[str, Any], model: str, stream: bool
 ) -> httpx.Request | PlainRequest:
     """The upstream request; a `PlainRequest` when the core's own HTTP transport sends it."""
-    if type(runtime.transport) is AiohttpTransport:
-        return runtime.provider.plain_request(call.op, body, model, stream=stream)
-    return runtime.provider.build_request(call.op, body, model, stream=stream)
+    provider = runtime.provider
+    try:
+        if type(runtime.transport) is AiohttpTransport:
+            return provider.plain_request(call.op, body, model, stream=stream)
+        return provider.build_request(call.op, body, model, stream=stream)
+    except errors.RouterError:
+        raise
+    except Exception as exc:  # a bug in the plugin: see `router.plugin_calls`
+        raise plugin_calls.contained(provider, "transform_request", exc) from None
 
 
 def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
@@ -52,7 +58,7 @@ def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
         " ".join(headers)
     ):
         return
-    info = provider.get_rate_limit_info(headers)
+    info = plugin_calls.rate_limit_info(provider, headers)
     if info is not None and info.exhausted:
         wait = info.wait_hint()
         if wait:
@@ -82,10 +88,15 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
     started = time.monotonic()
     response = await runtime.transport.send(request, timeout, runtime.timeouts.connect)
     if not 200 <= response.status < 300:
-        raise provider.get_error(response)
+        raise plugin_calls.upstream_error(provider, response)
     target.record_latency(time.monotonic() - started)
     _note_limits(target, provider, response.headers)
-    data = provider.transform_response(call.op, response)
+    try:
+        data = provider.transform_response(call.op, response)
+    except errors.RouterError:
+        raise
+    except Exception as exc:
+        raise plugin_calls.contained(provider, "transform_response", exc) from None
     usage = data.get("usage")
     if isinstance(usage, dict):
         call.usage = usage
@@ -125,8 +136,8 @@ async def open_stream(
             upstream = await runtime.transport.open(request, runtime.timeouts.connect)
             if not 200 <= upstream.status < 300:
                 content = await upstream.read()
-                raise provider.get_error(
-                    UpstreamResponse(upstream.status, upstream.headers, content)
+                raise plugin_calls.upstream_error(
+                    provider, UpstreamResponse(upstream.status, upstream.headers, content)
                 )
             # Read while the upstream works on its first token, not after it arrived.
             _note_limits(target, provider, upstream.headers)
@@ -246,7 +257,12 @@ class StreamRelay:
         if data.startswith(b"[DONE]"):
             self.done = True
             return
-        chunk = self.provider.transform_stream_event(self.call.op, data, name)
+        try:
+            chunk = self.provider.transform_stream_event(self.call.op, data, name)
+        except errors.RouterError:
+            raise
+        except Exception as exc:
+            raise plugin_calls.contained(self.provider, "transform_stream_event", exc) from None
         if chunk is None:
             return
         usage = chunk.get("usage")
