@@ -174,6 +174,7 @@ def _endpoint(op: Operation, state: RouterState, drain: Drain):  # type: ignore[
         call: Call | None = None
         limits: CallLimits | None = None
         watch: DisconnectWatch | None = None
+        relay: Any = None
         streaming = False
         try:
             if drain.draining:
@@ -241,7 +242,9 @@ def _endpoint(op: Operation, state: RouterState, drain: Drain):  # type: ignore[
             record.failed(error)
             return error_response(error, request_id, state)
         finally:
-            if not streaming:
+            if not streaming:  # a stream's own end stops its watch and releases its limits
+                if relay is not None:  # primed, but its answer is not going out
+                    relay.close()
                 if watch is not None:
                     watch.stop()
                 try:
@@ -280,7 +283,12 @@ def _stream_answer(
         rate = limits.header_pairs() if limits else []
         headers = attempt_headers(call, target, request_id, rate)
         headers += _STREAM_HEADERS
-        response = EventStream(relay.__aiter__(), headers, watch, record, on_close=close)
+
+        def closed() -> None:
+            relay.close()  # even if no frame was read: the stream holds its target till here
+            close()
+
+        response = EventStream(relay.__aiter__(), headers, watch, record, on_close=closed)
         return _finish_headers(response, graph, request_id, key_name, call, None, target)
 
     return answer

@@ -31,7 +31,8 @@ def weighted(targets: Sequence[Target]) -> list[Target]:
 
 
 def least_busy(targets: Sequence[Target]) -> list[Target]:
-    """Fewest requests in flight first; ties keep the configured order."""
+    """Fewest requests in flight first (a stream counts until it ends, see
+    `router.relay.StreamRelay.hold`); ties keep the configured order."""
     return sorted(targets, key=lambda t: t.in_flight)
 
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-from router import errors
+from router import errors, plugin_calls
 from router.breaker import record
 from router.dispatch import Attempt, Call, fallback_chain
 from router.failure import Step
@@ -74,31 +73,34 @@ async def _continue(
         breaker = target.breaker
         if breaker is not None and not breaker.allow(time.monotonic()):
             continue
-        body: dict[str, Any] = target.provider.continuation_body(dict(call.body), partial)
-        attempt_call = dataclasses.replace(call, body=body, usage=None)
         started = time.monotonic()
-        target.in_flight += 1
+        verdict = False  # as in `dispatch.execute`: the probe slot is freed on every way out
+        target.in_flight += 1  # the attempt; once primed, the stream counts itself
         try:
+            body = plugin_calls.continuation_body(target.provider, dict(call.body), partial)
+            attempt_call = dataclasses.replace(call, body=body, usage=None)
             relay = await open_stream(attempt_call, target, remaining, continues=broken.chunk_id)
         except errors.UpstreamError as exc:
             outcome = f"continue_{exc.code or exc.kind.value}"
             call.attempts.append(Attempt(target.label, outcome, time.monotonic() - started))
             record(target, exc.kind)
-            target.in_flight -= 1
+            verdict = True
             continue
-        except BaseException:
-            if breaker is not None:
-                breaker.release()
+        else:
+            record(target, None)
+            verdict = True
+        finally:
             target.in_flight -= 1
-            raise
-        record(target, None)
+            if not verdict and breaker is not None:
+                breaker.release()
         call.attempts.append(Attempt(target.label, "continued", time.monotonic() - started))
         call.answered_by, call.target = fallback_route, target
+        broken.successor = relay  # closed with the answer, however it ends
         try:
             async for frame in relay:
                 yield frame
         finally:
-            target.in_flight -= 1
+            relay.close()
             call.usage = attempt_call.usage  # the answering attempt's usage, and only its
         return
     yield error_frame(failure)

@@ -142,22 +142,26 @@ async def execute(
                     raise last or errors.UpstreamTimeout("the request deadline passed")
                 if target.breaker is not None and not target.breaker.allow(time.monotonic()):
                     break  # open (or another request is probing it): skip, no attempt made
-                limits = call.limits
-                if limits is not None and target.runtime.name in limits.table.providers:
-                    # the provider's quota, per attempt
-                    refused = await limits.before_attempt(target.runtime.name, remaining)
-                    if refused is not None:
-                        if target.breaker is not None:
-                            target.breaker.release()  # not tried: no verdict on the target
-                        call.attempts.append(Attempt(target.label, "quota_fallback", 0.0))
-                        last, step = last or refused, Step.NEXT
-                        break
-                started = time.monotonic()
-                target.in_flight += 1
-                call.trying = route
+                # From `allow()` to the attempt's verdict this request may hold the breaker's
+                # one half-open probe: every other way out (a quota that refuses, rejects or
+                # makes it wait too long, a limit backend down, the client leaving) frees it.
                 verdict = False
                 try:
-                    result = await attempt(target, remaining)
+                    limits = call.limits
+                    if limits is not None and target.runtime.name in limits.table.providers:
+                        # the provider's quota, per attempt
+                        refused = await limits.before_attempt(target.runtime.name, remaining)
+                        if refused is not None:
+                            call.attempts.append(Attempt(target.label, "quota_fallback", 0.0))
+                            last, step = last or refused, Step.NEXT
+                            break
+                    started = time.monotonic()
+                    target.in_flight += 1
+                    call.trying = route
+                    try:
+                        result = await attempt(target, remaining)
+                    finally:
+                        target.in_flight -= 1
                 except errors.UpstreamError as failure:
                     elapsed = time.monotonic() - started
                     outcome = failure.code or failure.kind.value
@@ -165,6 +169,8 @@ async def execute(
                     call.usage = None  # usage counts for the answering attempt only
                     last = exc = failure
                     step = route.steps.get(exc.kind, Step.NEXT)
+                    if step is Step.RETRY and exc.deterministic:
+                        step = Step.NEXT  # it would fail the same way again: move on
                     record(target, exc.kind)
                     verdict = True
                     if call.limits is not None:
@@ -178,9 +184,8 @@ async def execute(
                     verdict = True
                     return result
                 finally:
-                    target.in_flight -= 1
                     if not verdict and target.breaker is not None:
-                        target.breaker.release()  # cancelled or crashed: free the probe slot
+                        target.breaker.release()  # no verdict on the target: free the probe
 
                 if step is Step.FAIL:
                     raise exc

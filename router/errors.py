@@ -26,6 +26,7 @@
         ├── UpstreamConnectionError  502
         ├── UpstreamTimeout          504
         └── MalformedResponse        502
+            └── PluginError          502  a provider plugin's own code raised (contained)
 
 Retry and fallback decisions read `kind`, never the message text.
 """
@@ -172,6 +173,9 @@ class UpstreamError(RouterError):
     type = "upstream_error"
     code: str | None = "upstream_error"
     kind = ErrorKind.SERVER
+    #: The same request to the same target would fail the same way, whatever the upstream
+    #: does: a `retry` step then moves on to the next target instead.
+    deterministic: bool = False
 
     def __init__(
         self,
@@ -278,3 +282,17 @@ class MalformedResponse(UpstreamError):
     type = "server_error"
     code = "malformed_upstream_response"
     kind = ErrorKind.MALFORMED
+
+
+class PluginError(MalformedResponse):
+    """A provider plugin's own code raised something that is not a router error: a bug in
+    the plugin, contained where the core calls it (see `router.plugin_calls`). `stage` names
+    the provider method. A request the plugin failed to build was never sent and would fail
+    the same way on a retry: it is `deterministic`."""
+
+    code = "provider_plugin_error"
+
+    def __init__(self, message: str, *, provider: str, stage: str) -> None:
+        super().__init__(message, provider=provider)
+        self.stage = stage
+        self.deterministic = stage == "transform_request"

@@ -156,6 +156,11 @@ rate_limit_rejections = Counter(
     ("model", "key"),
 )
 reloads = Counter("llm_router.config.reloads", "Config reloads by result.", ("result",))
+plugin_errors = Counter(
+    "llm_router.plugin_errors",
+    "Exceptions raised by a provider plugin's own code, contained as failed attempts.",
+    ("provider", "stage"),
+)
 
 # Breaker state lives on the active graph's targets, not here: the running router registers a
 # source of `router.breaker.breaker_states` rows, read at scrape time only, so the hot path pays

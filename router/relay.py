@@ -3,7 +3,8 @@
 A stream is primed before the client sees a byte: the upstream must answer 2xx and produce a
 first chunk within the first-token timeout, so that any failure up to there can still be
 retried elsewhere. After that, a failure ends the stream with an OpenAI-style error event;
-a truncated answer is never presented as a success.
+a truncated answer is never presented as a success. A primed stream counts as in flight at
+its target (`least_busy` reads it) until the relay is closed, however the answer ends.
 
 This is where upstream words enter the router's errors, so every error leaving an attempt is
 scrubbed here of configured secrets (`router.redaction`), before anything logs, traces or
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 import orjson
 
-from router import errors, sse, tracing
+from router import errors, plugin_calls, sse, tracing
 from router.breaker import record
 from router.dispatch import Call
 from router.graph import Target
@@ -41,9 +42,15 @@ def _request(
     runtime: Any, call: Call, body: dict[str, Any], model: str, stream: bool
 ) -> httpx.Request | PlainRequest:
     """The upstream request; a `PlainRequest` when the core's own HTTP transport sends it."""
-    if type(runtime.transport) is AiohttpTransport:
-        return runtime.provider.plain_request(call.op, body, model, stream=stream)
-    return runtime.provider.build_request(call.op, body, model, stream=stream)
+    provider = runtime.provider
+    try:
+        if type(runtime.transport) is AiohttpTransport:
+            return provider.plain_request(call.op, body, model, stream=stream)
+        return provider.build_request(call.op, body, model, stream=stream)
+    except errors.RouterError:
+        raise
+    except Exception as exc:  # a bug in the plugin: see `router.plugin_calls`
+        raise plugin_calls.contained(provider, "transform_request", exc) from None
 
 
 def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
@@ -56,7 +63,7 @@ def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
         " ".join(headers)
     ):
         return
-    info = provider.get_rate_limit_info(headers)
+    info = plugin_calls.rate_limit_info(provider, headers)
     if info is not None and info.exhausted:
         wait = info.wait_hint()
         if wait:
@@ -91,10 +98,15 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
             request, timeout, timeouts.connect, min(timeouts.first_token, timeout)
         )
         if not 200 <= response.status < 300:
-            raise provider.get_error(response)
+            raise plugin_calls.upstream_error(provider, response)
         target.record_latency(time.monotonic() - started)
         _note_limits(target, provider, response.headers)
-        data = provider.transform_response(call.op, response)
+        try:
+            data = provider.transform_response(call.op, response)
+        except errors.RouterError:
+            raise
+        except Exception as exc:
+            raise plugin_calls.contained(provider, "transform_response", exc) from None
     except errors.RouterError as exc:
         runtime.redactor.scrub(exc)  # upstream words, before anyone logs or shows them
         raise
@@ -139,8 +151,8 @@ async def open_stream(
             upstream = await runtime.transport.open(request, timeouts.connect)
             if not 200 <= upstream.status < 300:
                 content = await upstream.read()
-                raise provider.get_error(
-                    UpstreamResponse(upstream.status, upstream.headers, content)
+                raise plugin_calls.upstream_error(
+                    provider, UpstreamResponse(upstream.status, upstream.headers, content)
                 )
             # Read while the upstream works on its first token, not after it arrived.
             _note_limits(target, provider, upstream.headers)
@@ -162,6 +174,7 @@ async def open_stream(
             runtime.redactor.scrub(exc)
         raise
     target.record_latency(time.monotonic() - started)
+    relay.hold()
     return relay
 
 
@@ -205,6 +218,26 @@ class StreamRelay:
         )
         options = call.body.get("stream_options")
         self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        self.holding = False  # counted in `target.in_flight` (see `hold`)
+        self.successor: StreamRelay | None = None  # the stream continuing this broken one
+
+    def hold(self) -> None:
+        """Count the stream in its target's `in_flight` (what `least_busy` reads) until
+        `close`: the attempt's own count ends when the primed stream is handed over, in the
+        same step of the event loop, so the target never looks idle in between."""
+        self.target.in_flight += 1
+        self.holding = True
+
+    def close(self) -> None:
+        """Let go of the upstream connection and the target's count, and the continuation's:
+        however the answer ends (finished, failed, client gone, never sent). Safe to call
+        more than once; the count is given back once."""
+        if self.holding:
+            self.holding = False
+            self.target.in_flight -= 1
+        self.upstream.close()
+        if self.successor is not None:
+            self.successor.close()
 
     async def _next_bytes(self, priming: bool = False) -> bytes | None:
         """The next upstream read. While priming, the first-token timeout (around the whole
@@ -241,7 +274,12 @@ class StreamRelay:
         if data.startswith(b"[DONE]"):
             self.done = True
             return
-        chunk = self.provider.transform_stream_event(self.call.op, data, name)
+        try:
+            chunk = self.provider.transform_stream_event(self.call.op, data, name)
+        except errors.RouterError:
+            raise
+        except Exception as exc:
+            raise plugin_calls.contained(self.provider, "transform_stream_event", exc) from None
         if chunk is None:
             return
         usage = chunk.get("usage")
@@ -371,7 +409,7 @@ class StreamRelay:
             record(self.target, exc.kind)
             failure = exc
         finally:
-            self.upstream.close()
+            self.close()
         if failure is not None:
             if self.pending:  # good chunks that arrived in the same read as the failure
                 yield b"".join(self.pending)

@@ -128,7 +128,7 @@ def test_malformed_chunk_after_commit_is_an_error_event_and_the_router_lives_on(
 ):
     frames = chat_chunks(["Hel", "lo"])
     # Paced, so that the good chunks are relayed (committed) before the bad one arrives.
-    fake_upstream.add(A, sse_reply([*frames[:2], b"data: {oops\n\n", *frames[2:]], delay=0.05))
+    fake_upstream.add(A, sse_reply([*frames[:2], b"data: {oops\n\n", *frames[2:]], delay=0.2))
     text, _, error, _ = stream(client)
     assert text == "Hel"
     assert isinstance(error, openai.APIError) and "not JSON" in error.message
@@ -197,7 +197,7 @@ def test_refused_continuation_gives_the_original_failure(client, fake_upstream):
 def test_content_filter_mid_stream_is_never_continued_elsewhere(client, fake_upstream):
     frames = chat_chunks(["Hel", "lo"])
     stop = {"error": {"message": "flagged by the content filter", "code": "content_filter"}}
-    fake_upstream.add(A, sse_reply([*frames[:2], stop], delay=0.05))
+    fake_upstream.add(A, sse_reply([*frames[:2], stop], delay=0.2))
     fake_upstream.set_default(B, sse_reply(chat_chunks(["should not"])))
     text, _, error, _ = stream(client, "resume")
     assert text == "Hel"

@@ -206,8 +206,8 @@ class ModelConfig(Strict):
     strategy: Strategy = Field(
         "priority",
         description="How to pick among targets: `priority` (in order), `weighted` (random by "
-        "weight), `round_robin`, `least_busy` (fewest in flight), `lowest_latency` (moving "
-        "average of time to first token).",
+        "weight), `round_robin`, `least_busy` (fewest requests in flight, a stream counting "
+        "until it ends), `lowest_latency` (moving average of time to first token).",
     )
     retries: RetryConfig = Field(
         default_factory=RetryConfig,  # type: ignore[arg-type]

@@ -93,7 +93,10 @@ class BreakerConfig(_Strict):
         description="The failure rate is only judged once the window holds this many attempts.",
     )
     open_for: PositiveSeconds = Field(
-        30.0, description="Seconds a tripped breaker skips its target before the probe."
+        30.0,
+        description="Seconds a tripped breaker skips its target before the probe: the one "
+        "request then let through. A probe that never reaches the upstream (its provider's "
+        "quota refuses it, the client leaves) lets the next request probe.",
     )
 
 
