@@ -7,7 +7,6 @@ plain Python exceptions on purpose (tests/buggy_plugin)."""
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,27 +89,26 @@ class Served:
         config = tmp / "router.yaml"
         config.write_text(CONFIG.format(url=self.upstream.url, key=SECRET, models=_models()))
         self.router = RouterProcess(config, env=_install_plugin(tmp / "site")).start()
-        self.lines: list[bytes] = []
-        assert self.router.process is not None and self.router.process.stderr is not None
-        stderr = self.router.process.stderr
-        self._reader = threading.Thread(target=lambda: self.lines.extend(stderr), daemon=True)
-        self._reader.start()
         self.client = openai.OpenAI(
             base_url=self.router.base_url, api_key="x", max_retries=0, timeout=15
         )
 
     def events(self, name: str) -> list[dict]:
         out = []
-        for line in list(self.lines):
+        for line in self.lines:
             if line.startswith(b"{"):
                 event = orjson.loads(line)
                 if event.get("event") == name:
                     out.append(event)
         return out
 
+    @property
+    def lines(self) -> list[bytes]:
+        """The router's log lines so far, read as they are written (see `RouterProcess`)."""
+        return self.router.stderr_lines()
+
     def stop(self) -> None:
         self.router.stop()
-        self._reader.join(10)
         self.upstream.stop()
 
 
