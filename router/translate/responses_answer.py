@@ -40,7 +40,7 @@ def echo_fields(request: dict[str, Any]) -> dict[str, Any]:
     reasoning = request.get("reasoning")
     effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
     parallel = request.get("parallel_tool_calls")
-    return {
+    echo = {
         "background": False,
         "instructions": request.get("instructions"),
         "max_output_tokens": request.get("max_output_tokens"),
@@ -55,8 +55,10 @@ def echo_fields(request: dict[str, Any]) -> dict[str, Any]:
         "tools": [_echo_tool(tool) for tool in request.get("tools") or ()],
         "top_p": request.get("top_p"),
         "truncation": "disabled",
-        "user": request.get("user"),
     }
+    if request.get("user") is not None:  # (a string or absent, says the schema)
+        echo["user"] = request["user"]
+    return echo
 
 
 def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
@@ -92,8 +94,9 @@ def response_object(
         "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
         "model": model,
         "output": output,
-        "usage": usage,
     }
+    if usage is not None:  # (an object or absent, says the schema)
+        response["usage"] = usage
     response.update(echo)
     return response
 
@@ -129,9 +132,16 @@ def response_error(error: RouterError) -> dict[str, Any]:
 
 
 def chat_to_response(
-    answer: dict[str, Any], request: dict[str, Any], echo: dict[str, Any] | None = None
+    answer: dict[str, Any],
+    request: dict[str, Any],
+    echo: dict[str, Any] | None = None,
+    *,
+    prompt_tokens: int = 0,
 ) -> dict[str, Any]:
-    """The `response` object for a non-streamed chat completion `answer` to `request`."""
+    """The `response` object for a non-streamed chat completion `answer` to `request`.
+
+    `echo`: `echo_fields(request)` if already made; `prompt_tokens`: the estimate reported
+    if the answer has no usage."""
     choices = answer.get("choices") or [{}]
     choice = choices[0]
     message = choice.get("message") or {}
@@ -163,7 +173,9 @@ def chat_to_response(
                 function.get("arguments") or "",
             )
         )
-    usage = ChatUsage.read(answer.get("usage"))
+    chars = sum(len(part.get("text") or part.get("refusal") or "") for part in parts)
+    chars += sum(len(item["arguments"]) for item in output if item["type"] == "function_call")
+    usage = ChatUsage.read(answer.get("usage")) or ChatUsage.estimate(prompt_tokens, chars)
     return response_object(
         echo if echo is not None else echo_fields(request),
         response_id=new_id("resp_"),
@@ -171,6 +183,6 @@ def chat_to_response(
         model=answer.get("model") or request.get("model") or "",
         status=status,
         output=output,
-        usage=responses_usage(usage) if usage is not None else None,
+        usage=responses_usage(usage),
         incomplete_reason=incomplete,
     )
