@@ -39,6 +39,18 @@ def frame(payload: dict[str, Any]) -> bytes:
     return b"event: " + payload["type"].encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
+HOLE = "\x00"  # a value `template` leaves out (JSON text never holds it unescaped)
+_HOLE_JSON = b'"\\u0000"'
+
+
+def template(event: dict[str, Any]) -> list[bytes]:
+    """`frame(event)` cut where its values are `HOLE`: join the values in between.
+
+    A stream's delta events differ only in their text (and sequence number), so each open
+    part encodes its event once and each chunk encodes only its own text."""
+    return frame(event).split(_HOLE_JSON)
+
+
 def invalid(message: str, param: str) -> InvalidRequest:
     return InvalidRequest(message, param=param)
 

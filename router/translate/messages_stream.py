@@ -26,8 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from router.errors import RouterError
-from router.translate.common import frame, new_id
+from router.translate.common import HOLE, frame, new_id, template
 from router.translate.messages_answer import messages_usage, stop_reason, stop_sequences
 from router.translate.messages_errors import anthropic_error_frame
 from router.translate.messages_request import show_thinking
@@ -44,6 +46,7 @@ class _ToolBlock:
     index: int = -1  # the content block's index, once started
     pieces: list[str] = field(default_factory=list)
     done: bool = False
+    delta_frame: list[bytes] = field(default_factory=list)
 
 
 class MessagesStream:
@@ -64,6 +67,7 @@ class MessagesStream:
         self._blocks = 0  # content blocks started
         self._open: str | None = None  # the open text or thinking block's type
         self._tools: dict[int, _ToolBlock] = {}
+        self._delta_frame: list[bytes] = []  # the open text or thinking block's, from `template`
         self._finish: dict[str, Any] = {}
         self._refused = False
         self._usage: ChatUsage | None = None
@@ -169,12 +173,14 @@ class MessagesStream:
                 else {"type": "thinking", "thinking": "", "signature": ""}
             )
             self._start(block)
-        index = self._blocks - 1
-        if kind == "text":
-            delta = {"type": "text_delta", "text": text}
-        else:
-            delta = {"type": "thinking_delta", "thinking": text}
-        self._emit({"type": "content_block_delta", "index": index, "delta": delta})
+            if kind == "text":
+                delta = {"type": "text_delta", "text": HOLE}
+            else:
+                delta = {"type": "thinking_delta", "thinking": HOLE}
+            event = {"type": "content_block_delta", "index": self._blocks - 1, "delta": delta}
+            self._delta_frame = template(event)
+        start, end = self._delta_frame
+        self._out.append(start + orjson.dumps(text) + end)
 
     def _tool_delta(self, delta: dict[str, Any]) -> None:
         position = delta.get("index") or 0
@@ -209,18 +215,17 @@ class MessagesStream:
                 }
                 self._start(block)
                 if tool.pieces:
-                    self._json(tool.index, "".join(tool.pieces))
+                    self._json(tool, "".join(tool.pieces))
         elif arguments:
-            self._json(tool.index, arguments)
+            self._json(tool, arguments)
 
-    def _json(self, index: int, partial: str) -> None:
-        self._emit(
-            {
-                "type": "content_block_delta",
-                "index": index,
-                "delta": {"type": "input_json_delta", "partial_json": partial},
-            }
-        )
+    def _json(self, tool: _ToolBlock, partial: str) -> None:
+        if not tool.delta_frame:
+            delta = {"type": "input_json_delta", "partial_json": HOLE}
+            event = {"type": "content_block_delta", "index": tool.index, "delta": delta}
+            tool.delta_frame = template(event)
+        start, end = tool.delta_frame
+        self._out.append(start + orjson.dumps(partial) + end)
 
     def _start(self, block: dict[str, Any]) -> None:
         self._emit({"type": "content_block_start", "index": self._blocks, "content_block": block})

@@ -65,6 +65,7 @@ class OpenText:
     parts: list[dict[str, Any]] = field(default_factory=list)  # the finished ones
     part: str | None = None
     pieces: list[str] = field(default_factory=list)
+    delta_frame: list[bytes] = field(default_factory=list)  # the open part's, from `template`
 
     def snapshot(self, status: str) -> dict[str, Any]:
         parts = self.parts
@@ -85,6 +86,7 @@ class OpenCall:
     index: int = -1
     pieces: list[str] = field(default_factory=list)
     done: bool = False
+    delta_frame: list[bytes] = field(default_factory=list)
 
     def snapshot(self, status: str) -> dict[str, Any]:
         return call_item(self.item_id, status, self.call_id, self.name, "".join(self.pieces))

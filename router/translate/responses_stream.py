@@ -35,8 +35,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
 from router.errors import RouterError
-from router.translate.common import frame, new_id
+from router.translate.common import HOLE, frame, new_id, template
 from router.translate.responses_answer import (
     echo_fields,
     response_error,
@@ -165,11 +167,13 @@ class ResponsesStream:
                 self._close_part(item)
             item.part = part
             self._emit(self._at(item, "response.content_part.added", content_part(part, "")))
+            event = self._at(item, PART_EVENTS[part][0], None, delta=HOLE)
+            if part == "output_text":
+                event["logprobs"] = []
+            event["sequence_number"] = HOLE
+            item.delta_frame = template(event)
         item.pieces.append(text)
-        event = self._at(item, PART_EVENTS[part][0], None, delta=text)
-        if part == "output_text":
-            event["logprobs"] = []
-        self._emit(event)
+        self._emit_delta(item.delta_frame, text)
 
     def _call_delta(self, delta: dict[str, Any]) -> None:
         index = delta.get("index") or 0
@@ -285,14 +289,16 @@ class ResponsesStream:
         self._emit({"type": "response.output_item.done", "output_index": index, "item": item})
 
     def _arguments(self, call: OpenCall, delta: str) -> None:
-        self._emit(
-            {
+        if not call.delta_frame:
+            event = {
                 "type": "response.function_call_arguments.delta",
                 "item_id": call.item_id,
                 "output_index": call.index,
-                "delta": delta,
+                "delta": HOLE,
+                "sequence_number": HOLE,
             }
-        )
+            call.delta_frame = template(event)
+        self._emit_delta(call.delta_frame, delta)
 
     @staticmethod
     def _at(
@@ -314,6 +320,12 @@ class ResponsesStream:
         event["sequence_number"] = self._seq
         self._seq += 1
         self._out.append(frame(event))
+
+    def _emit_delta(self, pieces: list[bytes], delta: str) -> None:
+        """A delta event from its template: the text, then the sequence number."""
+        start, middle, end = pieces
+        self._out.append(start + orjson.dumps(delta) + middle + str(self._seq).encode() + end)
+        self._seq += 1
 
     def _flush(self) -> bytes:
         if not self._out:
