@@ -13,7 +13,8 @@
                                tool_calls → tool_use; content_filter → refusal
     usage                    → input_tokens (prompt tokens less cache reads and writes, as
                                Anthropic counts them), output_tokens,
-                               cache_read_input_tokens, cache_creation_input_tokens
+                               cache_read_input_tokens, cache_creation_input_tokens;
+                               estimated as the router does when the answer has none
 
 `model` is the upstream's, as in the router's chat answers. Only choice 0 is read.
 """

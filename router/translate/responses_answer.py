@@ -9,7 +9,8 @@
     finish_reason            → status: `stop`/`tool_calls` completed; `length` incomplete
                                (`max_output_tokens`); `content_filter` incomplete
                                (`content_filter`)
-    usage                    → input/output/total tokens, cached and reasoning details
+    usage                    → input/output/total tokens, cached and reasoning details;
+                               estimated as the router does when the answer has none
 
 The request's settings are echoed (`instructions`, `tools`, `tool_choice`, `text`,
 `temperature`, `metadata`, …) as the API does; `store` is always false and
@@ -52,7 +53,7 @@ def echo_fields(request: dict[str, Any]) -> dict[str, Any]:
         "temperature": request.get("temperature"),
         "text": {"format": fmt or {"type": "text"}},
         "tool_choice": request.get("tool_choice") or "auto",
-        "tools": [_echo_tool(tool) for tool in request.get("tools") or ()],
+        "tools": [_echo_tool(t) for t in request.get("tools") or () if isinstance(t, dict)],
         "top_p": request.get("top_p"),
         "truncation": "disabled",
     }
