@@ -10,7 +10,7 @@ Anthropic's documented set, and what of the router's tree (`router.errors`) land
     413 request_too_large       PayloadTooLarge
     429 rate_limit_error        RateLimited, UpstreamRateLimited, InsufficientQuota
     500 api_error               InternalError, and the 502s: UpstreamServerError,
-                                UpstreamConnectionError, MalformedResponse
+                                UpstreamConnectionError, MalformedResponse (PluginError too)
     504 timeout_error           UpstreamTimeout
     529 overloaded_error        ServiceUnavailable, UpstreamUnavailable (503 in the chat API)
 
