@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from router.config import ConfigError
 
 if TYPE_CHECKING:
-    from router.graph import RoutingGraph
+    from router.graph.compile import RoutingGraph
 
 SCHEMA_PATH = Path("schema/router.schema.json")
 
@@ -20,7 +20,7 @@ SCHEMA_PATH = Path("schema/router.schema.json")
 def _load(path: str, strict: bool = False) -> RoutingGraph | None:
     """The compiled graph, or None after printing the file:line:key errors; with `strict`,
     warnings are errors too (as the config's own `server.strict_config` makes them)."""
-    from router.graph import load_graph
+    from router.graph.compile import load_graph
 
     try:
         graph = load_graph(path)
@@ -36,8 +36,8 @@ def _load(path: str, strict: bool = False) -> RoutingGraph | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from router.serving import uvicorn_options
-    from router.settings import Settings
+    from router.config.settings import Settings
+    from router.http.serving import uvicorn_options
 
     settings = Settings()
     config = args.config or settings.config
@@ -53,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host or graph.config.server.host
     port = args.port or settings.port or graph.config.server.port
     workers = args.workers or settings.workers
-    from router.limits import unshared_limits
+    from router.limits.policies import unshared_limits
 
     problem = unshared_limits(graph.config, graph.limits, workers)
     if problem:
@@ -61,7 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     os.environ["LLM_ROUTER_WORKERS"] = str(workers)  # each worker checks its reloads too
     uvicorn.run(
-        "router.app:create_app_from_env",
+        "router.http.app:create_app_from_env",
         factory=True,
         host=host,
         port=port,
@@ -96,7 +96,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from router.config.loader import did_you_mean
-    from router.explain import explain
+    from router.graph.explain import explain
 
     graph = _load(args.config)
     if graph is None:

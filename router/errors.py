@@ -286,9 +286,9 @@ class MalformedResponse(UpstreamError):
 
 class PluginError(MalformedResponse):
     """A provider plugin's own code raised something that is not a router error: a bug in
-    the plugin, contained where the core calls it (see `router.plugin_calls`). `stage` names
-    the provider method. A request the plugin failed to build was never sent and would fail
-    the same way on a retry: it is `deterministic`."""
+    the plugin, contained where the core calls it (see `router.upstream.plugin_calls`).
+    `stage` names the provider method. A request the plugin failed to build was never sent
+    and would fail the same way on a retry: it is `deterministic`."""
 
     code = "provider_plugin_error"
 

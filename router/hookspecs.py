@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pluggy
 
-from router.provider import Provider
+from router.upstream.provider import Provider
 
 hookspec = pluggy.HookspecMarker("llm_router")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pluggy
 
 from router import hookspecs
-from router.provider import Provider
+from router.upstream.provider import Provider
 
 ENTRY_POINT_GROUP = "llm_router"
 

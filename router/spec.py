@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pluggy
 
-from router.classify import classify_error, extract_error
 from router.errors import (
     ContentPolicyViolation,
     ContextLengthExceeded,
@@ -26,7 +25,8 @@ from router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from router.provider import (
+from router.upstream.classify import classify_error, extract_error
+from router.upstream.provider import (
     Operation,
     Provider,
     ProviderConfig,
@@ -35,7 +35,7 @@ from router.provider import (
     Timeouts,
     UpstreamResponse,
 )
-from router.ratelimit_headers import RateLimitInfo, parse_rate_limit_headers, parse_seconds
+from router.upstream.ratelimit_headers import RateLimitInfo, parse_rate_limit_headers, parse_seconds
 
 hookimpl = pluggy.HookimplMarker("llm_router")
 

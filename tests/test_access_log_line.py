@@ -13,7 +13,7 @@ import pytest
 import structlog
 import structlog.contextvars
 
-from router import logs
+from router.observability import logs
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from router.answer import JsonAnswer, encoded
 from router.config.policies import RateLimitBackendConfig
-from router.limiter import Limiter, Ticket, rate_header_pairs, rate_headers
-from router.limits import Limit, Policy, PolicySet
+from router.http.responses import JsonAnswer, encoded
+from router.limits.admission import Limiter, Ticket, rate_header_pairs, rate_headers
+from router.limits.policies import Limit, Policy, PolicySet
 
 
 def _ticket(limiter: Limiter, limits: tuple[Limit, ...], cost: int) -> Ticket:

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from router import logs
+from router.observability import logs
 from router.testing import RouterServer, json_reply
 
 ADMIN = "adm-Identity-9Kq"

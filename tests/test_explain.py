@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import textwrap
 
-from router import dispatch
 from router.cli import main
-from router.dispatch import fallback_chain
-from router.graph import load_graph
+from router.graph.compile import load_graph
+from router.routing import dispatch
+from router.routing.dispatch import fallback_chain
 
 CONFIG = """
 server:

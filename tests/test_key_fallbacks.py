@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from router.cli import main
-from router.graph import load_graph
-from router.reload import carry_over
+from router.graph.compile import load_graph
+from router.graph.reload import carry_over
 from router.testing import (
     FakeUpstream,
     RouterProcess,

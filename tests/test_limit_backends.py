@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from router.limit_backends import MemoryBackend
-from router.limits import CONCURRENT, Limit
+from router.limits.backends import MemoryBackend
+from router.limits.policies import CONCURRENT, Limit
 
 ONE = (Limit(CONCURRENT, "p:key", 1, 0, 0),)
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from router import tracing
+from router.observability import tracing
 from router.testing import (
     RouterProcess,
     chat_chunks,

@@ -10,10 +10,16 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from router.graph import load_graph
+from router.graph.compile import load_graph
+from router.graph.reload import masked_config
 from router.plugins import ProviderPlugin, provider_plugins
-from router.provider import Operation, Provider, ProviderConfig, ProviderSettings, UpstreamResponse
-from router.reload import masked_config
+from router.upstream.provider import (
+    Operation,
+    Provider,
+    ProviderConfig,
+    ProviderSettings,
+    UpstreamResponse,
+)
 
 pytest.importorskip("llm_router_litellm")
 pytest.importorskip("llm_router_telkom")

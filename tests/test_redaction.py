@@ -1,5 +1,5 @@
-"""`router.redaction`: which forms of a secret are masked in upstream error text, which
-values are too short to search for, and what is never touched."""
+"""`router.observability.redaction`: which forms of a secret are masked in upstream error
+text, which values are too short to search for, and what is never touched."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import hashlib
 import orjson
 import pytest
 
-from router import errors, logs
-from router.redaction import MIN_FREE_TEXT, Redactor
+from router import errors
+from router.observability import logs
+from router.observability.redaction import MIN_FREE_TEXT, Redactor
 
 KEY = "sk-proj-Tq9xWv3LmZ8kPb2NcR7dYh4FsJ6gA1gU"
 TOKEN = "tok_8c1e55f0d2b94a7e"  # not `sk-`: only its own needles and fragments find it
@@ -136,8 +137,8 @@ header_rewrites:
 
 
 def test_every_kind_of_secret_is_found_and_masked_in_admin_output(tmp_path):
-    from router.graph import load_graph
-    from router.reload import masked_config
+    from router.graph.compile import load_graph
+    from router.graph.reload import masked_config
 
     path = tmp_path / "router.yaml"
     path.write_text(KINDS)

@@ -12,8 +12,8 @@ import openai
 import pytest
 
 from router.config.loader import load_config_text
-from router.graph import compile_graph
-from router.reload import carry_over
+from router.graph.compile import compile_graph
+from router.graph.reload import carry_over
 from router.testing import RouterServer
 
 ADMIN = "adm-reload-key"
@@ -196,7 +196,7 @@ def test_admin_reload_reports_the_error_and_keeps_serving(tmp_path: Path) -> Non
 
 
 def test_a_key_removed_by_a_reload_is_refused_even_after_use(tmp_path: Path) -> None:
-    """Verified keys are remembered per loaded config (see `router.auth`): a reload that
+    """Verified keys are remembered per loaded config (see `router.http.auth`): a reload that
     drops a key must end it at once, however often it was used before."""
     path = tmp_path / "router.yaml"
     text = config("first").replace("server: {", "server: {watch_config: false, ")

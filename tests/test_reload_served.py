@@ -19,13 +19,13 @@ import httpx
 import openai
 import pytest
 
-from router import logs
 from router.config.loader import load_config_text
-from router.graph import RoutingGraph, compile_graph
+from router.graph.compile import RoutingGraph, compile_graph
+from router.graph.reload import POLL_SECONDS, RESTART_ONLY, restart_needed, setting
+from router.http.state import RouterState
+from router.observability import logs
 from router.plugins import ProviderPlugin, provider_plugins
 from router.providers.mock import MockProvider, MockTransport
-from router.reload import POLL_SECONDS, RESTART_ONLY, restart_needed, setting
-from router.state import RouterState
 from router.testing import FakeUpstream, RouterProcess, RouterServer, free_port
 from router.testing.fake_upstream import chat_completion, json_reply
 

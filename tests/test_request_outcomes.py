@@ -16,8 +16,8 @@ import orjson
 import pytest
 import structlog
 
-from router import errors, observe
-from router.relay import StreamRelay
+from router import errors
+from router.observability import access
 from router.testing import (
     FakeUpstream,
     RouterProcess,
@@ -25,6 +25,7 @@ from router.testing import (
     json_reply,
     sse_reply,
 )
+from router.upstream.relay import StreamRelay
 
 CLIENT_KEY = "sk-outcomes-client"
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -229,9 +230,9 @@ def test_a_client_gone_while_sending_its_body_is_a_disconnect_not_a_crash(served
 def test_the_error_class_is_the_routers_code_never_an_upstreams() -> None:
     """Metric labels stay bounded: a code an upstream made up is not one."""
     made_up = errors.UpstreamServerError("boom", code="upstream-said-x7")
-    assert observe.error_class(made_up) == "upstream_server_error"
-    assert observe.error_class(errors.UpstreamBadRequest("no", code="x")) == "invalid_request"
-    assert observe.error_class(errors.RateLimited("slow down")) == "rate_limit_exceeded"
+    assert access.error_class(made_up) == "upstream_server_error"
+    assert access.error_class(errors.UpstreamBadRequest("no", code="x")) == "invalid_request"
+    assert access.error_class(errors.RateLimited("slow down")) == "rate_limit_exceeded"
 
 
 # -- an exception nobody expected: in-process, where something on the path can be broken --
@@ -263,7 +264,7 @@ def test_an_unexpected_exception_is_a_500_with_one_line(in_process, monkeypatch)
     def broken(*args: Any) -> Any:
         raise RuntimeError("a bug on the request path")
 
-    monkeypatch.setattr("router.app.check_body", broken)
+    monkeypatch.setattr("router.http.app.check_body", broken)
     labels = {"status": "500", "outcome": "failed", "error": "internal_error"}
     before = _requests_total(in_process.url, **labels)
     client = openai.OpenAI(base_url=in_process.base_url, api_key=CLIENT_KEY, max_retries=0)

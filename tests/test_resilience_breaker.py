@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from router.breaker import Breaker, State
 from router.config.resilience import BreakerConfig
+from router.routing.breaker import Breaker, State
 from router.testing import chat_completion, json_reply
 
 A = "/a/v1/chat/completions"

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from router import continuation
+from router.routing import recovery
 from router.testing import RouterProcess, chat_chunks, chat_completion, json_reply, sse_reply
 from router.testing.fake_upstream import Received, Reply
 
@@ -158,7 +158,7 @@ def test_a_primed_stream_whose_answer_is_never_sent_gives_its_count_back(
     def broken(*args: object) -> None:
         raise RuntimeError("simulated failure before the answer is sent")
 
-    monkeypatch.setattr(continuation, "enable", broken)
+    monkeypatch.setattr(recovery, "enable", broken)
     fake_upstream.set_default(A, _answers("a"))
     body = {"model": "chat", "messages": MSGS, "stream": True}
     response = httpx.post(router.base_url + "/chat/completions", json=body, timeout=15)

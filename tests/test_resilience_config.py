@@ -8,11 +8,11 @@ import textwrap
 import openai
 import pytest
 
-from router import balancer
 from router.cli import main
 from router.config import ConfigError
 from router.config.resilience import BreakerConfig, FailureSteps
-from router.graph import load_graph
+from router.graph.compile import load_graph
+from router.routing import strategies
 from router.testing import chat_completion, json_reply
 
 A = "/a/v1/chat/completions"
@@ -120,12 +120,12 @@ class _T:
 
 def test_strategies_order_as_specified():
     a, b, c = _T("a", 3, 2, 0.5), _T("b", 1, 0, 0.1), _T("c", 1, 1, None)
-    assert balancer.priority([a, b, c]) == [a, b, c]
-    assert balancer.least_busy([a, b, c]) == [b, c, a]
-    assert balancer.lowest_latency([a, b, c]) == [c, b, a]  # unmeasured first
-    rr = balancer.strategy_for("round_robin")
+    assert strategies.priority([a, b, c]) == [a, b, c]
+    assert strategies.least_busy([a, b, c]) == [b, c, a]
+    assert strategies.lowest_latency([a, b, c]) == [c, b, a]  # unmeasured first
+    rr = strategies.strategy_for("round_robin")
     assert [rr([a, b, c])[0] for _ in range(6)] == [a, b, c, a, b, c]
-    firsts = collections.Counter(balancer.weighted([a, b])[0].label for _ in range(4000))
+    firsts = collections.Counter(strategies.weighted([a, b])[0].label for _ in range(4000))
     assert 0.70 < firsts["a"] / 4000 < 0.80  # weight 3 of 4
 
 

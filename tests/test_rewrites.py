@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from router.config.loader import ConfigError
-from router.graph import load_graph
-from router.rewrites import explain_request_headers
+from router.graph.compile import load_graph
+from router.graph.rewrites import explain_request_headers
 from router.testing import chat_chunks, chat_completion, json_reply, sse_reply
 
 CONFIG = """

@@ -185,7 +185,7 @@ def test_traces_carry_no_secret(tmp_path, fake_upstream):
     failure leaves no secret in any span's attributes, events or status."""
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from router import tracing
+    from router.observability import tracing
     from router.testing import RouterServer
 
     exporter = InMemorySpanExporter()

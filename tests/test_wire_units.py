@@ -6,9 +6,9 @@ import time
 import pytest
 
 from router import errors
-from router.classify import classify_error, extract_error
-from router.ratelimit_headers import parse_rate_limit_headers, parse_seconds
-from router.sse import SSEDecoder
+from router.upstream.classify import classify_error, extract_error
+from router.upstream.ratelimit_headers import parse_rate_limit_headers, parse_seconds
+from router.upstream.sse import SSEDecoder
 
 
 @pytest.mark.parametrize(

@@ -283,7 +283,7 @@ def validation_issues(
 class LoadedConfig:
     """A config file as loaded. With `issues`, `config` holds what validated: each invalid
     entry keeps its valid keys or is an inert stand-in, the paths of what was replaced are in
-    `replaced`, and the graph's reference checks still run on the rest (`router.graph`), so
+    `replaced`, and the graph's reference checks still run on the rest (`router.graph.compile`), so
     that one run reports every problem."""
 
     config: RouterConfig
@@ -315,7 +315,7 @@ def parse_config(
 def load_config_text(
     text: str, file: str = "<config>", environ: Mapping[str, str] | None = None
 ) -> tuple[RouterConfig, SourceMap]:
-    """Parse and validate shapes only (see `router.graph` for references)."""
+    """Parse and validate shapes only (see `router.graph.compile` for references)."""
     loaded = parse_config(text, file, environ)
     if loaded.issues:
         raise ConfigError(by_line(loaded.issues))
@@ -325,7 +325,8 @@ def load_config_text(
 def load_config(
     path: str | Path, environ: Mapping[str, str] | None = None
 ) -> tuple[RouterConfig, SourceMap]:
-    """Read and validate one config file (shapes only; see `router.graph` for references)."""
+    """Read and validate one config file (shapes only; `router.graph.compile` checks the
+    references)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

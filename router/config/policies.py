@@ -1,7 +1,8 @@
 """YAML shapes for rate-limit policies, their backend, and header rewrite rules.
 
 Shapes and ranges only: policy names, placeholders and header names that depend on the rest
-of the graph are checked when it is compiled (`router.limits.compile`, `router.rewrites`).
+of the graph are checked when it is compiled (`router.limits.policies.compile_limits`,
+`router.graph.rewrites`).
 """
 
 from __future__ import annotations

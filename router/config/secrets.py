@@ -1,8 +1,9 @@
 """Every secret a config holds, found in one place.
 
-Logs mask these values, upstream error texts are scrubbed of them (`router.redaction`), and
-admin output hides them; one list keeps the three in step, so a secret added to the config (a
-credential in a provider's `headers`, say) cannot be hidden in one place and leak in another.
+Logs mask these values, upstream error texts are scrubbed of them
+(`router.observability.redaction`), and admin output hides them; one list keeps the three in
+step, so a secret added to the config (a credential in a provider's `headers`, say) cannot be
+hidden in one place and leak in another.
 
 A secret is: a `SecretStr` field (provider `api_key`, client keys, `server.admin_key`, and
 any `SecretStr` field of a plugin's settings), the value of a header whose name says it is a

@@ -19,9 +19,9 @@ from multidict import CIMultiDict
 from pydantic import Field
 
 from router.errors import UpstreamTimeout
-from router.provider import Provider, ProviderSettings, UpstreamResponse
 from router.spec import hookimpl
-from router.transport import UpstreamStream
+from router.upstream.provider import Provider, ProviderSettings, UpstreamResponse
+from router.upstream.transport import UpstreamStream
 
 _WORDS = [
     "the",

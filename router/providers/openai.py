@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from router.provider import Provider
 from router.spec import hookimpl
+from router.upstream.provider import Provider
 
 
 class OpenAIProvider(Provider):

@@ -23,8 +23,8 @@ import httpx
 import orjson
 import pytest
 
-from router.provider import Operation
 from router.testing.fake_upstream import FakeUpstream, Received, Reply
+from router.upstream.provider import Operation
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 # What the OpenAI schema requires of a `chat.completion` (CreateChatCompletionResponse).
@@ -134,7 +134,7 @@ class ProviderConformance:
     def test_conformance_translation_is_pure(self) -> None:
         """build_request makes an httpx.Request without any I/O, carrying the credential."""
         from router.plugins import provider_plugins
-        from router.provider import ProviderConfig
+        from router.upstream.provider import ProviderConfig
 
         cls = provider_plugins()[self.plugin].provider_class
         provider = cls(

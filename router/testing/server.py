@@ -15,9 +15,9 @@ from typing import IO
 import httpx
 import uvicorn
 
-from router.app import create_app
-from router.graph import load_graph
-from router.serving import uvicorn_options
+from router.graph.compile import load_graph
+from router.http.app import create_app
+from router.http.serving import uvicorn_options
 
 
 def free_port() -> int:
@@ -56,7 +56,7 @@ class RouterServer:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        self._server.run()  # the production event loop (see `router.serving`)
+        self._server.run()  # the production event loop (see `router.http.serving`)
 
     @property
     def url(self) -> str:

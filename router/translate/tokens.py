@@ -2,7 +2,7 @@
 
 `ChatUsage` reads a chat `usage` object once (vLLM sends `null` details, others leave them
 out); each API then reports it in its own fields. The prompt estimates use the router's one
-estimator (`router.usage`, the one its limits use) on the request's chat translation, so
+estimator (`router.upstream.usage`, the one its limits use) on the request's chat translation, so
 `count_tokens` agrees with what a limit will count.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from router.translate.common import PLAIN, as_dict
 from router.translate.messages_request import chat_messages
 from router.translate.responses_request import responses_to_chat
-from router.usage import estimate_prompt_tokens, estimate_tokens
+from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
 
 
 @dataclass(frozen=True, slots=True)

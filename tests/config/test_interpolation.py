@@ -4,7 +4,7 @@ import pytest
 
 from router.cli import main
 from router.config import ConfigError, load_config_text
-from router.graph import compile_graph
+from router.graph.compile import compile_graph
 
 BASE = """
 providers:

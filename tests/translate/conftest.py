@@ -12,8 +12,8 @@ import openai
 import orjson
 import pytest
 
-from router.sse import SSEDecoder
 from router.testing.openapi import OpenAPIValidator, spec_path
+from router.upstream.sse import SSEDecoder
 
 # The SDKs' own HTTP client package (httpx2 in current releases, httpx before).
 try:

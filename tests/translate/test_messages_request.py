@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from router.errors import InvalidRequest
-from router.provider import Operation
+from router.http.validate import check_body
 from router.translate import TargetFeatures, messages_to_chat
-from router.validate import check_body
+from router.upstream.provider import Operation
 
 WEATHER = {
     "name": "get_weather",

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from router.errors import InvalidRequest
-from router.provider import Operation
+from router.http.validate import check_body
 from router.translate import (
     TargetFeatures,
     check_responses_supported,
     responses_to_chat,
 )
-from router.validate import check_body
+from router.upstream.provider import Operation
 
 WEATHER = {
     "type": "function",

@@ -17,7 +17,7 @@ from router.translate import (
     responses_to_chat,
 )
 from router.translate.tokens import ChatUsage
-from router.usage import estimate_prompt_tokens
+from router.upstream.usage import estimate_prompt_tokens
 
 MESSAGES = {
     "model": "m",

@@ -6,8 +6,9 @@ exception class (`litellm.RateLimitError: ...`). That class is the most precise 
 gives, so it is read first; the `type`, the status and the core's message markers follow.
 FastAPI's own 404/405 `{"detail": ...}` bodies mean the router's target is wrong, not the
 client's request. Messages may echo the proxy key or fragments of it (`Received API Key =
-sk-...abcd`, `Key Hash (Token) =...`): the core's redaction (`router.redaction`) masks those
-for every provider, before anything logs or shows the error.
+sk-...abcd`, `Key Hash (Token) =...`): the core's redaction
+(`router.observability.redaction`) masks those for every provider, before anything logs or
+shows the error.
 """
 
 from __future__ import annotations

@@ -278,8 +278,8 @@ def test_error_param_and_retry_after(name, param, retry_after):
 
 
 def test_clean_message_cuts_the_routing_epilogue():
-    # Key material LiteLLM echoes is the core's to mask (`router.redaction`), for every
-    # provider; `test_e2e_errors` checks that none reaches the client.
+    # Key material LiteLLM echoes is the core's to mask (`router.observability.redaction`),
+    # for every provider; `test_e2e_errors` checks that none reaches the client.
     assert clean_message("litellm.X: boom\n\nLiteLLM: model group 'g' failed") == "litellm.X: boom"
 
 

@@ -1,0 +1,1 @@
+"""Compiling the config into the routing graph, reloading it, and explaining it."""

@@ -1,0 +1,1 @@
+"""The HTTP service: the Starlette app, endpoints, responses, auth, drain, admin."""

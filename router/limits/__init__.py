@@ -1,0 +1,1 @@
+"""Rate-limit policies: compiled tables, admission, backends, headers."""

@@ -1,0 +1,1 @@
+"""Where a request goes: dispatch, strategies, failure steps, breakers, recovery."""

@@ -1,0 +1,1 @@
+"""Talking to upstreams: the provider contract, sending, streams, errors."""

@@ -1,0 +1,423 @@
+"""One attempt at one target: send, translate, and for streams relay event by event.
+
+A stream is primed before the client sees a byte: the upstream must answer 2xx and produce a
+first chunk within the first-token timeout, so that any failure up to there can still be
+retried elsewhere. After that, a failure ends the stream with an OpenAI-style error event;
+a truncated answer is never presented as a success. A primed stream counts as in flight at
+its target (`least_busy` reads it) until the relay is closed, however the answer ends.
+
+This is where upstream words enter the router's errors, so every error leaving an attempt is
+scrubbed here of configured secrets (`router.observability.redaction`), before anything
+logs, traces or shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from router import errors
+from router.graph.compile import Target
+from router.observability import tracing
+from router.routing.breaker import record
+from router.routing.dispatch import Call
+from router.upstream import plugin_calls, sse
+from router.upstream.normalize import complete_answer
+from router.upstream.provider import Operation, PlainRequest, Provider, UpstreamResponse
+from router.upstream.sse import DONE_FRAME, SSEDecoder, encode
+from router.upstream.transport import AiohttpTransport, UpstreamStream
+from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
+
+_BASE_PARSER = Provider.get_rate_limit_info
+_BASE_RESPONSE = Provider.transform_response
+_RATE_LIMIT_NAME = re.compile("ratelimit", re.IGNORECASE)
+
+
+def _request(
+    runtime: Any, call: Call, body: dict[str, Any], model: str, stream: bool
+) -> httpx.Request | PlainRequest:
+    """The upstream request; a `PlainRequest` when the core's own HTTP transport sends it."""
+    provider = runtime.provider
+    try:
+        if type(runtime.transport) is AiohttpTransport:
+            return provider.plain_request(call.op, body, model, stream=stream)
+        return provider.build_request(call.op, body, model, stream=stream)
+    except errors.RouterError:
+        raise
+    except Exception as exc:  # a bug in the plugin: see `router.upstream.plugin_calls`
+        raise plugin_calls.contained(provider, "transform_request", exc) from None
+
+
+def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
+    """Back off before the upstream has to say no: honour an exhausted budget's reset.
+
+    The base parser reports an exhausted budget only from a `*ratelimit*` header, so for a
+    provider that keeps it, an answer without one (most answers) skips its twenty look-ups.
+    """
+    if type(provider).get_rate_limit_info is _BASE_PARSER and not _RATE_LIMIT_NAME.search(
+        " ".join(headers)
+    ):
+        return
+    info = plugin_calls.rate_limit_info(provider, headers)
+    if info is not None and info.exhausted:
+        wait = info.wait_hint()
+        if wait:
+            target.cool_until = time.monotonic() + wait
+
+
+@dataclass(slots=True)
+class JsonAnswerBody:
+    """A non-streaming attempt's answer: as parsed, and the body the client gets.
+
+    When the provider reads answers the base way (an OpenAI-compatible upstream) and the
+    answer lacked nothing the OpenAI schema requires (see `router.upstream.normalize`), the body is
+    the upstream's own bytes: parsed to check it and read its usage, not re-encoded."""
+
+    data: dict[str, Any]
+    content: bytes
+
+
+async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerBody:
+    """A non-streaming attempt: the OpenAI-shaped answer, or an UpstreamError."""
+    runtime = target.runtime
+    provider = runtime.provider
+    request = _request(runtime, call, dict(call.body), target.model, False)
+    tracing.inject(request.headers)
+    if call.prepare is not None:
+        call.prepare(request, target)
+    timeouts = target.timeouts
+    timeout = min(timeouts.total, remaining)
+    started = time.monotonic()
+    try:
+        response = await runtime.transport.send(
+            request, timeout, timeouts.connect, min(timeouts.first_token, timeout)
+        )
+        if not 200 <= response.status < 300:
+            raise plugin_calls.upstream_error(provider, response)
+        target.record_latency(time.monotonic() - started)
+        _note_limits(target, provider, response.headers)
+        try:
+            data = provider.transform_response(call.op, response)
+        except errors.RouterError:
+            raise
+        except Exception as exc:
+            raise plugin_calls.contained(provider, "transform_response", exc) from None
+    except errors.RouterError as exc:
+        runtime.redactor.scrub(exc)  # upstream words, before anyone logs or shows them
+        raise
+    completed = complete_answer(call.op, data, target.model)
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        call.usage = usage
+    if not completed and type(provider).transform_response is _BASE_RESPONSE:
+        return JsonAnswerBody(data, response.content)
+    return JsonAnswerBody(data, orjson.dumps(data))
+
+
+async def open_stream(
+    call: Call,
+    target: Target,
+    remaining: float,
+    continues: str | None = None,
+    on_open: Callable[[StreamRelay], None] | None = None,
+) -> StreamRelay:
+    """A streaming attempt, primed: its first chunk is ready when this returns.
+
+    `continues`: the chunk id of an answer this stream continues (see `router.routing.recovery`).
+    `on_open`: called once the upstream answered 2xx, before its first token: the time to
+    prepare whatever the answer needs that does not depend on the token.
+    """
+    runtime = target.runtime
+    provider = runtime.provider
+    body = dict(call.body)
+    if provider.stream_usage and call.op is not Operation.EMBEDDINGS:
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    request = _request(runtime, call, body, target.model, True)
+    tracing.inject(request.headers)
+    if call.prepare is not None:
+        call.prepare(request, target)
+    started = time.monotonic()
+    timeouts = target.timeouts
+    budget = min(timeouts.total, remaining)
+    first_token = min(timeouts.first_token, budget)
+    upstream: UpstreamStream | None = None
+    try:
+        async with asyncio.timeout(first_token):
+            upstream = await runtime.transport.open(request, timeouts.connect)
+            if not 200 <= upstream.status < 300:
+                content = await upstream.read()
+                raise plugin_calls.upstream_error(
+                    provider, UpstreamResponse(upstream.status, upstream.headers, content)
+                )
+            # Read while the upstream works on its first token, not after it arrived.
+            _note_limits(target, provider, upstream.headers)
+            relay = StreamRelay(call, target, upstream, started + budget, continues)
+            if on_open is not None:
+                on_open(relay)
+            await relay.prime()
+    except TimeoutError:
+        if upstream is not None:
+            upstream.close()
+        raise errors.UpstreamTimeout(
+            f"upstream '{provider.name}' sent no answer within {first_token:g}s",
+            provider=provider.name,
+        ) from None
+    except BaseException as exc:
+        if upstream is not None:
+            upstream.close()
+        if isinstance(exc, errors.RouterError):
+            runtime.redactor.scrub(exc)
+        raise
+    target.record_latency(time.monotonic() - started)
+    relay.hold()
+    return relay
+
+
+def error_frame(error: errors.RouterError) -> bytes:
+    return sse.error_frame(error)  # an `ErrorFrame`: the stream's sender sees how it ended
+
+
+Recover = Callable[["StreamRelay", errors.RouterError], AsyncIterator[bytes]]
+
+
+class StreamRelay:
+    """Relays one upstream stream to the client, chunk by chunk, as OpenAI SSE."""
+
+    def __init__(
+        self,
+        call: Call,
+        target: Target,
+        upstream: UpstreamStream,
+        deadline: float,
+        continues: str | None = None,
+    ):
+        self.call = call
+        self.target = target
+        self.provider = target.provider
+        self.upstream = upstream
+        self.deadline = deadline
+        self.decoder = SSEDecoder()
+        self.pending: list[bytes] = []
+        self.done = False  # [DONE] seen
+        self.finished = False  # a finish_reason seen
+        self.started = False  # content, a tool call, a finish_reason or usage seen
+        self.usage_sent = False
+        self.completion_chars = 0
+        self.continues = continues
+        self.chunk_id: str | None = continues
+        # Set by the app when the route may continue a broken answer elsewhere: then the
+        # answer so far is kept, and `recover` yields the frames that end the stream.
+        self.recover: Recover | None = None
+        self.text: list[str] | None = (
+            [] if call.route.stream_recovery == "continue" and call.op is Operation.CHAT else None
+        )
+        options = call.body.get("stream_options")
+        self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        self.holding = False  # counted in `target.in_flight` (see `hold`)
+        self.successor: StreamRelay | None = None  # the stream continuing this broken one
+
+    def hold(self) -> None:
+        """Count the stream in its target's `in_flight` (what `least_busy` reads) until
+        `close`: the attempt's own count ends when the primed stream is handed over, in the
+        same step of the event loop, so the target never looks idle in between."""
+        self.target.in_flight += 1
+        self.holding = True
+
+    def close(self) -> None:
+        """Let go of the upstream connection and the target's count, and the continuation's:
+        however the answer ends (finished, failed, client gone, never sent). Safe to call
+        more than once; the count is given back once."""
+        if self.holding:
+            self.holding = False
+            self.target.in_flight -= 1
+        self.upstream.close()
+        if self.successor is not None:
+            self.successor.close()
+
+    async def _next_bytes(self, priming: bool = False) -> bytes | None:
+        """The next upstream read. While priming, the first-token timeout (around the whole
+        priming) governs, not the idle gap: a model may think longer than it pauses; and
+        since it ends no later than the total budget, no second timer runs for these reads
+        (one timer less to arm and cancel before the first chunk goes out)."""
+        idle = self.target.timeouts.idle
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise errors.UpstreamTimeout(
+                f"upstream '{self.provider.name}' stream exceeded its total time budget",
+                provider=self.provider.name,
+            )
+        try:
+            if priming:  # `open_stream`'s first-token timeout, never later than `left`, governs
+                return await anext(self.upstream.chunks)
+            async with asyncio.timeout(min(idle, left)):
+                return await anext(self.upstream.chunks)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise errors.UpstreamTimeout(
+                f"upstream '{self.provider.name}' stream stalled for {min(idle, left):g}s",
+                provider=self.provider.name,
+            ) from None
+
+    def _feed(self, data: bytes) -> None:
+        for event in self.decoder.feed(data):
+            self._event(event.data, event.event)
+
+    def _event(self, data: bytes, name: str | None) -> None:
+        if self.done:
+            return
+        if data.startswith(b"[DONE]"):
+            self.done = True
+            return
+        try:
+            chunk = self.provider.transform_stream_event(self.call.op, data, name)
+        except errors.RouterError:
+            raise
+        except Exception as exc:
+            raise plugin_calls.contained(self.provider, "transform_stream_event", exc) from None
+        if chunk is None:
+            return
+        usage = chunk.get("usage")
+        choices = chunk.get("choices")
+        if usage:
+            self.call.usage = usage
+        if self.chunk_id is None:
+            self.chunk_id = chunk.get("id")
+        elif self.continues is not None:
+            chunk["id"] = self.continues  # one answer, one id
+        if usage:
+            self.started = True
+        if choices:
+            for choice in choices:
+                if choice.get("finish_reason"):
+                    self.finished = self.started = True
+                delta = choice.get("delta")
+                if isinstance(delta, dict):
+                    answer = delta.get("content")
+                    text = answer or delta.get("reasoning_content")
+                    if self.continues is not None:
+                        delta.pop("role", None)  # the client already has the message's role
+                    if delta.get("tool_calls") or delta.get("function_call"):
+                        self.started = True
+                        self.text = None  # only plain text can be continued
+                    if choice.get("index"):
+                        self.text = None  # ... of a single choice
+                else:
+                    answer = text = choice.get("text")
+                if isinstance(text, str) and text:
+                    self.completion_chars += len(text)
+                    self.started = True
+                if self.text is not None and isinstance(answer, str) and answer:
+                    self.text.append(answer)
+        if self.client_wants_usage:
+            if usage:
+                self.usage_sent = True
+        else:
+            if usage and not choices:
+                return  # the usage chunk the router asked for on its own behalf
+            chunk.pop("usage", None)
+        self.pending.append(encode(chunk))
+
+    async def prime(self) -> None:
+        """Read until the answer has begun; failures up to here can still be retried.
+
+        A role-only first chunk is held back with the rest: it says nothing yet, and sending
+        it would commit the stream to an upstream that may still fail before its first token.
+        """
+        while not self.started and not self.done:
+            data = await self._next_bytes(priming=True)
+            if data is None:
+                for event in self.decoder.flush():
+                    self._event(event.data, event.event)
+                if not self.started:
+                    raise errors.UpstreamConnectionError(
+                        f"upstream '{self.provider.name}' closed the stream before answering",
+                        provider=self.provider.name,
+                    )
+                break
+            self._feed(data)
+
+    def _usage_frame(self) -> bytes:
+        usage = self.call.usage
+        if usage is None:
+            prompt = estimate_prompt_tokens(self.call.body)
+            completion = estimate_tokens(self.completion_chars)
+            usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+            self.call.usage = usage
+        chunk: dict[str, Any] = {
+            "id": "usage",
+            "object": "chat.completion.chunk"
+            if self.call.op is Operation.CHAT
+            else "text_completion",
+            "created": int(time.time()),
+            "model": self.target.model,
+            "choices": [],
+            "usage": usage,
+        }
+        return encode(chunk)
+
+    async def _drain(self) -> None:
+        """Read to the upstream's end of body so its connection goes back to the pool."""
+        try:
+            async with asyncio.timeout(0.05):
+                async for _ in self.upstream.chunks:
+                    pass
+        except (TimeoutError, errors.RouterError):
+            pass
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        failure: errors.RouterError | None = None
+        try:
+            while True:
+                if self.pending:
+                    out = b"".join(self.pending) if len(self.pending) > 1 else self.pending[0]
+                    self.pending.clear()
+                    yield out
+                if self.done:
+                    break
+                data = await self._next_bytes()
+                if data is None:
+                    for event in self.decoder.flush():
+                        self._event(event.data, event.event)
+                    if not self.finished:
+                        raise errors.UpstreamConnectionError(
+                            f"upstream '{self.provider.name}' ended the stream mid-answer",
+                            provider=self.provider.name,
+                        )
+                    self.done = True  # finished, just without [DONE]: finish it for the client
+                    continue
+                self._feed(data)
+            if self.pending:
+                yield b"".join(self.pending)
+                self.pending.clear()
+            if self.client_wants_usage and not self.usage_sent:
+                yield self._usage_frame()
+            yield DONE_FRAME
+            await self._drain()
+        except errors.RouterError as exc:
+            self.target.runtime.redactor.scrub(exc)
+            self.call.attempts[-1].outcome = f"ok_then_{exc.code or exc.kind.value}"
+            record(self.target, exc.kind)
+            failure = exc
+        finally:
+            self.close()
+        if failure is not None:
+            if self.pending:  # good chunks that arrived in the same read as the failure
+                yield b"".join(self.pending)
+                self.pending.clear()
+            if self.recover is None:
+                yield error_frame(failure)
+            else:
+                async for frame in self.recover(self, failure):
+                    yield frame
