@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from router.config import ConfigError
 
 if TYPE_CHECKING:
-    from router.graph.compile import RoutingGraph
+    from router.types import RoutingGraph
 
 SCHEMA_PATH = Path("schema/router.schema.json")
 
@@ -20,7 +20,7 @@ SCHEMA_PATH = Path("schema/router.schema.json")
 def _load(path: str, strict: bool = False) -> RoutingGraph | None:
     """The compiled graph, or None after printing the file:line:key errors; with `strict`,
     warnings are errors too (as the config's own `server.strict_config` makes them)."""
-    from router.graph.compile import load_graph
+    from router.graph.load import load_graph
 
     try:
         graph = load_graph(path)
@@ -102,7 +102,7 @@ def _explain(args: argparse.Namespace) -> int:
     if graph is None:
         return 1
     if args.model not in graph.routes:
-        names = ", ".join(graph.model_names())
+        names = ", ".join(sorted(graph.routes))
         print(f"error: unknown model '{args.model}'; models: {names}", file=sys.stderr)
         return 2
     key_names = [k.name for k in (*graph.keys.values(), graph.anonymous) if k is not None]

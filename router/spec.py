@@ -25,14 +25,13 @@ from router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from router.types import Operation, Timeouts
 from router.upstream.classify import classify_error, extract_error
 from router.upstream.provider import (
-    Operation,
     Provider,
     ProviderConfig,
     ProviderConfigError,
     ProviderSettings,
-    Timeouts,
     UpstreamResponse,
 )
 from router.upstream.ratelimit_headers import RateLimitInfo, parse_rate_limit_headers, parse_seconds

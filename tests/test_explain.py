@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from router.cli import main
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 from router.routing import dispatch
 from router.routing.dispatch import fallback_chain
 

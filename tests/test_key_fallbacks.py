@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from router.cli import main
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 from router.graph.reload import carry_over
 from router.testing import (
     FakeUpstream,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from router.types import Operation
 from router.upstream.normalize import complete_answer
-from router.upstream.provider import Operation
 
 COMPLETE = {
     "id": "chatcmpl-1",

@@ -10,16 +10,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from router.graph.compile import load_graph
-from router.graph.reload import masked_config
+from router.graph.load import load_graph
+from router.graph.masked import masked_config
 from router.plugins import ProviderPlugin, provider_plugins
-from router.upstream.provider import (
-    Operation,
-    Provider,
-    ProviderConfig,
-    ProviderSettings,
-    UpstreamResponse,
-)
+from router.types import Operation
+from router.upstream.provider import Provider, ProviderConfig, ProviderSettings, UpstreamResponse
 
 pytest.importorskip("llm_router_litellm")
 pytest.importorskip("llm_router_telkom")

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from router.config.loader import ConfigError
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 from router.testing import Reply, chat_chunks, chat_completion, json_reply, sse_reply
 
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -137,8 +137,8 @@ header_rewrites:
 
 
 def test_every_kind_of_secret_is_found_and_masked_in_admin_output(tmp_path):
-    from router.graph.compile import load_graph
-    from router.graph.reload import masked_config
+    from router.graph.load import load_graph
+    from router.graph.masked import masked_config
 
     path = tmp_path / "router.yaml"
     path.write_text(KINDS)

@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from router.config.loader import load_config_text
-from router.graph.compile import RoutingGraph, compile_graph
+from router.graph.compile import compile_graph
 from router.graph.reload import POLL_SECONDS, RESTART_ONLY, restart_needed, setting
 from router.http.state import RouterState
 from router.observability import logs
@@ -28,6 +28,7 @@ from router.plugins import ProviderPlugin, provider_plugins
 from router.providers.mock import MockProvider, MockTransport
 from router.testing import FakeUpstream, RouterProcess, RouterServer, free_port
 from router.testing.fake_upstream import chat_completion, json_reply
+from router.types import RoutingGraph
 
 ADMIN = "adm-served-reload"
 CLIENT = "sk-served-reload-client"

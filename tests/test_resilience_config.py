@@ -11,7 +11,7 @@ import pytest
 from router.cli import main
 from router.config import ConfigError
 from router.config.resilience import BreakerConfig, FailureSteps
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 from router.routing import strategies
 from router.testing import chat_completion, json_reply
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from router.config.loader import ConfigError
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 from router.graph.rewrites import explain_request_headers
 from router.testing import chat_chunks, chat_completion, json_reply, sse_reply
 

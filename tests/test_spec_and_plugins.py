@@ -68,7 +68,7 @@ def test_an_unknown_plugin_gets_no_package_suggestion(tmp_path, capsys):
 
 def test_a_known_plugin_that_is_not_installed_names_its_package(tmp_path, capsys, monkeypatch):
     installed = {n: p for n, p in provider_plugins().items() if n != "telnyx"}
-    monkeypatch.setattr("router.graph.compile.provider_plugins", lambda: installed)
+    monkeypatch.setattr("router.graph.providers.provider_plugins", lambda: installed)
     (tmp_path / "router.yaml").write_text(MISSING_PLUGIN % "telnyx")
     assert main(["check", str(tmp_path / "router.yaml")]) == 1
     assert "plugin 'telnyx' is not installed; to add it: pip install llm-router-telnyx" in (

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from router.cli import main
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 from router.testing import (
     FakeUpstream,
     Reply,

@@ -1,22 +1,15 @@
 """Compile a validated config into the immutable routing graph a request reads.
 
-Everything a request needs is resolved here, once: provider objects, target lists, strategy
-functions, key digests, per-key model lists and their JSON. Cross-references are checked
-here too, and every problem is reported with its file, line and key path.
+Everything a request needs is resolved here, once: provider objects (`providers`), target
+lists with their effective timeouts, strategy functions, failure steps, client keys (`keys`),
+fallback chains and what each key may reach (`links`), rate-limit tables and header rules.
+Cross-references are checked here too, and every problem is reported with its file, line
+and key path.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
-import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import orjson
-from pydantic import ValidationError
 
 from router.config.lint import config_warnings
 from router.config.loader import (
@@ -27,288 +20,19 @@ from router.config.loader import (
     by_line,
     did_you_mean,
     is_under,
-    parse_config,
-    validation_issues,
 )
-from router.config.models import (
-    ModelConfig,
-    ProviderConfigModel,
-    RetryConfig,
-    RouterConfig,
-    TimeoutOverrides,
-    TimeoutsConfig,
-)
+from router.config.models import ModelConfig, RouterConfig
 from router.config.secrets import config_secrets, secret_settings
-from router.errors import ErrorKind
-from router.graph.rewrites import HeaderRules, compile_rewrites
-from router.limits.policies import LimitTable, compile_limits
+from router.graph.keys import compile_keys
+from router.graph.links import chains_of, clients, reach_per_key, serving_of
+from router.graph.providers import build_provider, resolve_timeouts
+from router.graph.rewrites import compile_rewrites
+from router.limits.policies import compile_limits
 from router.observability.redaction import Redactor
-from router.plugins import KNOWN_PLUGINS, install_hint, provider_plugins
 from router.routing.breaker import Breaker
-from router.routing.failure import DEFAULT_STEPS, Step, failure_steps
-from router.routing.strategies import Strategy, strategy_for
-from router.upstream.provider import (
-    Operation,
-    Provider,
-    ProviderConfig,
-    ProviderConfigError,
-    Timeouts,
-)
-
-
-@dataclass(eq=False, slots=True)
-class ProviderRuntime:
-    """A configured provider and, once the server starts, the transport that sends for it."""
-
-    name: str
-    provider: Provider
-    definition: str  # a digest of the provider's config: equal digests share pools on reload
-    max_connections: int
-    timeouts: Timeouts
-    transport: Any = None
-    # The graph's redactor: what scrubs this provider's errors of every configured secret.
-    redactor: Redactor = field(default_factory=Redactor)
-
-
-@dataclass(eq=False, slots=True)
-class Target:
-    """One (provider, upstream model) a route can use, with the live stats strategies read."""
-
-    runtime: ProviderRuntime
-    model: str
-    weight: float
-    label: str
-    # Effective upstream timeouts: the target's own, else its model's, else its provider's
-    # (`connect` is always the provider's); resolved per field when the graph is compiled.
-    timeouts: Timeouts
-    in_flight: int = 0
-    operations: frozenset[Operation] = field(init=False)  # its provider's, copied for speed
-    latency: float | None = None  # moving average of time to first byte, seconds
-    cool_until: float = 0.0  # monotonic time before which the upstream asked us to stay away
-    breaker: Breaker | None = None
-
-    def __post_init__(self) -> None:
-        self.operations = self.runtime.provider.operations
-
-    @property
-    def provider(self) -> Provider:
-        return self.runtime.provider
-
-    def record_latency(self, seconds: float, alpha: float = 0.3) -> None:
-        self.latency = (
-            seconds if self.latency is None else alpha * seconds + (1 - alpha) * self.latency
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A public model: its targets, how to order them, and what to do when they fail."""
-
-    name: str
-    targets: tuple[Target, ...]
-    strategy: Strategy
-    retries: RetryConfig
-    fallbacks: tuple[str, ...]
-    context_fallback: str | None
-    operations: frozenset[Operation]
-    steps: Mapping[ErrorKind, Step] = field(default_factory=lambda: DEFAULT_STEPS)
-    stream_recovery: str = "error"  # or "continue"
-    # Per operation, the targets whose provider serves it, in configured order: filtered
-    # once here rather than on every request.
-    serving: Mapping[Operation, tuple[Target, ...]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        serving = {op: tuple(t for t in self.targets if op in t.operations) for op in Operation}
-        object.__setattr__(self, "serving", serving)
-
-    def order(self) -> list[Target]:
-        return self.strategy(self.targets)
-
-
-@dataclass(frozen=True, slots=True)
-class ClientKey:
-    """A client key as the router knows it: a digest, a name and what it may use."""
-
-    name: str
-    digest: bytes = field(repr=False)
-    allowed: frozenset[str]
-    models_body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Reach:
-    """Where the requests of one allow-list may go, per model: the fallback chain and the
-    context-fallback chain, without the models the allow-list lacks (skipped, their own
-    fallbacks kept). Compiled with the graph, so dispatch filters nothing per request."""
-
-    chains: Mapping[str, tuple[Route, ...]]  # per model: it, then its fallbacks, walked
-    context: Mapping[str, tuple[Route, ...]]  # per model with a `context_fallback`: that chain
-
-
-@dataclass(frozen=True, slots=True)
-class RoutingGraph:
-    """The compiled config. Immutable: a reload builds a new one and swaps it."""
-
-    config: RouterConfig = field(repr=False)  # (its header values may be credentials)
-    source_file: str
-    providers: Mapping[str, ProviderRuntime]
-    routes: Mapping[str, Route]
-    keys: Mapping[bytes, ClientKey]
-    anonymous: ClientKey | None  # the identity used when `server.auth: none`
-    loaded_at: float = field(default_factory=time.time)
-    config_hash: str = ""  # sha256 of the file's bytes (`file_hash`); "" when built in memory
-    limits: LimitTable = field(default_factory=lambda: LimitTable({}, {}))
-    rewrites: HeaderRules = field(default_factory=lambda: HeaderRules.empty())
-    # Every secret of the config (`router.config.secrets`), plugin settings' included; the
-    # redactor built from them; and the key paths whose values came from `${ENV}`.
-    secrets: tuple[str, ...] = field(default=(), repr=False)
-    redactor: Redactor = field(default_factory=Redactor)
-    from_env: frozenset[tuple[str | int, ...]] = frozenset()
-    warnings: tuple[ConfigIssue, ...] = ()  # see `router.config.lint`
-    # `config.server.max_body_bytes`, read on every request: a plain field, not three
-    # attribute look-ups through pydantic models.
-    max_body_bytes: int = field(init=False)
-    # Per model, the routes a request for it may walk
-    # (see `router.routing.dispatch.fallback_chain`).
-    chains: Mapping[str, tuple[Route, ...]] = field(init=False)
-    # Per client key name, the same chains without the models that key may not use.
-    reach: Mapping[str, Reach] = field(init=False)
-    # Keys presented and verified against `keys` since this graph was loaded (see
-    # `router.http.auth.authenticate`): at most one entry per configured key.
-    verified: dict[str, ClientKey] = field(init=False, default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "max_body_bytes", self.config.server.max_body_bytes)
-        chains = {name: walk_fallbacks(self.routes, route) for name, route in self.routes.items()}
-        object.__setattr__(self, "chains", chains)
-        object.__setattr__(self, "reach", _reach_per_key(self, chains))
-
-    @property
-    def auth_required(self) -> bool:
-        return self.anonymous is None
-
-    def model_names(self) -> list[str]:
-        return sorted(self.routes)
-
-
-def walk_fallbacks(routes: Mapping[str, Route], first: Route) -> tuple[Route, ...]:
-    """`first`, then its fallbacks and theirs, breadth first, each once (names that are not
-    routes are skipped: the config check reports them)."""
-    order, seen, queue = [], {first.name}, [first]
-    while queue:
-        route = queue.pop(0)
-        order.append(route)
-        for name in route.fallbacks:
-            if name not in seen and name in routes:
-                seen.add(name)
-                queue.append(routes[name])
-    return tuple(order)
-
-
-_OVERRIDABLE = ("first_token", "idle", "total")  # `connect` is the provider's alone
-
-
-def resolve_timeouts(
-    provider: TimeoutsConfig, model: TimeoutOverrides | None, target: TimeoutOverrides | None
-) -> tuple[Timeouts, dict[str, str]]:
-    """A target's effective timeouts, per field: its own, else its model's, else its
-    provider's (`connect` is always the provider's); and where each value came from
-    (`target`, `model`, `provider` or `default`), for `llm-router explain`."""
-    values: dict[str, float] = {"connect": provider.connect}
-    origins = {"connect": "provider" if "connect" in provider.model_fields_set else "default"}
-    for name in _OVERRIDABLE:
-        for level, overrides in (("target", target), ("model", model)):
-            value = getattr(overrides, name) if overrides is not None else None
-            if value is not None:
-                values[name], origins[name] = value, level
-                break
-        else:
-            values[name] = getattr(provider, name)
-            origins[name] = "provider" if name in provider.model_fields_set else "default"
-    return Timeouts(**values), origins
-
-
-def _reach_per_key(
-    graph: RoutingGraph, chains: Mapping[str, tuple[Route, ...]]
-) -> dict[str, Reach]:
-    """Each key's `Reach`, computed once per distinct allow-list. Built here, from the
-    graph's own routes, so a graph that reload rebuilt with kept targets reaches those."""
-    routes = graph.routes
-    context = {
-        name: chains[route.context_fallback]
-        for name, route in routes.items()
-        if route.context_fallback is not None and route.context_fallback in chains
-    }
-    everything = frozenset(routes)
-    by_allowed: dict[frozenset[str], Reach] = {everything: Reach(chains, context)}
-    out: dict[str, Reach] = {}
-    for key in (*graph.keys.values(), *([graph.anonymous] if graph.anonymous else [])):
-        allowed = key.allowed & everything
-        reach = by_allowed.get(allowed)
-        if reach is None:
-            reach = by_allowed[allowed] = Reach(
-                {n: _only(chain, allowed) for n, chain in chains.items()},
-                {n: _only(chain, allowed) for n, chain in context.items()},
-            )
-        out[key.name] = reach  # the anonymous key last: with `auth: none` it is the one used
-    return out
-
-
-def _only(chain: tuple[Route, ...], allowed: frozenset[str]) -> tuple[Route, ...]:
-    return tuple(route for route in chain if route.name in allowed)
-
-
-def _definition_digest(model: ProviderConfigModel) -> str:
-    dump = model.model_dump(mode="json")
-    dump["api_key"] = model.api_key.get_secret_value() if model.api_key else None
-    return hashlib.sha256(orjson.dumps(dump, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def _build_provider(
-    name: str, spec: ProviderConfigModel, source: SourceMap, issues: list[ConfigIssue]
-) -> ProviderRuntime | None:
-    path = ("providers", name)
-    plugins = provider_plugins()
-    plugin = plugins.get(spec.plugin)
-    if plugin is None:
-        issues.append(
-            source.issue(
-                (*path, "plugin"),
-                f"plugin '{spec.plugin}' is not installed"
-                f"{did_you_mean(spec.plugin, {*plugins, *KNOWN_PLUGINS} - {spec.plugin})}; "
-                f"{install_hint(spec.plugin)}",
-            )
-        )
-        return None
-    cls = plugin.provider_class
-    try:
-        settings = cls.settings_model.model_validate(spec.settings)
-    except ValidationError as exc:
-        issues.extend(validation_issues(exc, source, (*path, "settings"), model=cls.settings_model))
-        return None
-    base_url = spec.base_url or cls.default_base_url
-    if base_url is None:
-        issues.append(
-            source.issue((*path, "base_url"), f"required: plugin '{spec.plugin}' has no default")
-        )
-        return None
-    t = spec.timeouts
-    timeouts = Timeouts(connect=t.connect, first_token=t.first_token, idle=t.idle, total=t.total)
-    config = ProviderConfig(
-        name=name,
-        base_url=base_url,
-        api_key=spec.api_key.get_secret_value() if spec.api_key else None,
-        headers=dict(spec.headers),
-        timeouts=timeouts,
-        settings=settings,
-    )
-    try:
-        provider = cls(config)
-    except ProviderConfigError as exc:
-        key_path = (*path, exc.key) if exc.key else path
-        issues.append(source.issue(key_path, str(exc)))
-        return None
-    return ProviderRuntime(name, provider, _definition_digest(spec), spec.max_connections, timeouts)
+from router.routing.failure import failure_steps
+from router.routing.strategies import strategy_for
+from router.types import ProviderRuntime, Route, RoutingGraph, Target
 
 
 def _check_cycles(
@@ -348,13 +72,6 @@ def _check_cycles(
             visit(name)
 
 
-def _models_body(names: list[str], created: int) -> bytes:
-    data = [
-        {"id": n, "object": "model", "created": created, "owned_by": "llm-router"} for n in names
-    ]
-    return orjson.dumps({"object": "list", "data": data})
-
-
 def compile_graph(
     config: RouterConfig,
     source: SourceMap,
@@ -370,7 +87,7 @@ def compile_graph(
     issues: list[ConfigIssue] = list(known)
     runtimes: dict[str, ProviderRuntime] = {}
     for name, spec in config.providers.items():
-        runtime = _build_provider(name, spec, source, issues)
+        runtime = build_provider(name, spec, source, issues)
         if runtime is not None:
             runtimes[name] = runtime
 
@@ -395,7 +112,15 @@ def compile_graph(
                     config.providers[target.provider].timeouts, model.timeouts, target.timeouts
                 )
                 targets.append(
-                    Target(runtime, target.model, target.weight, label, timeouts, breaker=breaker)
+                    Target(
+                        runtime,
+                        target.model,
+                        target.weight,
+                        label,
+                        timeouts,
+                        runtime.provider.operations,
+                        breaker=breaker,
+                    )
                 )
         for i, fallback in enumerate(model.fallbacks):
             if fallback not in config.models:
@@ -422,56 +147,16 @@ def compile_graph(
             fallbacks=tuple(model.fallbacks),
             context_fallback=model.context_fallback,
             operations=ops,
+            serving=serving_of(targets),
             steps=failure_steps(model.on_failure),
             stream_recovery=model.stream_recovery,
         )
     _check_cycles(config.models, source, issues)
 
-    created = int(time.time())
-    keys: dict[bytes, ClientKey] = {}
-    for name, key in config.keys.items():
-        allowed: set[str] = set()
-        for i, pattern in enumerate(key.models):
-            matched = fnmatch.filter(config.models, pattern)
-            if not matched and not any(ch in pattern for ch in "*?["):
-                issues.append(
-                    source.issue(
-                        ("keys", name, "models", i),
-                        f"unknown model '{pattern}'{did_you_mean(pattern, config.models)}",
-                    )
-                )
-            allowed.update(matched)
-        if key.key is not None:
-            digest = hashlib.sha256(key.key.get_secret_value().encode()).digest()
-        else:
-            digest = bytes.fromhex(key.sha256 or "")
-        if digest in keys:
-            issues.append(
-                source.issue(("keys", name), f"same key as '{keys[digest].name}'; keys must differ")
-            )
-            continue
-        keys[digest] = ClientKey(
-            name, digest, frozenset(allowed), _models_body(sorted(allowed), created)
-        )
+    keys, anonymous = compile_keys(config, source, issues)
 
-    anonymous = None
-    if config.server.auth == "none":
-        everything = frozenset(config.models)
-        anonymous = ClientKey(
-            "anonymous", b"", everything, _models_body(sorted(everything), created)
-        )
-    elif not keys and not issues:
-        issues.append(
-            source.issue(
-                ("server", "auth"),
-                "authentication is on but no `keys` are configured "
-                "(add keys, or set `server.auth: none` for a trusted network)",
-            )
-        )
-
-    allowed_models = {
-        k.name: k.allowed for k in (*keys.values(), *([anonymous] if anonymous else []))
-    }
+    identities = clients(keys, anonymous)
+    allowed_models = {k.name: k.allowed for k in identities}
     limits = compile_limits(config, source, issues, allowed_models)
     rewrites = compile_rewrites(config, source, issues, runtimes)
     if issues:
@@ -486,6 +171,7 @@ def compile_graph(
     redactor = Redactor(secrets)
     for runtime in runtimes.values():
         runtime.redactor = redactor
+    chains = chains_of(routes)
     return RoutingGraph(
         config=config,
         source_file=source.file,
@@ -493,6 +179,9 @@ def compile_graph(
         routes=routes,
         keys=keys,
         anonymous=anonymous,
+        chains=chains,
+        reach=reach_per_key(routes, identities, chains),
+        max_body_bytes=config.server.max_body_bytes,
         limits=limits,
         rewrites=rewrites,
         config_hash=config_hash,
@@ -501,34 +190,3 @@ def compile_graph(
         from_env=frozenset(source.from_env),
         warnings=tuple(warnings),
     )
-
-
-def file_hash(data: bytes) -> str:
-    """The config's identity, as `/health` and `/admin/config` report it: the sha256 of the
-    file's bytes, so an operator can compare it with `sha256sum` of what they deployed."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def graph_from_bytes(
-    data: bytes, path: str, environ: Mapping[str, str] | None = None
-) -> RoutingGraph:
-    """Parse, validate and compile a config file's bytes, read once, so the graph's
-    `config_hash` is the hash of exactly what was compiled."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigIssue(path, None, "", f"not UTF-8: {exc}")]) from None
-    loaded = parse_config(text, path, environ)
-    return compile_graph(
-        loaded.config, loaded.source, file_hash(data), loaded.issues, loaded.replaced
-    )
-
-
-def load_graph(path: str | Path, environ: Mapping[str, str] | None = None) -> RoutingGraph:
-    """Load, validate and compile a config file."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        issue = ConfigIssue(str(path), None, "", f"cannot read: {exc.strerror}")
-        raise ConfigError([issue]) from None
-    return graph_from_bytes(data, str(path), environ)

@@ -8,11 +8,12 @@ rate-limit policies that apply, and the headers each target would be sent, secre
 from __future__ import annotations
 
 from router.errors import ErrorKind
-from router.graph.compile import ClientKey, Route, RoutingGraph, resolve_timeouts
+from router.graph.providers import resolve_timeouts
 from router.graph.rewrites import explain_request_headers
 from router.limits.policies import CONCURRENT, REQUESTS, TOKENS, PolicySet
 from router.routing.dispatch import context_chain, fallback_chain
 from router.routing.failure import DEFAULT_STEPS
+from router.types import ClientKey, Route, RoutingGraph
 
 _ORDER = {
     "priority": "in the order listed; the first healthy target takes everything",

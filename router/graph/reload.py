@@ -37,26 +37,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from router import errors
 from router.config.loader import ConfigError, ConfigIssue, load_config_text
 from router.config.models import RouterConfig
 from router.config.secrets import (
     config_secrets,
-    is_sensitive_header,
-    mask_paths,
-    mask_url_password,
-    secret_settings,
 )
 from router.config.settings import Settings
-from router.graph.compile import RoutingGraph, Target, file_hash, graph_from_bytes
+from router.graph.links import relink, serving_of
+from router.graph.load import file_hash, graph_from_bytes
 from router.http.state import RouterState
 from router.limits.policies import unshared_limits
 from router.observability import logs, metrics
+from router.types import RoutingGraph, Target
 
 log = logs.get_logger("router.graph.reload")
 POLL_SECONDS = 0.2
@@ -168,8 +160,8 @@ def carry_over(old: RoutingGraph, new: RoutingGraph) -> RoutingGraph:
     routes = {}
     for name, route in new.routes.items():
         targets = tuple(take(name, t) for t in route.targets)
-        routes[name] = dataclasses.replace(route, targets=targets)
-    return dataclasses.replace(new, routes=routes)
+        routes[name] = dataclasses.replace(route, targets=targets, serving=serving_of(targets))
+    return relink(new, routes)
 
 
 def _check_workers(graph: RoutingGraph, path: str) -> None:
@@ -356,100 +348,3 @@ class Reloader:
             providers=len(new.providers),
         )
         return {"result": "reloaded", "hash": digest, "restart_needed": pending}
-
-
-# -- admin endpoints ---------------------------------------------------------------------------
-
-
-def masked_config(graph: RoutingGraph) -> dict[str, Any]:
-    """The active config as JSON, keys as written, secrets as `***`: SecretStr fields (a
-    plugin's settings' too), credential headers, URL passwords, and every value that came
-    from `${ENV}`, however short."""
-    dump = graph.config.model_dump(mode="json", by_alias=True)
-    for name, provider in dump.get("providers", {}).items():
-        if provider.get("api_key") is not None:
-            provider["api_key"] = logs.MASK
-        provider["base_url"] = mask_url_password(provider.get("base_url"), logs.MASK)
-        headers = provider.get("headers") or {}
-        for header in headers:
-            if is_sensitive_header(header):
-                headers[header] = logs.MASK
-        runtime = graph.providers.get(name)
-        if runtime is not None:
-            settings = secret_settings(runtime.provider.settings)
-            mask_paths(provider.get("settings"), (path for path, _ in settings), logs.MASK)
-    for rule in dump.get("header_rewrites", []):
-        for values in (rule.get("set") or {}, rule.get("append") or {}):
-            for header in values:
-                if is_sensitive_header(header):
-                    values[header] = logs.MASK
-    for key in dump.get("keys", {}).values():
-        if key.get("key") is not None:
-            key["key"] = logs.MASK
-    server = dump.get("server", {})
-    if server.get("admin_key") is not None:
-        server["admin_key"] = logs.MASK
-    backend = server.get("rate_limit_backend", {})
-    backend["url"] = mask_url_password(backend.get("url"), logs.MASK)
-    mask_paths(dump, graph.from_env, logs.MASK)
-    return dump
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-async def admin_config(request: Request) -> Response:
-    from router.http.admin import require_admin
-
-    try:
-        state = require_admin(request)
-    except errors.RouterError as exc:
-        return Response(exc.to_json(), status_code=exc.status, media_type="application/json")
-    reloader: Reloader = request.app.state.reloader
-    status = reloader.status
-    body = {
-        "path": status.path,
-        "hash": status.file_hash,
-        "loaded_at": _iso(status.loaded_at),
-        "reloads": {"ok": status.reloads_ok, "failed": status.reloads_failed},
-        "last_error": status.last_error
-        and {**status.last_error, "at": _iso(status.last_error["at"])},
-        "restart_needed": status.restart_needed,
-        "config": masked_config(state.graph),
-    }
-    text = logs.mask(orjson.dumps(body).decode())
-    return Response(text, media_type="application/json")
-
-
-async def admin_reload(request: Request) -> Response:
-    from router.http.admin import require_admin
-
-    try:
-        require_admin(request)
-    except errors.RouterError as exc:
-        return Response(exc.to_json(), status_code=exc.status, media_type="application/json")
-    reloader: Reloader = request.app.state.reloader
-    outcome = await reloader.reload("admin", force=True)
-    if outcome["result"] == "failed":
-        detail = "\n".join(outcome["issues"])
-        error: errors.RouterError
-        if outcome["code"] == "invalid_config":
-            error = errors.InvalidRequest(
-                "the config is invalid; the active one keeps serving:\n" + detail,
-                code="invalid_config",
-            )
-        else:  # not the file's fault (a plugin raising, say): a 500, as any internal error
-            error = errors.RouterError(
-                "the reload failed; the active config keeps serving:\n" + detail,
-                code="reload_failed",
-            )
-        return Response(error.to_json(), status_code=error.status, media_type="application/json")
-    return Response(orjson.dumps(outcome), media_type="application/json")
-
-
-def reload_routes() -> list[Route]:
-    return [
-        Route("/admin/config", admin_config, methods=["GET"]),
-        Route("/admin/reload", admin_reload, methods=["POST"]),
-    ]

@@ -25,12 +25,12 @@ from router.config.models import RouterConfig
 from router.config.policies import HeaderRewriteConfig
 from router.config.secrets import is_sensitive_header
 from router.observability import logs
-from router.upstream.provider import Operation
+from router.types import Operation
 
 if TYPE_CHECKING:
     import httpx
 
-    from router.graph.compile import ProviderRuntime, RoutingGraph
+    from router.types import ProviderRuntime, RoutingGraph
 
 PLACEHOLDERS = ("key", "request_id", "model", "provider", "upstream_model")
 HOP_BY_HOP = frozenset(

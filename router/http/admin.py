@@ -1,13 +1,15 @@
 """Admin endpoints under `/admin/`: off unless `server.admin_key` is configured.
 
-Every admin route checks the admin key (Bearer or x-api-key) in constant time, and no admin
-output ever contains a secret.
+`GET /admin/config` (the active config, masked, and how its reloads went), `POST
+/admin/reload` and `GET /admin/breakers`. Every admin route checks the admin key (Bearer or
+x-api-key) in constant time, and no admin output ever contains a secret.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 
 import orjson
 from starlette.requests import Request
@@ -15,9 +17,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from router import errors
+from router.graph.masked import masked_config
+from router.graph.reload import Reloader
 from router.http.auth import presented_key
 from router.http.state import RouterState
+from router.observability import logs
 from router.routing.breaker import breaker_states
+
+JSON = "application/json"
+
+
+def _refused(error: errors.RouterError) -> Response:
+    return Response(error.to_json(), status_code=error.status, media_type=JSON)
 
 
 def require_admin(request: Request) -> RouterState:
@@ -42,13 +53,64 @@ async def breakers(request: Request) -> Response:
     try:
         state = require_admin(request)
     except errors.RouterError as exc:
-        return Response(exc.to_json(), status_code=exc.status, media_type="application/json")
+        return _refused(exc)
     body = {"object": "list", "data": breaker_states(state.graph)}
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+async def admin_config(request: Request) -> Response:
+    try:
+        state = require_admin(request)
+    except errors.RouterError as exc:
+        return _refused(exc)
+    reloader: Reloader = request.app.state.reloader
+    status = reloader.status
+    body = {
+        "path": status.path,
+        "hash": status.file_hash,
+        "loaded_at": _iso(status.loaded_at),
+        "reloads": {"ok": status.reloads_ok, "failed": status.reloads_failed},
+        "last_error": status.last_error
+        and {**status.last_error, "at": _iso(status.last_error["at"])},
+        "restart_needed": status.restart_needed,
+        "config": masked_config(state.graph),
+    }
+    text = logs.mask(orjson.dumps(body).decode())
+    return Response(text, media_type=JSON)
+
+
+async def admin_reload(request: Request) -> Response:
+    try:
+        require_admin(request)
+    except errors.RouterError as exc:
+        return _refused(exc)
+    reloader: Reloader = request.app.state.reloader
+    outcome = await reloader.reload("admin", force=True)
+    if outcome["result"] == "failed":
+        detail = "\n".join(outcome["issues"])
+        error: errors.RouterError
+        if outcome["code"] == "invalid_config":
+            error = errors.InvalidRequest(
+                "the config is invalid; the active one keeps serving:\n" + detail,
+                code="invalid_config",
+            )
+        else:  # not the file's fault (a plugin raising, say): a 500, as any internal error
+            error = errors.RouterError(
+                "the reload failed; the active config keeps serving:\n" + detail,
+                code="reload_failed",
+            )
+        return _refused(error)
+    return Response(orjson.dumps(outcome), media_type=JSON)
 
 
 def admin_routes() -> list[Route]:
-    """Admin routes; each module that adds one lists it here."""
-    from router.graph.reload import reload_routes
-
-    return [Route("/admin/breakers", breakers, methods=["GET"]), *reload_routes()]
+    """Every admin route."""
+    return [
+        Route("/admin/config", admin_config, methods=["GET"]),
+        Route("/admin/reload", admin_reload, methods=["POST"]),
+        Route("/admin/breakers", breakers, methods=["GET"]),
+    ]

@@ -24,7 +24,7 @@ from starlette.types import Scope
 
 from router import errors
 from router.config.settings import Settings
-from router.graph.compile import RoutingGraph, Target, load_graph
+from router.graph.load import load_graph
 from router.graph.reload import Reloader
 from router.graph.rewrites import apply, prepare_request, request_values
 from router.http import gctune
@@ -39,8 +39,8 @@ from router.limits.admission import CallLimits, admit
 from router.observability import access, logs, tracing
 from router.observability.metrics import metrics_routes
 from router.routing import recovery
-from router.routing.dispatch import Call, execute
-from router.upstream.provider import Operation
+from router.routing.dispatch import execute
+from router.types import Call, Operation, RoutingGraph, Target
 from router.upstream.relay import open_stream, send_json
 
 log = logs.get_logger("router")

@@ -18,7 +18,7 @@ import hmac
 from collections.abc import Mapping
 
 from router import errors
-from router.graph.compile import ClientKey, RoutingGraph
+from router.types import ClientKey, RoutingGraph
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from router.graph.compile import RoutingGraph
 from router.limits.admission import Limiter
 from router.observability import logs, metrics
 from router.routing.breaker import breaker_states
-from router.upstream.transport import AiohttpTransport
+from router.types import RoutingGraph
+from router.upstream.transport import AiohttpTransport, Transport
 
 
 class RouterState:
@@ -20,7 +20,7 @@ class RouterState:
         self.graph = graph
         self.ready = False
         self.limiter = Limiter(graph.config.server.rate_limit_backend)
-        self._transports: dict[str, object] = {}  # provider definition digest -> transport
+        self._transports: dict[str, Transport] = {}  # provider definition digest -> transport
         self._unobserve: Callable[[], None] = lambda: None
         logs.register_secrets(list(graph.secrets))
         # Called as hook(old, new) just before a reloaded graph goes live, on the event loop:

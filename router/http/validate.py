@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from router import errors
-from router.upstream.provider import Operation
+from router.types import Operation
 
 _REQUIRED = {
     Operation.CHAT: "messages",

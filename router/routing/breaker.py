@@ -21,7 +21,7 @@ from router.config.resilience import BreakerConfig
 from router.errors import ErrorKind
 
 if TYPE_CHECKING:
-    from router.graph.compile import RoutingGraph, Target
+    from router.types import RoutingGraph, Target
 
 COUNTED = frozenset(
     {

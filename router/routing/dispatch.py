@@ -11,21 +11,18 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from router import errors
 from router.errors import ErrorKind
-from router.graph.compile import ClientKey, Route, RoutingGraph, Target, walk_fallbacks
+from router.graph.links import walk_fallbacks
 from router.routing.breaker import record
 from router.routing.failure import DEFAULT_STEPS, Step
-from router.upstream.provider import Operation
+from router.types import Attempt, Call, ClientKey, Operation, Route, RoutingGraph, Target
 
 T = TypeVar("T")
 __all__ = [
     "DEFAULT_STEPS",
-    "Attempt",
-    "Call",
     "Step",
     "context_chain",
     "execute",
@@ -34,35 +31,6 @@ __all__ = [
 
 
 _RATE_LIMIT_FLOOR = 0.5  # seconds: a 429 without Retry-After still waits at least this
-
-
-@dataclass(slots=True)
-class Attempt:
-    """One try at one target, for logs and the `x-router-attempts` header."""
-
-    target: str
-    outcome: str
-    seconds: float
-
-
-@dataclass(slots=True)
-class Call:
-    """One client request on its way through the graph."""
-
-    op: Operation
-    body: dict[str, Any]
-    stream: bool
-    key: ClientKey
-    request_id: str
-    route: Route
-    deadline: float  # time.monotonic() by which the whole request must be done
-    attempts: list[Attempt] = field(default_factory=list)
-    answered_by: Route | None = None
-    target: Target | None = None
-    usage: dict[str, Any] | None = None
-    limits: Any = None  # router.limits.admission.CallLimits, when rate-limit policies apply
-    prepare: Callable[[Any, Target], None] | None = None  # sets upstream request headers
-    trying: Route | None = None  # the route of the target an attempt is under way at
 
 
 def _backoff(retry: int, route: Route, error: errors.UpstreamError) -> float:

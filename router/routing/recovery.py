@@ -15,12 +15,11 @@ import time
 from collections.abc import AsyncIterator
 
 from router import errors
-from router.graph.compile import Route, RoutingGraph, Target
 from router.routing.breaker import record
-from router.routing.dispatch import Attempt, Call, fallback_chain
+from router.routing.dispatch import fallback_chain
 from router.routing.failure import Step
+from router.types import Attempt, Call, Operation, Route, RoutingGraph, Target
 from router.upstream import plugin_calls
-from router.upstream.provider import Operation
 from router.upstream.relay import StreamRelay, error_frame, open_stream
 
 _RECOVERABLE = (Step.RETRY, Step.NEXT)
@@ -46,7 +45,7 @@ def _candidates(
     (only the fallbacks the call's key may use)."""
     out = []
     for each in fallback_chain(graph, route, call.key):
-        for target in each.order():
+        for target in each.strategy(each.targets):
             provider = target.provider
             if target is failed or not provider.supports_continuation:
                 continue

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
-if TYPE_CHECKING:
-    from router.graph.compile import Target
-
-Strategy = Callable[[Sequence["Target"]], list["Target"]]
+from router.types import Strategy, Target
 
 
 def priority(targets: Sequence[Target]) -> list[Target]:
@@ -62,3 +58,9 @@ def strategy_for(name: str) -> Strategy:
         "least_busy": least_busy,
         "lowest_latency": lowest_latency,
     }[name]
+
+
+def record_latency(target: Target, seconds: float, alpha: float = 0.3) -> None:
+    """Fold one time to first byte into the target's moving average (`lowest_latency`)."""
+    latency = target.latency
+    target.latency = seconds if latency is None else alpha * seconds + (1 - alpha) * latency

@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 from router.testing.fake_upstream import FakeUpstream, Received, Reply
-from router.upstream.provider import Operation
+from router.types import Operation
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 # What the OpenAI schema requires of a `chat.completion` (CreateChatCompletionResponse).

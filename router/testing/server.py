@@ -15,7 +15,7 @@ from typing import IO
 import httpx
 import uvicorn
 
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 from router.http.app import create_app
 from router.http.serving import uvicorn_options
 

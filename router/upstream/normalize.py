@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from router.upstream.provider import Operation
+from router.types import Operation
 
 _OBJECT = {
     Operation.CHAT: "chat.completion",

@@ -8,7 +8,6 @@ OpenAI-compatible upstream needs no code at all and a plugin overrides only what
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -19,36 +18,15 @@ from pydantic import BaseModel, ConfigDict
 
 from router import errors
 from router.observability.redaction import MASK, MaskedHeaders, masked_headers, masked_url
+from router.types import Operation, Timeouts
 from router.upstream.classify import classify_error, extract_error
 from router.upstream.ratelimit_headers import RateLimitInfo, parse_rate_limit_headers
-
-
-class Operation(enum.Enum):
-    """What the client asked for; each maps to one upstream path."""
-
-    CHAT = "chat"
-    COMPLETIONS = "completions"
-    EMBEDDINGS = "embeddings"
-
-    # Members are singletons compared by identity, so identity hashing is consistent, and it
-    # runs in C: `Enum.__hash__` is a Python call on every set or dict look-up by operation.
-    __hash__ = object.__hash__
 
 
 class ProviderSettings(BaseModel):
     """Plugin-specific settings (`providers.<name>.settings`); subclass to add fields."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Seconds. `first_token`: until the first byte of the answer; `idle`: between chunks."""
-
-    connect: float = 5.0
-    first_token: float = 60.0
-    idle: float = 30.0
-    total: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

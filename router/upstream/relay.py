@@ -24,15 +24,15 @@ import httpx
 import orjson
 
 from router import errors
-from router.graph.compile import Target
 from router.observability import tracing
 from router.routing.breaker import record
-from router.routing.dispatch import Call
+from router.routing.strategies import record_latency
+from router.types import Call, Operation, ProviderRuntime, Target
 from router.upstream import plugin_calls, sse
 from router.upstream.normalize import complete_answer
-from router.upstream.provider import Operation, PlainRequest, Provider, UpstreamResponse
+from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
 from router.upstream.sse import DONE_FRAME, SSEDecoder, encode
-from router.upstream.transport import AiohttpTransport, UpstreamStream
+from router.upstream.transport import AiohttpTransport, Transport, UpstreamStream
 from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
 
 _BASE_PARSER = Provider.get_rate_limit_info
@@ -41,7 +41,7 @@ _RATE_LIMIT_NAME = re.compile("ratelimit", re.IGNORECASE)
 
 
 def _request(
-    runtime: Any, call: Call, body: dict[str, Any], model: str, stream: bool
+    runtime: ProviderRuntime, call: Call, body: dict[str, Any], model: str, stream: bool
 ) -> httpx.Request | PlainRequest:
     """The upstream request; a `PlainRequest` when the core's own HTTP transport sends it."""
     provider = runtime.provider
@@ -53,6 +53,14 @@ def _request(
         raise
     except Exception as exc:  # a bug in the plugin: see `router.upstream.plugin_calls`
         raise plugin_calls.contained(provider, "transform_request", exc) from None
+
+
+def _transport(runtime: ProviderRuntime) -> Transport:
+    """The runtime's transport, which the running router attached when it started."""
+    transport = runtime.transport
+    if transport is None:
+        raise errors.ServiceUnavailable(f"provider '{runtime.name}' is not started yet")
+    return transport
 
 
 def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
@@ -96,12 +104,12 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
     timeout = min(timeouts.total, remaining)
     started = time.monotonic()
     try:
-        response = await runtime.transport.send(
+        response = await _transport(runtime).send(
             request, timeout, timeouts.connect, min(timeouts.first_token, timeout)
         )
         if not 200 <= response.status < 300:
             raise plugin_calls.upstream_error(provider, response)
-        target.record_latency(time.monotonic() - started)
+        record_latency(target, time.monotonic() - started)
         _note_limits(target, provider, response.headers)
         try:
             data = provider.transform_response(call.op, response)
@@ -150,7 +158,7 @@ async def open_stream(
     upstream: UpstreamStream | None = None
     try:
         async with asyncio.timeout(first_token):
-            upstream = await runtime.transport.open(request, timeouts.connect)
+            upstream = await _transport(runtime).open(request, timeouts.connect)
             if not 200 <= upstream.status < 300:
                 content = await upstream.read()
                 raise plugin_calls.upstream_error(
@@ -175,7 +183,7 @@ async def open_stream(
         if isinstance(exc, errors.RouterError):
             runtime.redactor.scrub(exc)
         raise
-    target.record_latency(time.monotonic() - started)
+    record_latency(target, time.monotonic() - started)
     relay.hold()
     return relay
 

@@ -50,13 +50,13 @@ class Transport(Protocol):
     """What the core needs from whatever sends a provider's requests."""
 
     async def send(
-        self, request: httpx.Request, timeout: float, connect: float, first_byte: float
+        self, request: Sendable, timeout: float, connect: float, first_byte: float
     ) -> UpstreamResponse:
         """The whole response within `timeout` seconds, its status and headers within
         `first_byte` (both raise `UpstreamTimeout`)."""
         ...
 
-    async def open(self, request: httpx.Request, connect: float) -> UpstreamStream:
+    async def open(self, request: Sendable, connect: float) -> UpstreamStream:
         """The response as soon as its headers arrive; the caller times the body."""
         ...
 

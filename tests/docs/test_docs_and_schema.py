@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator
 
 from router.cli import schema_json
 from router.config.reference import BEGIN, END, render, undocumented
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples" / "configs").glob("*.yaml"))

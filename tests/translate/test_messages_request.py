@@ -12,7 +12,7 @@ import pytest
 from router.errors import InvalidRequest
 from router.http.validate import check_body
 from router.translate import TargetFeatures, messages_to_chat
-from router.upstream.provider import Operation
+from router.types import Operation
 
 WEATHER = {
     "name": "get_weather",

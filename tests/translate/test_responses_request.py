@@ -16,7 +16,7 @@ from router.translate import (
     check_responses_supported,
     responses_to_chat,
 )
-from router.upstream.provider import Operation
+from router.types import Operation
 
 WEATHER = {
     "type": "function",

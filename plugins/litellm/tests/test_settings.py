@@ -9,7 +9,7 @@ import pytest
 from llm_router_litellm import LiteLLMProvider, LiteLLMSettings
 
 from router.config.loader import ConfigError
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 from router.plugins import provider_plugins
 
 CONFIG = """\

@@ -9,7 +9,7 @@ import openai
 import pytest
 from llm_router_telkom import testing as telkom
 
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 from router.spec import Operation
 from router.testing import FakeUpstream, RouterServer
 

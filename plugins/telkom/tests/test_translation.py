@@ -10,7 +10,7 @@ from llm_router_telkom import testing as telkom
 from pydantic import ValidationError
 
 from router.config import ConfigError
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 from router.spec import MalformedResponse, Operation, ProviderConfig, ProviderConfigError
 
 BASE = "http://127.0.0.1:9/Telkom-LLM/0.0.4"

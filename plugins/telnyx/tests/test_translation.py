@@ -13,7 +13,7 @@ from multidict import CIMultiDict
 from pydantic import ValidationError
 
 from router.config.loader import ConfigError
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 from router.spec import (
     MalformedResponse,
     Operation,

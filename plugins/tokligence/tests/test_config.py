@@ -10,7 +10,7 @@ import pytest
 from llm_router_tokligence import TokligenceProvider
 
 from router.config.loader import ConfigError
-from router.graph.compile import load_graph
+from router.graph.load import load_graph
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "configs" / "tokligence.yaml"
 CONFIG = """\

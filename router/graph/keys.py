@@ -1,0 +1,69 @@
+"""Client keys of a config, compiled: digests, allow-lists and the `/v1/models` body each
+key gets, and the anonymous identity of `server.auth: none`."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import time
+
+import orjson
+
+from router.config.loader import ConfigIssue, SourceMap, did_you_mean
+from router.config.models import RouterConfig
+from router.types import ClientKey
+
+
+def _models_body(names: list[str], created: int) -> bytes:
+    data = [
+        {"id": n, "object": "model", "created": created, "owned_by": "llm-router"} for n in names
+    ]
+    return orjson.dumps({"object": "list", "data": data})
+
+
+def compile_keys(
+    config: RouterConfig, source: SourceMap, issues: list[ConfigIssue]
+) -> tuple[dict[bytes, ClientKey], ClientKey | None]:
+    """The keys by digest, and the anonymous identity when `server.auth: none`."""
+    created = int(time.time())
+    keys: dict[bytes, ClientKey] = {}
+    for name, key in config.keys.items():
+        allowed: set[str] = set()
+        for i, pattern in enumerate(key.models):
+            matched = fnmatch.filter(config.models, pattern)
+            if not matched and not any(ch in pattern for ch in "*?["):
+                issues.append(
+                    source.issue(
+                        ("keys", name, "models", i),
+                        f"unknown model '{pattern}'{did_you_mean(pattern, config.models)}",
+                    )
+                )
+            allowed.update(matched)
+        if key.key is not None:
+            digest = hashlib.sha256(key.key.get_secret_value().encode()).digest()
+        else:
+            digest = bytes.fromhex(key.sha256 or "")
+        if digest in keys:
+            issues.append(
+                source.issue(("keys", name), f"same key as '{keys[digest].name}'; keys must differ")
+            )
+            continue
+        keys[digest] = ClientKey(
+            name, digest, frozenset(allowed), _models_body(sorted(allowed), created)
+        )
+
+    anonymous = None
+    if config.server.auth == "none":
+        everything = frozenset(config.models)
+        anonymous = ClientKey(
+            "anonymous", b"", everything, _models_body(sorted(everything), created)
+        )
+    elif not keys and not issues:
+        issues.append(
+            source.issue(
+                ("server", "auth"),
+                "authentication is on but no `keys` are configured "
+                "(add keys, or set `server.auth: none` for a trusted network)",
+            )
+        )
+    return keys, anonymous

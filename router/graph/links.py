@@ -1,0 +1,81 @@
+"""The derived parts of a routing graph: fallback chains, per-key reach, serving targets.
+
+Computed when the graph is compiled, and again when a reload swaps kept targets into a new
+graph (`relink`), so that a request only looks things up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+from router.types import ClientKey, Operation, Reach, Route, RoutingGraph, Target
+
+
+def walk_fallbacks(routes: Mapping[str, Route], first: Route) -> tuple[Route, ...]:
+    """`first`, then its fallbacks and theirs, breadth first, each once (names that are not
+    routes are skipped: the config check reports them)."""
+    order, seen, queue = [], {first.name}, [first]
+    while queue:
+        route = queue.pop(0)
+        order.append(route)
+        for name in route.fallbacks:
+            if name not in seen and name in routes:
+                seen.add(name)
+                queue.append(routes[name])
+    return tuple(order)
+
+
+def serving_of(targets: Iterable[Target]) -> dict[Operation, tuple[Target, ...]]:
+    """Per operation, the targets whose provider serves it, in configured order: filtered
+    once here rather than on every request."""
+    targets = tuple(targets)
+    return {op: tuple(t for t in targets if op in t.operations) for op in Operation}
+
+
+def reach_per_key(
+    routes: Mapping[str, Route],
+    clients: Iterable[ClientKey],
+    chains: Mapping[str, tuple[Route, ...]],
+) -> dict[str, Reach]:
+    """Each client key's `Reach`, computed once per distinct allow-list, from `routes`
+    themselves, so a graph that a reload rebuilt with kept targets reaches those."""
+    context = {
+        name: chains[route.context_fallback]
+        for name, route in routes.items()
+        if route.context_fallback is not None and route.context_fallback in chains
+    }
+    everything = frozenset(routes)
+    by_allowed: dict[frozenset[str], Reach] = {everything: Reach(chains, context)}
+    out: dict[str, Reach] = {}
+    for key in clients:
+        allowed = key.allowed & everything
+        reach = by_allowed.get(allowed)
+        if reach is None:
+            reach = by_allowed[allowed] = Reach(
+                {n: _only(chain, allowed) for n, chain in chains.items()},
+                {n: _only(chain, allowed) for n, chain in context.items()},
+            )
+        out[key.name] = reach  # the anonymous key last: with `auth: none` it is the one used
+    return out
+
+
+def _only(chain: tuple[Route, ...], allowed: frozenset[str]) -> tuple[Route, ...]:
+    return tuple(route for route in chain if route.name in allowed)
+
+
+def chains_of(routes: Mapping[str, Route]) -> dict[str, tuple[Route, ...]]:
+    """Per model, the routes a request for it may walk: it, then its fallbacks."""
+    return {name: walk_fallbacks(routes, route) for name, route in routes.items()}
+
+
+def clients(keys: Mapping[bytes, ClientKey], anonymous: ClientKey | None) -> list[ClientKey]:
+    """Every identity a request may have: the keys, then the anonymous one, if any."""
+    return [*keys.values(), *([anonymous] if anonymous else [])]
+
+
+def relink(graph: RoutingGraph, routes: Mapping[str, Route]) -> RoutingGraph:
+    """`graph` with `routes` in place of its own, and its chains and reach derived again."""
+    chains = chains_of(routes)
+    reach = reach_per_key(routes, clients(graph.keys, graph.anonymous), chains)
+    return dataclasses.replace(graph, routes=routes, chains=chains, reach=reach)

@@ -1,0 +1,43 @@
+"""Reading a config file into a compiled graph: its bytes read once, hashed, parsed,
+validated and compiled."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from router.config.loader import ConfigError, ConfigIssue, parse_config
+from router.graph.compile import compile_graph
+from router.types import RoutingGraph
+
+
+def file_hash(data: bytes) -> str:
+    """The config's identity, as `/health` and `/admin/config` report it: the sha256 of the
+    file's bytes, so an operator can compare it with `sha256sum` of what they deployed."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def graph_from_bytes(
+    data: bytes, path: str, environ: Mapping[str, str] | None = None
+) -> RoutingGraph:
+    """Parse, validate and compile a config file's bytes, read once, so the graph's
+    `config_hash` is the hash of exactly what was compiled."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigIssue(path, None, "", f"not UTF-8: {exc}")]) from None
+    loaded = parse_config(text, path, environ)
+    return compile_graph(
+        loaded.config, loaded.source, file_hash(data), loaded.issues, loaded.replaced
+    )
+
+
+def load_graph(path: str | Path, environ: Mapping[str, str] | None = None) -> RoutingGraph:
+    """Load, validate and compile a config file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        issue = ConfigIssue(str(path), None, "", f"cannot read: {exc.strerror}")
+        raise ConfigError([issue]) from None
+    return graph_from_bytes(data, str(path), environ)

@@ -1,0 +1,193 @@
+"""The data a request travels through, and nothing else: plain dataclasses with no logic.
+
+A request (`Call`) reads the compiled `RoutingGraph`: its routes (public models), their
+targets (a provider and an upstream model each, with the live counters strategies read), and
+the client keys with what each may reach. `router.graph` builds these once per config;
+`router.routing` and `router.upstream` read them on every request.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from router.observability.redaction import Redactor
+
+if TYPE_CHECKING:
+    import httpx
+
+    from router.config.loader import ConfigIssue
+    from router.config.models import RetryConfig, RouterConfig
+    from router.errors import ErrorKind
+    from router.graph.rewrites import HeaderRules
+    from router.limits.admission import CallLimits
+    from router.limits.policies import LimitTable
+    from router.routing.breaker import Breaker
+    from router.routing.failure import Step
+    from router.upstream.provider import PlainRequest, Provider
+    from router.upstream.transport import Transport
+
+
+class Operation(enum.Enum):
+    """What the client asked for; each maps to one upstream path."""
+
+    CHAT = "chat"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+
+    # Members are singletons compared by identity, so identity hashing is consistent, and it
+    # runs in C: `Enum.__hash__` is a Python call on every set or dict look-up by operation.
+    __hash__ = object.__hash__
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. `first_token`: until the first byte of the answer; `idle`: between chunks."""
+
+    connect: float = 5.0
+    first_token: float = 60.0
+    idle: float = 30.0
+    total: float = 300.0
+
+
+@dataclass(eq=False, slots=True)
+class ProviderRuntime:
+    """A configured provider and, once the server starts, the transport that sends for it."""
+
+    name: str
+    provider: Provider
+    definition: str  # a digest of the provider's config: equal digests share pools on reload
+    max_connections: int
+    timeouts: Timeouts
+    transport: Transport | None = None
+    # The graph's redactor: what scrubs this provider's errors of every configured secret.
+    redactor: Redactor = field(default_factory=Redactor)
+
+
+@dataclass(eq=False, slots=True)
+class Target:
+    """One (provider, upstream model) a route can use, with the live stats strategies read."""
+
+    runtime: ProviderRuntime
+    model: str
+    weight: float
+    label: str
+    # Effective upstream timeouts: the target's own, else its model's, else its provider's
+    # (`connect` is always the provider's); resolved per field when the graph is compiled.
+    timeouts: Timeouts
+    operations: frozenset[Operation]  # its provider's, copied for speed
+    in_flight: int = 0
+    latency: float | None = None  # moving average of time to first byte, seconds
+    cool_until: float = 0.0  # monotonic time before which the upstream asked us to stay away
+    breaker: Breaker | None = None
+
+    @property
+    def provider(self) -> Provider:
+        return self.runtime.provider
+
+
+Strategy = Callable[[Sequence[Target]], list[Target]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A public model: its targets, how to order them, and what to do when they fail."""
+
+    name: str
+    targets: tuple[Target, ...]
+    strategy: Strategy
+    retries: RetryConfig
+    fallbacks: tuple[str, ...]
+    context_fallback: str | None
+    operations: frozenset[Operation]
+    # Per operation, the targets whose provider serves it, in configured order.
+    serving: Mapping[Operation, tuple[Target, ...]]
+    steps: Mapping[ErrorKind, Step]
+    stream_recovery: str = "error"  # or "continue"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """A client key as the router knows it: a digest, a name and what it may use."""
+
+    name: str
+    digest: bytes = field(repr=False)
+    allowed: frozenset[str]
+    models_body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Where the requests of one allow-list may go, per model: the fallback chain and the
+    context-fallback chain, without the models the allow-list lacks (skipped, their own
+    fallbacks kept)."""
+
+    chains: Mapping[str, tuple[Route, ...]]  # per model: it, then its fallbacks, walked
+    context: Mapping[str, tuple[Route, ...]]  # per model with a `context_fallback`: that chain
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingGraph:
+    """The compiled config. Immutable: a reload builds a new one and swaps it."""
+
+    config: RouterConfig = field(repr=False)  # (its header values may be credentials)
+    source_file: str
+    providers: Mapping[str, ProviderRuntime]
+    routes: Mapping[str, Route]
+    keys: Mapping[bytes, ClientKey]
+    anonymous: ClientKey | None  # the identity used when `server.auth: none`
+    # Per model, the routes a request for it may walk (`router.graph.links.walk_fallbacks`).
+    chains: Mapping[str, tuple[Route, ...]]
+    # Per client key name, the same chains without the models that key may not use.
+    reach: Mapping[str, Reach]
+    limits: LimitTable
+    rewrites: HeaderRules
+    # `config.server.max_body_bytes`, read on every request: a plain field, not three
+    # attribute look-ups through pydantic models.
+    max_body_bytes: int
+    loaded_at: float = field(default_factory=time.time)
+    config_hash: str = ""  # sha256 of the file's bytes (`file_hash`); "" when built in memory
+    # Every secret of the config (`router.config.secrets`), plugin settings' included; the
+    # redactor built from them; and the key paths whose values came from `${ENV}`.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    redactor: Redactor = field(default_factory=Redactor)
+    from_env: frozenset[tuple[str | int, ...]] = frozenset()
+    warnings: tuple[ConfigIssue, ...] = ()  # see `router.config.lint`
+    # Keys presented and verified against `keys` since this graph was loaded (see
+    # `router.http.auth.authenticate`): at most one entry per configured key.
+    verified: dict[str, ClientKey] = field(default_factory=dict, repr=False)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at one target, for logs and the `x-router-attempts` header."""
+
+    target: str
+    outcome: str
+    seconds: float
+
+
+PrepareHeaders = Callable[["httpx.Request | PlainRequest", Target], None]
+
+
+@dataclass(slots=True)
+class Call:
+    """One client request on its way through the graph."""
+
+    op: Operation
+    body: dict[str, Any]
+    stream: bool
+    key: ClientKey
+    request_id: str
+    route: Route
+    deadline: float  # time.monotonic() by which the whole request must be done
+    attempts: list[Attempt] = field(default_factory=list)
+    answered_by: Route | None = None
+    target: Target | None = None
+    usage: dict[str, Any] | None = None
+    limits: CallLimits | None = None  # when rate-limit policies apply
+    prepare: PrepareHeaders | None = None  # sets upstream request headers
+    trying: Route | None = None  # the route of the target an attempt is under way at
