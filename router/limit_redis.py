@@ -244,6 +244,7 @@ end
 return lost
 """
 
+_CONNECTIONS = 100  # per process: each script call holds one for tens of microseconds
 _DOWN = (
     rx.ConnectionError,  # refused, reset, LOADING (BusyLoadingError)
     rx.TimeoutError,
@@ -289,12 +290,18 @@ class RedisBackend:
         timeout: float,
         clock: Callable[[], int] | None = None,
     ) -> None:
-        self.client: Any = aioredis.from_url(
+        # A blocking pool: past `_CONNECTIONS` admissions in flight, one waits up to
+        # `timeout` for a connection instead of failing at once (redis-py's default pool
+        # raises "Too many connections", which would apply on_error under load).
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=_CONNECTIONS,
+            timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry_on_timeout=False,
         )
+        self.client: Any = aioredis.Redis.from_pool(pool)
         self.prefix = key_prefix + ":rl:"
         prelude = _REDIS_CLOCK if clock is None else _ARGV_CLOCK
         self._acquire = self.client.register_script(prelude + _ACQUIRE)

@@ -136,6 +136,23 @@ def test_a_large_limit_holds_the_same_memory_in_redis_whatever_the_traffic(prefi
 
 
 @needs_redis
+def test_many_admissions_at_once_wait_for_a_connection_instead_of_failing(prefix: str) -> None:
+    wide = (window_limit(REQUESTS, "wide", 10**6, 60_000, 0),)
+
+    async def run() -> None:
+        shared = RedisBackend(URL, prefix, 5.0)
+        try:
+            calls = [shared.acquire(wide, f"m{i}", 0, 0) for i in range(400)]
+            verdicts = await asyncio.gather(*calls)  # more than the pool's connections
+            assert all(v.admitted for v in verdicts)
+            assert max(v.used[0] for v in verdicts) == 400
+        finally:
+            await shared.aclose()
+
+    asyncio.run(run())
+
+
+@needs_redis
 def test_a_new_lease_never_shortens_an_older_one(prefix: str) -> None:
     two = (Limit(CONCURRENT, "lease:c", 2, 0, 0),)
 
