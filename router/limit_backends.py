@@ -69,10 +69,6 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
-def monotonic_ms() -> int:
-    return int(time.monotonic() * 1000)
-
-
 def _bucket(limit: Limit) -> Bucket:
     if limit.kind == CONCURRENT:
         return Leases()
@@ -85,7 +81,7 @@ class MemoryBackend:
     """Exact within one process: the event loop runs each acquire without interruption.
     `clock` (ms) is for tests and benchmarks; it is the monotonic clock otherwise."""
 
-    def __init__(self, clock: Callable[[], int] = monotonic_ms) -> None:
+    def __init__(self, clock: Callable[[], int] | None = None) -> None:
         self.buckets: dict[str, Bucket] = {}
         self.clock = clock
         self._members = itertools.count()
@@ -97,7 +93,7 @@ class MemoryBackend:
         self, limits: tuple[Limit, ...], member: str, cost: int, lease_ms: int
     ) -> Verdict:
         """`acquire` without a coroutine: nothing here waits (the limiter's fast path)."""
-        now = self.clock()
+        now = int(time.monotonic() * 1000) if self.clock is None else self.clock()
         buckets = self.buckets
         found: list[Bucket] = []
         used: list[int] = []
@@ -130,13 +126,15 @@ class MemoryBackend:
         self, limits: tuple[Limit, ...], member: str, cost: int, actual: int | None, at: int
     ) -> None:
         for limit in limits:
-            bucket = self.buckets.get(limit.key)
-            if bucket is None:
-                continue
-            if isinstance(bucket, Leases):
-                bucket.release(member)
-            elif limit.kind == TOKENS and actual is not None and actual != cost and cost > 0:
-                bucket.reconcile(member, at, cost, actual)
+            kind = limit.kind
+            if kind == CONCURRENT:
+                leases = self.buckets.get(limit.key)
+                if isinstance(leases, Leases):
+                    leases.release(member)
+            elif kind == TOKENS and actual is not None and actual != cost and cost > 0:
+                window = self.buckets.get(limit.key)
+                if window is not None and not isinstance(window, Leases):
+                    window.reconcile(member, at, cost, actual)
 
     async def acquire(
         self, limits: tuple[Limit, ...], member: str, cost: int, lease_ms: int

@@ -100,48 +100,65 @@ class WindowCounter:
     window, and a spent budget comes back at most one span late.
     """
 
-    __slots__ = ("counts", "span", "subs", "total")
+    __slots__ = ("counts", "span", "subs", "total", "until")
 
     def __init__(self, window_ms: int, span_ms: int) -> None:
         self.span = span_ms
         self.subs = window_ms // span_ms
         self.counts: deque[list[int]] = deque()  # [sub-window index, count], oldest first
         self.total = 0
+        self.until = _NEVER  # when the oldest sub-window stops counting (nothing to drop before)
 
-    def check(self, now: int, need: int, limit: int) -> tuple[int, int]:
+    def _drop(self, now: int) -> None:
         counts = self.counts
         lo = now // self.span - self.subs  # older sub-windows no longer overlap the window
         while counts and counts[0][0] < lo:
             self.total -= counts.popleft()[1]
-        if not counts:
-            return self.total, 0
-        over, freed, at = self.total + need - limit, 0, counts[0][0]
-        if over > 0:
-            for index, count in counts:
-                freed, at = freed + count, index
-                if freed >= over:
-                    break
-        return self.total, (at + self.subs + 1) * self.span - now
+        self._oldest_changed()
+
+    def _oldest_changed(self) -> None:
+        counts = self.counts
+        self.until = (counts[0][0] + self.subs + 1) * self.span if counts else _NEVER
+
+    def check(self, now: int, need: int, limit: int) -> tuple[int, int]:
+        if now >= self.until:
+            self._drop(now)
+        total = self.total
+        if self.until == _NEVER:
+            return total, 0
+        over = total + need - limit
+        if over <= 0:
+            return total, self.until - now
+        freed = 0
+        for index, count in self.counts:
+            freed, at = freed + count, index
+            if freed >= over:
+                break
+        return total, (at + self.subs + 1) * self.span - now
 
     def add(self, now: int, member: str, amount: int) -> int:
-        counts = self.counts
         if amount > 0:
+            counts = self.counts
             index = now // self.span
             if counts and counts[-1][0] == index:
                 counts[-1][1] += amount
             else:
                 counts.append([index, amount])
+                if self.until == _NEVER:
+                    self._oldest_changed()
             self.total += amount
-        return (counts[0][0] + self.subs + 1) * self.span - now if counts else 0
+        return 0 if self.until == _NEVER else self.until - now
 
     def reconcile(self, member: str, at: int, cost: int, actual: int) -> None:
         index = at // self.span
-        for entry in reversed(self.counts):
+        counts = self.counts
+        for entry in reversed(counts):
             if entry[0] == index:
                 entry[1] += actual - cost
                 self.total += actual - cost
                 if entry[1] <= 0:
-                    self.counts.remove(entry)
+                    counts.remove(entry)
+                    self._oldest_changed()
                 return
             if entry[0] < index:
                 return  # its sub-window has left the window
