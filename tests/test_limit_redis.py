@@ -287,3 +287,49 @@ def test_serve_refuses_to_start_on_a_redis_cluster(cluster_node: int, tmp_path: 
     _, err = router.stop()
     assert b"rate_limit_backend_refused" in err
     assert b"server.rate_limit_backend.url points at a Redis Cluster node" in err
+
+
+def test_serve_refuses_to_start_when_redis_refuses_its_password(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *("redis-server", "--port", str(port), "--bind", "127.0.0.1"),
+            *("--requirepass", "right-password", "--save", "", "--appendonly", "no"),
+            *("--dir", str(tmp_path)),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        "rate_limits:\n"
+        "  q: {requests_per_minute: 5}\n"
+        "server:\n"
+        "  auth: none\n"
+        f'  rate_limit_backend: {{url: "redis://:wrong-password@127.0.0.1:{port}/0"}}\n'
+        "providers:\n"
+        "  up: {plugin: openai, base_url: 'http://127.0.0.1:9/v1', api_key: sk-up}\n"
+        "models:\n"
+        "  m: {targets: [{provider: up, model: m}], rate_limits: [q]}\n"
+    )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, password="right-password")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except (redis.ConnectionError, OSError):  # not listening yet
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        router = RouterProcess(path)
+        with pytest.raises(RuntimeError, match="router exited"):
+            router.start()
+        _, err = router.stop()
+        assert b"rate_limit_backend_refused" in err
+        assert b"server.rate_limit_backend.url: AuthenticationError" in err
+        assert b"wrong-password" not in err
+    finally:
+        process.terminate()
+        process.wait(10)
