@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 
@@ -37,8 +38,9 @@ class LeaseRenewer:
         """Renew `member`'s lease on each of `keys` until it is dropped or `until`
         (monotonic seconds) has passed."""
         self.live[member] = (keys, until)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._task is None:  # started by the first request, but none of its context
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run(), context=contextvars.Context())
 
     def drop(self, member: str) -> None:
         self.live.pop(member, None)
