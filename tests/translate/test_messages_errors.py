@@ -31,7 +31,12 @@ CASES = [
     (errors.UpstreamServerError("boom"), 500, "api_error", anthropic.InternalServerError),
     (errors.UpstreamConnectionError("gone"), 500, "api_error", anthropic.InternalServerError),
     (errors.MalformedResponse("junk"), 500, "api_error", anthropic.InternalServerError),
-    (errors.PluginError("bug", provider="p", stage="x"), 500, "api_error", anthropic.InternalServerError),
+    (
+        errors.PluginError("bug", provider="p", stage="x"),
+        500,
+        "api_error",
+        anthropic.InternalServerError,
+    ),
     (errors.UpstreamTimeout("slow"), 504, "timeout_error", anthropic.GatewayTimeoutError),
     (errors.ServiceUnavailable("busy"), 529, "overloaded_error", anthropic.OverloadedError),
     (errors.UpstreamUnavailable("busy"), 529, "overloaded_error", anthropic.OverloadedError),
