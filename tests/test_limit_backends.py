@@ -15,7 +15,7 @@ def test_a_lease_holds_the_slot_until_finished() -> None:
         backend = MemoryBackend()
         assert (await backend.acquire(ONE, "a", 0, 60_000)).admitted
         assert not (await backend.acquire(ONE, "b", 0, 60_000)).admitted
-        await backend.finish(ONE, "a", 0, None)
+        await backend.finish(ONE, "a", 0, None, 0)
         assert (await backend.acquire(ONE, "b", 0, 60_000)).admitted
 
     asyncio.run(run())
@@ -25,7 +25,7 @@ def test_an_expired_lease_frees_its_slot_even_when_a_longer_one_came_later() -> 
     async def run() -> None:
         backend = MemoryBackend()
         assert (await backend.acquire(ONE, "long", 0, 60_000)).admitted
-        await backend.finish(ONE, "long", 0, None)
+        await backend.finish(ONE, "long", 0, None, 0)
         # a short lease taken after a long one: its expiry must still be noticed
         assert (await backend.acquire(ONE, "short", 0, 30)).admitted
         assert not (await backend.acquire(ONE, "other", 0, 60_000)).admitted

@@ -12,7 +12,14 @@ import pytest
 
 from router.config.loader import ConfigError
 from router.graph.load import load_graph
-from router.testing import Reply, chat_chunks, chat_completion, json_reply, sse_reply
+from router.testing import (
+    Reply,
+    RouterProcess,
+    chat_chunks,
+    chat_completion,
+    json_reply,
+    sse_reply,
+)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -95,6 +102,27 @@ def test_key_policy_rejects_with_429_and_headers(fake_upstream, router_server):
     # the openai SDK sees a RateLimitError
     with pytest.raises(openai.RateLimitError):
         client(server).chat.completions.create(model="chat", messages=MESSAGES)
+
+
+def test_a_fresh_window_says_when_it_next_frees_a_slot(fake_upstream, tmp_path):
+    fake_upstream.set_default("/v1/chat/completions", json_reply(chat_completion()))
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        config(
+            fake_upstream.url,
+            "  per-app: {requests_per_minute: 2, tokens_per_minute: 5000}",
+            key="    rate_limits: [per-app]",
+        ).replace("  app: {key: sk-app}", "  app: {key: sk-app, rate_limits: [per-app]}")
+    )
+    with RouterProcess(path, env={"LLM_ROUTER_ACCESS_LOG": "false"}) as router:
+        first = raw(router)
+        assert first.status_code == 200
+        assert first.headers["x-ratelimit-remaining-requests"] == "1"
+        # exact (2 a minute): the one admission leaves the window in exactly 60 s
+        assert first.headers["x-ratelimit-reset-requests"] == "60s"
+        # 5,000 tokens is counted in 0.6 s sub-windows: the rest of this one, then 60 s
+        reset = float(first.headers["x-ratelimit-reset-tokens"].rstrip("s"))
+        assert 60 < reset <= 60.6
 
 
 def test_rejection_by_one_policy_consumes_nothing_from_others(fake_upstream, router_server):

@@ -370,7 +370,10 @@ def test_settings_read_at_start_up_are_reported_until_a_restart(tmp_path: Path) 
     path = tmp_path / "router.yaml"
     started = config("v0", ", watch_config: false")
     path.write_text(started)
-    backend = "rate_limit_backend: {url: 'redis://127.0.0.1:6379/0', key_prefix: b, timeout: 2}"
+    backend = (
+        "rate_limit_backend: {url: 'redis://127.0.0.1:6379/0', key_prefix: b, timeout: 2, "
+        "lease_seconds: 20}"
+    )
     router = RouterProcess(path, env=QUIET).start()
     try:
         path.write_text(

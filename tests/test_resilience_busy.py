@@ -112,7 +112,7 @@ def router(fake_upstream, router_server):
 
 def _counts(router, model: str = "chat") -> tuple[int, int]:
     """(a, b) in flight, as the running graph has them."""
-    targets = router.app.state.router.graph.routes[model].targets
+    targets = router.http.app.state.router.graph.routes[model].targets
     return targets[0].in_flight, targets[1].in_flight
 
 

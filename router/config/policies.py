@@ -91,6 +91,14 @@ class RateLimitBackendConfig(_Strict):
     timeout: float = Field(
         0.5, gt=0, le=10, description="Seconds to wait for Redis before treating it as down."
     )
+    lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Life of a `max_concurrent` slot in Redis, renewed every third of it "
+        "while its request lives: a replica that dies holds its slots at most this long. "
+        "At least 3 x `timeout`.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -98,6 +106,15 @@ class RateLimitBackendConfig(_Strict):
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="after")
+    def _renewable(self) -> RateLimitBackendConfig:
+        if self.lease_seconds < 3 * self.timeout:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds:g}) must be at least 3 x timeout "
+                f"({self.timeout:g}): a renewal that times out must leave time for the next"
+            )
+        return self
 
 
 Scope = Literal["global", "provider", "model", "key"]

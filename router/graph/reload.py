@@ -61,6 +61,7 @@ RESTART_ONLY: tuple[str, ...] = (
     "server.rate_limit_backend.url",  # the limiter's backend is built once, at start-up
     "server.rate_limit_backend.key_prefix",
     "server.rate_limit_backend.timeout",
+    "server.rate_limit_backend.lease_seconds",
 )
 
 

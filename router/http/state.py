@@ -65,6 +65,7 @@ class RouterState:
         return [self._transports.pop(d) for d in list(self._transports) if d not in live]
 
     async def start(self) -> None:
+        await self.limiter.start()
         self.attach(self.graph)
         self._unobserve = metrics.observe_breakers(lambda: breaker_states(self.graph))
         self.ready = True

@@ -10,20 +10,33 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from router import errors
 from router.config.policies import RateLimitBackendConfig
-from router.limits.backends import Backend, BackendDown, MemoryBackend, RedisBackend, Verdict
+from router.limits.backends import (
+    Backend,
+    BackendBroken,
+    BackendDown,
+    BackendRefused,
+    MemoryBackend,
+    Verdict,
+)
+from router.limits.leases import LeaseRenewer
 from router.limits.policies import CONCURRENT, REQUESTS, TOKENS, LimitTable, PolicySet
-from router.observability import logs
+from router.observability import logs, metrics
 from router.upstream.usage import estimate_prompt_tokens
 
-log = logs.get_logger("router.limits.policies")
+log = logs.get_logger("router.limits")
 _RETRY_DOWN = 1.0  # seconds: after a backend failure, apply on_error without asking it again
-_LEASE_MARGIN = 900.0  # seconds a concurrency lease outlives the request deadline (crash guard)
+# Seconds a concurrency slot may outlive its request's deadline (a guard against a slot that
+# is never released): the in-process lease lasts that long; a shared backend's short lease is
+# renewed until then.
+_LEASE_MARGIN = 900.0
 _POLL = (0.05, 0.2)  # seconds between tries when waiting for a concurrency slot
+_LOG_BROKEN_EVERY = 1.0  # seconds: at most one error line a second for refused commands
 
 
 @dataclass(slots=True)
@@ -34,7 +47,8 @@ class LimitStats:
     rejected: int = 0
     waited: int = 0
     fell_back: int = 0
-    backend_errors: int = 0
+    backend_errors: int = 0  # unreachable: on_error applied
+    command_errors: int = 0  # refused commands, script errors: 503
     failed_open: int = 0
     failed_closed: int = 0
 
@@ -52,32 +66,74 @@ class Ticket:
 
 class Limiter:
     def __init__(self, config: RateLimitBackendConfig) -> None:
-        self.backend: Backend = (
-            RedisBackend(config.url, config.key_prefix, config.timeout)
-            if config.url
-            else MemoryBackend()
-        )
+        self.backend: Backend
+        self.leases: LeaseRenewer | None = None
+        self._check: Callable[[], Awaitable[None]] | None = None
+        self.lease_ms = int(config.lease_seconds * 1000)
+        if config.url:
+            try:
+                from router.limits.redis_backend import RedisBackend
+            except ImportError as exc:  # pragma: no cover - depends on the installed extras
+                raise RuntimeError(
+                    "rate_limit_backend.url needs Redis support: pip install 'llm-router[redis]'"
+                ) from exc
+            redis = RedisBackend(config.url, config.key_prefix, config.timeout)
+            self.backend = redis
+            self.leases = LeaseRenewer(redis.renew, self.lease_ms, self._renewal_failed)
+            self._check = redis.check
+        else:
+            self.backend = MemoryBackend()
         # The in-process backend answers without waiting: called directly, not awaited.
         self.local = self.backend if isinstance(self.backend, MemoryBackend) else None
         self.stats = LimitStats()
         self._down_until = 0.0
         self._down = False
+        self._broken_logged = 0.0
+        self._broken_since = 0  # command errors not logged since the last line
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def start(self) -> None:
+        """Check a shared backend once; raises `BackendRefused` for one that cannot work."""
+        if self._check is None:
+            return
+        try:
+            await self._check()
+        except BackendDown as exc:  # it may come up later: on_error applies until then
+            log.warning("rate_limit_backend_unreachable", error=str(exc))
+        except BackendBroken as exc:
+            refused = BackendRefused(f"server.rate_limit_backend.url: {exc}")
+            log.error("rate_limit_backend_refused", error=str(refused))
+            raise refused from exc
+        except BackendRefused as exc:
+            log.error("rate_limit_backend_refused", error=str(exc))
+            raise
+
     async def acquire(self, pset: PolicySet, cost: int, lease_ms: int) -> Ticket:
-        """Try once. A rejected ticket has `verdict.admitted` False and recorded nothing."""
+        """Try once. A rejected ticket has `verdict.admitted` False and recorded nothing.
+        `lease_ms` is the longest a concurrency slot may be held: a shared backend's short
+        lease is renewed until then (or until the ticket is finished)."""
         if self.local is not None:
             return self.acquire_local(pset, cost, lease_ms)
         member = self.backend.new_member()
         if time.monotonic() >= self._down_until:
+            lease = min(lease_ms, self.lease_ms)
             try:
-                verdict = await self.backend.acquire(pset.limits, member, cost, lease_ms)
+                verdict = await self.backend.acquire(pset.limits, member, cost, lease)
             except BackendDown as exc:
                 self._failed(exc)
+            except BackendBroken as exc:
+                self._broken(exc, "acquire")
+                raise errors.ServiceUnavailable(
+                    "the rate-limit backend refused the router's command; the router's log "
+                    "says why",
+                    code="rate_limit_backend_error",
+                ) from exc
             else:
                 if self._down:
                     self._down = False
                     log.warning("rate_limit_backend_recovered")
+                if verdict.admitted and pset.lease_keys and self.leases is not None:
+                    self.leases.hold(member, pset.lease_keys, time.monotonic() + lease_ms / 1000)
                 return Ticket(pset, member, cost, verdict)
         if pset.fail_closed:
             self.stats.failed_closed += 1
@@ -99,24 +155,56 @@ class Limiter:
 
     def _failed(self, exc: BackendDown) -> None:
         self.stats.backend_errors += 1
+        metrics.rate_limit_backend_errors.add(1, "unavailable")
         self._down_until = time.monotonic() + _RETRY_DOWN
         if not self._down:
             self._down = True
             log.warning("rate_limit_backend_error", error=str(exc))
 
+    def _broken(self, exc: BackendBroken, operation: str) -> None:
+        """A refused command: counted every time, logged at error level at most once a
+        second (with how many were not logged), so that a broken setup is loud, not a flood."""
+        self.stats.command_errors += 1
+        metrics.rate_limit_backend_errors.add(1, "command")
+        now = time.monotonic()
+        if now - self._broken_logged < _LOG_BROKEN_EVERY:
+            self._broken_since += 1
+            return
+        log.error(
+            "rate_limit_backend_command_error",
+            operation=operation,
+            error=str(exc),
+            not_logged_since=self._broken_since,
+        )
+        self._broken_logged, self._broken_since = now, 0
+
+    def _renewal_failed(self, exc: Exception) -> None:
+        if isinstance(exc, BackendDown):
+            self._failed(exc)
+        elif isinstance(exc, BackendBroken):
+            self._broken(exc, "renew")
+        else:  # pragma: no cover - the backend sorts every error it raises
+            raise exc
+
     async def finish(self, ticket: Ticket, actual: int | None) -> None:
         if ticket.done:
             return
         ticket.done = True
-        if ticket.verdict is None or not ticket.verdict.admitted:
+        verdict = ticket.verdict
+        if verdict is None or not verdict.admitted:
             return
+        limits = ticket.pset.limits
         if self.local is not None:
-            self.local.finish_now(ticket.pset.limits, ticket.member, ticket.cost, actual)
+            self.local.finish_now(limits, ticket.member, ticket.cost, actual, verdict.at)
             return
+        if self.leases is not None and ticket.pset.lease_keys:
+            self.leases.drop(ticket.member)
         try:
-            await self.backend.finish(ticket.pset.limits, ticket.member, ticket.cost, actual)
+            await self.backend.finish(limits, ticket.member, ticket.cost, actual, verdict.at)
         except BackendDown as exc:
             self._failed(exc)  # leases then expire on their own
+        except BackendBroken as exc:
+            self._broken(exc, "finish")
 
     def finish_soon(self, ticket: Ticket, actual: int | None) -> None:
         """Finish in a task of its own: safe from a cancelled stream or a sync caller."""
@@ -124,8 +212,11 @@ class Limiter:
             return
         if self.local is not None:  # nothing to wait for: finish now
             ticket.done = True
-            if ticket.verdict is not None and ticket.verdict.admitted:
-                self.local.finish_now(ticket.pset.limits, ticket.member, ticket.cost, actual)
+            verdict = ticket.verdict
+            if verdict is not None and verdict.admitted:
+                self.local.finish_now(
+                    ticket.pset.limits, ticket.member, ticket.cost, actual, verdict.at
+                )
             return
         task = asyncio.get_running_loop().create_task(self.finish(ticket, actual))
         self._tasks.add(task)
@@ -134,6 +225,8 @@ class Limiter:
     async def aclose(self) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.leases is not None:
+            await self.leases.aclose()
         await self.backend.aclose()
 
 
@@ -385,8 +478,11 @@ class CallLimits:
         for ticket in self.tickets:
             if not ticket.done:
                 ticket.done = True
-                if ticket.verdict is not None and ticket.verdict.admitted:
-                    local.finish_now(ticket.pset.limits, ticket.member, ticket.cost, actual)
+                verdict = ticket.verdict
+                if verdict is not None and verdict.admitted:
+                    local.finish_now(
+                        ticket.pset.limits, ticket.member, ticket.cost, actual, verdict.at
+                    )
         return True
 
     async def finish(self, usage: dict[str, Any] | None) -> None:

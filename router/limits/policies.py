@@ -16,6 +16,13 @@ from router.config.models import RouterConfig
 from router.config.policies import RateLimitPolicyConfig
 
 REQUESTS, TOKENS, CONCURRENT = "r", "t", "c"
+# A window whose limit is at most this is counted exactly, one entry per admission (so its
+# memory is bounded by the limit: a rejected request records nothing); a larger one by a
+# sliding-window counter of SUBWINDOWS sub-windows (memory bounded by SUBWINDOWS, whatever
+# the traffic). SUBWINDOWS divides every window's length in ms: 10 ms sub-windows for a
+# second, 0.6 s for a minute, 36 s for an hour, 14.4 min for a day.
+EXACT_LIMIT = 1_000
+SUBWINDOWS = 100
 _WINDOWS = (
     ("requests_per_second", REQUESTS, 1_000),
     ("requests_per_minute", REQUESTS, 60_000),
@@ -28,13 +35,25 @@ _WINDOWS = (
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """One counter: `kind` r/t/c, its bucket `key`, the `limit` and the window in ms."""
+    """One counter: `kind` r/t/c, its bucket `key`, the `limit` and the window in ms;
+    `span_ms` is its sub-window when it is a sliding-window counter, 0 for an exact log."""
 
     kind: str
     key: str
     limit: int
     window_ms: int  # 0 for concurrency
     policy: int  # index of the owning policy in its PolicySet
+    span_ms: int = 0
+
+
+def window_limit(kind: str, bucket: str, limit: int, window_ms: int, policy: int) -> Limit:
+    """A requests or tokens window: an exact log up to EXACT_LIMIT, else a counter. The two
+    keep their counts under different keys, so a limit changed across the threshold by a
+    reload starts that window afresh instead of misreading the other's data."""
+    key = f"{bucket}:{kind}{window_ms}"
+    if limit <= EXACT_LIMIT:
+        return Limit(kind, key, limit, window_ms, policy)
+    return Limit(kind, key + ":w", limit, window_ms, policy, window_ms // SUBWINDOWS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +75,14 @@ class PolicySet:
     fail_closed: bool  # some policy wants to reject when the backend is down
     # At most one requests window and one tokens window: each is the tightest of its kind.
     one_per_kind: bool = field(init=False)
+    # The keys of its concurrency limits: leases a shared backend renews while a request lives.
+    lease_keys: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         kinds = [limit.kind for limit in self.limits if limit.kind != CONCURRENT]
         object.__setattr__(self, "one_per_kind", len(kinds) == len(set(kinds)))
+        leases = tuple(limit.key for limit in self.limits if limit.kind == CONCURRENT)
+        object.__setattr__(self, "lease_keys", leases)
 
 
 EMPTY = PolicySet((), (), False, False)
@@ -100,7 +123,7 @@ def _policy_set(
         for setting, kind, window in _WINDOWS:
             value = getattr(spec, setting)
             if value is not None:
-                limits.append(Limit(kind, f"{bucket}:{kind}{window}", value, window, index))
+                limits.append(window_limit(kind, bucket, value, window, index))
         if spec.max_concurrent is not None:
             limits.append(Limit(CONCURRENT, f"{bucket}:c", spec.max_concurrent, 0, index))
     if not limits:

@@ -155,6 +155,12 @@ rate_limit_rejections = Counter(
     "Requests the router itself refused with 429 (its own limits, not upstream's).",
     ("model", "key"),
 )
+rate_limit_backend_errors = Counter(
+    "llm_router.rate_limit.backend_errors",
+    "Rate-limit backend failures by kind: `unavailable` (unreachable or timed out: "
+    "`on_error` applies) or `command` (Redis refused a command or script: 503).",
+    ("kind",),
+)
 reloads = Counter("llm_router.config.reloads", "Config reloads by result.", ("result",))
 plugin_errors = Counter(
     "llm_router.plugin_errors",
