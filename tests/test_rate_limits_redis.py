@@ -175,7 +175,7 @@ def test_fail_open_and_fail_closed_without_redis(fake_upstream, tmp_path, router
     text_closed = _single(tmp_path, fake_upstream.url, dead, "closed").read_text()
     opened = router_server(text_open, name="open.yaml")
     assert [_post(opened.base_url, "req") for _ in range(12)] == [200] * 12  # no budget: open
-    stats = opened.app.state.router.limits.admission.stats
+    stats = opened.app.state.router.limiter.stats
     assert stats.failed_open == 12 and stats.backend_errors >= 1
     closed = router_server(text_closed, name="closed.yaml")
     response = httpx.post(
@@ -184,7 +184,7 @@ def test_fail_open_and_fail_closed_without_redis(fake_upstream, tmp_path, router
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "rate_limit_backend_unavailable"
     assert response.headers["retry-after"] == "1"
-    assert closed.app.state.router.limits.admission.stats.failed_closed == 1
+    assert closed.app.state.router.limiter.stats.failed_closed == 1
 
 
 def test_recovers_when_redis_comes_back(fake_upstream, tmp_path, router_server):

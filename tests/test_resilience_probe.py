@@ -131,7 +131,7 @@ def test_probe_refused_by_the_quota_is_released(fake_upstream, router_server, on
 
     with pytest.raises(openai.RateLimitError):  # the probe never reaches a
         _ask(router)
-    stats = router.http.app.state.router.limits.admission.stats
+    stats = router.app.state.router.limiter.stats
     assert stats.waited == (1 if on_limit == "wait" else 0)  # waited in line, then gave up
     assert upstreams.probes() == 1
     holder.join(30)
