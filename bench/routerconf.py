@@ -21,6 +21,7 @@ from pathlib import Path
 CLIENT_KEY = "sk-bench-client"
 UPSTREAM_KEY = "sk-bench-upstream"
 ADMIN_KEY = "sk-bench-admin-0123456789abcdef"
+LIMITED_KEY = "sk-bench-limited"  # a key with a small budget, to see limits shared exactly
 MODEL = "bench"
 EXE = str(Path(sys.executable).with_name("llm-router"))
 
@@ -34,6 +35,7 @@ def router_env() -> dict[str, str]:
         "BENCH_UPSTREAM_KEY": UPSTREAM_KEY,
         "BENCH_ADMIN_KEY": ADMIN_KEY,
         "BENCH_CLIENT_KEY": CLIENT_KEY,
+        "BENCH_LIMITED_KEY": LIMITED_KEY,
     }
 
 
@@ -50,6 +52,7 @@ class RouterConfig:
     max_concurrent: int = 10_000
     admin: bool = False
     backend_url: str | None = None
+    limited: int | None = None  # requests a minute for a second key, `limited`
 
     def text(self) -> str:
         lines = [
@@ -68,6 +71,7 @@ class RouterConfig:
         lines += [
             "rate_limits:",
             f"  per-app: {{requests_per_minute: 100000000, max_concurrent: {self.max_concurrent}}}",
+            *([f"  exact: {{requests_per_minute: {self.limited}}}"] if self.limited else []),
             "providers:",
             "  up:",
             "    plugin: openai",
@@ -79,6 +83,8 @@ class RouterConfig:
         for public, upstream_model in self.models.items():
             lines.append(f"  {public}: {{targets: [{{provider: up, model: {upstream_model}}}]}}")
         lines += ["keys:", CLIENT_KEY_LINE]
+        if self.limited:
+            lines.append('  limited: {key: "${BENCH_LIMITED_KEY}", rate_limits: [exact]}')
         return "\n".join(lines) + "\n"
 
 
