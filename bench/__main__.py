@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench import scenarios
 
     if not args.no_install:
-        compare.ensure_tools([])  # wrk
+        needs_redis = args.scenario in ("workers", "axes")
+        compare.ensure_tools([], ("redis-server:redis-server",) if needs_redis else ())
     procs.pin_harness()
     targets.CACHE.mkdir(exist_ok=True)
     if args.scenario == "axes":

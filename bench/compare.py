@@ -21,11 +21,13 @@ from pathlib import Path
 from bench import measure, procfs, procs, report, targets
 
 
-def ensure_tools(names: list[str]) -> None:
-    """Debian's wrk and nginx, LiteLLM in its own venv and Portkey's gateway, when missing."""
-    packages = [p for p, exe in (("wrk", "wrk"), ("nginx-light", "nginx")) if not shutil.which(exe)]
-    if "nginx" not in names and "nginx-light" in packages:
-        packages.remove("nginx-light")
+def ensure_tools(names: list[str], debian: tuple[str, ...] = ()) -> None:
+    """Debian's wrk, nginx (and the `debian` packages a scenario needs, as `(package,
+    program)` names joined by `:`), LiteLLM in its own venv and Portkey's gateway with the
+    machine's npm, when missing."""
+    wanted = [("wrk", "wrk"), ("nginx-light", "nginx")] if "nginx" in names else [("wrk", "wrk")]
+    wanted += [tuple(item.split(":", 1)) for item in debian]  # type: ignore[misc]
+    packages = [package for package, exe in wanted if not shutil.which(exe)]
     if packages:
         print(f"installing {' '.join(packages)} with apt-get", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -37,6 +39,9 @@ def ensure_tools(names: list[str]) -> None:
         pip = str(targets.LITELLM_VENV / "bin" / "pip")
         subprocess.run([pip, "install", "-q", "litellm[proxy]"], check=True)
     if "portkey" in names and targets.portkey_version() != targets.PORTKEY_VERSION:
+        if not shutil.which("npm") or not shutil.which("node"):
+            print("no node/npm on this machine: the Portkey row will say so", flush=True)
+            return
         print(f"installing {targets.PORTKEY_PACKAGE}@{targets.PORTKEY_VERSION}", flush=True)
         targets.install_portkey()
 

@@ -41,14 +41,18 @@ def router_env() -> dict[str, str]:
 
 @dataclass
 class RouterConfig:
-    """A small config: one provider, the given public models (public name: upstream model,
-    whose name may pick a stream shape of the fake upstream), one client key."""
+    """A small config: provider `up` (and any in `more_providers`, all at the one fake
+    upstream), the given public models (public name: upstream model, whose name may pick a
+    stream shape of the fake upstream; `provider/model` routes to another provider than
+    `up`), one client key."""
 
     port: int
     upstream: int
     models: dict[str, str] = field(default_factory=lambda: {MODEL: "up-model"})
     server: dict[str, object] = field(default_factory=dict)  # extra `server:` settings
     provider: dict[str, object] = field(default_factory=dict)  # extra settings of `up`
+    more_providers: dict[str, dict[str, object]] = field(default_factory=dict)
+    model_settings: dict[str, dict[str, object]] = field(default_factory=dict)  # by public name
     max_concurrent: int = 10_000
     admin: bool = False
     backend_url: str | None = None
@@ -73,15 +77,24 @@ class RouterConfig:
             f"  per-app: {{requests_per_minute: 100000000, max_concurrent: {self.max_concurrent}}}",
             *([f"  exact: {{requests_per_minute: {self.limited}}}"] if self.limited else []),
             "providers:",
-            "  up:",
-            "    plugin: openai",
-            f"    base_url: http://127.0.0.1:{self.upstream}/v1",
-            '    api_key: "${BENCH_UPSTREAM_KEY}"',
         ]
-        lines += [f"    {name}: {json.dumps(value)}" for name, value in self.provider.items()]
+        for name, settings in {"up": self.provider, **self.more_providers}.items():
+            lines += [
+                f"  {name}:",
+                "    plugin: openai",
+                f"    base_url: http://127.0.0.1:{self.upstream}/v1",
+                '    api_key: "${BENCH_UPSTREAM_KEY}"',
+            ]
+            lines += [f"    {key}: {json.dumps(value)}" for key, value in settings.items()]
         lines.append("models:")
         for public, upstream_model in self.models.items():
-            lines.append(f"  {public}: {{targets: [{{provider: up, model: {upstream_model}}}]}}")
+            provider, _, model = upstream_model.rpartition("/")
+            target = f"{{provider: {provider or 'up'}, model: {model}}}"
+            settings = "".join(
+                f", {key}: {json.dumps(value)}"
+                for key, value in self.model_settings.get(public, {}).items()
+            )
+            lines.append(f"  {public}: {{targets: [{target}]{settings}}}")
         lines += ["keys:", CLIENT_KEY_LINE]
         if self.limited:
             lines.append('  limited: {key: "${BENCH_LIMITED_KEY}", rate_limits: [exact]}')

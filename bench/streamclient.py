@@ -8,7 +8,8 @@ the client costs little next to the proxy under test. Prints one JSON object, wi
 of SSE events received (`chunks`) and the first error's status and body, if any.
 
 `--hold N` is the other mode, for many open streams: it opens N streams (a few hundred
-connections at a time), prints `{"event": "open", ...}` once each has its first event, and
+connections at a time, each batch once the one before has its first events), prints
+`{"event": "open", ...}` once each has its first event (`started`), and
 then answers commands on stdin, one a line: `mark` prints the events received so far and the
 streams still open, `close` (or the end of stdin) closes every connection, prints the last
 figures and exits. The harness reads the proxy's CPU and memory between marks.
@@ -175,7 +176,8 @@ async def run(url_host: str, port: int, request: bytes, concurrency: int, second
 
 
 class _Held(asyncio.Protocol):
-    """One held stream: counts its events, never keeps its bytes."""
+    """One held stream: counts its events, never keeps its bytes. A held stream that ends
+    (the answer completes, or the connection drops) counts as dropped: it should not."""
 
     def __init__(self, tally: dict, request: bytes) -> None:
         self.tally = tally
@@ -184,6 +186,8 @@ class _Held(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self.response)
         self.transport: asyncio.Transport | None = None
         self.counted = 0
+        self.started = asyncio.get_running_loop().create_future()  # its first event came
+        self.ended = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -203,34 +207,47 @@ class _Held(asyncio.Protocol):
         response.seen = b""  # only the count matters here
         self.tally["chunks"] += response.events - self.counted
         self.counted = response.events
-        if not self.tally["first"].done() and response.events:
+        if response.events and not self.started.done():
             self.tally["started"] += 1
-            if self.tally["started"] >= self.tally["want"]:
-                self.tally["first"].set_result(None)
+            self.started.set_result(None)
+        if response.finished.done():
+            self._end()
 
     def _fail(self, why: str) -> None:
+        self.ended = True  # an error, not also a drop
         self.tally["errors"] += 1
         self.tally["first_error"] = self.tally["first_error"] or why
+        if not self.started.done():
+            self.started.set_result(None)
         if self.transport is not None:
             self.transport.close()
 
+    def _end(self) -> None:
+        if not self.ended and not self.tally["closing"]:
+            self.tally["dropped"] += 1
+        self.ended = True
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.tally["open"] -= 1
-        if not self.response.done and not self.tally["closing"]:
-            self.tally["dropped"] += 1
+        if not self.started.done():
+            self.started.set_result(None)
+        self._end()
 
 
 async def hold(
     host: str, port: int, request: bytes, count: int, batch: int, timeout: float
 ) -> None:
-    """Open `count` streams and keep them open, answering `mark` and `close` on stdin."""
+    """Open `count` streams and keep them open, answering `mark` and `close` on stdin. Each
+    batch of connections waits for its streams' first events before the next one opens, so
+    that no listen queue on the way overflows (a dropped SYN waits a second to retry)."""
     loop = asyncio.get_running_loop()
     tally: dict = {
         "open": 0, "chunks": 0, "started": 0, "errors": 0, "dropped": 0,
-        "want": count, "first": loop.create_future(), "closing": False, "first_error": None,
+        "closing": False, "first_error": None,
     }  # fmt: skip
     held: list[_Held] = []
     started = time.perf_counter()
+    deadline = started + timeout
     for at in range(0, count, batch):
         size = min(batch, count - at)
         results = await asyncio.gather(
@@ -238,17 +255,17 @@ async def hold(
               for _ in range(size)),
             return_exceptions=True,
         )  # fmt: skip
+        fresh = []
         for result in results:
             if isinstance(result, BaseException):
                 tally["errors"] += 1
                 tally["first_error"] = tally["first_error"] or repr(result)
             else:
-                held.append(result[1])
-    want = len(held)
-    tally["want"] = want
-    if tally["started"] >= want and not tally["first"].done():
-        tally["first"].set_result(None)
-    await asyncio.wait({tally["first"]}, timeout=timeout)  # or report how many did start
+                fresh.append(result[1])
+        held += fresh
+        waiting = {one.started for one in fresh}
+        if waiting:
+            await asyncio.wait(waiting, timeout=max(0.0, deadline - time.perf_counter()))
 
     def figures(event: str) -> str:
         keys = ("open", "chunks", "started", "errors", "dropped", "first_error")

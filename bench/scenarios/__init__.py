@@ -24,6 +24,19 @@ def run(name: str, args: argparse.Namespace, argv: list[str]) -> Report:
     return module.run(args, argv)  # type: ignore[no-any-return]
 
 
+def _argv_for(argv: list[str], name: str) -> list[str]:
+    """The command line that runs `name` alone with the same options."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--scenario":
+            skip = True
+        elif not arg.startswith("--scenario="):
+            out.append(arg)
+    return ["--scenario", name, *out]
+
+
 def run_axes(args: argparse.Namespace, argv: list[str], out: Path) -> int:
     """Every scenario once, each with its own report, and one line per axis together."""
     lines = [
@@ -33,7 +46,7 @@ def run_axes(args: argparse.Namespace, argv: list[str], out: Path) -> int:
     ]
     for name in MODULES:
         sizes, args.sizes = args.sizes, None  # each scenario takes its own sizes
-        report = run(name, args, [*argv, "# scenario", name])
+        report = run(name, args, _argv_for(argv, name))
         args.sizes = sizes
         print(report.write(out.with_name(f"{out.name}-{name}")))
         lines.append(f"- {report.line}")
