@@ -204,8 +204,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
         f"{num(last['cpu_ms_per_request'], 3)} ms CPU a request against "
         f"{num(first['cpu_ms_per_request'], 3)} (max/min {num(cpu['max_over_min'], 2)}, flat: "
         f"{yes(cpu['flat'])}); `check` {num(last['check_s'], 1)} s, reload "
-        f"{num(last['reload_s'], 2)} s, idle RSS {num(last['idle_rss_mb'], 0)} MB (linear in "
-        f"the entries: {check}, {reload}, {rss}); p99 while reloading "
+        f"{num(last['reload_s'], 2)} s, idle RSS {num(last['idle_rss_mb'], 0)} MB (flat per "
+        f"1,000 entries: `check` {check}, reload {reload}, RSS {rss}); p99 while reloading "
         f"{num(last['p99_ratio'], 1)}x calm"
     )
     return report
