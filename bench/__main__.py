@@ -1,119 +1,58 @@
-"""`python -m bench`: the whole comparison in one run. See bench/README.md.
+"""`python -m bench [--scenario NAME]`: the router's cost, measured. See bench/README.md.
 
-Installs what it lacks (wrk and nginx from Debian, LiteLLM proxy into its own venv), starts
-the fake upstream on core 1, then measures each target in turn with the proxy on core 0.
+Without `--scenario` (or with `compare`): the router beside direct calls, the bare relay,
+LiteLLM, Portkey's gateway and nginx, in one run. Each other scenario grows one kind of work
+and reports the router's cost per unit of it at each size, with a "flat within 10%?" verdict:
+
+  streams       many open streams held by a slow upstream (one chunk a second)
+  big-config    1,000 models, 200 providers, 10,000 client keys (half as sha256 digests)
+  big-bodies    prompts of 100 KB, 1 MB and 4 MB
+  long-streams  answers of up to 10,000 chunks
+  workers       `--workers 1` and `2` sharing limits through Redis
+  axes          all five in turn, and one line per axis in bench/results/axes.md
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from bench import measure, procfs, report, targets
+from bench import compare, procs, targets
+from bench.scenario import RESULTS
 
-RESULTS = Path(__file__).with_name("results")
+QUICK_RESULTS = targets.CACHE / "quick"  # a --quick run never replaces a full run's results
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def ensure_tools(names: list[str]) -> None:
-    """Debian's wrk and nginx, and LiteLLM in its own venv, when missing."""
-    packages = [p for p, exe in (("wrk", "wrk"), ("nginx-light", "nginx")) if not shutil.which(exe)]
-    if "nginx" not in names and "nginx-light" in packages:
-        packages.remove("nginx-light")
-    if packages:
-        print(f"installing {' '.join(packages)} with apt-get", flush=True)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env)
-    if "litellm" in names and not (targets.LITELLM_VENV / "bin" / "litellm").exists():
-        print("installing LiteLLM proxy into bench/.cache/litellm-venv", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(targets.LITELLM_VENV)], check=True)
-        pip = str(targets.LITELLM_VENV / "bin" / "pip")
-        subprocess.run([pip, "install", "-q", "litellm[proxy]"], check=True)
-
-
-def _wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listening on port {port}")
-
-
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def measure_target(name: str, upstream: int, upstream_pid: int, args: argparse.Namespace) -> dict:
-    target = targets.build(name, _free_port(), upstream)
-    log = targets.CACHE / f"{name}.log"
-    print(f"== {target.label}", flush=True)
-    started = time.monotonic()
-    process = target.start(log)
-    try:
-        ready = measure.first_200(target.port, target.key, target.model, started + 120, process)
-        if ready is None:
-            raise RuntimeError(f"{name} never answered 200; see {log}")
-        pid = process.pid if process else upstream_pid
-        time.sleep(args.settle)
-        out: dict = {
-            "label": target.label,
-            "startup_s": round(ready - started, 3) if process else None,
-            "rss_idle_mb": round(procfs.rss_bytes(pid) / 2**20, 1),
-            "cpu_is": "proxy" if process else "upstream",
-            "runs": {"c1": [], "c32": [], "c64": [], "s1": [], "s16": []},
-        }
-        measure.wrk(target, pid, 32, args.warmup)
-        measure.stream(target, pid, 16, min(args.warmup, 2))
-        for i in range(args.repeat):
-            for c in (1, 32, 64):
-                run = measure.wrk(target, pid, c, args.duration)
-                out["runs"][f"c{c}"].append(run)
-                print(f"  [{i + 1}] c={c}: {run['rps']} req/s p50 {run['p50_ms']} ms", flush=True)
-            for c in (1, 16):
-                run = measure.stream(target, pid, c, args.stream_duration)
-                out["runs"][f"s{c}"].append(run)
-                print(
-                    f"  [{i + 1}] stream c={c}: {run['streams_per_s']} streams/s"
-                    f" ttft p50 {run['ttft_p50_ms']} ms",
-                    flush=True,
-                )
-        return out
-    finally:
-        _stop(process)
+SCENARIOS = ("compare", "streams", "big-config", "big-bodies", "long-streams", "workers", "axes")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--scenario", default="compare", choices=SCENARIOS)
     parser.add_argument("--quick", action="store_true", help="seconds, not minutes")
-    parser.add_argument("--only", help=f"comma-separated subset of {','.join(targets.ALL)}")
+    parser.add_argument(
+        "--only", help=f"compare: comma-separated subset of {','.join(targets.ALL)}"
+    )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
     parser.add_argument("--stream-duration", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--settle", type=float, default=2.0, help="idle seconds before idle RSS")
-    parser.add_argument("--out", default=str(RESULTS / "latest"), help="path without suffix")
+    parser.add_argument("--sizes", help="a scenario's sizes, comma-separated (see README)")
+    parser.add_argument(
+        "--router-server",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra `server:` setting in the router's config (VALUE read as JSON)",
+    )
+    parser.add_argument(
+        "--out",
+        help="path without suffix (default: bench/results/<scenario>, or latest for compare;"
+        " under bench/.cache/quick/ with --quick)",
+    )
     parser.add_argument("--no-install", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -123,38 +62,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.names) - set(targets.ALL)
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    if args.sizes:
+        try:
+            args.sizes = [int(float(x)) for x in args.sizes.split(",")]
+        except ValueError:
+            parser.error("--sizes takes comma-separated numbers")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    procs.raise_open_files()
+    results = QUICK_RESULTS if args.quick else RESULTS
+    if args.scenario == "compare":
+        args.out = args.out or str(results / "latest")
+        return compare.run(args, argv)
+    from bench import scenarios
+
     if not args.no_install:
-        ensure_tools(args.names)
-    os.sched_setaffinity(0, {1})  # the harness and everything it starts live on core 1...
+        needs_redis = args.scenario in ("workers", "axes")
+        compare.ensure_tools([], ("redis-server:redis-server",) if needs_redis else ())
+    procs.pin_harness()
     targets.CACHE.mkdir(exist_ok=True)
-    port = _free_port()
-    upstream = subprocess.Popen(
-        [sys.executable, "-m", "bench.upstream", "--port", str(port)],
-        cwd=targets.ROOT,
-    )
-    results: dict = {}
-    try:
-        _wait_port(port)
-        for name in args.names:  # ...but each proxy, through `taskset -c 0`, on core 0
-            results[name] = measure_target(name, port, upstream.pid, args)
-    finally:
-        _stop(upstream)
-    meta = {
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "load_before": os.getloadavg(),
-        "repeat": args.repeat,
-        "duration_s": args.duration,
-        "stream_duration_s": args.stream_duration,
-    }
-    summary = report.write(Path(args.out), meta, results)
-    print(summary)
+    if args.scenario == "axes":
+        return scenarios.run_axes(args, argv, Path(args.out) if args.out else results / "axes")
+    result = scenarios.run(args.scenario, args, argv)
+    print(result.write(Path(args.out) if args.out else results / args.scenario))
     return 0
 
 

@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 
 from bench import measure, targets
-from bench.__main__ import _free_port, _stop, _wait_port
+from bench.procs import free_port as _free_port
+from bench.procs import stop as _stop
+from bench.procs import wait_port as _wait_port
 
 COUNTED = ("router", "relay")
 

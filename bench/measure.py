@@ -37,35 +37,83 @@ def _close(pid: int | None, start: tuple[float, list[tuple[int, int]]], count: i
     }
 
 
-def wrk(target: Target, pid: int | None, concurrency: int, seconds: float) -> dict:
-    """Non-streaming load at `concurrency` for `seconds`."""
+def wrk_command(
+    target: Target,
+    concurrency: int,
+    seconds: float,
+    body: Path | None = None,
+    keys: Path | None = None,
+    cores: str = "1",
+) -> list[str]:
+    """wrk posting chat requests: BODY (or the file `body`) with the target's key, or cycling
+    over the `key model` lines of `keys`; the target's own headers on every request."""
     seconds = max(1, round(seconds))  # wrk takes whole seconds
-    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s"]
+    command = ["taskset", "-c", cores, "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s"]
     command += ["--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{target.port}"]
-    command += ["--", PATH, target.key, BODY.replace("bench", target.model, 1)]
-    start = _window(pid)
-    with procfs.Sampler(pid or 0) as sampler:
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-    line = next(x for x in done.stdout.splitlines() if x.startswith("BENCHJSON "))
+    payload = f"@{body}" if body else BODY.replace("bench", target.model, 1)
+    command += ["--", PATH, f"@{keys}" if keys else target.key, payload]
+    command += [f"{name}: {value}" for name, value in target.headers.items()]
+    return command
+
+
+def wrk_result(stdout: str, concurrency: int) -> dict:
+    """wrk's JSON summary line, as figures."""
+    line = next(x for x in stdout.splitlines() if x.startswith("BENCHJSON "))
     raw = json.loads(line.removeprefix("BENCHJSON "))
     requests = raw["requests"]
-    errors = sum(v for k, v in raw.items() if k.startswith("errors_"))
     return {
         "concurrency": concurrency,
         "requests": requests,
-        "errors": errors,
+        "errors": sum(v for k, v in raw.items() if k.startswith("errors_")),
+        "errors_status": raw["errors_status"],
         "rps": round(requests / (raw["duration_us"] / 1e6), 1),
         "p50_ms": raw["p50_us"] / 1000,
         "p99_ms": raw["p99_us"] / 1000,
-        "rss_peak_mb": round(sampler.peak / 2**20, 1) if pid else None,
-        **_close(pid, start, requests),
     }
 
 
-def stream(target: Target, pid: int | None, concurrency: int, seconds: float) -> dict:
+def wrk(
+    target: Target,
+    pid: int | None,
+    concurrency: int,
+    seconds: float,
+    body: Path | None = None,
+    keys: Path | None = None,
+    cores: str = "1",
+) -> dict:
+    """Non-streaming load at `concurrency` for `seconds`."""
+    command = wrk_command(target, concurrency, seconds, body, keys, cores)
+    start = _window(pid)
+    with procfs.Sampler(pid or 0) as sampler:
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    result = wrk_result(done.stdout, concurrency)
+    return {
+        **result,
+        "rss_peak_mb": round(sampler.peak / 2**20, 1) if pid else None,
+        **_close(pid, start, result["requests"]),
+    }
+
+
+def stream_command(target: Target, model: str | None = None, cores: str = "1") -> list[str]:
+    """The streaming client for `target` (its key and headers), less its load options."""
+    command = ["taskset", "-c", cores, sys.executable, "-m", "bench.streamclient"]
+    command += ["--port", str(target.port), "--key", target.key]
+    command += ["--model", model or target.model]
+    for name, value in target.headers.items():
+        command += ["--header", f"{name}={value}"]
+    return command
+
+
+def stream(
+    target: Target,
+    pid: int | None,
+    concurrency: int,
+    seconds: float,
+    model: str | None = None,
+    cores: str = "1",
+) -> dict:
     """Streaming load at `concurrency` for `seconds`, with the streaming client on core 1."""
-    command = ["taskset", "-c", "1", sys.executable, "-m", "bench.streamclient"]
-    command += ["--port", str(target.port), "--key", target.key, "--model", target.model]
+    command = stream_command(target, model, cores)
     command += ["-c", str(concurrency), "-d", str(seconds)]
     start = _window(pid)
     done = subprocess.run(
@@ -75,10 +123,18 @@ def stream(target: Target, pid: int | None, concurrency: int, seconds: float) ->
     return {**result, **_close(pid, start, result["streams"])}
 
 
-def first_200(port: int, key: str, model: str, deadline: float, process=None) -> float | None:  # type: ignore[no-untyped-def]
+def first_200(  # type: ignore[no-untyped-def]
+    port: int,
+    key: str,
+    model: str,
+    deadline: float,
+    process=None,
+    extra: dict[str, str] | None = None,
+) -> float | None:
     """Poll with a real chat request until it answers 200; the monotonic time it did."""
     body = BODY.replace("bench", model, 1)
     headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+    headers.update(extra or {})
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             return None

@@ -6,6 +6,7 @@ figure sums the whole tree under the process the harness started.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
@@ -102,3 +103,43 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def open_fds(root: int) -> int:
+    """File descriptors open in the tree: a held stream should cost two (client, upstream)."""
+    total = 0
+    for pid in tree(root):
+        with contextlib.suppress(OSError):
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+    return total
+
+
+def _status_field(pid: int, name: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def threads(root: int) -> int:
+    return sum(_status_field(pid, "Threads") for pid in tree(root))
+
+
+def reset_peak_rss(root: int) -> None:
+    """Start the peak-RSS high-water marks again from the current RSS (Linux `clear_refs`)."""
+    for pid in tree(root):
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def peak_rss_bytes(root: int) -> int:
+    """The tree's peak RSS since the last `reset_peak_rss` (each process's VmHWM, summed):
+    exact, where sampling would miss a short request's peak."""
+    return sum(_status_field(pid, "VmHWM") for pid in tree(root)) * 1024

@@ -29,6 +29,7 @@ def summarize(result: dict) -> dict[str, Any]:
         "rss_idle_mb": result["rss_idle_mb"],
         "cpu_is": result["cpu_is"],
         "errors": sum(r["errors"] for kind in runs.values() for r in kind),
+        "failures": result.get("failures", []),
     }
     for c in (1, 32, 64):
         out[f"rps_c{c}"] = pick(f"c{c}", "rps")
@@ -40,9 +41,11 @@ def summarize(result: dict) -> dict[str, Any]:
         out[f"total_c{c}"] = pick(f"s{c}", "total_p50_ms")
         out[f"streams_c{c}"] = pick(f"s{c}", "streams_per_s")
     out["cpu_ms_stream_c16"] = pick("s16", "cpu_ms_per_request")
-    out["core_busy_c64"] = [
-        statistics.median(r["core_busy"][i] for r in runs["c64"]) for i in range(2)
-    ]
+    out["core_busy_c64"] = (
+        [statistics.median(r["core_busy"][i] for r in runs["c64"]) for i in range(2)]
+        if runs["c64"]
+        else None
+    )
     peaks = [r["rss_peak_mb"] for r in runs["c64"] + runs["c32"] if r.get("rss_peak_mb")]
     out["rss_load_mb"] = max(peaks) if peaks else None
     return out
@@ -73,16 +76,21 @@ def checks(s: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a is not None and b else None
 
-    lite, relay = s.get("litellm", {}), s.get("relay", {})
+    lite, relay, portkey = s.get("litellm", {}), s.get("relay", {}), s.get("portkey", {})
     rows: list[tuple[str, str, bool | None]] = []
 
     def row(name: str, value: float | None, fmt: str, ok: bool | None) -> None:
         rows.append((name, "n/a" if value is None else fmt.format(value), ok))
 
+    cpu = ratio(_m(r, "cpu_ms_c64"), _m(relay, "cpu_ms_c64"))
+    row("CPU/request c=64 <= 1.2x bare relay", cpu, "{:.2f}x", None if cpu is None else cpu <= 1.2)
+    cpu_s = ratio(_m(r, "cpu_ms_stream_c16"), _m(relay, "cpu_ms_stream_c16"))
+    ok_s = None if cpu_s is None else cpu_s <= 1.2
+    row("CPU/stream c=16 <= 1.2x bare relay", cpu_s, "{:.2f}x", ok_s)
+    pk = ratio(_m(r, "rps_c64"), _m(portkey, "rps_c64"))
+    row("req/s c=64 >= 5x Portkey", pk, "{:.1f}x", None if pk is None else pk >= 5)
     tp = ratio(_m(r, "rps_c64"), _m(lite, "rps_c64"))
     row("req/s c=64 >= 40x LiteLLM", tp, "{:.1f}x", None if tp is None else tp >= 40)
-    cpu = ratio(_m(r, "cpu_ms_c64"), _m(relay, "cpu_ms_c64"))
-    row("CPU/request c=64 <= 1.3x bare relay", cpu, "{:.2f}x", None if cpu is None else cpu <= 1.3)
     for key, limit, name in (
         ("added_p50_c1", 1.0, "added p50 c=1 <= 1 ms"),
         ("added_p99_c1", 3.0, "added p99 c=1 <= 3 ms"),
@@ -131,6 +139,7 @@ STREAM_COLUMNS = [
     ("TTFT c=16 ms", "ttft_c16", 2),
     ("total c=16 ms", "total_c16", 1),
     ("streams/s c=16", "streams_c16", 0),
+    ("CPU ms/stream c=16", "cpu_ms_stream_c16", 3),
     ("idle RSS MB", "rss_idle_mb", 1),
     ("RSS under load MB", "rss_load_mb", 1),
     ("start-up s", "startup_s", 2),
@@ -144,6 +153,8 @@ def _cell(s: dict, title: str, key: str | None, digits: int) -> str:
     if title.startswith("p50/p99 c=64"):
         return f"{_fmt(_m(s, 'p50_c64'), 1)} / {_fmt(_m(s, 'p99_c64'), 1)}"
     if title.startswith("core 0/1"):
+        if not s["core_busy_c64"]:
+            return "n/a"
         a, b = s["core_busy_c64"]
         return f"{a:.2f} / {b:.2f}"
     return _fmt(s.get(key), digits)  # type: ignore[arg-type]
@@ -158,26 +169,44 @@ def _table(summaries: dict[str, dict], columns: list[tuple[str, str | None, int]
     return lines
 
 
-def _vs_nginx(summaries: dict[str, dict]) -> list[str]:
-    r, n = summaries.get("router"), summaries.get("nginx")
-    if not r or not n:
+RATIO_FIGURES = (
+    ("req/s c=64", "rps_c64"),
+    ("req/s c=1", "rps_c1"),
+    ("CPU ms/req c=64", "cpu_ms_c64"),
+    ("CPU ms/stream c=16", "cpu_ms_stream_c16"),
+    ("streams/s c=16", "streams_c16"),
+    ("added p50 c=1 ms", "added_p50_c1"),
+    ("added TTFT c=1 ms", "added_ttft_c1"),
+    ("idle RSS MB", "rss_idle_mb"),
+    ("start-up s", "startup_s"),
+)
+
+
+def _ratios(summaries: dict[str, dict]) -> list[str]:
+    """The router's figures as ratios to each other target of the same run."""
+    r = summaries.get("router")
+    others = [n for n in ("relay", "litellm", "portkey", "nginx") if n in summaries]
+    if not r or not others:
         return []
-    lines = ["", "How far the router is from nginx (router / nginx):", ""]
-    lines += ["| figure | llm-router | nginx | ratio |", "|---|---|---|---|"]
-    for title, key in (
-        ("req/s c=64", "rps_c64"),
-        ("req/s c=1", "rps_c1"),
-        ("added p50 c=1 ms", "added_p50_c1"),
-        ("CPU ms/req c=64", "cpu_ms_c64"),
-        ("added TTFT c=1 ms", "added_ttft_c1"),
-        ("streams/s c=16", "streams_c16"),
-        ("idle RSS MB", "rss_idle_mb"),
-        ("start-up s", "startup_s"),
-    ):
-        a, b = _m(r, key), _m(n, key)
-        ratio = f"{a / b:.2f}x" if a is not None and b else "n/a"
-        lines.append(f"| {title} | {_fmt(a, 3)} | {_fmt(b, 3)} | {ratio} |")
+    lines = ["", "The router's figures as ratios to the others' in this run (router / other):", ""]
+    heads = [summaries[n]["label"] for n in others]
+    lines += ["| figure | llm-router | " + " | ".join(heads) + " |"]
+    lines.append("|---" * (len(others) + 2) + "|")
+    for title, key in RATIO_FIGURES:
+        mine = _m(r, key)
+        cells = []
+        for name in others:
+            theirs = _m(summaries[name], key)
+            cells.append(f"{mine / theirs:.2f}x" if mine is not None and theirs else "n/a")
+        lines.append(f"| {title} | {_fmt(mine, 3)} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _failures(summaries: dict[str, dict]) -> list[str]:
+    lines = []
+    for s in summaries.values():
+        lines += [f"- {s['label']}: {failure}" for failure in s.get("failures", [])]
+    return ["", "Phases that failed (their cells read n/a):", "", *lines] if lines else []
 
 
 def markdown(meta: dict, summaries: dict[str, dict]) -> str:
@@ -198,7 +227,8 @@ def markdown(meta: dict, summaries: dict[str, dict]) -> str:
         *_table(summaries, STREAM_COLUMNS),
         "",
         "The direct row's CPU and RSS are the fake upstream's own.",
-        *_vs_nginx(summaries),
+        *_failures(summaries),
+        *_ratios(summaries),
     ]
     rows = checks(summaries)
     if rows:

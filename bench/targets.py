@@ -1,11 +1,14 @@
-"""The five things measured: how to configure and start each one, pinned to core 0.
+"""The six things compared: how to configure and start each one, pinned to core 0.
 
 Every proxy forwards `POST /v1/chat/completions` for model `bench` with client key
-`sk-bench-client` to the fake upstream, which is started separately on core 1.
+`sk-bench-client` to the fake upstream, which is started separately on core 1. Portkey's
+gateway has no client keys and no config file: each request names its route in `x-portkey-*`
+headers and carries the upstream key itself, so its target sends those instead.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,13 +16,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.routerconf import CLIENT_KEY, EXE, MODEL, UPSTREAM_KEY, RouterConfig, router_env
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-CACHE = BENCH / ".cache"  # git-ignored: LiteLLM's venv, configs and logs of the last run
+CACHE = BENCH / ".cache"  # git-ignored: the peers' installs, configs and logs of the last run
 LITELLM_VENV = CACHE / "litellm-venv"
-CLIENT_KEY = "sk-bench-client"
-UPSTREAM_KEY = "sk-bench-upstream"
-MODEL = "bench"
+PORTKEY_DIR = CACHE / "portkey"
+PORTKEY_PACKAGE = "@portkey-ai/gateway"
+PORTKEY_VERSION = "1.15.2"  # the version measured; `python -m bench` installs exactly this one
 
 
 @dataclass
@@ -31,6 +36,7 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
     key: str = CLIENT_KEY
     model: str = MODEL
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request
 
     def start(self, log: Path) -> subprocess.Popen[bytes] | None:
         if not self.command:
@@ -44,25 +50,6 @@ class Target:
                 cwd=CACHE,
             )
 
-
-ROUTER_CONFIG = """\
-# llm-router, as a user would run it: one OpenAI-compatible provider, a client key with a
-# rate-limit policy (generous enough never to reject a benchmark request, so that only its
-# per-request cost is measured), default logging (JSON access log at info).
-server: {{host: 127.0.0.1, port: {port}, auth: keys}}
-rate_limits:
-  per-app: {{requests_per_minute: 100000000, max_concurrent: 10000}}
-providers:
-  up:
-    plugin: openai
-    base_url: http://127.0.0.1:{upstream}/v1
-    api_key: {upstream_key}
-models:
-  {model}:
-    targets: [{{provider: up, model: up-model}}]
-keys:
-  bench: {{key: {client_key}, rate_limits: [per-app]}}
-"""
 
 LITELLM_CONFIG = """\
 model_list:
@@ -102,7 +89,8 @@ http {{
 """
 
 
-def _write(name: str, text: str) -> Path:
+def write(name: str, text: str) -> Path:
+    """A generated file in the cache (configs, bodies, key lists)."""
     CACHE.mkdir(exist_ok=True)
     path = CACHE / name
     path.write_text(text)
@@ -122,16 +110,16 @@ def build(name: str, port: int, upstream: int) -> Target:
     if name == "direct":
         return Target("direct", "direct to the upstream", upstream)
     if name == "router":
-        config = _write("router.yaml", ROUTER_CONFIG.format(**fmt))
-        exe = str(Path(sys.executable).with_name("llm-router"))
-        return Target("router", "llm-router", port, [exe, "serve", "--config", str(config)])
+        config = write("router.yaml", RouterConfig(port, upstream).text())
+        command = [EXE, "serve", "--config", str(config)]
+        return Target("router", "llm-router", port, command, router_env())
     if name == "relay":
         command = [sys.executable, "-m", "uvicorn", "bench.relay:app", "--port", str(port)]
         command += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
         env = {"BENCH_UPSTREAM": f"http://127.0.0.1:{upstream}", "PYTHONPATH": str(ROOT)}
         return Target("relay", "bare relay (Starlette + aiohttp)", port, command, env)
     if name == "litellm":
-        config = _write("litellm.yaml", LITELLM_CONFIG.format(**fmt))
+        config = write("litellm.yaml", LITELLM_CONFIG.format(**fmt))
         exe = str(LITELLM_VENV / "bin" / "litellm")
         command = [exe, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
         command += ["--num_workers", "1"]
@@ -143,10 +131,20 @@ def build(name: str, port: int, upstream: int) -> Target:
         }
         return Target("litellm", f"LiteLLM proxy {litellm_version()}", port, command, env)
     if name == "nginx":
-        config = _write("nginx.conf", NGINX_CONFIG.format(**fmt))
+        config = write("nginx.conf", NGINX_CONFIG.format(**fmt))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         command = [nginx, "-c", str(config), "-p", str(CACHE)]
         return Target("nginx", "nginx reverse proxy", port, command)
+    if name == "portkey":
+        script = PORTKEY_DIR / "node_modules" / PORTKEY_PACKAGE / "build" / "start-server.js"
+        command = ["node", str(script), f"--port={port}", "--headless"]
+        headers = {
+            "x-portkey-provider": "openai",
+            "x-portkey-custom-host": f"http://127.0.0.1:{upstream}/v1",
+        }
+        label = f"Portkey gateway {portkey_version()}"
+        env = {"NODE_ENV": "production"}  # no log viewer, no console spinner
+        return Target("portkey", label, port, command, env, UPSTREAM_KEY, MODEL, headers)
     raise ValueError(f"unknown target {name!r}")
 
 
@@ -155,4 +153,20 @@ def litellm_version() -> str:
     return meta[0].name.split("-")[1].removesuffix(".dist") if meta else "?"
 
 
-ALL = ("direct", "router", "relay", "litellm", "nginx")
+def portkey_version() -> str:
+    meta = PORTKEY_DIR / "node_modules" / PORTKEY_PACKAGE / "package.json"
+    return json.loads(meta.read_text())["version"] if meta.exists() else "?"
+
+
+def install_portkey() -> None:
+    """Portkey's gateway, the pinned version, with the machine's npm into the cache."""
+    PORTKEY_DIR.mkdir(parents=True, exist_ok=True)
+    manifest = PORTKEY_DIR / "package.json"
+    if not manifest.exists():
+        manifest.write_text('{"name": "bench-portkey", "private": true}\n')
+    command = ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"]
+    command.append(f"{PORTKEY_PACKAGE}@{PORTKEY_VERSION}")
+    subprocess.run(command, cwd=PORTKEY_DIR, check=True)
+
+
+ALL = ("direct", "router", "relay", "litellm", "portkey", "nginx")

@@ -11,6 +11,16 @@ stream, as OpenAI does.
 The gap is short on purpose: at 2 ms (40 ms a stream) the pacing alone capped c=16 at about
 395 streams/s, the figure for direct calls, nginx and the Python proxies alike, so streams/s
 measured the fake, not the proxies; at 0.5 ms the proxies' own cost decides it.
+
+The scenarios need other shapes, chosen per request by the upstream model name, so that one
+upstream serves them all and a router config picks them with a target's `model`:
+`stream-<chunks>-<gap ms>` streams that many chunks that far apart (`stream-3600-1000`: one
+chunk a second for an hour, the slow upstream that holds streams open; `stream-10000-1`: a
+10,000-chunk answer). Any other model gets the default shape. Bodies of any size are read
+(the prompt is never looked at beyond the `model` and `stream` fields). Slow streams (a gap of
+100 ms or more) are spread out: after the first chunk, each stream keeps its own phase within
+the gap, as independent clients' streams would, so that streams opened together do not all
+send their chunks in the same millisecond.
 Run: `python -m bench.upstream --port 9001`.
 """
 
@@ -18,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
+from dataclasses import dataclass
 
 import httptools
 import orjson
@@ -80,20 +92,61 @@ CHUNKS, FIRST_TOKEN, GAP = 20, 0.002, 0.0005  # stream shape: frames, seconds, s
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
 
 
+STREAM_FIELD = re.compile(rb'"stream"\s*:\s*true')
+USAGE_FIELD = re.compile(rb'"include_usage"\s*:\s*true')
+SHAPE_MODEL = re.compile(rb'"model"\s*:\s*"stream-(\d+)-(\d+(?:\.\d+)?)"')
+
+
 def _chunked(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-class UpstreamProtocol(asyncio.Protocol):
-    def __init__(
-        self, frames: list[bytes], usage_frames: list[bytes], first_token: float, gap: float
-    ) -> None:
-        self.frames = frames
-        self.usage_frames = usage_frames
-        self.tail_usage = _chunked(USAGE_FRAME + DONE) + b"0\r\n\r\n"
-        self.tail = _chunked(DONE) + b"0\r\n\r\n"
+@dataclass(frozen=True)
+class Shape:
+    """One stream shape: its frames (HTTP-chunked already) and their timing."""
+
+    frames: list[bytes]
+    usage_frames: list[bytes]
+    first_token: float
+    gap: float
+
+
+class Shapes:
+    """Stream shapes by request: the default, or the one the model name asks for, built once
+    per (chunks, gap) and shared by every connection."""
+
+    def __init__(self, chunks: int, first_token: float, gap: float) -> None:
         self.first_token = first_token
-        self.gap = gap
+        self.default = self._build(chunks, gap)
+        self._named: dict[bytes, Shape] = {}
+
+    def _build(self, chunks: int, gap: float) -> Shape:
+        frames = [_chunked(f) for f in stream_frames(chunks)]
+        usage_frames = [_chunked(f) for f in stream_frames(chunks, usage=True)]
+        return Shape(frames, usage_frames, self.first_token, gap)
+
+    def for_body(self, body: bytes) -> Shape:
+        match = SHAPE_MODEL.search(body)
+        if match is None:
+            return self.default
+        shape = self._named.get(match[0])
+        if shape is None:
+            chunks = max(2, int(match[1]))
+            shape = self._named[match[0]] = self._build(chunks, float(match[2]) / 1000)
+        return shape
+
+
+SLOW_GAP = 0.1  # seconds: streams this slow get their own phase
+GOLDEN = 0.6180339887  # successive multiples mod 1 spread evenly over [0, 1)
+TAIL_USAGE = _chunked(USAGE_FRAME + DONE) + b"0\r\n\r\n"
+TAIL = _chunked(DONE) + b"0\r\n\r\n"
+
+
+class UpstreamProtocol(asyncio.Protocol):
+    streams = 0  # streams started, for the phase of slow ones
+
+    def __init__(self, shapes: Shapes) -> None:
+        self.shapes = shapes
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
@@ -134,7 +187,7 @@ class UpstreamProtocol(asyncio.Protocol):
         assert self.transport is not None
         if not url.endswith(b"/chat/completions"):
             self.transport.write(NOT_FOUND)
-        elif b'"stream":true' in body.replace(b" ", b""):
+        elif STREAM_FIELD.search(body):
             self.queue = asyncio.Queue()
             self.worker = asyncio.get_running_loop().create_task(self._stream(body))
         else:
@@ -144,14 +197,19 @@ class UpstreamProtocol(asyncio.Protocol):
         assert self.transport is not None and self.queue is not None
         write = self.transport.write
         write(SSE_HEAD)
+        shape = self.shapes.for_body(body)
         clock = asyncio.get_running_loop().time
-        due = clock() + self.first_token
-        usage = b'"include_usage":true' in body.replace(b" ", b"")
-        for frame in self.usage_frames if usage else self.frames:
+        due = clock() + shape.first_token
+        usage = USAGE_FIELD.search(body) is not None
+        UpstreamProtocol.streams += 1
+        phase = (UpstreamProtocol.streams * GOLDEN % 1) * shape.gap
+        for frame in shape.usage_frames if usage else shape.frames:
             await asyncio.sleep(max(0.0, due - clock()))
             write(frame)
-            due += self.gap
-        write(self.tail_usage if usage else self.tail)
+            if frame is shape.frames[0] or frame is shape.usage_frames[0]:
+                due += phase if shape.gap >= SLOW_GAP else 0.0
+            due += shape.gap
+        write(TAIL_USAGE if usage else TAIL)
         queue, self.queue, self.worker = self.queue, None, None
         while not queue.empty():  # pipelined requests that came in meanwhile
             item = queue.get_nowait()
@@ -162,14 +220,13 @@ class UpstreamProtocol(asyncio.Protocol):
 
 
 async def serve(host: str, port: int, chunks: int, first_token: float, gap: float) -> None:
-    frames = [_chunked(f) for f in stream_frames(chunks)]
-    usage_frames = [_chunked(f) for f in stream_frames(chunks, usage=True)]
+    shapes = Shapes(chunks, first_token, gap)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: UpstreamProtocol(frames, usage_frames, first_token, gap),
+        lambda: UpstreamProtocol(shapes),
         host,
         port,
-        backlog=1024,
+        backlog=4096,
         reuse_address=True,
     )
     async with server:

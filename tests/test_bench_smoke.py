@@ -1,7 +1,9 @@
 """The benchmark harness runs end to end (quick mode) against the router and the upstream.
 
-LiteLLM and nginx are left out so that this stays a few seconds; the full comparison is
-`python -m bench` (see bench/README.md).
+LiteLLM, Portkey and nginx are left out so that this stays a few seconds; the full comparison
+is `python -m bench` (see bench/README.md). One scenario along an axis of work runs too, in
+quick form with small sizes: the many-streams one, whose client holds streams open, and the
+long-streams one, whose upstream shape is picked by the model name.
 """
 
 import json
@@ -21,27 +23,62 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bench", "--quick", "--no-install", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=100)
+
+
 def test_quick_run_measures_router_and_direct(tmp_path):
     out = tmp_path / "latest"
-    command = [sys.executable, "-m", "bench", "--quick", "--no-install", "--only", "direct,router"]
-    done = subprocess.run(
-        [*command, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
+    done = _bench("--only", "direct,router", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(out.with_suffix(".json").read_text())
     router, direct = data["summary"]["router"], data["summary"]["direct"]
     for summary in (router, direct):
         assert summary["errors"] == 0
+        assert summary["failures"] == []
         for key in ("rps_c1", "rps_c32", "rps_c64", "streams_c16"):
             assert summary[key]["median"] > 0, key
         assert summary["ttft_c1"]["median"] > 0
     assert router["startup_s"] > 0
     assert router["cpu_ms_c64"]["median"] > 0
+    assert router["cpu_ms_stream_c16"]["median"] > 0
     assert router["rss_idle_mb"] > 10
     assert router["added_p50_c1"] is not None
     table = out.with_suffix(".md").read_text()
     assert "| llm-router |" in table and "| direct to the upstream |" in table
+    # the router's config references its secrets, as a user's would
+    config = (ROOT / "bench" / ".cache" / "router.yaml").read_text()
+    assert "${BENCH_UPSTREAM_KEY}" in config and "sk-bench-upstream" not in config
+
+
+def test_streams_scenario_holds_streams_open_and_reports_per_stream_costs(tmp_path):
+    out = tmp_path / "streams"
+    done = _bench("--scenario", "streams", "--sizes", "20,60", "--duration", "1", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert [row["streams"] for row in data["rows"]] == [20, 60]
+    for row in data["rows"]:
+        assert row["opened"] == row["streams"] and row["still_open"] == row["streams"]
+        assert row["errors"] == 0
+        assert 1.5 <= row["fds_per_stream"] <= 2.5  # one to the client, one upstream
+        assert row["kb_per_stream"] is not None and row["chunks"] > 0
+        assert row["idle_p99_ms"] > 0 and row["busy_p99_ms"] > 0
+    figures = [v["figure"] for v in data["verdicts"]]
+    assert figures == ["memory per open stream", "CPU per chunk", "descriptors per open stream"]
+    assert all(v["flat"] in (True, False) for v in data["verdicts"])
+    assert "open streams (20 to 60" in data["line"]
+    assert "| per unit of work |" in out.with_suffix(".md").read_text()
+
+
+def test_long_streams_scenario_gets_the_chunks_it_asks_for(tmp_path):
+    out = tmp_path / "long"
+    done = _bench("--scenario", "long-streams", "--sizes", "10,50", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(out.with_suffix(".json").read_text())
+    for row, length in zip(data["rows"], (10, 50), strict=True):
+        assert row["errors"] == 0 and row["streams"] > 0
+        # each stream: `length` content events, then [DONE]
+        assert row["chunks"] == row["streams"] * (length + 1)
+        assert row["cpu_us_per_chunk"] > 0 and row["marginal_us_per_chunk"] is not None
+    assert data["verdicts"][0]["figure"] == "CPU per chunk beyond the stream's own"
