@@ -11,7 +11,7 @@ import openai
 import orjson
 import pytest
 
-from router.http.fastpath import WATCH_AFTER
+from router.http.disconnect import WATCH_AFTER
 from router.testing import Reply, chat_chunks, chat_completion, json_reply, sse_reply
 
 CONFIG = """

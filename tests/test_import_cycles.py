@@ -16,9 +16,7 @@ def _module_name(path: Path) -> str:
 
 
 def _modules() -> dict[str, Path]:
-    return {
-        _module_name(p): p for p in PACKAGE.rglob("*.py") if "testing" not in p.parts
-    }
+    return {_module_name(p): p for p in PACKAGE.rglob("*.py") if "testing" not in p.parts}
 
 
 def _type_checking_only(node: ast.If) -> bool:

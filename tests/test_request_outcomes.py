@@ -264,7 +264,7 @@ def test_an_unexpected_exception_is_a_500_with_one_line(in_process, monkeypatch)
     def broken(*args: Any) -> Any:
         raise RuntimeError("a bug on the request path")
 
-    monkeypatch.setattr("router.http.app.check_body", broken)
+    monkeypatch.setattr("router.http.endpoints.check_body", broken)
     labels = {"status": "500", "outcome": "failed", "error": "internal_error"}
     before = _requests_total(in_process.url, **labels)
     client = openai.OpenAI(base_url=in_process.base_url, api_key=CLIENT_KEY, max_retries=0)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import httpx
 
     from router.types import ProviderRuntime, RoutingGraph
+    from router.upstream.provider import PlainRequest
 
 PLACEHOLDERS = ("key", "request_id", "model", "provider", "upstream_model")
 HOP_BY_HOP = frozenset(
@@ -145,7 +146,7 @@ def request_values(
 
 def prepare_request(
     graph: RoutingGraph,
-    request: httpx.Request,
+    request: httpx.Request | PlainRequest,
     provider: str,
     upstream_model: str,
     key: str,

@@ -1,378 +1,48 @@
-"""The HTTP service: the OpenAI API in front of the routing graph.
+"""The HTTP service: the OpenAI API in front of the routing graph, as a Starlette app.
 
-Handlers read the active graph once per request and do no config work: routes, keys and
-model lists were resolved when the graph was compiled.
+The app is plain Starlette: its middleware (server errors, the drain, exceptions, and any a
+user adds) runs for every request; `ApiRouter` at the bottom dispatches the API's POST paths
+by dictionary. `create_app_from_env` is what `llm-router serve` runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Scope
 
-from router import errors
 from router.config.settings import Settings
 from router.graph.load import load_graph
 from router.graph.reload import Reloader
-from router.graph.rewrites import apply, prepare_request, request_values
 from router.http import gctune
 from router.http.admin import admin_routes
-from router.http.auth import authenticate
-from router.http.drain import Drain, DrainMiddleware, install_sigterm, shutting_down
-from router.http.fastpath import DisconnectWatch, EventStream, RouterApp
-from router.http.responses import JsonAnswer, RawHeaders, attempt_headers, router_headers
+from router.http.drain import Drain, DrainMiddleware, install_sigterm
+from router.http.endpoints import Endpoint, api_endpoint
+from router.http.info import (
+    get_model,
+    health,
+    http_error,
+    list_models,
+    liveliness,
+    readiness,
+    server_error,
+)
+from router.http.routing import ApiRouter
 from router.http.state import RouterState
-from router.http.validate import check_body
-from router.limits.admission import CallLimits, admit
-from router.observability import access, logs, tracing
+from router.observability import logs, tracing
 from router.observability.metrics import metrics_routes
-from router.routing import recovery
-from router.routing.dispatch import execute
-from router.types import Call, Operation, RoutingGraph, Target
-from router.upstream.relay import open_stream, send_json
+from router.types import Operation, RoutingGraph
 
 log = logs.get_logger("router")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-JSON = "application/json"
-_STREAM_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
-
-
-def _request_id(headers: Mapping[str, str]) -> str:
-    given = headers.get("x-request-id")
-    if given and _REQUEST_ID.match(given):
-        return given
-    return os.urandom(12).hex()
-
-
-def _header_dict(scope: Scope) -> dict[str, str]:
-    """The request's headers as a plain dict, decoded once: the API handlers look up five or
-    so, and a Starlette `Headers` look-up scans the whole list (raising for each miss).
-    ASGI servers give lower-case names; of a repeated header the last one counts."""
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-
-
-def error_response(error: errors.RouterError, request_id: str, state: RouterState) -> Response:
-    headers = {"x-request-id": request_id, **error.headers}
-    body = error.to_json()
-    if isinstance(error, errors.UpstreamError):
-        body = state.redact(body)
-    if getattr(error, "retry_after", None) and "retry-after" not in headers:
-        headers["retry-after"] = str(max(1, round(error.retry_after)))  # type: ignore[attr-defined]
-    return Response(body, status_code=error.status, headers=headers, media_type=JSON)
-
-
-async def _read_body(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise errors.InvalidRequest("invalid Content-Length header")
-        if int(declared) > limit:
-            raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
-        return await _whole_body(request.receive)
-    parts, size = [], 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
-        parts.append(part)
-    return b"".join(parts)
-
-
-async def _whole_body(receive: Any) -> bytes:
-    """`Request.body()` without its async generator: usually one message holds it all."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.request":
-            body = message.get("body", b"")
-            if body:
-                chunks.append(body)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        elif message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-
-
-def _parse_json(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise errors.InvalidRequest(
-            f"the request body is not valid JSON: {exc}", param="body"
-        ) from None
-
-
-def _router_headers(call: Call, request_id: str, limits: CallLimits | None) -> RawHeaders:
-    """The router's own answer headers, then the rate-limit ones, as raw byte pairs."""
-    return router_headers(call, request_id, limits.header_pairs() if limits else [])
-
-
-def _preparer(graph: RoutingGraph, call: Call, client: Any) -> Callable[[Any, Any], None]:
-    """Sets an upstream request's headers. It holds the call's names, not the call: a call
-    that held a closure holding the call would be a reference cycle per request, left for
-    the garbage collector (whose pauses show in tail latency) instead of freed at once."""
-    key, model, request_id = call.key.name, call.route.name, call.request_id
-
-    def prepare(request: Any, target: Any) -> None:
-        prepare_request(
-            graph,
-            request,
-            target.runtime.name,
-            target.model,
-            key,
-            model,
-            request_id,
-            client,
-        )
-
-    return prepare
-
-
-def _finish_headers(
-    response: Response,
-    graph: RoutingGraph,
-    request_id: str,
-    key_name: str | None,
-    call: Call | None,
-    limits: CallLimits | None,
-    target: Target | None = None,
-) -> Response:
-    """Rate-limit headers, then the response header rules (`target`: the one answering,
-    when `call.target` does not say yet)."""
-    if limits is not None:
-        for name, value in limits.headers().items():
-            response.headers.setdefault(name, value)
-    rules = graph.rewrites.response
-    if rules.active:
-        target = target or (call.target if call else None)
-        provider, upstream = (target.runtime.name, target.model) if target else ("", "")
-        model = call.route.name if call else ""
-        values = request_values(key_name or "", request_id, model, provider, upstream)
-        apply(rules.chain(provider, model, key_name or ""), response.headers, values)
-    return response
-
-
-def _endpoint(op: Operation, state: RouterState, drain: Drain):  # type: ignore[no-untyped-def]
-    async def endpoint(request: Request) -> Response:
-        started = time.perf_counter()
-        graph = state.graph
-        scope = request.scope
-        headers = _header_dict(scope)
-        request_id = _request_id(headers)
-        span = tracing.start_request(headers, scope["path"])
-        # Told the outcome on every path below; finished once, after the last byte.
-        record = access.RequestRecord(scope["method"], scope["path"], request_id, started, span)
-        call: Call | None = None
-        limits: CallLimits | None = None
-        watch: DisconnectWatch | None = None
-        relay: Any = None
-        streaming = False
-        try:
-            if drain.draining:
-                raise shutting_down()
-            key = authenticate(graph, headers)
-            record.key_name = key.name
-            body = _parse_json(await _read_body(request, headers, graph.max_body_bytes))
-            model, stream = check_body(op, body)
-            route = graph.routes.get(model)
-            if route is None or model not in key.allowed:
-                if route is None:
-                    names = ", ".join(sorted(key.allowed)) or "(none)"
-                    raise errors.NotFound(
-                        f"model '{model}' does not exist; available models: {names}",
-                        param="model",
-                    )
-                raise errors.PermissionDenied(
-                    f"this key may not use model '{model}'", param="model"
-                )
-            if op not in route.operations:
-                raise errors.InvalidRequest(
-                    f"model '{model}' does not support {op.value}", param="model"
-                )
-            call = Call(
-                op, body, stream, key, request_id, route, time.monotonic() + route.retries.deadline
-            )
-            record.call = call
-            call.prepare = _preparer(graph, call, headers)
-            call.limits = limits = await admit(state.limiter, graph.limits, call)
-            # Cancels the work if the client leaves, or when the drain's time is up.
-            watch = DisconnectWatch(request.receive, drain)
-            if stream:
-                # The answer is built while the upstream works on its first token (see
-                # `_stream_answer`); `ready` holds the one for the attempt under way.
-                ready: list[tuple[Any, Response]] = []
-                answer = _stream_answer(graph, call, watch, record)
-
-                def prepare(relay: Any) -> None:
-                    ready[:] = [(relay, answer(relay))]
-
-                attempt = tracing.traced_attempt(
-                    call, lambda t, left: open_stream(call, t, left, on_open=prepare)
-                )
-                relay = await watch.run(execute(graph, call, attempt))
-                recovery.enable(graph, call, relay)
-                response = ready[0][1] if ready and ready[0][0] is relay else answer(relay)
-                streaming = True  # the stream's own end records it, stops its watch, etc.
-                return response
-            json_attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
-            answer = await watch.run(execute(graph, call, json_attempt))
-            watch.stop()
-            ttft = time.perf_counter()
-            response = JsonAnswer(answer.content, _router_headers(call, request_id, limits))
-            response = _finish_headers(response, graph, request_id, key.name, call, None)
-            record.answered(ttft)
-            return response
-        except (errors.RouterError, ClientDisconnect) as exc:
-            error = _client_left() if isinstance(exc, ClientDisconnect) else exc
-            record.failed(error)
-            response = error_response(error, request_id, state)
-            return _finish_headers(response, graph, request_id, record.key_name, call, limits)
-        except Exception as exc:  # a bug: the client gets a 500, the log its traceback
-            log.error("unhandled_error", path=scope["path"], request_id=request_id, exc_info=exc)
-            error = errors.InternalError("internal error in the router")
-            record.failed(error)
-            return error_response(error, request_id, state)
-        finally:
-            if not streaming:  # a stream's own end stops its watch and releases its limits
-                if relay is not None:  # primed, but its answer is not going out
-                    relay.close()
-                if watch is not None:
-                    watch.stop()
-                try:
-                    record.finish()
-                finally:
-                    if limits is not None and not limits.finish_now(call.usage if call else None):
-                        await limits.finish(call.usage if call else None)
-
-    endpoint.__name__ = f"{op.value}_endpoint"
-    return endpoint
-
-
-def _client_left() -> errors.ClientDisconnected:
-    """Starlette's word for a client that left while sending its body, as the router's."""
-    return errors.ClientDisconnected("the client closed the connection before its body was sent")
-
-
-def _stream_answer(
-    graph: RoutingGraph,
-    call: Call,
-    watch: DisconnectWatch,
-    record: access.RequestRecord,
-) -> Callable[[Any], Response]:
-    """Builds a stream's answer for the attempt under way, once its upstream said 2xx: its
-    headers say who answers, on which attempt, with what budget left, and none of that
-    waits for the first token, so the router does not either, once it has arrived."""
-    limits = call.limits
-    done = limits.finish_soon if limits else (lambda usage: None)
-    key_name, request_id = call.key.name, call.request_id
-
-    def close() -> None:
-        done(call.usage)
-
-    def answer(relay: Any) -> Response:
-        target = relay.target
-        rate = limits.header_pairs() if limits else []
-        headers = attempt_headers(call, target, request_id, rate)
-        headers += _STREAM_HEADERS
-
-        def closed() -> None:
-            relay.close()  # even if no frame was read: the stream holds its target till here
-            close()
-
-        response = EventStream(relay.__aiter__(), headers, watch, record, on_close=closed)
-        return _finish_headers(response, graph, request_id, key_name, call, None, target)
-
-    return answer
-
-
-async def list_models(request: Request) -> Response:
-    state: RouterState = request.app.state.router
-    request_id = _request_id(request.headers)
-    try:
-        key = authenticate(state.graph, request.headers)
-    except errors.RouterError as exc:
-        return error_response(exc, request_id, state)
-    return Response(key.models_body, media_type=JSON, headers={"x-request-id": request_id})
-
-
-async def get_model(request: Request) -> Response:
-    state: RouterState = request.app.state.router
-    request_id = _request_id(request.headers)
-    model = request.path_params["model"]
-    try:
-        key = authenticate(state.graph, request.headers)
-        if model not in key.allowed:
-            raise errors.NotFound(f"model '{model}' does not exist", param="model")
-    except errors.RouterError as exc:
-        return error_response(exc, request_id, state)
-    body = {
-        "id": model,
-        "object": "model",
-        "created": int(state.graph.loaded_at),
-        "owned_by": "llm-router",
-    }
-    return Response(orjson.dumps(body), media_type=JSON, headers={"x-request-id": request_id})
-
-
-async def health(request: Request) -> Response:
-    state: RouterState = request.app.state.router
-    body = {"status": "ok", "models": len(state.graph.routes), "config": state.graph.config_hash}
-    return Response(orjson.dumps(body), media_type=JSON)
-
-
-async def liveliness(request: Request) -> Response:
-    return Response(b'{"status":"alive"}', media_type=JSON)
-
-
-async def readiness(request: Request) -> Response:
-    state: RouterState = request.app.state.router
-    if not state.ready:
-        return Response(b'{"status":"not ready"}', status_code=503, media_type=JSON)
-    return Response(b'{"status":"ready"}', media_type=JSON)
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    state: RouterState = request.app.state.router
-    error: errors.RouterError
-    if exc.status_code == 405:
-        error = errors.MethodNotAllowed(
-            f"method {request.method} is not allowed on {request.url.path}"
-        )
-    elif exc.status_code == 404:
-        error = errors.NotFound(
-            f"no route for {request.method} {request.url.path}", code="not_found"
-        )
-    else:
-        error = errors.RouterError(str(exc.detail), status=exc.status_code)
-    response = error_response(error, _request_id(request.headers), state)
-    if exc.headers:
-        response.headers.update(exc.headers)
-    return response
-
-
-async def server_error(request: Request, exc: Exception) -> Response:
-    log.error("unhandled_error", path=request.url.path, exc_info=exc)
-    state: RouterState = request.app.state.router
-    error = errors.RouterError("internal error in the router", code="internal_error")
-    return error_response(error, _request_id(request.headers), state)
 
 
 def _routes(state: RouterState, drain: Drain) -> list[Route]:
     chat, completions, embeddings = (
-        _endpoint(op, state, drain)
+        api_endpoint(op, state, drain)
         for op in (Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS)
     )
     routes: list[Route] = []
@@ -393,8 +63,8 @@ def _routes(state: RouterState, drain: Drain) -> list[Route]:
     return routes + metrics_routes() + admin_routes()
 
 
-def _fast_endpoints(routes: list[Route]) -> dict[str, Callable[[Request], Any]]:
-    """The POST endpoints `RouterApp` serves without Starlette's routing (same handlers)."""
+def _posts(routes: list[Route]) -> dict[str, Endpoint]:
+    """The API's POST endpoints by path, for `ApiRouter`'s look-up (the same handlers)."""
     return {r.path: r.endpoint for r in routes if r.methods == {"POST"}}
 
 
@@ -416,13 +86,12 @@ def create_app(graph: RoutingGraph) -> Starlette:
             await state.stop()
 
     routes = _routes(state, drain)
-    app = RouterApp(
-        routes=routes,
-        lifespan=lifespan,
-        middleware=[Middleware(DrainMiddleware, drain=drain)],
+    posts = _posts(routes)
+    app = Starlette(
+        middleware=[Middleware(DrainMiddleware, drain=drain, own=frozenset(posts))],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
-    app.setup_fast_path(_fast_endpoints(routes), drain, server_error)
+    app.router = ApiRouter(routes, posts, lifespan=lifespan)
     app.state.router = state
     app.state.reloader = reloader
     app.state.drain = drain

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router import errors
+from router.http.routing import route_path
 from router.http.state import RouterState
 from router.observability import logs
 
@@ -50,7 +51,7 @@ class Interruptible(Protocol):
 class Drain:
     """Counts requests in flight, knows whether the router is draining, and holds the
     requests at work that it interrupts when `server.drain_seconds` are up (each API
-    request's `router.http.fastpath.DisconnectWatch` adds itself while it waits or streams)."""
+    request's `router.http.disconnect.DisconnectWatch` adds itself while it waits or streams)."""
 
     def __init__(self) -> None:
         self.in_flight = 0
@@ -75,18 +76,23 @@ async def refuse(send: Send) -> None:
 
 
 class DrainMiddleware:
-    """Plain ASGI: counts HTTP requests until their last byte, refuses new ones while draining."""
+    """Plain ASGI: counts HTTP requests until their last byte, refuses new ones while draining
+    but for the health probes and the paths in `own`, the API's endpoints, which refuse
+    for themselves so that the refusal has its access-log line like any answer."""
 
-    def __init__(self, app: ASGIApp, drain: Drain) -> None:
+    def __init__(self, app: ASGIApp, drain: Drain, own: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.drain = drain
+        self.own = own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         drain = self.drain
-        if drain.draining and not scope["path"].startswith("/health"):
+        if drain.draining and not (
+            scope["path"].startswith("/health") or route_path(scope) in self.own
+        ):
             await refuse(send)
             return
         drain.in_flight += 1

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 import structlog
 import structlog.contextvars
-from structlog._config import _CONFIG as _STRUCTLOG_CONFIG
 
 from router.observability.redaction import MASK as MASK  # (re-exported: what every mask reads as)
 from router.observability.redaction import MIN_FREE_TEXT, digests
@@ -140,9 +139,9 @@ def info_line(logger: Any, event: str, fields: dict[str, Any]) -> None:
     sink = _json_sink
     if (
         sink is None
-        or _STRUCTLOG_CONFIG.default_processors is not sink[0]  # (the cheap check first)
+        or structlog.get_config()["processors"] is not sink[0]  # reconfigured since
         or _reconfigured(sink[0], sink[1])
-        or _bound()  # context variables are bound: let structlog merge them
+        or structlog.contextvars.get_contextvars()  # bound: let structlog merge them
     ):
         logger.info(event, **fields)
         return
@@ -173,11 +172,6 @@ def timestamp() -> str:
         _second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _second = second
     return f"{_second_text}.{str(1_000_000 + int((now - second) * 1_000_000))[1:]}Z"
-
-
-def _bound() -> bool:
-    bound = structlog.contextvars._CONTEXT_VARS  # usually empty: nothing was ever bound
-    return bool(bound) and any(var.get() is not Ellipsis for var in bound.values())
 
 
 def _flush_soon(stream: Any) -> None:

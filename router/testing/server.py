@@ -10,10 +10,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import uvicorn
+from starlette.applications import Starlette
 
 from router.graph.load import load_graph
 from router.http.app import create_app
@@ -45,13 +46,26 @@ def wait_ready(
 class RouterServer:
     """The router app under uvicorn in a background thread: fast to start, same code path."""
 
-    def __init__(self, config_path: str | Path, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config_path: str | Path,
+        environ: Mapping[str, str] | None = None,
+        *,
+        customize: Callable[[Starlette], None] | None = None,
+        **server: Any,
+    ) -> None:
+        """`customize(app)` runs before the server starts (to add middleware, as an
+        application embedding the router would); `server` overrides uvicorn settings (such
+        as `root_path`)."""
         self.config_path = str(config_path)
         self.port = free_port()
         self.graph = load_graph(self.config_path, environ)
         self.app = create_app(self.graph)
+        if customize is not None:
+            customize(self.app)
+        options = {**uvicorn_options(), **server}
         self._server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **uvicorn_options())
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **options)
         )
         self._thread = threading.Thread(target=self._run, daemon=True)
 

@@ -1,0 +1,91 @@
+"""The API's GET endpoints (models, health, readiness) and the answers for requests no
+endpoint takes (404, 405) or that fail in a way no endpoint caught (500), all in the OpenAI
+error envelope."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from router import errors
+from router.http.auth import authenticate
+from router.http.endpoints import JSON, error_response, request_id_of
+from router.http.state import RouterState
+from router.observability import logs
+
+log = logs.get_logger("router")
+
+
+async def list_models(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    request_id = request_id_of(request.headers)
+    try:
+        key = authenticate(state.graph, request.headers)
+    except errors.RouterError as exc:
+        return error_response(exc, request_id, state)
+    return Response(key.models_body, media_type=JSON, headers={"x-request-id": request_id})
+
+
+async def get_model(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    request_id = request_id_of(request.headers)
+    model = request.path_params["model"]
+    try:
+        key = authenticate(state.graph, request.headers)
+        if model not in key.allowed:
+            raise errors.NotFound(f"model '{model}' does not exist", param="model")
+    except errors.RouterError as exc:
+        return error_response(exc, request_id, state)
+    body = {
+        "id": model,
+        "object": "model",
+        "created": int(state.graph.loaded_at),
+        "owned_by": "llm-router",
+    }
+    return Response(orjson.dumps(body), media_type=JSON, headers={"x-request-id": request_id})
+
+
+async def health(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    body = {"status": "ok", "models": len(state.graph.routes), "config": state.graph.config_hash}
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+async def liveliness(request: Request) -> Response:
+    return Response(b'{"status":"alive"}', media_type=JSON)
+
+
+async def readiness(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    if not state.ready:
+        return Response(b'{"status":"not ready"}', status_code=503, media_type=JSON)
+    return Response(b'{"status":"ready"}', media_type=JSON)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    state: RouterState = request.app.state.router
+    error: errors.RouterError
+    if exc.status_code == 405:
+        error = errors.MethodNotAllowed(
+            f"method {request.method} is not allowed on {request.url.path}"
+        )
+    elif exc.status_code == 404:
+        error = errors.NotFound(
+            f"no route for {request.method} {request.url.path}", code="not_found"
+        )
+    else:
+        error = errors.RouterError(str(exc.detail), status=exc.status_code)
+    response = error_response(error, request_id_of(request.headers), state)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled_error", path=request.url.path, exc_info=exc)
+    state: RouterState = request.app.state.router
+    error = errors.RouterError("internal error in the router", code="internal_error")
+    return error_response(error, request_id_of(request.headers), state)
