@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pluggy
 
+from router.types import Operation
 from router.upstream.provider import Provider
 
 hookspec = pluggy.HookspecMarker("llm_router")
@@ -18,3 +19,9 @@ hookspec = pluggy.HookspecMarker("llm_router")
 @hookspec
 def register_providers(register: Callable[[str, type[Provider]], None]) -> None:
     """Register provider classes: `register("name", ProviderClass)` makes `plugin: name` usable."""
+
+
+@hookspec
+def register_operations(register: Callable[[Operation], Operation]) -> None:
+    """Register API operations: `register(Operation("rerank", "/rerank", ...))` serves its
+    POST path, routed by model like the built-in ones (see `router.operations`)."""

@@ -8,11 +8,10 @@ the client keys with what each may reach. `router.graph` builds these once per c
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from router.observability.redaction import Redactor
 
@@ -31,16 +30,75 @@ if TYPE_CHECKING:
     from router.upstream.transport import Transport
 
 
-class Operation(enum.Enum):
-    """What the client asked for; each maps to one upstream path."""
+class Operation:
+    """An API operation the router serves: a client path, routed by the `model` of its body.
 
-    CHAT = "chat"
-    COMPLETIONS = "completions"
-    EMBEDDINGS = "embeddings"
+    Operations are values, registered once (`router.operations`): the built-in ones below,
+    and any a plugin registers through the `register_operations` hook. Each says how its
+    requests are read and answered, so the core serves them all the same way. Compared and
+    hashed by identity: each exists once.
+    """
 
-    # Members are singletons compared by identity, so identity hashing is consistent, and it
-    # runs in C: `Enum.__hash__` is a Python call on every set or dict look-up by operation.
-    __hash__ = object.__hash__
+    __slots__ = (
+        "answer",
+        "body",
+        "max_body_bytes",
+        "name",
+        "object_name",
+        "path",
+        "required",
+        "streams",
+        "upstream_path",
+    )
+
+    CHAT: ClassVar[Operation]
+    COMPLETIONS: ClassVar[Operation]
+    EMBEDDINGS: ClassVar[Operation]
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        *,
+        upstream_path: str | None = None,
+        required: str | None = None,
+        streams: bool = False,
+        body: Literal["json", "multipart"] = "json",
+        answer: Literal["json", "binary"] = "json",
+        max_body_bytes: int | None = None,
+        object_name: str | None = None,
+    ) -> None:
+        self.name = name  # e.g. "chat"; how logs, metrics and `explain` name it
+        self.path = path  # the client's path below `/v1`, e.g. "/chat/completions"
+        # Where an OpenAI-compatible upstream serves it (below its base URL).
+        self.upstream_path = path if upstream_path is None else upstream_path
+        self.required = required  # a body field without which the request is a 400
+        self.streams = streams  # answers in server-sent events when the body says `stream`
+        self.body = body  # how requests come: a JSON object, or a multipart form (uploads)
+        self.answer = answer  # a JSON object, or bytes passed on with their content type
+        # The largest request body (bytes) this operation accepts; None: `server.max_body_bytes`.
+        self.max_body_bytes = max_body_bytes
+        self.object_name = object_name  # the `object` of its OpenAI answer, when it has one
+
+    @property
+    def value(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Operation {self.name} {self.path}>"
+
+
+Operation.CHAT = Operation(
+    "chat",
+    "/chat/completions",
+    required="messages",
+    streams=True,
+    object_name="chat.completion",
+)
+Operation.COMPLETIONS = Operation(
+    "completions", "/completions", required="prompt", streams=True, object_name="text_completion"
+)
+Operation.EMBEDDINGS = Operation("embeddings", "/embeddings", required="input", object_name="list")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+from router.operations import registered
 from router.types import ClientKey, Operation, Reach, Route, RoutingGraph, Target
 
 
@@ -30,7 +31,7 @@ def serving_of(targets: Iterable[Target]) -> dict[Operation, tuple[Target, ...]]
     """Per operation, the targets whose provider serves it, in configured order: filtered
     once here rather than on every request."""
     targets = tuple(targets)
-    return {op: tuple(t for t in targets if op in t.operations) for op in Operation}
+    return {op: tuple(t for t in targets if op in t.operations) for op in registered()}
 
 
 def reach_per_key(

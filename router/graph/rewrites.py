@@ -25,6 +25,7 @@ from router.config.models import RouterConfig
 from router.config.policies import HeaderRewriteConfig
 from router.config.secrets import is_sensitive_header
 from router.observability import logs
+from router.operations import registered
 from router.types import Operation
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ def explain_request_headers(
     out: dict[str, dict[str, str]] = {}
     for target in route.targets:
         provider = target.provider
-        op = next((o for o in Operation if o in provider.operations), Operation.CHAT)
+        op = next((o for o in registered() if o in provider.operations), Operation.CHAT)
         request = provider.build_request(op, {"model": model, "messages": []}, target.model)
         prepare_request(
             graph, request, target.runtime.name, target.model, key, model, "<request-id>", None

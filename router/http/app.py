@@ -35,22 +35,19 @@ from router.http.routing import ApiRouter
 from router.http.state import RouterState
 from router.observability import logs, tracing
 from router.observability.metrics import metrics_routes
-from router.types import Operation, RoutingGraph
+from router.operations import registered
+from router.types import RoutingGraph
 
 log = logs.get_logger("router")
 
 
 def _routes(state: RouterState, drain: Drain) -> list[Route]:
-    chat, completions, embeddings = (
-        api_endpoint(op, state, drain)
-        for op in (Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS)
-    )
     routes: list[Route] = []
+    for op in registered():  # each operation's POST path, with and without `/v1`
+        endpoint = api_endpoint(op, state, drain)
+        routes += [Route(prefix + op.path, endpoint, methods=["POST"]) for prefix in ("/v1", "")]
     for prefix in ("/v1", ""):
         routes += [
-            Route(f"{prefix}/chat/completions", chat, methods=["POST"]),
-            Route(f"{prefix}/completions", completions, methods=["POST"]),
-            Route(f"{prefix}/embeddings", embeddings, methods=["POST"]),
             Route(f"{prefix}/models", list_models, methods=["GET"]),
             Route(f"{prefix}/models/{{model:path}}", get_model, methods=["GET"]),
         ]

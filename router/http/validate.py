@@ -11,11 +11,7 @@ from typing import Any
 from router import errors
 from router.types import Operation
 
-_REQUIRED = {
-    Operation.CHAT: "messages",
-    Operation.COMPLETIONS: "prompt",
-    Operation.EMBEDDINGS: "input",
-}
+_TEXT_OR_LIST = frozenset({Operation.COMPLETIONS, Operation.EMBEDDINGS})
 _NUMBERS = frozenset(("temperature", "top_p", "frequency_penalty", "presence_penalty"))
 _INTEGERS = frozenset(("max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs"))
 _TYPED = _NUMBERS | _INTEGERS
@@ -34,9 +30,9 @@ def check_body(op: Operation, body: Any) -> tuple[str, bool]:
         raise _invalid("missing required parameter: 'model'", "model")
     if not isinstance(model, str) or not model:
         raise _invalid("'model' must be a non-empty string", "model")
-    required = _REQUIRED[op]
-    value = body.get(required)
-    if value is None:
+    required = op.required
+    value = body.get(required) if required is not None else None
+    if required is not None and value is None:
         raise _invalid(f"missing required parameter: '{required}'", required)
     if op is Operation.CHAT:
         if not isinstance(value, list) or not value:
@@ -48,15 +44,19 @@ def check_body(op: Operation, body: Any) -> tuple[str, bool]:
                 raise _invalid(
                     f"missing required parameter: 'messages[{i}].role'", f"messages[{i}].role"
                 )
-    elif not isinstance(value, str | list) or (isinstance(value, list) and not value):
+    elif (
+        required is not None
+        and op in _TEXT_OR_LIST
+        and (not isinstance(value, str | list) or (isinstance(value, list) and not value))
+    ):
         raise _invalid(f"'{required}' must be a string or a non-empty array", required)
     stream = body.get("stream", False)
     if stream is None:
         stream = False
     if not isinstance(stream, bool):
         raise _invalid("'stream' must be a boolean", "stream")
-    if stream and op is Operation.EMBEDDINGS:
-        raise _invalid("embeddings cannot be streamed", "stream")
+    if stream and not op.streams:
+        raise _invalid(f"{op.name} cannot be streamed", "stream")
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise _invalid("'stream_options' must be an object", "stream_options")

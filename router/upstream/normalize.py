@@ -17,20 +17,20 @@ from typing import Any
 
 from router.types import Operation
 
-_OBJECT = {
-    Operation.CHAT: "chat.completion",
-    Operation.COMPLETIONS: "text_completion",
-    Operation.EMBEDDINGS: "list",
-}
+_COMPLETED = frozenset({Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS})
 
 
 def complete_answer(op: Operation, data: dict[str, Any], model: str) -> bool:
-    """Add the fields `data` (an answer to `op`) lacks; True if it added any.
+    """Add the fields `data` (an answer to `op`) lacks; True if it added any. Only chat
+    completions, completions and embeddings are completed; other answers are left as
+    they came.
 
     `model` (the target's upstream model) stands in for a missing `model`."""
+    if op not in _COMPLETED:
+        return False
     changed = False
     if "object" not in data:
-        data["object"] = _OBJECT[op]
+        data["object"] = op.object_name
         changed = True
     if "model" not in data:
         data["model"] = model

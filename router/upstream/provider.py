@@ -74,11 +74,9 @@ class UpstreamResponse:
         )
 
 
-DEFAULT_PATHS: Mapping[Operation, str] = {
-    Operation.CHAT: "/chat/completions",
-    Operation.COMPLETIONS: "/completions",
-    Operation.EMBEDDINGS: "/embeddings",
-}
+#: What a provider serves unless it says otherwise: the three operations every
+#: OpenAI-compatible server has.
+DEFAULT_OPERATIONS = frozenset({Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS})
 
 
 @dataclass(frozen=True, slots=True, repr=False)  # (holds the credential headers)
@@ -130,12 +128,13 @@ class Provider:
 
     settings_model: ClassVar[type[ProviderSettings]] = ProviderSettings
     #: What the upstream serves; an instance may narrow it in `__init__` from its settings.
-    operations: frozenset[Operation] = frozenset(Operation)
+    operations: frozenset[Operation] = DEFAULT_OPERATIONS
     #: The upstream reports usage in streams when asked with `stream_options.include_usage`.
     stream_usage: ClassVar[bool] = True
     #: The upstream continues a trailing assistant message (used for mid-stream recovery).
     supports_continuation: ClassVar[bool] = False
-    paths: ClassVar[Mapping[Operation, str]] = DEFAULT_PATHS
+    #: Paths below `base_url` that differ from the operations' usual ones (`upstream_path`).
+    paths: ClassVar[Mapping[Operation, str]] = {}
     models_path: ClassVar[str | None] = "/models"
     default_base_url: ClassVar[str | None] = None
 
@@ -154,7 +153,7 @@ class Provider:
             }
         )
         self.urls: dict[Operation, str] = {
-            op: self.base_url + path for op, path in self.paths.items() if op in self.operations
+            op: self.base_url + self.paths.get(op, op.upstream_path) for op in self.operations
         }
         self._prepared: _Prepared | None = None
 

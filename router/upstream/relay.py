@@ -145,7 +145,7 @@ async def open_stream(
     runtime = target.runtime
     provider = runtime.provider
     body = dict(call.body)
-    if provider.stream_usage and call.op is not Operation.EMBEDDINGS:
+    if provider.stream_usage and call.op.streams:
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     request = _request(runtime, call, body, target.model, True)
     tracing.inject(request.headers)
