@@ -50,5 +50,10 @@ async def breakers(request: Request) -> Response:
 def admin_routes() -> list[Route]:
     """Admin routes; each module that adds one lists it here."""
     from router.reload import reload_routes
+    from router.spend.admin import usage_routes
 
-    return [Route("/admin/breakers", breakers, methods=["GET"]), *reload_routes()]
+    return [
+        Route("/admin/breakers", breakers, methods=["GET"]),
+        *reload_routes(),
+        *usage_routes(),
+    ]

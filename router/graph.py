@@ -48,6 +48,7 @@ from router.plugins import KNOWN_PLUGINS, install_hint, provider_plugins
 from router.provider import Operation, Provider, ProviderConfig, ProviderConfigError, Timeouts
 from router.redaction import Redactor
 from router.rewrites import HeaderRules, compile_rewrites
+from router.spend.prices import Price, target_price
 
 
 @dataclass(eq=False, slots=True)
@@ -80,6 +81,7 @@ class Target:
     latency: float | None = None  # moving average of time to first byte, seconds
     cool_until: float = 0.0  # monotonic time before which the upstream asked us to stay away
     breaker: Breaker | None = None
+    price: Price | None = None  # what its tokens cost (`router.spend.prices`)
 
     def __post_init__(self) -> None:
         self.operations = self.runtime.provider.operations
@@ -387,8 +389,17 @@ def compile_graph(
                 timeouts, _ = resolve_timeouts(
                     config.providers[target.provider].timeouts, model.timeouts, target.timeouts
                 )
+                price = target_price(config, target)
                 targets.append(
-                    Target(runtime, target.model, target.weight, label, timeouts, breaker=breaker)
+                    Target(
+                        runtime,
+                        target.model,
+                        target.weight,
+                        label,
+                        timeouts,
+                        breaker=breaker,
+                        price=price,
+                    )
                 )
         for i, fallback in enumerate(model.fallbacks):
             if fallback not in config.models:

@@ -68,6 +68,8 @@ RESTART_ONLY: tuple[str, ...] = (
     "server.rate_limit_backend.url",  # the limiter's backend is built once, at start-up
     "server.rate_limit_backend.key_prefix",
     "server.rate_limit_backend.timeout",
+    "spend.currency",  # the ledger labels its rows with the start-up currency
+    "spend.ledger",  # its writer and database are opened once, at start-up
 )
 
 
@@ -156,6 +158,7 @@ def carry_over(old: RoutingGraph, new: RoutingGraph) -> RoutingGraph:
         kept.weight = fresh.weight
         kept.label = fresh.label
         kept.timeouts = fresh.timeouts  # a model's or target's own may have changed
+        kept.price = fresh.price
         if (
             kept.breaker is None
             or fresh.breaker is None

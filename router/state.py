@@ -12,6 +12,7 @@ from router import logs, metrics
 from router.breaker import breaker_states
 from router.graph import RoutingGraph
 from router.limiter import Limiter
+from router.spend.ledger import open_ledger
 from router.transport import AiohttpTransport
 
 
@@ -20,6 +21,7 @@ class RouterState:
         self.graph = graph
         self.ready = False
         self.limiter = Limiter(graph.config.server.rate_limit_backend)
+        self.ledger = open_ledger(graph.config.spend)  # None unless `spend.ledger` is set
         self._transports: dict[str, object] = {}  # provider definition digest -> transport
         self._unobserve: Callable[[], None] = lambda: None
         logs.register_secrets(list(graph.secrets))
@@ -67,6 +69,8 @@ class RouterState:
     async def start(self) -> None:
         self.attach(self.graph)
         self._unobserve = metrics.observe_breakers(lambda: breaker_states(self.graph))
+        if self.ledger is not None:
+            await self.ledger.start()
         self.ready = True
 
     async def stop(self) -> None:
@@ -76,3 +80,5 @@ class RouterState:
         for transport in self._transports.values():
             await transport.aclose()  # type: ignore[attr-defined]
         self._transports.clear()
+        if self.ledger is not None:  # last: requests have ended, their rows are queued
+            await self.ledger.stop()
