@@ -4,18 +4,15 @@ row per request whatever happened to it, costs from the targets' prices, and rep
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import io
 import json
 import os
-import sqlite3
 import subprocess
 import textwrap
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,10 +30,10 @@ from router.testing import (
     json_reply,
     sse_reply,
 )
+from router.testing.ledger import ledger_rows, postgres_available, scratch_database, wait_for_rows
 from router.testing.server import cli_command
 from router.usage import estimate_prompt_tokens, estimate_tokens
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 ADMIN_KEY = "admin-key-for-the-ledger-tests"
 APP_KEY, BATCH_KEY = "sk-ledger-app-client", "sk-ledger-batch-client"
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -72,81 +69,13 @@ def _cost(prompt: int, cached: int, completion: int, price: tuple[int, int, int]
 CHAT = (INPUT, CACHED, OUTPUT)
 
 
-def _pg_up() -> bool:
-    try:
-        import asyncpg
-    except ImportError:
-        return False
-
-    async def ping() -> None:
-        conn = await asyncpg.connect(PG_ADMIN, timeout=2)
-        await conn.close()
-
-    try:
-        asyncio.run(ping())
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
     """A database of its own on the shared PostgreSQL, dropped afterwards."""
-    if not _pg_up():
+    if not postgres_available():
         pytest.skip("no PostgreSQL on 127.0.0.1:5432 (or asyncpg missing)")
-    import asyncpg
-
-    name = f"llm_router_ledger_{uuid.uuid4().hex[:12]}"
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN, timeout=5)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
-def ledger_rows(url: str) -> list[dict[str, Any]]:
-    """Every row of the ledger at `url`, read straight from its database."""
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if not Path(path).exists():
-            return []
-        conn = sqlite3.connect(path)
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(r) for r in conn.execute("SELECT * FROM llm_router_usage")]
-        except sqlite3.OperationalError:
-            return []
-        finally:
-            conn.close()
-    import asyncpg
-
-    async def fetch() -> list[dict[str, Any]]:
-        conn = await asyncpg.connect(url, timeout=5)
-        try:
-            return [dict(r) for r in await conn.fetch("SELECT * FROM llm_router_usage")]
-        except asyncpg.UndefinedTableError:
-            return []
-        finally:
-            await conn.close()
-
-    return asyncio.run(fetch())
-
-
-def wait_for_rows(url: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = ledger_rows(url)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
+    with scratch_database() as url:
+        yield url
 
 
 def usage_cli(*args: str) -> subprocess.CompletedProcess[str]:
