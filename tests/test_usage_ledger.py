@@ -345,3 +345,37 @@ def test_usage_cli_errors_are_clear(tmp_path: Path) -> None:
     )
     off = usage_cli("--config", str(config))
     assert off.returncode == 2 and "has no `spend.ledger`" in off.stderr
+
+
+def test_a_reloaded_price_counts_from_the_reload_on(tmp_path: Path) -> None:
+    """A target's own `price` (a target whose runtime state a reload keeps), then a
+    provider's `prices` (a changed provider)."""
+    embedding = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.1]}],
+        "model": "small-embed",
+        "usage": {"prompt_tokens": 1000, "total_tokens": 1000},
+    }
+    changes = {"before": None, "target": ("0.02", "0.04"), "provider": ("input: 2.5,", "input: 5,")}
+    with serve(tmp_path, f"sqlite:///{tmp_path}/usage.db") as served:
+        for when, change in changes.items():
+            if change is not None:
+                served.config.write_text(served.config.read_text().replace(*change))
+                reload = httpx.post(
+                    served.router.url + "/admin/reload",
+                    headers={"authorization": f"Bearer {ADMIN_KEY}"},
+                )
+                assert reload.status_code == 200 and reload.json()["restart_needed"] == []
+            served.upstream.add(COMPLETIONS, json_reply(chat_completion(usage=(10, 5))))
+            served.client().chat.completions.create(
+                model="chat", messages=MESSAGES, extra_headers={"x-request-id": f"chat-{when}"}
+            )
+            served.upstream.add("/v1/embeddings", json_reply(embedding))
+            served.client().embeddings.create(
+                model="embed", input="x", extra_headers={"x-request-id": f"embed-{when}"}
+            )
+        rows = {r["request_id"]: r["cost_nanos"] for r in wait_for_rows(served.url, 6)}
+    chat = _cost(10, 0, 5, CHAT)
+    assert (rows["chat-before"], rows["chat-target"]) == (chat, chat)
+    assert rows["chat-provider"] == _cost(10, 0, 5, (5_000_000_000, CACHED, OUTPUT))
+    assert (rows["embed-before"], rows["embed-target"]) == (20_000, 40_000)
