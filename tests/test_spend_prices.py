@@ -146,3 +146,21 @@ def test_a_negative_price_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as failed:
         load_graph(path)
     assert "models.d.targets[0].price.input" in str(failed.value)
+
+
+def test_a_postgresql_ledger_without_asyncpg_is_a_config_error(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "asyncpg" else real(name, *a)
+    )
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        "spend: {ledger: {url: 'postgresql://u@db/ledger'}}\nserver: {auth: none}\n"
+        "providers: {m: {plugin: mock}}\nmodels: {d: {targets: [{provider: m, model: e}]}}\n"
+    )
+    with pytest.raises(ConfigError) as failed:
+        load_graph(path)
+    assert "spend.ledger.url" in str(failed.value)
+    assert "pip install 'llm-router[postgres]'" in str(failed.value)

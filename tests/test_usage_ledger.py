@@ -4,11 +4,13 @@ row per request whatever happened to it, costs from the targets' prices, and rep
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import textwrap
 import threading
@@ -21,6 +23,8 @@ import httpx
 import openai
 import pytest
 
+from router.spend.sqlite_store import SqliteStore
+from router.spend.stores import LedgerError
 from router.testing import (
     FakeUpstream,
     RouterProcess,
@@ -216,6 +220,13 @@ def _requests(served: Served) -> dict[str, dict[str, Any]]:
             model="nope", messages=MESSAGES, extra_headers={"x-request-id": "led-unknown"}
         )
     expected["led-unknown"] = dict(model=None, provider=None, status=404, usage=(0, 0, 0), cost=0)
+
+    # A key the router does not know: a row with no key.
+    with pytest.raises(openai.AuthenticationError):
+        served.client("sk-not-a-key").chat.completions.create(
+            model="chat", messages=MESSAGES, extra_headers={"x-request-id": "led-nokey"}
+        )
+    expected["led-nokey"] = dict(key_name=None, model=None, status=401, usage=(0, 0, 0), cost=0)
     return expected
 
 
@@ -291,6 +302,12 @@ def test_one_row_per_request_with_its_cost_and_reports_that_add_up(served: Serve
     assert lines[1].split()[:3] == ["key", "requests", "prompt_tokens"]
     assert lines[-1].split()[:2] == ["total", str(len(rows))]
 
+    done = usage_cli("--config", str(served.config), "--by", "")  # the totals alone
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4 and lines[1].split()[0] == "requests"
+    assert lines[3].split()[0] == str(len(rows))
+
     # `GET /admin/usage`: the same report as JSON.
     answer = httpx.get(
         served.router.url + "/admin/usage",
@@ -329,6 +346,22 @@ def test_without_a_ledger_there_is_no_usage_endpoint(router_server) -> None:
         server.url + "/admin/usage", headers={"authorization": f"Bearer {ADMIN_KEY}"}
     )
     assert answer.status_code == 404 and "spend.ledger" in answer.json()["error"]["message"]
+
+
+def test_a_ledger_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE llm_router_usage_schema (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO llm_router_usage_schema VALUES (2)")
+    conn.commit()
+    conn.close()
+    done = usage_cli("--ledger", f"sqlite:///{path}")
+    assert done.returncode == 1
+    assert "schema is version 2, newer than this llm-router's (1)" in done.stderr
+    store = SqliteStore(str(path), 1.0)  # and the writer's store will not write to it
+    with pytest.raises(LedgerError, match="upgrade llm-router"):
+        asyncio.run(store.open())
+    asyncio.run(store.close())
 
 
 def test_usage_cli_errors_are_clear(tmp_path: Path) -> None:
@@ -379,3 +412,12 @@ def test_a_reloaded_price_counts_from_the_reload_on(tmp_path: Path) -> None:
     assert (rows["chat-before"], rows["chat-target"]) == (chat, chat)
     assert rows["chat-provider"] == _cost(10, 0, 5, (5_000_000_000, CACHED, OUTPUT))
     assert (rows["embed-before"], rows["embed-target"]) == (20_000, 40_000)
+
+
+def test_the_image_gives_the_default_ledger_a_writable_working_directory() -> None:
+    """`spend.ledger: {}` writes to the working directory: in the image, the router's own."""
+    lines = (Path(__file__).resolve().parents[1] / "Dockerfile").read_text().splitlines()
+    user = lines.index("USER 10001")
+    assert "WORKDIR /var/lib/llm-router" in lines[user:]
+    assert any("chown 10001 /var/lib/llm-router" in line for line in lines[:user])
+    assert any('pip install ".[otlp,postgres]"' in line for line in lines[:user])

@@ -19,7 +19,7 @@ from router.testing.ledger import ledger_rows, postgres_available, scratch_datab
 from router.testing.tcp_proxy import TcpProxy
 
 CONFIG = """
-server: {{auth: none, watch_config: false}}
+server: {{auth: none, watch_config: false, admin_key: "{admin}"}}
 spend:
   ledger: {{url: "{ledger}", flush_interval: 0.05, timeout: 1}}
 providers:
@@ -29,6 +29,7 @@ providers:
 models:
   demo: {{targets: [{{provider: m, model: echo}}]}}
 """
+ADMIN_KEY = "admin-key-for-the-outage-test"
 BODY = {"model": "demo", "messages": [{"role": "user", "content": "hello"}]}
 
 
@@ -42,7 +43,7 @@ def database() -> Iterator[str]:
 
 def _router(tmp_path: Path, ledger: str, name: str = "router.yaml") -> RouterProcess:
     path = tmp_path / name
-    path.write_text(textwrap.dedent(CONFIG.format(ledger=ledger)))
+    path.write_text(textwrap.dedent(CONFIG.format(ledger=ledger, admin=ADMIN_KEY)))
     return RouterProcess(path)
 
 
@@ -102,7 +103,15 @@ def test_a_postgresql_outage_under_load_fails_no_request_and_loses_no_row(tmp_pa
                 proxy.cut()
                 phase[0] = "outage"
                 router.wait_for_line(lambda line: b"ledger_write_failed" in line)
-                time.sleep(10)
+                started = time.monotonic()
+                report = httpx.get(
+                    router.url + "/admin/usage",
+                    headers={"authorization": f"Bearer {ADMIN_KEY}"},
+                    timeout=30,
+                )
+                assert report.status_code == 503, report.text
+                assert "cannot read the usage ledger" in report.json()["error"]["message"]
+                time.sleep(max(0.0, 10 - (time.monotonic() - started)))
                 proxy.restore()
                 phase[0] = "after"
                 time.sleep(1.5)

@@ -94,3 +94,48 @@ def test_rows_queued_at_shutdown_are_written_before_the_router_exits(tmp_path: P
         time.sleep(0.2)
         assert ledger_rows(url) == []  # neither a full batch nor the interval yet
     assert sorted(r["request_id"] for r in ledger_rows(url)) == ids
+
+
+def test_rows_left_at_shutdown_are_counted_as_dropped_and_logged(tmp_path: Path) -> None:
+    router, url = _router(tmp_path, "flush_interval: 0.05, timeout: 0.05, shutdown_flush: 0.5")
+    db = url.removeprefix("sqlite:///")
+    with router:
+        deadline = time.monotonic() + 10
+        while not Path(db).exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.2)
+        locker = sqlite3.connect(db, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            _send(router, ["left-1", "left-2", "left-3"])
+            _, err = router.stop()
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+    drops = [line for line in err.decode().splitlines() if '"ledger_rows_dropped"' in line]
+    assert drops and '"rows":3' in drops[-1]
+    assert ledger_rows(url) == []
+
+
+def test_worker_processes_share_one_sqlite_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "router.yaml"
+    db = tmp_path / "usage.db"
+    path.write_text(textwrap.dedent(CONFIG.format(path=db, ledger="flush_interval: 0.05")))
+    url = f"sqlite:///{db}"
+    with RouterProcess(path, args=["--workers", "2"]) as router:
+        ids = [f"w-{n}" for n in range(30)]
+        with httpx.Client() as client:  # a new connection each: both workers get some
+            for request_id in ids:
+                answer = client.post(
+                    router.base_url + "/chat/completions",
+                    json=BODY,
+                    headers={"x-request-id": request_id, "connection": "close"},
+                )
+                assert answer.status_code == 200
+        deadline = time.monotonic() + 15
+        while len(ledger_rows(url)) < len(ids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    rows = ledger_rows(url)
+    assert sorted(r["request_id"] for r in rows) == sorted(ids)
+    assert len({(r["replica"], r["seq"]) for r in rows}) == len(ids)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-PER_MILLION = "per million {} tokens, in `spend.currency`"
+PER_MILLION = "Per million {} tokens, in `spend.currency`"
 
 
 class _Strict(BaseModel):
@@ -77,6 +79,10 @@ class LedgerConfig(_Strict):
                 raise ValueError("give a file: `sqlite:///usage.db`")
             return value
         if value.startswith(("postgresql://", "postgres://")):
+            if importlib.util.find_spec("asyncpg") is None:
+                raise ValueError(
+                    "a PostgreSQL ledger needs asyncpg: pip install 'llm-router[postgres]'"
+                )
             return value
         raise ValueError("must start with sqlite:/// or postgresql://")
 
