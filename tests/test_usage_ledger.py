@@ -57,6 +57,7 @@ models:
   chat: {{targets: [{{provider: up, model: up-model}}], retries: {{attempts: 0}}}}
   embed:
     targets: [{{provider: up, model: small-embed, price: {{input: 0.02, output: 0}}}}]
+  unpriced: {{targets: [{{provider: up, model: no-price}}], retries: {{attempts: 0}}}}
 keys:
   app: {{key: {app}}}
   batch: {{key: {batch}}}
@@ -140,7 +141,7 @@ def _requests(served: Served) -> dict[str, dict[str, Any]]:
     )
     assert answer.choices[0].message.content == "Hello!"
     expected["led-json"] = dict(
-        key_name="app", model="chat", outcome="answered", status=200, usage=(10, 4, 5)
+        key_name="app", model="chat", outcome="answered", status=200, error=None, usage=(10, 4, 5)
     )
 
     # Streamed, with the upstream's usage at its end.
@@ -214,6 +215,15 @@ def _requests(served: Served) -> dict[str, dict[str, Any]]:
         cost=_cost(8, 0, 0, (EMBED, EMBED, 0)),
     )
 
+    # A target without a price: its tokens are counted, its cost is unknown (NULL).
+    up.add(COMPLETIONS, json_reply(chat_completion(usage=(3, 2))))
+    batch.chat.completions.create(
+        model="unpriced", messages=MESSAGES, extra_headers={"x-request-id": "led-unpriced"}
+    )
+    expected["led-unpriced"] = dict(
+        model="unpriced", upstream_model="no-price", error=None, usage=(3, 0, 2), cost=None
+    )
+
     # A model that does not exist: a row with no model.
     with pytest.raises(openai.NotFoundError):
         app.chat.completions.create(
@@ -280,6 +290,8 @@ def test_one_row_per_request_with_its_cost_and_reports_that_add_up(served: Serve
         assert totals[name] == sum(r[name] or 0 for r in rows), name
         assert totals[name] == sum(group[name] for group in report["rows"]), name
     groups = {(g["key"], g["model"]): g for g in report["rows"]}
+    assert groups[("batch", "unpriced")]["unpriced_requests"] == 1
+    assert totals["unpriced_requests"] == 1
     app_chat = [r for r in rows if (r["key_name"], r["model"]) == ("app", "chat")]
     assert groups[("app", "chat")]["requests"] == len(app_chat)
     assert groups[("app", "chat")]["cost_nanos"] == sum(r["cost_nanos"] for r in app_chat)

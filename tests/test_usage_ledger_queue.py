@@ -66,6 +66,7 @@ def test_a_full_queue_drops_the_oldest_rows_counts_and_logs_them(tmp_path: Path)
             ids = [f"q-{n:02}" for n in range(20)]
             _send(router, ids)
             router.wait_for_line(lambda line: b"ledger_rows_dropped" in line)
+            router.wait_for_line(lambda line: b"ledger_write_failed" in line)
             assert _metric(router, "llm_router_ledger_queue_depth") <= 5 + 2  # queue + batch
             assert ledger_rows(url) == []
         finally:

@@ -5,7 +5,8 @@
 - `entry`: what the request path hands the ledger (a small tuple) and what the writer makes
   of it (a database row).
 - `ledger`: the bounded queue and the one writer task per process.
-- `stores`: where rows go: SQLite (the default) or PostgreSQL.
-- `report`: totals grouped by key, model, provider, ...; shared by the CLI and
-  `GET /admin/usage`.
+- `stores`, `sqlite_store`, `postgres_store`: where rows go: SQLite (the default) or
+  PostgreSQL.
+- `report`: totals grouped by key, model, provider, ...; served by `cli`
+  (`llm-router usage`) and `admin` (`GET /admin/usage`).
 """

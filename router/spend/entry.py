@@ -46,6 +46,28 @@ COLUMNS = (
 )
 
 
+# Nullable columns and what stands for NULL in a row: the stores' INSERT turns it back into
+# NULL (`NULLIF`). Binding Python's None costs the sqlite3 module a failed adapter look-up
+# per value, a third of its binding work; a string or an int binds directly.
+NULL_AS = {
+    "key_name": "",
+    "model": "",
+    "provider": "",
+    "upstream_model": "",
+    "operation": "",
+    "cost_nanos": -1,
+    "error": "",
+}
+
+
+def insert_value(column: str, placeholder: str) -> str:
+    """A column's value in an INSERT: the placeholder, NULL where it holds NULL's stand-in."""
+    if column not in NULL_AS:
+        return placeholder
+    null = NULL_AS[column]
+    return f"NULLIF({placeholder}, {null!r})" if null == "" else f"NULLIF({placeholder}, {null})"
+
+
 def entry(seq: int, record: RequestRecord, call: Any, seconds: float) -> Entry:
     """The ledger's tuple for one finished request (`call`: its `router.dispatch.Call`)."""
     if call is None:  # refused before it named a model it may use
@@ -106,8 +128,9 @@ def relayed_chars(relay: Any) -> int:
 
 
 def row(item: Entry, replica: str, currency: str) -> tuple[Any, ...]:
-    """The database row for a queued entry, in `COLUMNS` order. A request that used no
-    tokens costs 0; one that used tokens on a target without a price has no cost (NULL)."""
+    """The database row for a queued entry, in `COLUMNS` order, `NULL_AS` standing for NULL.
+    A request that used no tokens costs 0; one that used tokens on a target without a price
+    has no cost (NULL)."""
     (
         seq,
         at,
@@ -132,19 +155,19 @@ def row(item: Entry, replica: str, currency: str) -> tuple[Any, ...]:
         prompt, cached, completion = estimate[0], 0, estimate_tokens(estimate[1])
     else:
         prompt = cached = completion = 0
-    cost: int | None = 0
+    cost = 0
     if prompt or completion:
-        cost = cost_nanos(price, prompt, cached, completion) if isinstance(price, Price) else None
+        cost = cost_nanos(price, prompt, cached, completion) if isinstance(price, Price) else -1
     return (
         replica,
         seq,
         at,
         request_id,
-        key,
-        model,
-        provider,
-        upstream,
-        operation,
+        key or "",
+        model or "",
+        provider or "",
+        upstream or "",
+        operation or "",
         attempts,
         prompt,
         cached,
@@ -153,6 +176,6 @@ def row(item: Entry, replica: str, currency: str) -> tuple[Any, ...]:
         currency,
         outcome,
         status,
-        error,
-        round(seconds * 1000, 3),
+        error or "",
+        int(seconds * 1_000_000 + 0.5) / 1000,  # ms to 3 decimals; `round` formats a string
     )

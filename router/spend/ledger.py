@@ -145,9 +145,7 @@ class Ledger:
             if self._pending is None and not self._queue:
                 if self._closing:
                     return
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.flush_interval)
+                await self._idle()
                 continue
             if self._pending is None:
                 self._take_batch()
@@ -179,6 +177,16 @@ class Ledger:
                 failing_since = None
             progress, self._progress = self._progress, asyncio.Event()
             progress.set()
+
+    async def _idle(self) -> None:
+        """Wait for a full batch, or `flush_interval` (a timer, not `wait_for`: no task and
+        no cancellation each time)."""
+        self._wake.clear()
+        timer = asyncio.get_running_loop().call_later(self.config.flush_interval, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
 
     def _take_batch(self) -> None:
         """Move up to `batch_size` queued entries into the batch being written, as rows."""

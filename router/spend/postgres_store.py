@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from router.spend.entry import COLUMNS
+from router.spend.entry import COLUMNS, insert_value
 from router.spend.stores import (
     SCHEMA_VERSION,
     TABLE,
@@ -68,8 +68,9 @@ _CREATE = [
 ]
 _UNNEST = ", ".join(f"${i}::{_TYPES[name]}[]" for i, name in enumerate(COLUMNS, 1))
 _INSERT = (
-    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) SELECT * FROM unnest({_UNNEST}) "
-    "ON CONFLICT DO NOTHING"
+    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "
+    f"SELECT {', '.join(insert_value(c, c) for c in COLUMNS)} "
+    f"FROM unnest({_UNNEST}) AS batch ({', '.join(COLUMNS)}) ON CONFLICT DO NOTHING"
 )
 _AT = COLUMNS.index("at")
 _DAY = "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"

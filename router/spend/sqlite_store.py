@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from router.spend.entry import COLUMNS
+from router.spend.entry import COLUMNS, insert_value
 from router.spend.stores import SCHEMA_VERSION, TABLE, VERSION_TABLE, LedgerError, group_sql
 
 T = TypeVar("T")
@@ -49,8 +49,8 @@ INSERT INTO {VERSION_TABLE} (version)
 COMMIT;
 """
 _INSERT = (
-    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-    "ON CONFLICT DO NOTHING"
+    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(insert_value(c, '?') for c in COLUMNS)}) ON CONFLICT DO NOTHING"
 )
 _DAY = "strftime('%Y-%m-%d', at, 'unixepoch')"
 
