@@ -15,10 +15,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY router ./router
-RUN pip install ".[otlp]" \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin router
+RUN pip install ".[otlp,postgres]" \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin router \
+    && mkdir -p /var/lib/llm-router && chown 10001 /var/lib/llm-router
 
 USER 10001
+# The working directory is the router's own: `spend.ledger: {}` writes its SQLite file here.
+# Mount a volume on it to keep the ledger across containers.
+WORKDIR /var/lib/llm-router
 EXPOSE 4000
 # No curl in the slim image: the probe is Python's own urllib against the readiness endpoint.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

@@ -1,4 +1,4 @@
-"""`llm-router`: serve, check, explain, schema, plugins."""
+"""`llm-router`: serve, check, explain, usage, schema, plugins."""
 
 from __future__ import annotations
 
@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--model", required=True, help="public model name")
     explain.add_argument("--key", help="client key name for the request headers shown")
     explain.set_defaults(func=_explain)
+
+    from router.spend.cli import add_usage_command
+
+    add_usage_command(sub)
 
     schema = sub.add_parser("schema", help="write the config's JSON Schema")
     schema.add_argument("--output", default=str(SCHEMA_PATH))

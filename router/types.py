@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from router.limits.policies import LimitTable
     from router.routing.breaker import Breaker
     from router.routing.failure import Step
+    from router.spend.prices import Price
     from router.upstream.provider import PlainRequest, Provider
     from router.upstream.transport import Transport
 
@@ -141,6 +142,7 @@ class Target:
     latency: float | None = None  # moving average of time to first byte, seconds
     cool_until: float = 0.0  # monotonic time before which the upstream asked us to stay away
     breaker: Breaker | None = None
+    price: Price | None = None  # what its tokens cost (`router.spend.prices`)
 
     @property
     def provider(self) -> Provider:

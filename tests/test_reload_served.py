@@ -376,8 +376,9 @@ def test_settings_read_at_start_up_are_reported_until_a_restart(tmp_path: Path) 
     )
     router = RouterProcess(path, env=QUIET).start()
     try:
+        spend = f"spend: {{currency: EUR, ledger: {{url: 'sqlite:///{tmp_path}/u.db'}}}}\n"
         path.write_text(
-            config("v1", f", watch_config: false, host: 0.0.0.0, port: 4999, {backend}")
+            config("v1", f", watch_config: false, host: 0.0.0.0, port: 4999, {backend}") + spend
         )
         reply = admin_reload(router.url)
         assert reply.status_code == 200, reply.text

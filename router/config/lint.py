@@ -12,6 +12,7 @@ import fnmatch
 from router.config.loader import ConfigIssue, SourceMap, by_line
 from router.config.models import RouterConfig
 from router.config.secrets import secret_fields
+from router.spend.prices import price_warnings
 
 MIN_ADMIN_KEY = 16
 
@@ -29,6 +30,8 @@ def _reference_hint(path: tuple[str | int, ...]) -> str:
             return "reference the password, `https://user:${UPSTREAM_PASSWORD}@host/v1`"
         case ("server", _, _):
             return "reference the URL or its password, `redis://:${REDIS_PASSWORD}@host:6379/0`"
+        case ("spend", "ledger", "url"):
+            return "reference the password, `postgresql://user:${LEDGER_PASSWORD}@host/db`"
     return "reference it, `api_key: ${UPSTREAM_API_KEY}`"
 
 
@@ -91,5 +94,6 @@ def config_warnings(config: RouterConfig, source: SourceMap) -> list[ConfigIssue
             *_keys_without_models(config, source),
             *_unattached_policies(config, source),
             *_short_admin_key(config, source),
+            *price_warnings(config, source),
         ]
     )

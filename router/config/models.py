@@ -16,6 +16,7 @@ from router.config.policies import (
     RateLimitPolicyConfig,
 )
 from router.config.resilience import BreakerConfig, FailureSteps, StreamRecovery
+from router.spend.config import PriceConfig, SpendConfig
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
 
@@ -147,6 +148,11 @@ class ProviderConfigModel(Strict):
         description="Policies for this upstream's quota, shared by every model routed to it; "
         "checked before each attempt.",
     )
+    prices: dict[str, PriceConfig] = Field(
+        default_factory=dict,
+        description="Prices per upstream model id, for every target of this provider and "
+        "model that has no `price` of its own.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -174,6 +180,11 @@ class TargetConfig(Strict):
         None,
         description="This target's own `first_token`, `idle` and `total`, each overriding the "
         "model's and the provider's.",
+    )
+    price: PriceConfig | None = Field(
+        None,
+        description="What this target's tokens cost; unset: its provider's `prices` for the "
+        "upstream model, if any.",
     )
 
 
@@ -296,4 +307,8 @@ class RouterConfig(Strict):
         default_factory=list,
         description="Header rules, applied in order: global, provider, model, key scope, each "
         "in file order.",
+    )
+    spend: SpendConfig = Field(
+        default_factory=SpendConfig,  # type: ignore[arg-type]
+        description="The currency of prices, and the usage ledger.",
     )

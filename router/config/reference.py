@@ -39,9 +39,19 @@ def _models_in(annotation: Any) -> Iterator[tuple[str, type[BaseModel]]]:
             yield from _models_in(arg)
 
 
+_NOISE = (
+    "typing.",
+    "pydantic.types.",
+    "router.config.models.",
+    "router.spend.config.",
+    "<class '",
+    "'>",
+)
+
+
 def _type_name(annotation: Any) -> str:
     text = str(annotation) if not isinstance(annotation, type) else annotation.__name__
-    for noise in ("typing.", "pydantic.types.", "router.config.models.", "<class '", "'>"):
+    for noise in _NOISE:
         text = text.replace(noise, "")
     return text.replace("NoneType", "None")
 

@@ -8,7 +8,7 @@ hidden in one place and leak in another.
 A secret is: a `SecretStr` field (provider `api_key`, client keys, `server.admin_key`, and
 any `SecretStr` field of a plugin's settings), the value of a header whose name says it is a
 credential (provider `headers` and header rewrites), the password of a URL (`base_url`, the
-Redis URL), and every value read from the environment through `${ENV}`.
+Redis URL, the ledger's URL), and every value read from the environment through `${ENV}`.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def secret_settings(settings: BaseModel, path: Path_ = ()) -> Iterator[tuple[Pat
 
 
 BACKEND_URL = ("server", "rate_limit_backend", "url")  # a secret: the password in it
+LEDGER_URL = ("spend", "ledger", "url")  # likewise
 
 
 def holds_secret(path: Sequence[str | int], text: str = "", at: int = 0) -> bool:
@@ -81,7 +82,7 @@ def holds_secret(path: Sequence[str | int], text: str = "", at: int = 0) -> bool
             return True
         case ("providers", _, "headers", str(name)):
             return is_sensitive_header(name)
-        case ("server", "rate_limit_backend", "url"):
+        case ("server", "rate_limit_backend", "url") | ("spend", "ledger", "url"):
             return _in_password(text, at)
     return False
 
@@ -121,6 +122,10 @@ def secret_fields(config: RouterConfig) -> Iterator[tuple[tuple[str | int, ...],
     password = _url_password(config.server.rate_limit_backend.url)
     if password:
         yield BACKEND_URL, password
+    ledger = config.spend.ledger
+    password = _url_password(ledger.url if ledger is not None else None)
+    if password:
+        yield LEDGER_URL, password
 
 
 def config_secrets(config: RouterConfig, source: SourceMap | None = None) -> list[str]:

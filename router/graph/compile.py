@@ -32,6 +32,7 @@ from router.observability.redaction import Redactor
 from router.routing.breaker import Breaker
 from router.routing.failure import failure_steps
 from router.routing.strategies import strategy_for
+from router.spend.prices import target_price
 from router.types import ProviderRuntime, Route, RoutingGraph, Target
 
 
@@ -120,6 +121,7 @@ def compile_graph(
                         timeouts,
                         runtime.provider.operations,
                         breaker=breaker,
+                        price=target_price(config, target),
                     )
                 )
         for i, fallback in enumerate(model.fallbacks):

@@ -62,6 +62,8 @@ RESTART_ONLY: tuple[str, ...] = (
     "server.rate_limit_backend.key_prefix",
     "server.rate_limit_backend.timeout",
     "server.rate_limit_backend.lease_seconds",
+    "spend.currency",  # the ledger labels its rows with the start-up currency
+    "spend.ledger",  # its writer and database are opened once, at start-up
 )
 
 
@@ -150,6 +152,7 @@ def carry_over(old: RoutingGraph, new: RoutingGraph) -> RoutingGraph:
         kept.weight = fresh.weight
         kept.label = fresh.label
         kept.timeouts = fresh.timeouts  # a model's or target's own may have changed
+        kept.price = fresh.price
         if (
             kept.breaker is None
             or fresh.breaker is None

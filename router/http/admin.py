@@ -23,6 +23,7 @@ from router.http.auth import presented_key
 from router.http.state import RouterState
 from router.observability import logs
 from router.routing.breaker import breaker_states
+from router.spend.admin import usage_routes
 
 JSON = "application/json"
 
@@ -113,4 +114,5 @@ def admin_routes() -> list[Route]:
         Route("/admin/config", admin_config, methods=["GET"]),
         Route("/admin/reload", admin_reload, methods=["POST"]),
         Route("/admin/breakers", breakers, methods=["GET"]),
+        *usage_routes(),
     ]

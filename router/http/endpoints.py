@@ -179,6 +179,7 @@ def api_endpoint(op: Operation, state: RouterState, drain: Drain) -> Endpoint:
         span = tracing.start_request(headers, scope["path"])
         # Told the outcome on every path below; finished once, after the last byte.
         record = access.RequestRecord(scope["method"], scope["path"], request_id, started, span)
+        record.ledger = state.ledger
         call: Call | None = None
         limits: CallLimits | None = None
         watch: DisconnectWatch | None = None
@@ -294,6 +295,7 @@ def _stream_answer(
 
         def closed() -> None:
             relay.close()  # even if no frame was read: the stream holds its target till here
+            record.relay = relay  # what it relayed, for a ledger row without usage
             close()
 
         response = EventStream(relay.__aiter__(), headers, watch, record, on_close=closed)

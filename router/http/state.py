@@ -11,6 +11,7 @@ from collections.abc import Callable
 from router.limits.admission import Limiter
 from router.observability import logs, metrics
 from router.routing.breaker import breaker_states
+from router.spend.ledger import open_ledger
 from router.types import RoutingGraph
 from router.upstream.transport import AiohttpTransport, Transport
 
@@ -20,6 +21,7 @@ class RouterState:
         self.graph = graph
         self.ready = False
         self.limiter = Limiter(graph.config.server.rate_limit_backend)
+        self.ledger = open_ledger(graph.config.spend)  # None unless `spend.ledger` is set
         self._transports: dict[str, Transport] = {}  # provider definition digest -> transport
         self._unobserve: Callable[[], None] = lambda: None
         logs.register_secrets(list(graph.secrets))
@@ -68,6 +70,8 @@ class RouterState:
         await self.limiter.start()
         self.attach(self.graph)
         self._unobserve = metrics.observe_breakers(lambda: breaker_states(self.graph))
+        if self.ledger is not None:
+            await self.ledger.start()
         self.ready = True
 
     async def stop(self) -> None:
@@ -77,3 +81,5 @@ class RouterState:
         for transport in self._transports.values():
             await transport.aclose()  # type: ignore[attr-defined]
         self._transports.clear()
+        if self.ledger is not None:  # last: requests have ended, their rows are queued
+            await self.ledger.stop()

@@ -1,4 +1,5 @@
-"""What one finished request leaves behind: one access-log line, its metrics, its span's end.
+"""What one finished request leaves behind: one access-log line, its metrics, its span's end,
+and, with the usage ledger on, its ledger row.
 
 All three are fed from the request's `RequestRecord` in one place, after the last byte, so
 a request costs one structlog call, a handful of instrument updates and, with tracing on,
@@ -55,10 +56,12 @@ class RequestRecord:
         "call",
         "error",
         "key_name",
+        "ledger",
         "method",
         "outcome",
         "path",
         "rejected",
+        "relay",
         "request_id",
         "span",
         "started",
@@ -79,6 +82,8 @@ class RequestRecord:
         self.bytes_sent: int | None = None  # streams only
         self.ttft: float | None = None  # time.perf_counter() of the first answer byte
         self.rejected = False  # refused by one of the router's own rate limits
+        self.ledger: Any = None  # router.spend.ledger.Ledger, when the usage ledger is on
+        self.relay: Any = None  # a stream's router.upstream.relay.StreamRelay, once it has ended
         self._finished = False
 
     def answered(self, ttft: float) -> None:
@@ -128,6 +133,8 @@ class RequestRecord:
         if call is not None:
             _call_metrics(call, usage, self.ttft, started)
         tracing.end_request(self.span, call, status)
+        if self.ledger is not None:
+            self.ledger.put(self, call, seconds)
 
         if not logs.info_enabled:
             return

@@ -122,6 +122,16 @@ class CountOf:
         return {key: row[-1] for key, row in self.histogram.values.items()}
 
 
+class Gauge:
+    """A value read when `/metrics` is scraped: the sum of its sources' (e.g. each running
+    ledger's queue depth), so the hot path never updates it. Not exported over OTLP."""
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name, self.description, self.unit, self.labels = name, description, "1", ()
+        self.sources: list[Callable[[], float]] = []
+        _all.append(self)
+
+
 duration = Histogram(
     "llm_router.request.duration",
     "Time from request to last byte sent.",
@@ -245,6 +255,11 @@ def prometheus_text() -> str:
     out: list[str] = []
     for metric in _all:
         name = _name(metric.name, metric.unit)
+        if isinstance(metric, Gauge):
+            value = sum(source() for source in list(metric.sources))
+            out += [f"# HELP {name} {metric.description}", f"# TYPE {name} gauge"]
+            out.append(f"{name} {_number(value)}")
+            continue
         if isinstance(metric, Counter | CountOf):
             out += [f"# HELP {name}_total {metric.description}", f"# TYPE {name}_total counter"]
             for key, value in list(metric.values.items()):

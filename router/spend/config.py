@@ -1,0 +1,103 @@
+"""YAML shapes for prices and the usage ledger (`spend:`)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PER_MILLION = "Per million {} tokens, in `spend.currency`"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PriceConfig(_Strict):
+    """What one target's tokens cost, per million, in `spend.currency`."""
+
+    input: float = Field(ge=0, le=1_000_000, description=PER_MILLION.format("prompt") + ".")
+    cached_input: float | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description=PER_MILLION.format("cached prompt")
+        + " (the upstream's `prompt_tokens_details.cached_tokens`); unset: the `input` price.",
+    )
+    output: float = Field(
+        ge=0,
+        le=1_000_000,
+        description=PER_MILLION.format("completion") + " (`0` for embeddings).",
+    )
+
+
+DEFAULT_LEDGER_URL = "sqlite:///llm-router-usage.db"
+
+
+class LedgerConfig(_Strict):
+    """Where the usage ledger is written: one row per request, off the request path."""
+
+    url: str = Field(
+        DEFAULT_LEDGER_URL,
+        description="`sqlite:///relative/path.db` or `sqlite:////absolute/path.db` (a file, "
+        "created with its folder if missing; the default is relative to the working "
+        "directory), or `postgresql://user:pass@host:5432/db` for many replicas (needs "
+        "`llm-router[postgres]`).",
+    )
+    batch_size: int = Field(
+        500, ge=1, le=100_000, description="Rows written per database round trip, at most."
+    )
+    flush_interval: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="Seconds a row may wait before it is written when fewer than "
+        "`batch_size` are queued.",
+    )
+    queue_size: int = Field(
+        100_000,
+        ge=1,
+        le=10_000_000,
+        description="Rows held in memory while the database is slow or down; beyond it the "
+        "oldest are dropped, counted in `llm_router_ledger_rows_dropped_total` and logged.",
+    )
+    timeout: float = Field(
+        5.0, gt=0, le=300, description="Seconds to wait for the database on each write."
+    )
+    shutdown_flush: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="On shutdown, seconds to go on writing the rows still queued.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value.startswith("sqlite:///"):
+            if value == "sqlite:///":
+                raise ValueError("give a file: `sqlite:///usage.db`")
+            return value
+        if value.startswith(("postgresql://", "postgres://")):
+            if importlib.util.find_spec("asyncpg") is None:
+                raise ValueError(
+                    "a PostgreSQL ledger needs asyncpg: pip install 'llm-router[postgres]'"
+                )
+            return value
+        raise ValueError("must start with sqlite:/// or postgresql://")
+
+
+class SpendConfig(_Strict):
+    """Prices' currency and the usage ledger."""
+
+    currency: str = Field(
+        "USD",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of every price and cost (`USD`, `EUR`, ...); prices are "
+        "not converted.",
+    )
+    ledger: LedgerConfig | None = Field(
+        None,
+        description="The usage ledger: off without this key; `ledger: {}` writes to "
+        f"`{DEFAULT_LEDGER_URL.removeprefix('sqlite:///')}` in the working directory.",
+    )

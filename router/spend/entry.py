@@ -1,0 +1,181 @@
+"""What a finished request leaves for the ledger, and the row the writer makes of it.
+
+The request path builds one flat tuple of references it already holds (names, the usage
+object, the target's compiled price) and appends it to the ledger's queue: no formatting,
+no arithmetic, no I/O. The writer task turns each into a database row: tokens, cost,
+currency, milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from router.spend.prices import Price, cost_nanos, tokens
+from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
+
+if TYPE_CHECKING:
+    from router.observability.access import RequestRecord
+
+# (seq, at, request_id, key, model, provider, upstream_model, operation, attempts, usage,
+#  estimate, price, outcome, status, error, seconds); `estimate` is (prompt tokens, answer
+#  characters) for a stream that ended before its upstream reported usage.
+Entry = tuple[Any, ...]
+
+# The ledger's columns, in the order of a row.
+COLUMNS = (
+    "replica",
+    "seq",
+    "at",
+    "request_id",
+    "key_name",
+    "model",
+    "provider",
+    "upstream_model",
+    "operation",
+    "attempts",
+    "prompt_tokens",
+    "cached_tokens",
+    "completion_tokens",
+    "cost_nanos",
+    "currency",
+    "outcome",
+    "status",
+    "error",
+    "latency_ms",
+)
+
+
+# Nullable columns and what stands for NULL in a row: the stores' INSERT turns it back into
+# NULL (`NULLIF`). Binding Python's None costs the sqlite3 module a failed adapter look-up
+# per value, a third of its binding work; a string or an int binds directly.
+NULL_AS = {
+    "key_name": "",
+    "model": "",
+    "provider": "",
+    "upstream_model": "",
+    "operation": "",
+    "cost_nanos": -1,
+    "error": "",
+}
+
+
+def insert_value(column: str, placeholder: str) -> str:
+    """A column's value in an INSERT: the placeholder, NULL where it holds NULL's stand-in."""
+    if column not in NULL_AS:
+        return placeholder
+    null = NULL_AS[column]
+    return f"NULLIF({placeholder}, {null!r})" if null == "" else f"NULLIF({placeholder}, {null})"
+
+
+def entry(seq: int, record: RequestRecord, call: Any, seconds: float) -> Entry:
+    """The ledger's tuple for one finished request (`call`: its `router.routing.dispatch.Call`)."""
+    if call is None:  # refused before it named a model it may use
+        return (
+            seq,
+            time.time(),
+            record.request_id,
+            record.key_name,
+            None,
+            None,
+            None,
+            None,
+            0,
+            None,
+            None,
+            None,
+            record.outcome,
+            record.status,
+            record.error,
+            seconds,
+        )
+    target, usage = call.target, call.usage
+    estimate = None
+    if usage is None and record.relay is not None:  # a stream cut before its usage came
+        estimate = (estimate_prompt_tokens(call.body), relayed_chars(record.relay))
+    if target is None:
+        provider = upstream = price = None
+    else:
+        provider, upstream, price = target.runtime.name, target.model, target.price
+    return (
+        seq,
+        time.time(),
+        record.request_id,
+        record.key_name,
+        call.route.name,
+        provider,
+        upstream,
+        call.op.value,
+        len(call.attempts),
+        usage,
+        estimate,
+        price,
+        record.outcome,
+        record.status,
+        record.error,
+        seconds,
+    )
+
+
+def relayed_chars(relay: Any) -> int:
+    """Answer characters a stream's upstreams produced: its relay's, and those of the
+    relays that continued it (`stream_recovery: continue`)."""
+    chars = 0
+    while relay is not None:
+        chars += relay.completion_chars
+        relay = relay.successor
+    return chars
+
+
+def row(item: Entry, replica: str, currency: str) -> tuple[Any, ...]:
+    """The database row for a queued entry, in `COLUMNS` order, `NULL_AS` standing for NULL.
+    A request that used no tokens costs 0; one that used tokens on a target without a price
+    has no cost (NULL)."""
+    (
+        seq,
+        at,
+        request_id,
+        key,
+        model,
+        provider,
+        upstream,
+        operation,
+        attempts,
+        usage,
+        estimate,
+        price,
+        outcome,
+        status,
+        error,
+        seconds,
+    ) = item
+    if usage is not None:
+        prompt, cached, completion = tokens(usage)
+    elif estimate is not None:
+        prompt, cached, completion = estimate[0], 0, estimate_tokens(estimate[1])
+    else:
+        prompt = cached = completion = 0
+    cost = 0
+    if prompt or completion:
+        cost = cost_nanos(price, prompt, cached, completion) if isinstance(price, Price) else -1
+    return (
+        replica,
+        seq,
+        at,
+        request_id,
+        key or "",
+        model or "",
+        provider or "",
+        upstream or "",
+        operation or "",
+        attempts,
+        prompt,
+        cached,
+        completion,
+        cost,
+        currency,
+        outcome,
+        status,
+        error or "",
+        int(seconds * 1_000_000 + 0.5) / 1000,  # ms to 3 decimals; `round` formats a string
+    )

@@ -1,0 +1,111 @@
+"""Prices compiled once per config, and a request's cost from its usage.
+
+Money is counted in nanos, billionths of the currency unit, as integers: a price per million
+tokens becomes whole nanos per million tokens when the config is loaded, so a cost is exact
+to half a nano and any number of rows add up without float drift. An embedding of a few
+tokens on a cheap model still costs a non-zero number of nanos.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
+
+from router.spend.config import PriceConfig
+
+if TYPE_CHECKING:
+    from router.config.loader import ConfigIssue, SourceMap
+    from router.config.models import RouterConfig, TargetConfig
+
+NANOS = 1_000_000_000  # nanos per currency unit
+MILLION = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """Nanos per million tokens of each kind."""
+
+    input: int
+    cached_input: int
+    output: int
+
+
+def _nanos(value: float) -> int:
+    """Whole nanos for an amount of the currency, from the decimal the YAML wrote."""
+    return int((Decimal(repr(value)) * NANOS).to_integral_value(ROUND_HALF_EVEN))
+
+
+def compile_price(config: PriceConfig) -> Price:
+    cached = config.input if config.cached_input is None else config.cached_input
+    return Price(_nanos(config.input), _nanos(cached), _nanos(config.output))
+
+
+def price_config(config: RouterConfig, target: TargetConfig) -> PriceConfig | None:
+    """A target's own `price`, else its provider's `prices` for its upstream model."""
+    if target.price is not None:
+        return target.price
+    provider = config.providers.get(target.provider)
+    return provider.prices.get(target.model) if provider is not None else None
+
+
+def target_price(config: RouterConfig, target: TargetConfig) -> Price | None:
+    found = price_config(config, target)
+    return compile_price(found) if found is not None else None
+
+
+def cost_nanos(price: Price, prompt: int, cached: int, completion: int) -> int:
+    """The cost of one request's tokens, rounded once to a whole nano (half up).
+    `prompt` includes the `cached` tokens, as OpenAI's usage counts them."""
+    cached = min(max(cached, 0), prompt)
+    total = (prompt - cached) * price.input + cached * price.cached_input
+    total += completion * price.output
+    return (total + MILLION // 2) // MILLION
+
+
+def tokens(usage: Any) -> tuple[int, int, int]:
+    """(prompt, cached, completion) tokens of an OpenAI `usage` object; 0 where absent."""
+    if not isinstance(usage, dict):
+        return 0, 0, 0
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return _count(prompt), _count(cached), _count(completion)
+
+
+def _count(value: Any) -> int:
+    return value if type(value) is int and value > 0 else 0
+
+
+def price_warnings(config: RouterConfig, source: SourceMap) -> list[ConfigIssue]:
+    """A target without a price when other targets have one (its requests would count no
+    cost), and a provider's price for an upstream model none of its targets uses."""
+    issues: list[ConfigIssue] = []
+    targets = [
+        (name, i, target)
+        for name, model in config.models.items()
+        for i, target in enumerate(model.targets)
+    ]
+    priced = [price_config(config, target) is not None for _, _, target in targets]
+    if any(priced):
+        for (name, i, target), has_price in zip(targets, priced, strict=True):
+            if not has_price:
+                message = (
+                    f"target {target.provider}/{target.model} has no price, while other "
+                    "targets have one: its requests are recorded with no cost (give it a "
+                    f"`price`, or `providers.{target.provider}.prices.{target.model}`)"
+                )
+                issues.append(source.issue(("models", name, "targets", i), message, "warning"))
+    for provider_name, provider in config.providers.items():
+        used = {t.model for _, _, t in targets if t.provider == provider_name}
+        for model in provider.prices:
+            if model not in used:
+                issues.append(
+                    source.issue(
+                        ("providers", provider_name, "prices", model),
+                        f"no target of provider '{provider_name}' uses upstream model "
+                        f"'{model}', so this price applies to nothing",
+                        "warning",
+                    )
+                )
+    return issues

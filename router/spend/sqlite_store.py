@@ -1,0 +1,144 @@
+"""The ledger in a SQLite file: the stdlib driver in one worker thread, WAL mode.
+
+WAL lets the reports read while the writer writes, and lets several worker processes share
+one file (each waits up to the ledger's `timeout` for the write lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from router.spend.entry import COLUMNS, insert_value
+from router.spend.stores import SCHEMA_VERSION, TABLE, VERSION_TABLE, LedgerError, group_sql
+
+T = TypeVar("T")
+
+_CREATE = f"""
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    replica TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    request_id TEXT NOT NULL,
+    key_name TEXT,
+    model TEXT,
+    provider TEXT,
+    upstream_model TEXT,
+    operation TEXT,
+    attempts INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost_nanos INTEGER,
+    currency TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    error TEXT,
+    latency_ms REAL NOT NULL,
+    PRIMARY KEY (replica, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS {TABLE}_at ON {TABLE} (at);
+CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER NOT NULL);
+INSERT INTO {VERSION_TABLE} (version)
+    SELECT {SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM {VERSION_TABLE});
+COMMIT;
+"""
+_INSERT = (
+    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(insert_value(c, '?') for c in COLUMNS)}) ON CONFLICT DO NOTHING"
+)
+_DAY = "strftime('%Y-%m-%d', at, 'unixepoch')"
+
+
+class SqliteStore:
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = Path(path)
+        self.where = f"sqlite {path}"
+        self.timeout = timeout
+        self._conn: sqlite3.Connection | None = None
+        # One thread, so the connection is only ever used by the thread that opened it.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="llm-router-ledger")
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        if not create and not self.path.is_file():
+            raise LedgerError(f"no ledger at {self.path}: nothing written yet, or another path")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            if create:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_CREATE)
+            _check_version(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect(create=True)
+        return self._conn
+
+    async def open(self) -> None:
+        await self._run(self._connection)
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    async def write(self, rows: list[tuple[Any, ...]]) -> None:
+        await self._run(lambda: self._write(rows))
+
+    def _aggregate(self, by: tuple[str, ...], since: float, until: float) -> list[tuple[Any, ...]]:
+        conn = self._connect(create=False)
+        try:
+            return conn.execute(group_sql(by, _DAY, ("?", "?")), (since, until)).fetchall()
+        finally:
+            conn.close()
+
+    async def aggregate(
+        self, by: tuple[str, ...], since: float, until: float
+    ) -> list[tuple[Any, ...]]:
+        return await self._run(lambda: self._aggregate(by, since, until))
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        try:
+            await self._run(self._close)
+        finally:
+            self._thread.shutdown(wait=False)
+
+
+def _check_version(conn: sqlite3.Connection) -> None:
+    try:
+        found = conn.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
+    except sqlite3.OperationalError:
+        raise LedgerError("this SQLite file holds no llm-router ledger") from None
+    if found and found[0] is not None and found[0] > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger's schema is version {found[0]}, newer than this llm-router's "
+            f"({SCHEMA_VERSION}): upgrade llm-router"
+        )

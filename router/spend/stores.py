@@ -1,0 +1,86 @@
+"""Where ledger rows go: a SQLite file (the default) or PostgreSQL, behind one small contract.
+
+A store creates its tables when missing, writes batches of rows (a batch is one transaction,
+and a row already there is skipped, so a batch retried after a lost answer is not written
+twice), and sums rows for the reports. Rows are keyed by (replica, seq): the process that
+wrote them and its own counter, so two requests never merge into one row, whatever request
+id a client sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+SCHEMA_VERSION = 1
+TABLE = "llm_router_usage"
+VERSION_TABLE = "llm_router_usage_schema"
+
+# Report dimensions and the columns they group by (`day` is each store's own expression).
+DIMENSIONS = ("key", "model", "provider", "upstream_model", "operation", "outcome", "day")
+_COLUMN_OF = {"key": "key_name"}
+
+# One aggregated group: dimension values in order, then these sums.
+SUMS = (
+    "COUNT(*)",
+    "SUM(prompt_tokens)",
+    "SUM(cached_tokens)",
+    "SUM(completion_tokens)",
+    "SUM(cost_nanos)",
+    "SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END)",
+)
+
+
+class LedgerError(Exception):
+    """The ledger's database cannot be used: its message says why, without credentials."""
+
+
+class Store(Protocol):
+    """What the writer and the reports need of a database."""
+
+    where: str  # for logs and errors: the file, or host/database (never a password)
+
+    async def open(self) -> None:
+        """Connect and create the tables if missing; raises LedgerError or the driver's."""
+
+    async def write(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows in one transaction, skipping those already there."""
+
+    async def aggregate(
+        self, by: tuple[str, ...], since: float, until: float
+    ) -> list[tuple[Any, ...]]:
+        """Per group of `by` (and currency) in [since, until): its values, the currency,
+        then `SUMS`."""
+
+    async def close(self) -> None: ...
+
+
+def group_sql(by: tuple[str, ...], day: str, placeholders: tuple[str, str]) -> str:
+    """The report's query, for dimension names already checked against DIMENSIONS."""
+    exprs = [day if name == "day" else _COLUMN_OF.get(name, name) for name in by]
+    keys = ", ".join([*exprs, "currency"])
+    low, high = placeholders
+    return (
+        f"SELECT {keys}, {', '.join(SUMS)} FROM {TABLE} "
+        f"WHERE at >= {low} AND at < {high} GROUP BY {keys}"
+    )
+
+
+def open_store(url: str, timeout: float) -> Store:
+    """The store a ledger URL names (checked by the config: sqlite:/// or postgresql://)."""
+    if url.startswith("sqlite:///"):
+        from router.spend.sqlite_store import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite:///"), timeout)
+    from router.spend.postgres_store import PostgresStore
+
+    return PostgresStore(url, timeout)
+
+
+def describe(url: str) -> str:
+    """A ledger URL for logs: scheme, host, port and database, never user or password."""
+    if url.startswith("sqlite:///"):
+        return "sqlite " + url.removeprefix("sqlite:///")
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"postgresql {parts.hostname or 'localhost'}{port}{parts.path or ''}"

@@ -1,0 +1,142 @@
+"""The ledger's queue: bounded while the database cannot be written, drops counted and
+logged, and what is queued at shutdown written before the router exits."""
+
+from __future__ import annotations
+
+import sqlite3
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+
+from router.testing import RouterProcess
+from router.testing.ledger import ledger_rows
+
+CONFIG = """
+server: {{auth: none, watch_config: false}}
+spend:
+  ledger: {{url: "sqlite:///{path}", {ledger}}}
+providers: {{m: {{plugin: mock}}}}
+models: {{demo: {{targets: [{{provider: m, model: echo}}]}}}}
+"""
+BODY = {"model": "demo", "messages": [{"role": "user", "content": "hello"}]}
+
+
+def _router(tmp_path: Path, ledger: str) -> tuple[RouterProcess, str]:
+    db = tmp_path / "usage.db"
+    path = tmp_path / "router.yaml"
+    path.write_text(textwrap.dedent(CONFIG.format(path=db, ledger=ledger)))
+    return RouterProcess(path), f"sqlite:///{db}"
+
+
+def _metric(router: RouterProcess, name: str) -> float:
+    for line in httpx.get(router.url + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def _send(router: RouterProcess, ids: list[str]) -> None:
+    with httpx.Client() as client:
+        for request_id in ids:
+            started = time.monotonic()
+            answer = client.post(
+                router.base_url + "/chat/completions",
+                json=BODY,
+                headers={"x-request-id": request_id},
+            )
+            assert answer.status_code == 200
+            assert time.monotonic() - started < 0.5  # never waits for the locked database
+
+
+def test_a_full_queue_drops_the_oldest_rows_counts_and_logs_them(tmp_path: Path) -> None:
+    router, url = _router(
+        tmp_path, "queue_size: 5, batch_size: 2, flush_interval: 0.05, timeout: 0.05"
+    )
+    with router:
+        deadline = time.monotonic() + 10
+        while not Path(url.removeprefix("sqlite:///")).exists():  # the writer opened it
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.2)
+        locker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # another writer holds the file: every write fails
+        try:
+            ids = [f"q-{n:02}" for n in range(20)]
+            _send(router, ids)
+            router.wait_for_line(lambda line: b"ledger_rows_dropped" in line)
+            router.wait_for_line(lambda line: b"ledger_write_failed" in line)
+            assert _metric(router, "llm_router_ledger_queue_depth") <= 5 + 2  # queue + batch
+            assert ledger_rows(url) == []
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        deadline = time.monotonic() + 10
+        while True:
+            dropped = _metric(router, "llm_router_ledger_rows_dropped_total")
+            written = _metric(router, "llm_router_ledger_rows_written_total")
+            if dropped + written == len(ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert _metric(router, "llm_router_ledger_write_errors_total") > 0
+    rows = ledger_rows(url)
+    assert dropped + written == len(ids)
+    assert len(rows) == written and 13 <= dropped <= 15  # 20 less 5 queued, less the batch
+    kept = sorted(r["request_id"] for r in rows)
+    assert kept[-5:] == ids[-5:]  # the newest waited; the oldest went
+
+
+def test_rows_queued_at_shutdown_are_written_before_the_router_exits(tmp_path: Path) -> None:
+    router, url = _router(tmp_path, "flush_interval: 3600, batch_size: 1000")
+    with router:
+        ids = [f"s-{n}" for n in range(5)]
+        _send(router, ids)
+        time.sleep(0.2)
+        assert ledger_rows(url) == []  # neither a full batch nor the interval yet
+    assert sorted(r["request_id"] for r in ledger_rows(url)) == ids
+
+
+def test_rows_left_at_shutdown_are_counted_as_dropped_and_logged(tmp_path: Path) -> None:
+    router, url = _router(tmp_path, "flush_interval: 0.05, timeout: 0.05, shutdown_flush: 0.5")
+    db = url.removeprefix("sqlite:///")
+    with router:
+        deadline = time.monotonic() + 10
+        while not Path(db).exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.2)
+        locker = sqlite3.connect(db, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            _send(router, ["left-1", "left-2", "left-3"])
+            _, err = router.stop()
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+    drops = [line for line in err.decode().splitlines() if '"ledger_rows_dropped"' in line]
+    assert drops and '"rows":3' in drops[-1]
+    assert ledger_rows(url) == []
+
+
+def test_worker_processes_share_one_sqlite_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "router.yaml"
+    db = tmp_path / "usage.db"
+    path.write_text(textwrap.dedent(CONFIG.format(path=db, ledger="flush_interval: 0.05")))
+    url = f"sqlite:///{db}"
+    with RouterProcess(path, args=["--workers", "2"]) as router:
+        ids = [f"w-{n}" for n in range(30)]
+        with httpx.Client() as client:  # a new connection each: both workers get some
+            for request_id in ids:
+                answer = client.post(
+                    router.base_url + "/chat/completions",
+                    json=BODY,
+                    headers={"x-request-id": request_id, "connection": "close"},
+                )
+                assert answer.status_code == 200
+        deadline = time.monotonic() + 15
+        while len(ledger_rows(url)) < len(ids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    rows = ledger_rows(url)
+    assert sorted(r["request_id"] for r in rows) == sorted(ids)
+    assert len({(r["replica"], r["seq"]) for r in rows}) == len(ids)
