@@ -29,7 +29,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from bench.__main__ import _free_port, _wait_port
+from bench.procs import free_port as _free_port
+from bench.procs import wait_port as _wait_port
 from router.limits.backends import MemoryBackend
 from router.limits.policies import REQUESTS, TOKENS, Limit, window_limit
 

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from router.graph.load import load_graph
 from router.graph.masked import masked_config
+from router.operations import registered
 from router.plugins import ProviderPlugin, provider_plugins
 from router.types import Operation
 from router.upstream.provider import Provider, ProviderConfig, ProviderSettings, UpstreamResponse
@@ -57,7 +58,7 @@ def _assert_clean(shown: str) -> None:
 def _handed(provider: Provider) -> list[object]:
     """Everything the core hands a provider, or the provider builds for the core."""
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    op = next(o for o in Operation if o in provider.operations)
+    op = next(o for o in registered() if o in provider.operations)
     echo = UpstreamResponse(401, {"x-echo": SECRETS[0]}, f"bad key {SECRETS[0]}".encode())
     return [
         provider,

@@ -1,8 +1,9 @@
 """Admin endpoints under `/admin/`: off unless `server.admin_key` is configured.
 
 `GET /admin/config` (the active config, masked, and how its reloads went), `POST
-/admin/reload` and `GET /admin/breakers`. Every admin route checks the admin key (Bearer or
-x-api-key) in constant time, and no admin output ever contains a secret.
+/admin/reload`, `GET /admin/breakers` and `GET /admin/usage` (the usage ledger's report).
+Every admin route checks the admin key (Bearer or x-api-key) in constant time, and no admin
+output ever contains a secret.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from router.http.auth import presented_key
 from router.http.state import RouterState
 from router.observability import logs
 from router.routing.breaker import breaker_states
-from router.spend.admin import usage_routes
+from router.spend.report import DEFAULT_BY, ReportError, as_json, parse_by, period, usage_report
 
 JSON = "application/json"
+FLUSH_SECONDS = 2.0  # `/admin/usage` writes this process's queued rows first, if it can
 
 
 def _refused(error: errors.RouterError) -> Response:
@@ -108,11 +110,42 @@ async def admin_reload(request: Request) -> Response:
     return Response(orjson.dumps(outcome), media_type=JSON)
 
 
+async def admin_usage(request: Request) -> Response:
+    """`?since=7d&until=...&by=key,model`, as `llm-router usage` takes them."""
+    log = logs.get_logger("router.ledger")
+    try:
+        state = require_admin(request)
+        ledger = state.ledger
+        if ledger is None:
+            raise errors.NotFound("the usage ledger is off (set `spend.ledger`)", code="not_found")
+        query = request.query_params
+        try:
+            by = parse_by(query.get("by", DEFAULT_BY))
+            since, until = period(query.get("since"), query.get("until"))
+        except ReportError as exc:
+            raise errors.InvalidRequest(str(exc)) from None
+        await ledger.flush(FLUSH_SECONDS)
+        url, timeout = ledger.config.url, ledger.config.timeout
+        try:
+            report = await usage_report(url, by, since, until, ledger.currency, timeout)
+        except ReportError as exc:
+            raise errors.InvalidRequest(str(exc)) from None
+        except Exception as exc:  # the database: down, unreachable, not a ledger
+            log.warning("ledger_report_failed", ledger=ledger.store.where, error=str(exc))
+            raise errors.ServiceUnavailable(
+                f"cannot read the usage ledger ({ledger.store.where}): {type(exc).__name__}: "
+                f"{logs.mask(str(exc))}"
+            ) from None
+    except errors.RouterError as exc:
+        return _refused(exc)
+    return Response(orjson.dumps(as_json(report)), media_type=JSON)
+
+
 def admin_routes() -> list[Route]:
     """Every admin route."""
     return [
         Route("/admin/config", admin_config, methods=["GET"]),
         Route("/admin/reload", admin_reload, methods=["POST"]),
         Route("/admin/breakers", breakers, methods=["GET"]),
-        *usage_routes(),
+        Route("/admin/usage", admin_usage, methods=["GET"]),
     ]

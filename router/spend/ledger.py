@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from router.observability import logs, metrics
 from router.spend.config import LedgerConfig, SpendConfig
 from router.spend.entry import Entry, entry, row
-from router.spend.stores import Store, open_store
+from router.spend.open import open_store
+from router.spend.stores import Store
 
 if TYPE_CHECKING:
     from router.observability.access import RequestRecord

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from router.spend.open import open_store
 from router.spend.prices import NANOS
-from router.spend.stores import DIMENSIONS, LedgerError, open_store
+from router.spend.stores import DIMENSIONS, LedgerError
 
 DEFAULT_SINCE = "7d"
 DEFAULT_BY = "model"

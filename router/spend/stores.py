@@ -66,17 +66,6 @@ def group_sql(by: tuple[str, ...], day: str, placeholders: tuple[str, str]) -> s
     )
 
 
-def open_store(url: str, timeout: float) -> Store:
-    """The store a ledger URL names (checked by the config: sqlite:/// or postgresql://)."""
-    if url.startswith("sqlite:///"):
-        from router.spend.sqlite_store import SqliteStore
-
-        return SqliteStore(url.removeprefix("sqlite:///"), timeout)
-    from router.spend.postgres_store import PostgresStore
-
-    return PostgresStore(url, timeout)
-
-
 def describe(url: str) -> str:
     """A ledger URL for logs: scheme, host, port and database, never user or password."""
     if url.startswith("sqlite:///"):
