@@ -17,7 +17,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
@@ -26,6 +26,7 @@ from router import continuation, errors, gctune, logs, observe, tracing
 from router.admin import admin_routes
 from router.answer import JsonAnswer, RawHeaders, attempt_headers, router_headers
 from router.auth import authenticate
+from router.body import parse_json, read_body
 from router.dispatch import Call, execute
 from router.drain import Drain, DrainMiddleware, install_sigterm
 from router.fastpath import DisconnectWatch, EventStream, RouterApp
@@ -68,47 +69,6 @@ def error_response(error: errors.RouterError, request_id: str, state: RouterStat
     if getattr(error, "retry_after", None) and "retry-after" not in headers:
         headers["retry-after"] = str(max(1, round(error.retry_after)))  # type: ignore[attr-defined]
     return Response(body, status_code=error.status, headers=headers, media_type=JSON)
-
-
-async def _read_body(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise errors.InvalidRequest("invalid Content-Length header")
-        if int(declared) > limit:
-            raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
-        return await _whole_body(request.receive)
-    parts, size = [], 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
-        parts.append(part)
-    return b"".join(parts)
-
-
-async def _whole_body(receive: Any) -> bytes:
-    """`Request.body()` without its async generator: usually one message holds it all."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.request":
-            body = message.get("body", b"")
-            if body:
-                chunks.append(body)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        elif message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-
-
-def _parse_json(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise errors.InvalidRequest(
-            f"the request body is not valid JSON: {exc}", param="body"
-        ) from None
 
 
 def _router_headers(call: Call, request_id: str, limits: CallLimits | None) -> RawHeaders:
@@ -201,7 +161,9 @@ def _endpoint(op: Operation, state: RouterState):  # type: ignore[no-untyped-def
         try:
             key = authenticate(graph, headers)
             key_name = key.name
-            body = _parse_json(await _read_body(request, headers, graph.max_body_bytes))
+            body_limits = graph.body_limits
+            raw = await read_body(request.receive, headers, body_limits, state.body_clock)
+            body = parse_json(raw, body_limits.max_depth)
             model, stream = check_body(op, body)
             route = graph.routes.get(model)
             if route is None or model not in key.allowed:

@@ -7,6 +7,7 @@
     │   ├── PermissionDenied         403  model not allowed for this key
     │   ├── NotFound                 404  unknown model or route
     │   ├── MethodNotAllowed         405
+    │   ├── RequestTimeout           408  the client sent its request too slowly
     │   ├── PayloadTooLarge          413
     │   ├── RateLimited              429  one of the router's own policies said no
     │   └── ClientDisconnected       499  the client left; its upstream request was cancelled
@@ -129,6 +130,11 @@ class NotFound(ClientError):
 class MethodNotAllowed(ClientError):
     status = 405
     code = "method_not_allowed"
+
+
+class RequestTimeout(ClientError):
+    status = 408
+    code = "request_timeout"
 
 
 class PayloadTooLarge(ClientError):

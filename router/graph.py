@@ -19,6 +19,7 @@ import orjson
 from pydantic import ValidationError
 
 from router.balancer import Strategy, strategy_for
+from router.body import BodyLimits
 from router.breaker import Breaker
 from router.config.loader import (
     ConfigError,
@@ -128,6 +129,7 @@ class RoutingGraph:
     # `config.server.max_body_bytes`, read on every request: a plain field, not three
     # attribute look-ups through pydantic models.
     max_body_bytes: int = field(init=False)
+    body_limits: BodyLimits = field(init=False)  # its size, time and depth limits together
     # Per model, the routes a request for it may walk (see `router.dispatch.fallback_chain`).
     chains: Mapping[str, tuple[Route, ...]] = field(init=False)
     # Keys presented and verified against `keys` since this graph was loaded (see
@@ -136,6 +138,7 @@ class RoutingGraph:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_body_bytes", self.config.server.max_body_bytes)
+        object.__setattr__(self, "body_limits", BodyLimits.of(self.config.server))
         chains = {name: walk_fallbacks(self.routes, route) for name, route in self.routes.items()}
         object.__setattr__(self, "chains", chains)
 

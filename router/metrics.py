@@ -156,6 +156,12 @@ rate_limit_rejections = Counter(
     ("model", "key"),
 )
 reloads = Counter("llm_router.config.reloads", "Config reloads by result.", ("result",))
+connections_dropped = Counter(
+    "llm_router.connections.dropped",
+    "Client connections closed at a limit of the HTTP edge (slow or oversized requests, too "
+    "many connections).",
+    ("reason",),
+)
 
 # Breaker state lives on the active graph's targets, not here: the running router registers a
 # source of `router.breaker.breaker_states` rows, read at scrape time only, so the hot path pays

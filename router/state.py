@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from router import logs, metrics
+from router.body import BodyClock
 from router.breaker import breaker_states
 from router.config.secrets import config_secrets
 from router.graph import RoutingGraph
@@ -25,6 +26,7 @@ class RouterState:
         self._secrets: list[bytes] = []
         self._unobserve: Callable[[], None] = lambda: None
         self._remember_secrets(graph)
+        self.body_clock = BodyClock()  # the time limits on request bodies
         # Called as hook(old, new) just before a reloaded graph goes live, on the event loop:
         # where state keyed by policy (rate-limit counters) moves to the new graph.
         self.reload_hooks: list[Callable[[RoutingGraph, RoutingGraph], None]] = []
