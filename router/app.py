@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from router import continuation, errors, gctune, logs, observe, tracing
+from router import continuation, edge, errors, gctune, logs, observe, tracing
 from router.admin import admin_routes
 from router.answer import JsonAnswer, RawHeaders, attempt_headers, router_headers
 from router.auth import authenticate
@@ -394,6 +394,7 @@ def create_app_from_env() -> Starlette:
     if not settings.config:
         raise SystemExit("LLM_ROUTER_CONFIG is not set: give the path of a config file")
     graph = load_graph(settings.config)
+    edge.configure(edge.EdgeLimits.of(graph.config.server))  # before uvicorn accepts anything
     if not settings.access_log:
         logs.configure("warning", settings.log_format)
     app = create_app(graph)

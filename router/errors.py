@@ -9,6 +9,7 @@
     │   ├── MethodNotAllowed         405
     │   ├── RequestTimeout           408  the client sent its request too slowly
     │   ├── PayloadTooLarge          413
+    │   ├── HeadersTooLarge          431  too many or too large request headers
     │   ├── RateLimited              429  one of the router's own policies said no
     │   └── ClientDisconnected       499  the client left; its upstream request was cancelled
     ├── ServiceUnavailable           503  no target can take the request now
@@ -140,6 +141,11 @@ class RequestTimeout(ClientError):
 class PayloadTooLarge(ClientError):
     status = 413
     code = "request_too_large"
+
+
+class HeadersTooLarge(ClientError):
+    status = 431
+    code = "request_header_fields_too_large"
 
 
 class RateLimited(ClientError):

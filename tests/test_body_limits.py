@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -22,11 +23,13 @@ from router.deadlines import TICK
 from router.testing import FakeUpstream, RouterProcess, chat_completion, json_reply
 from router.testing.raw import connect, read_answer
 
+HEADER_TIMEOUT = 2.0
 BODY_IDLE = 0.5
 BODY_TOTAL = 1.5
 CONFIG = f"""
 server:
   watch_config: false
+  header_timeout_seconds: {HEADER_TIMEOUT}
   body_idle_timeout_seconds: {BODY_IDLE}
   body_timeout_seconds: {BODY_TOTAL}
   max_body_bytes: 65536
@@ -146,6 +149,47 @@ def test_a_chunked_body_announcing_2_56_bytes_is_cut_at_max_body_bytes(router):
     status, headers, body = read_answer(sock)  # read_answer returns once the server closed
     message = assert_error(status, headers, body, 413, "request_too_large")
     assert "larger than 65536 bytes" in message
+
+
+def test_a_reload_changes_the_body_limits_but_not_the_connection_limits(tmp_path, upstream):
+    router = start_router(tmp_path, upstream.url)
+    try:
+        assert router.process is not None
+        config = tmp_path / "router.yaml"
+        hash_before = httpx.get(router.url + "/health").json()["config"]
+        text = config.read_text()
+        text = text.replace(
+            f"header_timeout_seconds: {HEADER_TIMEOUT}", "header_timeout_seconds: 0.5"
+        )
+        text = text.replace(
+            f"body_idle_timeout_seconds: {BODY_IDLE}", "body_idle_timeout_seconds: 1.0"
+        )
+        config.write_text(text)
+        router.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while httpx.get(router.url + "/health").json()["config"] == hash_before:
+            assert time.monotonic() < deadline, "the reload did not happen"
+            time.sleep(0.05)
+        slow = connect(router.port)
+        slow.sendall(request_head(2)[:10])
+        opened = time.monotonic()
+        body = chat_body()
+        stalled = connect(router.port)
+        stalled.sendall(request_head(len(body)) + body[:10])
+        sent = time.monotonic()
+        assert_error(*read_answer(stalled), 408, "request_timeout")
+        assert 1.0 <= time.monotonic() - sent < 1.0 + LATE  # the new body idle limit
+        assert_error(*read_answer(slow), 408, "request_timeout")
+        assert time.monotonic() - opened >= HEADER_TIMEOUT  # the header limit of the start
+    finally:
+        _, err = router.stop()
+    # The body's 408 has its access-log line (the slow headers' drop has none: no request).
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line["event"] == "request"]
+    assert [(r["status"], r["error"]) for r in requests] == [(408, "request_timeout")]
+    assert [line["reason"] for line in lines if line["event"] == "connection_dropped"] == [
+        "header_timeout"
+    ]
 
 
 # -- JSON depth ------------------------------------------------------------------------------

@@ -60,6 +60,32 @@ class ServerConfig(Strict):
         description="Time for a whole request body to arrive, from the end of its headers; "
         "longer gets 408 and the connection is closed.",
     )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Time for a request's headers to arrive, from the opening of the "
+        "connection (on a kept-alive connection: from the request's first byte); longer gets "
+        "408 and the connection is closed. Read at start-up only.",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request line and headers together; larger gets 431 and the "
+        "connection is closed. Read at start-up only.",
+    )
+    max_headers: int = Field(
+        100,
+        ge=8,
+        description="Most header lines in a request; more gets 431 and the connection is "
+        "closed. Read at start-up only.",
+    )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="Open client connections per worker process; a connection beyond it is "
+        "answered 503 and closed. Read at start-up only.",
+    )
     admin_key: SecretStr | None = Field(
         None,
         description="Key for the `/admin/` endpoints, usually `${ENV_VAR}`; without it they "
