@@ -7,7 +7,9 @@
     │   ├── PermissionDenied         403  model not allowed for this key
     │   ├── NotFound                 404  unknown model or route
     │   ├── MethodNotAllowed         405
+    │   ├── RequestTimeout           408  the client sent its request too slowly
     │   ├── PayloadTooLarge          413
+    │   ├── HeadersTooLarge          431  too many or too large request headers
     │   ├── RateLimited              429  one of the router's own policies said no
     │   └── ClientDisconnected       499  the client left; its upstream request was cancelled
     ├── InternalError                500  a bug in the router; its traceback is logged
@@ -133,9 +135,19 @@ class MethodNotAllowed(ClientError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(ClientError):
+    status = 408
+    code = "request_timeout"
+
+
 class PayloadTooLarge(ClientError):
     status = 413
     code = "request_too_large"
+
+
+class HeadersTooLarge(ClientError):
+    status = 431
+    code = "request_header_fields_too_large"
 
 
 class RateLimited(ClientError):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from router.config.models import RetryConfig, RouterConfig
     from router.errors import ErrorKind
     from router.graph.rewrites import HeaderRules
+    from router.http.body import BodyLimits
     from router.limits.admission import CallLimits
     from router.limits.policies import LimitTable
     from router.routing.breaker import Breaker
@@ -208,6 +209,7 @@ class RoutingGraph:
     # `config.server.max_body_bytes`, read on every request: a plain field, not three
     # attribute look-ups through pydantic models.
     max_body_bytes: int
+    body_limits: BodyLimits  # the request body's size, time and depth limits together
     loaded_at: float = field(default_factory=time.time)
     config_hash: str = ""  # sha256 of the file's bytes (`file_hash`); "" when built in memory
     # Every secret of the config (`router.config.secrets`), plugin settings' included; the

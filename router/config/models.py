@@ -36,7 +36,56 @@ class ServerConfig(Strict):
         "authentication at all; only for trusted networks.",
     )
     max_body_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger gets 413."
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; larger gets 413 and the connection is closed.",
+    )
+    max_json_depth: int = Field(
+        64,
+        ge=1,
+        le=200,
+        description="Deepest nesting of arrays and objects accepted in a request body; deeper "
+        "gets 400.",
+    )
+    body_idle_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Longest pause while a request body arrives; longer gets 408 and the "
+        "connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Time for a whole request body to arrive, from the end of its headers; "
+        "longer gets 408 and the connection is closed.",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Time for a request's headers to arrive, from the opening of the "
+        "connection (on a kept-alive connection: from the request's first byte); longer gets "
+        "408 and the connection is closed. Read at start-up only.",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request line and headers together; larger gets 431 and the "
+        "connection is closed. Read at start-up only.",
+    )
+    max_headers: int = Field(
+        100,
+        ge=8,
+        description="Most header lines in a request; more gets 431 and the connection is "
+        "closed. Read at start-up only.",
+    )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="Open client connections per worker process; a connection beyond it is "
+        "answered 503 and closed. Read at start-up only.",
     )
     admin_key: SecretStr | None = Field(
         None,

@@ -27,6 +27,7 @@ from router.graph.keys import compile_keys
 from router.graph.links import chains_of, clients, reach_per_key, serving_of
 from router.graph.providers import build_provider, resolve_timeouts
 from router.graph.rewrites import compile_rewrites
+from router.http.body import BodyLimits
 from router.limits.policies import compile_limits
 from router.observability.redaction import Redactor
 from router.routing.breaker import Breaker
@@ -184,6 +185,7 @@ def compile_graph(
         chains=chains,
         reach=reach_per_key(routes, identities, chains),
         max_body_bytes=config.server.max_body_bytes,
+        body_limits=BodyLimits.of(config.server),
         limits=limits,
         rewrites=rewrites,
         config_hash=config_hash,

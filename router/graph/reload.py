@@ -62,6 +62,10 @@ RESTART_ONLY: tuple[str, ...] = (
     "server.rate_limit_backend.key_prefix",
     "server.rate_limit_backend.timeout",
     "server.rate_limit_backend.lease_seconds",
+    "server.header_timeout_seconds",  # the HTTP edge's limits are the server's, set at start
+    "server.max_header_bytes",
+    "server.max_headers",
+    "server.max_connections",
     "spend.currency",  # the ledger labels its rows with the start-up currency
     "spend.ledger",  # its writer and database are opened once, at start-up
 )

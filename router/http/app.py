@@ -18,7 +18,7 @@ from starlette.routing import Route
 from router.config.settings import Settings
 from router.graph.load import load_graph
 from router.graph.reload import Reloader
-from router.http import gctune
+from router.http import edge, gctune
 from router.http.admin import admin_routes
 from router.http.drain import Drain, DrainMiddleware, install_sigterm
 from router.http.endpoints import Endpoint, api_endpoint
@@ -103,6 +103,7 @@ def create_app_from_env() -> Starlette:
     if not settings.config:
         raise SystemExit("LLM_ROUTER_CONFIG is not set: give the path of a config file")
     graph = load_graph(settings.config)
+    edge.configure(edge.EdgeLimits.of(graph.config.server))  # before uvicorn accepts anything
     if not settings.access_log:
         logs.configure("warning", settings.log_format)
     app = create_app(graph)

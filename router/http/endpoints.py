@@ -12,16 +12,15 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope
+from starlette.types import Scope
 
 from router import errors
 from router.graph.rewrites import apply, prepare_request, request_values
 from router.http.auth import authenticate
+from router.http.body import parse_json, read_body
 from router.http.disconnect import DisconnectWatch
 from router.http.drain import Drain, shutting_down
 from router.http.responses import (
@@ -71,48 +70,6 @@ def error_response(error: errors.RouterError, request_id: str, state: RouterStat
     if getattr(error, "retry_after", None) and "retry-after" not in headers:
         headers["retry-after"] = str(max(1, round(error.retry_after)))  # type: ignore[attr-defined]
     return Response(body, status_code=error.status, headers=headers, media_type=JSON)
-
-
-async def _read_body(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
-    """The request's body, refused past `limit` bytes before more is read."""
-    declared = headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise errors.InvalidRequest("invalid Content-Length header")
-        if int(declared) > limit:
-            raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
-        return await _whole_body(request.receive)
-    parts, size = [], 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes")
-        parts.append(part)
-    return b"".join(parts)
-
-
-async def _whole_body(receive: Receive) -> bytes:
-    """`Request.body()` without its async generator: usually one message holds it all."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.request":
-            body = message.get("body", b"")
-            if body:
-                chunks.append(body)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        elif message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-
-
-def _parse_json(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise errors.InvalidRequest(
-            f"the request body is not valid JSON: {exc}", param="body"
-        ) from None
 
 
 def _router_headers(call: Call, request_id: str, limits: CallLimits | None) -> RawHeaders:
@@ -190,7 +147,9 @@ def api_endpoint(op: Operation, state: RouterState, drain: Drain) -> Endpoint:
                 raise shutting_down()
             key = authenticate(graph, headers)
             record.key_name = key.name
-            body = _parse_json(await _read_body(request, headers, graph.max_body_bytes))
+            body_limits = graph.body_limits
+            raw = await read_body(request.receive, headers, body_limits, state.body_clock)
+            body = parse_json(raw, body_limits.max_depth)
             model, stream = check_body(op, body)
             route = graph.routes.get(model)
             if route is None or model not in key.allowed:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from router.http.edge import EdgeProtocol
+
 
 def uvicorn_options() -> dict[str, Any]:
     """Keyword arguments for `uvicorn.run` / `uvicorn.Config`, other than the app, host,
     port and worker count."""
     return {
         "loop": "uvloop",
-        "http": "httptools",
+        "http": EdgeProtocol,  # httptools, behind the limits on headers and connections
         "ws": "none",  # no websocket endpoint: not importing `websockets` saves 1.6 MB
         "access_log": False,  # the router writes its own access log line
         "proxy_headers": False,  # a sidecar's clients are local; X-Forwarded-* is not ours

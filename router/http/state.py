@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from router.http.body import BodyClock
 from router.limits.admission import Limiter
 from router.observability import logs, metrics
 from router.routing.breaker import breaker_states
@@ -25,6 +26,7 @@ class RouterState:
         self._transports: dict[str, Transport] = {}  # provider definition digest -> transport
         self._unobserve: Callable[[], None] = lambda: None
         logs.register_secrets(list(graph.secrets))
+        self.body_clock = BodyClock()  # the time limits on request bodies
         # Called as hook(old, new) just before a reloaded graph goes live, on the event loop:
         # where state keyed by policy (rate-limit counters) moves to the new graph.
         self.reload_hooks: list[Callable[[RoutingGraph, RoutingGraph], None]] = []

@@ -177,6 +177,12 @@ plugin_errors = Counter(
     "Exceptions raised by a provider plugin's own code, contained as failed attempts.",
     ("provider", "stage"),
 )
+connections_dropped = Counter(
+    "llm_router.connections.dropped",
+    "Client connections closed at a limit of the HTTP edge (slow or oversized requests, too "
+    "many connections).",
+    ("reason",),
+)
 
 # Breaker state lives on the active graph's targets, not here: the running router registers a
 # source of `router.routing.breaker.breaker_states` rows, read at scrape time only, so the

@@ -1,0 +1,98 @@
+"""Raw-socket HTTP clients for tests of the router's HTTP edge: clients that send their
+request a byte at a time, too much of it, or nothing, which no HTTP library does on purpose.
+
+    sock = connect(port)
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\\r\\nhost: x\\r\\n")
+    status, headers, body = read_answer(sock)   # once the server has answered and closed
+
+    crowd = SlowCrowd(port, 300, head)           # 300 connections trickling `head`
+    threading.Thread(target=crowd.run).start(); crowd.ready.wait()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+def connect(port: int, timeout: float = 10.0) -> socket.socket:
+    """A loopback connection whose every `send` leaves at once (no Nagle delay)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """(status, lower-case headers, body) of the one answer on `sock`, read until the server
+    closes its side."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+@dataclass
+class SlowClient:
+    opened: float = 0.0  # time.monotonic() just before it connected
+    answered: float | None = None  # when the first line of an answer arrived
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class SlowCrowd:
+    """`count` connections, each sending `head` a byte every `every` seconds until the server
+    answers or closes; `run` them in a thread of their own (they have their own event loop)
+    and wait for `ready` (all of them connecting) before measuring anything."""
+
+    port: int
+    count: int
+    head: bytes
+    every: float = 0.25
+    clients: list[SlowClient] = field(default_factory=list)
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        asyncio.run(self._all())
+
+    async def _all(self) -> None:
+        tasks = [asyncio.create_task(self._one(SlowClient())) for _ in range(self.count)]
+        while len(self.clients) < self.count:
+            await asyncio.sleep(0.01)
+        self.ready.set()
+        await asyncio.gather(*tasks)
+
+    async def _one(self, client: SlowClient) -> None:
+        client.opened = time.monotonic()  # (the server cannot have accepted it earlier)
+        self.clients.append(client)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError as exc:
+            client.error = repr(exc)
+            return
+
+        async def trickle() -> None:
+            for i in range(len(self.head)):
+                writer.write(self.head[i : i + 1])
+                await asyncio.sleep(self.every)
+
+        sender = asyncio.create_task(trickle())
+        try:
+            first = await reader.readline()
+            client.answered = time.monotonic()
+            client.status = int(first.split()[1]) if first else None
+            await reader.read()  # until the server closes
+        except OSError as exc:
+            client.error = repr(exc)
+        finally:
+            sender.cancel()
+            writer.close()
+
+
+__all__ = ["SlowClient", "SlowCrowd", "connect", "read_answer"]
