@@ -221,25 +221,35 @@ def cluster_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     if shutil.which("redis-server") is None:
         pytest.skip("no redis-server to start a Redis Cluster node")
     tmp_path = tmp_path_factory.mktemp("cluster")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            *("redis-server", "--port", str(port), "--bind", "127.0.0.1"),
-            *("--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf")),
-            *("--dir", str(tmp_path), "--save", "", "--appendonly", "no"),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
+    for _ in range(3):  # a free port may be taken before redis-server binds it: try another
+        port = free_port()
+        process = subprocess.Popen(
+            [
+                *("redis-server", "--port", str(port), "--bind", "127.0.0.1"),
+                *("--cluster-enabled", "yes"),
+                *("--cluster-config-file", str(tmp_path / f"nodes-{port}.conf")),
+                *("--dir", str(tmp_path), "--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+        deadline = time.monotonic() + 60  # a loaded machine may be slow to start it
+        while process.poll() is None:
             try:
                 client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
                 break
             except (redis.ConnectionError, OSError):  # not listening yet
-                assert time.monotonic() < deadline
+                if time.monotonic() > deadline:
+                    process.kill()
+                    process.wait(10)
+                    pytest.fail("redis-server did not start")
                 time.sleep(0.05)
+        if process.poll() is None:
+            break
+    else:
+        pytest.fail("could not start a Redis Cluster node")
+    try:
+        deadline = time.monotonic() + 60
         while client.cluster("info")["cluster_state"] != "ok":
             assert time.monotonic() < deadline
             time.sleep(0.05)

@@ -3,7 +3,8 @@
 Anthropic's documented set, and what of the router's tree (`router.errors`) lands on each:
 
     400 invalid_request_error   InvalidRequest, ContextLengthExceeded, ContentPolicyViolation,
-                                UpstreamBadRequest (and other 4xx: 405, 499 keep their status)
+                                UpstreamBadRequest (and other 4xx: 405, 408, 431, 499 keep
+                                their status)
     401 authentication_error    AuthenticationFailed, UpstreamAuthError
     403 permission_error        PermissionDenied, UpstreamPermissionError
     404 not_found_error         NotFound, UpstreamNotFound

@@ -23,6 +23,8 @@ CASES = [
     (errors.NotFound("where"), 404, "not_found_error", anthropic.NotFoundError),
     (errors.UpstreamNotFound("where"), 404, "not_found_error", anthropic.NotFoundError),
     (errors.MethodNotAllowed("get"), 405, INVALID, anthropic.APIStatusError),
+    (errors.RequestTimeout("slow body"), 408, INVALID, anthropic.APIStatusError),
+    (errors.HeadersTooLarge("big headers"), 431, INVALID, anthropic.APIStatusError),
     (errors.PayloadTooLarge("big"), 413, "request_too_large", anthropic.ContentTooLargeError),
     (errors.RateLimited("slow"), 429, "rate_limit_error", anthropic.RateLimitError),
     (errors.UpstreamRateLimited("slow"), 429, "rate_limit_error", anthropic.RateLimitError),
