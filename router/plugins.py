@@ -1,17 +1,21 @@
 """Plugin discovery: built-in providers and entry points in the `llm_router` group.
 
-Built-ins register through the same hook as third-party plugins. Discovery runs once per
-process; set LLM_ROUTER_TRACE_PLUGINS=1 to print every hook call.
+Built-ins register through the same hook as third-party plugins, and hooks are called
+through pluggy, so its ordering and wrappers apply. Discovery runs once per process; set
+LLM_ROUTER_TRACE_PLUGINS=1 to print every hook call.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pluggy
 
+import router
 from router import hookspecs
 from router.upstream.provider import Provider
 
@@ -20,12 +24,20 @@ ENTRY_POINT_GROUP = "llm_router"
 
 @dataclass(frozen=True, slots=True)
 class ProviderPlugin:
-    """A registered provider class and the distribution it came from."""
+    """A registered provider class. Its distribution is looked up when asked (for
+    `llm-router plugins`), not at start-up: reading every installed package's metadata
+    takes a noticeable part of a second."""
 
     name: str
     provider_class: type[Provider]
-    distribution: str
-    version: str
+
+    @property
+    def distribution(self) -> str:
+        return distribution_of(self.provider_class)[0]
+
+    @property
+    def version(self) -> str:
+        return distribution_of(self.provider_class)[1]
 
 
 def _builtin_modules() -> list[object]:
@@ -51,28 +63,45 @@ def plugin_manager() -> pluggy.PluginManager:
 @functools.cache
 def provider_plugins() -> dict[str, ProviderPlugin]:
     """Every registered provider, by the name used as `plugin:` in the config."""
-    import router
-
-    pm = plugin_manager()
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     found: dict[str, ProviderPlugin] = {}
-    for impl in pm.hook.register_providers.get_hookimpls():
-        dist = dists.get(id(impl.plugin))
-        dist_name = dist.project_name if dist is not None else "llm-router"
-        version = dist.version if dist is not None else router.__version__
 
-        def register(
-            name: str, cls: type[Provider], _d: str = dist_name, _v: str = version
-        ) -> None:
-            if name in found:
-                raise RuntimeError(
-                    f"provider plugin '{name}' is registered twice "
-                    f"({found[name].distribution} and {_d})"
-                )
-            found[name] = ProviderPlugin(name, cls, _d, _v)
+    def register(name: str, cls: type[Provider]) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Provider)):
+            raise TypeError(f"provider plugin '{name}' registered {cls!r}, not a Provider class")
+        if name in found:
+            raise RuntimeError(
+                f"provider plugin '{name}' is registered twice "
+                f"({found[name].distribution} and {distribution_of(cls)[0]})"
+            )
+        found[name] = ProviderPlugin(name, cls)
 
-        impl.function(register=register)
+    plugin_manager().hook.register_providers(register=register)
     return found
+
+
+def distribution_of(cls: type) -> tuple[str, str]:
+    """(distribution, version) of the package a provider class comes from: the one pluggy
+    loaded its entry point from, else the installed package that holds its top-level module
+    (the core's, for built-ins)."""
+    return _distribution(cls.__module__.partition(".")[0])
+
+
+@functools.cache
+def _distribution(top: str) -> tuple[str, str]:
+    for plugin, dist in plugin_manager().list_plugin_distinfo():
+        if getattr(plugin, "__name__", "").partition(".")[0] == top:
+            return dist.project_name, dist.version
+    names = _package_owners().get(top)
+    if names:
+        return names[0], importlib.metadata.version(names[0])
+    if top == router.__name__:  # the core, run from a source tree
+        return top, router.__version__
+    return top, "(not installed)"
+
+
+@functools.cache
+def _package_owners() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
 
 
 # The provider plugins this project publishes, by `plugin:` name, and their distributions.

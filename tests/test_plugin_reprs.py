@@ -134,7 +134,7 @@ models:
 
 def test_secret_plugin_settings_are_masked_in_reprs_admin_output_and_errors(tmp_path):
     plugins = provider_plugins()
-    plugins["vault-test"] = ProviderPlugin("vault-test", VaultProvider, "tests", "0")
+    plugins["vault-test"] = ProviderPlugin("vault-test", VaultProvider)
     try:
         path = tmp_path / "router.yaml"
         path.write_text(textwrap.dedent(VAULT))

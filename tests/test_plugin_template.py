@@ -86,6 +86,50 @@ models:
     assert "user" not in seen.json()
 
 
+REGION_RULE = """
+server: {{auth: none}}
+providers:
+  a:
+    plugin: acme
+    base_url: {url}/v1
+    api_key: acme-secret-key
+    settings: {{region: us}}
+header_rewrites:
+  - {{scope: provider, name: a, set: {{x-acme-region: ap}}}}
+models:
+  chat: {{targets: [{{provider: a, model: acme-1}}]}}
+"""
+
+
+def test_template_region_header_is_shown_and_rewritable_and_its_key_is_not(
+    installed, fake_upstream, tmp_path
+):
+    """The template sends its non-secret region header as an extra header, not a credential:
+    a header rule may rewrite it and `explain` shows it, while the key stays masked."""
+    _, site = installed
+    fake_upstream.add("/v1/chat/completions", json_reply(chat_completion("from acme")))
+    config = tmp_path / "router.yaml"
+    config.write_text(REGION_RULE.format(url=fake_upstream.url))
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    explained = subprocess.run(
+        [sys.executable, "-m", "router.cli", "explain", "--config", str(config), "--model", "chat"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert explained.returncode == 0, explained.stderr
+    assert "x-acme-region: ap" in explained.stdout
+    assert "x-acme-key: ***" in explained.stdout
+    assert "acme-secret-key" not in explained.stdout
+    with RouterProcess(config, env={"PYTHONPATH": str(site)}) as router:
+        client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+    (seen,) = fake_upstream.received("/v1/chat/completions")
+    assert seen.headers["x-acme-region"] == "ap"
+    assert seen.headers["x-acme-key"] == "acme-secret-key"
+
+
 def test_template_plugin_passes_its_own_conformance_tests(installed):
     folder, site = installed
     result = subprocess.run(

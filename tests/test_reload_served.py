@@ -333,7 +333,7 @@ def test_a_transport_that_fails_to_open_leaves_the_old_targets_serving(
 ) -> None:
     """The failing provider comes first, and `m` is unchanged, so its old target would be
     moved onto a runtime that never got a transport if the swap began before attaching."""
-    plugin = ProviderPlugin("transportless", TransportlessProvider, "tests", "0")
+    plugin = ProviderPlugin("transportless", TransportlessProvider)
     monkeypatch.setitem(provider_plugins(), "transportless", plugin)
     path = tmp_path / "router.yaml"
     path.write_text(config("v0", ", watch_config: false"))

@@ -19,6 +19,9 @@ PINNED_SPEC = {
     "UpstreamPermissionError", "UpstreamRateLimited", "UpstreamResponse", "UpstreamServerError",
     "UpstreamTimeout", "UpstreamUnavailable", "classify_error", "extract_error", "hookimpl",
     "parse_rate_limit_headers", "parse_seconds",
+    # helpers the base behaviour is made of, so that plugins need not copy the core
+    "error_class", "upstream_error", "stream_error", "parse_stream_event", "is_error_frame",
+    "parse_int_header",
 }  # fmt: skip
 
 

@@ -276,6 +276,7 @@ class MockProvider(Provider):
 
     settings_model = MockSettings
     supports_continuation = True  # a trailing assistant message is continued word for word
+    answers_pass_through = True  # it writes plain OpenAI answers
     default_base_url = "http://mock.invalid/v1"
     settings: MockSettings
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from router.spec import hookimpl
-from router.upstream.provider import Provider
+from router.spec import Provider, hookimpl
 
 
 class OpenAIProvider(Provider):
     """The base behaviour is plain OpenAI; nothing to override."""
 
     default_base_url = "https://api.openai.com/v1"
+    #: Answers are plain OpenAI, sent on as they came.
+    answers_pass_through = True
     #: Sends a broken answer back as a trailing assistant message; OpenAI-compatible servers
     #: such as vLLM continue it. Only used where a model sets `stream_recovery: continue`.
     supports_continuation = True

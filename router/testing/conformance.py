@@ -131,13 +131,13 @@ class ProviderConformance:
 
         assert self.plugin in provider_plugins(), f"entry point for '{self.plugin}' not found"
 
-    def test_conformance_translation_is_pure(self) -> None:
-        """build_request makes an httpx.Request without any I/O, carrying the credential."""
+    def make_provider(self) -> Any:
+        """The plugin's provider, configured as `config` configures it, built directly."""
         from router.plugins import provider_plugins
         from router.upstream.provider import ProviderConfig
 
         cls = provider_plugins()[self.plugin].provider_class
-        provider = cls(
+        return cls(
             ProviderConfig(
                 name="p",
                 base_url="http://127.0.0.1:9" + self.base_path,
@@ -145,7 +145,10 @@ class ProviderConformance:
                 settings=cls.settings_model.model_validate(self.settings),
             )
         )
-        request = provider.build_request(
+
+    def test_conformance_translation_is_pure(self) -> None:
+        """build_request makes an httpx.Request without any I/O, carrying the credential."""
+        request = self.make_provider().build_request(
             Operation.CHAT, {"model": "m", "messages": MESSAGES}, self.upstream_model
         )
         assert isinstance(request, httpx.Request)
@@ -153,6 +156,18 @@ class ProviderConformance:
         assert orjson.loads(request.content)["messages"] == MESSAGES
         if self.api_key is not None:
             assert any(self.api_key in v for v in request.headers.values())
+
+    def test_conformance_declared_pass_through_holds(self) -> None:
+        """A provider declaring `answers_pass_through` gets the upstream's bytes sent on as
+        they came, so its `transform_response` must return the answer unchanged."""
+        from router.upstream.provider import UpstreamResponse
+
+        provider = self.make_provider()
+        if not provider.answers_pass_through:
+            pytest.skip("answers are translated: answers_pass_through is not declared")
+        reply = self.chat_reply("Hello from upstream")
+        answer = UpstreamResponse(reply.status, reply.headers, reply.body)
+        assert provider.transform_response(Operation.CHAT, answer) == orjson.loads(reply.body)
 
     def test_conformance_answer(self, conformance: Any) -> None:
         upstream, _, client = conformance

@@ -1,7 +1,9 @@
 """Sort an upstream failure into the error tree, from its status and what its body says.
 
 Providers call `classify_error` once they have pulled a message (and maybe a code) out of
-their own error format; the result's class is all that routing decisions look at.
+their own error format; the result's class is all that routing decisions look at. A provider
+that knows better than the status for some answers picks the class itself and words the
+error with `upstream_error` (or `stream_error` mid-stream), like every other provider's.
 """
 
 from __future__ import annotations
@@ -50,6 +52,84 @@ def _has(text: str, markers: tuple[str, ...]) -> bool:
     return any(marker in text for marker in markers)
 
 
+def error_class(
+    status: int, message: str = "", *, code: str | None = None, error_type: str | None = None
+) -> type[errors.UpstreamError]:
+    """The most specific `UpstreamError` class for an upstream `status` and what its body
+    says (the usual wording of quota, context-length and content-policy failures)."""
+    text = " ".join(str(part) for part in (message, code, error_type) if part).lower()
+    if status == 402 or _has(text, _QUOTA_MARKERS):
+        return errors.InsufficientQuota
+    if _has(text, _CONTEXT_MARKERS) and status < 500:
+        return errors.ContextLengthExceeded
+    if _has(text, _POLICY_MARKERS) and status < 500:
+        return errors.ContentPolicyViolation
+    if status == 429:
+        return errors.UpstreamRateLimited
+    if status == 401:
+        return errors.UpstreamAuthError
+    if status == 403:
+        return errors.UpstreamPermissionError
+    if status == 404:
+        return errors.UpstreamNotFound
+    if status in (408, 504):
+        return errors.UpstreamTimeout
+    if 400 <= status < 500:
+        return errors.UpstreamBadRequest
+    if status in (503, 529):
+        return errors.UpstreamUnavailable
+    return errors.UpstreamServerError
+
+
+# The classes whose errors name the request field at fault: the others' `param` is dropped.
+_NAMES_A_FIELD = (errors.UpstreamBadRequest, errors.ContextLengthExceeded)
+
+
+def upstream_error(
+    cls: type[errors.UpstreamError],
+    status: int,
+    message: str,
+    *,
+    provider: str | None,
+    retry_after: float | None = None,
+    code: str | None = None,
+    param: str | None = None,
+) -> errors.UpstreamError:
+    """An error of class `cls` for an upstream's non-2xx answer, worded like every
+    provider's: `upstream 'acme' returned 429: <message>`. `code` replaces the class's own
+    error code; `param` is kept only by the classes that name a request field."""
+    label = f"upstream '{provider}'" if provider else "upstream"
+    return cls(
+        f"{label} returned {status}: {message}" if message else f"{label} returned {status}",
+        retry_after=retry_after,
+        upstream_status=status,
+        provider=provider,
+        param=param if cls in _NAMES_A_FIELD else None,
+        code=code,
+    )
+
+
+def stream_error(
+    cls: type[errors.UpstreamError],
+    message: str,
+    *,
+    provider: str | None,
+    status: int | None = None,
+    code: str | None = None,
+) -> errors.UpstreamError:
+    """An error of class `cls` for a failure an upstream reported after its answer began
+    (an error frame in a stream), worded like every provider's:
+    `upstream 'acme' failed mid-stream: <message>`. `status` is the one the frame stands
+    for, if it says."""
+    label = f"upstream '{provider}'" if provider else "upstream"
+    return cls(
+        f"{label} failed mid-stream: {message or 'no reason given'}",
+        upstream_status=status,
+        provider=provider,
+        code=code,
+    )
+
+
 def classify_error(
     status: int,
     message: str,
@@ -60,38 +140,11 @@ def classify_error(
     retry_after: float | None = None,
     provider: str | None = None,
 ) -> errors.UpstreamError:
-    """The most specific `UpstreamError` for an upstream `status` and its message."""
-    text = " ".join(str(part) for part in (message, code, error_type) if part).lower()
-    cls: type[errors.UpstreamError]
-    if status == 402 or _has(text, _QUOTA_MARKERS):
-        cls = errors.InsufficientQuota
-    elif _has(text, _CONTEXT_MARKERS) and status < 500:
-        cls = errors.ContextLengthExceeded
-    elif _has(text, _POLICY_MARKERS) and status < 500:
-        cls = errors.ContentPolicyViolation
-    elif status == 429:
-        cls = errors.UpstreamRateLimited
-    elif status == 401:
-        cls = errors.UpstreamAuthError
-    elif status == 403:
-        cls = errors.UpstreamPermissionError
-    elif status == 404:
-        cls = errors.UpstreamNotFound
-    elif status in (408, 504):
-        cls = errors.UpstreamTimeout
-    elif 400 <= status < 500:
-        cls = errors.UpstreamBadRequest
-    elif status in (503, 529):
-        cls = errors.UpstreamUnavailable
-    else:
-        cls = errors.UpstreamServerError
-    label = f"upstream '{provider}'" if provider else "upstream"
-    return cls(
-        f"{label} returned {status}: {message}" if message else f"{label} returned {status}",
-        retry_after=retry_after,
-        upstream_status=status,
-        provider=provider,
-        param=param if cls in (errors.UpstreamBadRequest, errors.ContextLengthExceeded) else None,
+    """The most specific `UpstreamError` for an upstream `status` and its message:
+    `error_class` picks the class, `upstream_error` words it."""
+    cls = error_class(status, message, code=code, error_type=error_type)
+    return upstream_error(
+        cls, status, message, provider=provider, retry_after=retry_after, param=param
     )
 
 

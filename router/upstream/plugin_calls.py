@@ -11,23 +11,22 @@ provider, the plugin and the traceback, and counted in
 passes through unchanged.
 
 The calls made once per request or per stream event (`transform_request` through
-`build_request`/`plain_request`, `transform_response`, `transform_stream_event`) are guarded
-where `router.upstream.relay` makes them, by a try block that costs nothing until it catches; the
-rarer ones go through the functions here. The stage is the provider method the core called
-(`transform_request` for building the request); a method the plugin's own code calls from
-there, such as `get_stream_error` from `transform_stream_event`, shows in the traceback.
+`build_request`/`plain_request`, `transform_response`, `transform_stream_event`,
+`get_rate_limit_info`) are guarded where `router.upstream.relay` makes them, by a try block
+that costs nothing until it catches; the rarer ones go through the functions here. The stage
+is the provider method the core called (`transform_request` for building the request); a
+method the plugin's own code calls from there, such as `get_stream_error` from
+`transform_stream_event`, shows in the traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from router import errors
 from router.observability import logs, metrics
 from router.plugins import provider_plugins
 from router.upstream.provider import Provider, UpstreamResponse
-from router.upstream.ratelimit_headers import RateLimitInfo
 
 log = logs.get_logger("router.plugins")
 
@@ -69,19 +68,6 @@ def upstream_error(provider: Provider, response: UpstreamResponse) -> errors.Ups
         wrong = TypeError(f"get_error returned {type(error).__name__}, not an UpstreamError")
         return contained(provider, "get_error", wrong)
     return error
-
-
-def rate_limit_info(provider: Provider, headers: Mapping[str, str]) -> RateLimitInfo | None:
-    """`provider.get_rate_limit_info(headers)`, or None when it fails: the hint only lets
-    the router back off early, so a bug in reading it is logged and counted, and the
-    answer that carried the headers still stands."""
-    try:
-        return provider.get_rate_limit_info(headers)
-    except errors.RouterError:
-        raise
-    except Exception as exc:
-        contained(provider, "get_rate_limit_info", exc)
-        return None
 
 
 def continuation_body(provider: Provider, body: dict[str, Any], partial: str) -> dict[str, Any]:

@@ -1,16 +1,19 @@
 """The provider contract: pure translation between our OpenAI-shaped requests and an upstream.
 
-A provider builds `httpx.Request` objects and turns responses, stream events and errors back
-into OpenAI shapes and the router's error tree. It does no I/O: the core owns the connection
-pool, timeouts, retries and limits. The base class speaks plain OpenAI, so an
-OpenAI-compatible upstream needs no code at all and a plugin overrides only what differs.
+A provider turns our request into the upstream's body and declares where it goes and with
+which headers; the core builds the request from that. It turns responses, stream events and
+errors back into OpenAI shapes and the router's error tree. It does no I/O: the core owns the
+connection pool, timeouts, retries and limits. The base class speaks plain OpenAI, so an
+OpenAI-compatible upstream needs no code at all and a plugin declares or overrides only what
+differs; the core reads those declarations and return values, never which methods a plugin
+overrides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import orjson
@@ -19,7 +22,8 @@ from pydantic import BaseModel, ConfigDict
 from router import errors
 from router.observability.redaction import MASK, MaskedHeaders, masked_headers, masked_url
 from router.types import Operation, Timeouts
-from router.upstream.classify import classify_error, extract_error
+from router.upstream.classify import classify_error, error_class, extract_error, stream_error
+from router.upstream.events import parse_stream_event
 from router.upstream.ratelimit_headers import RateLimitInfo, parse_rate_limit_headers
 
 
@@ -119,11 +123,17 @@ class ProviderConfigError(ValueError):
         self.key = key
 
 
-class Provider:
-    """An OpenAI-compatible upstream. Override the `transform_*`/`get_*` methods that differ.
+_CORE_ONLY = ("build_request", "plain_request")
 
-    Class attributes describe the upstream; instances are built once per configured provider
-    and called directly on every request, so keep per-request work out of `__init__`'s way.
+
+class Provider:
+    """An OpenAI-compatible upstream. A plugin declares what differs in class attributes and
+    overrides the methods whose answers differ; docs/writing-a-plugin.md lists every member,
+    its default and when to change it, and a test pins that list.
+
+    Instances are built once per configured provider and called directly on every request.
+    The core decides from what a provider declares and returns, never from which methods it
+    overrides; `build_request` and `plain_request` are the core's and may not be overridden.
     """
 
     settings_model: ClassVar[type[ProviderSettings]] = ProviderSettings
@@ -133,23 +143,43 @@ class Provider:
     stream_usage: ClassVar[bool] = True
     #: The upstream continues a trailing assistant message (used for mid-stream recovery).
     supports_continuation: ClassVar[bool] = False
+    #: `transform_response` returns the upstream's answer as it came (plain OpenAI JSON),
+    #: so the core may send the upstream's own bytes on instead of encoding the dict again.
+    #: Off by default: a provider that translates answers must never have that skipped.
+    answers_pass_through: ClassVar[bool] = False
+    #: The `accept` header of streamed requests; None sends the provider's own `accept`.
+    stream_accept: ClassVar[str | None] = "text/event-stream"
     #: Paths below `base_url` that differ from the operations' usual ones (`upstream_path`).
     paths: ClassVar[Mapping[Operation, str]] = {}
     models_path: ClassVar[str | None] = "/models"
     default_base_url: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _CORE_ONLY:
+            if name in vars(cls):
+                raise TypeError(
+                    f"{cls.__module__}.{cls.__qualname__} overrides {name}(), which the core "
+                    "uses to send requests and plugins may not override: change "
+                    "transform_request, paths (or self.urls), extra_headers, auth_headers or "
+                    "stream_accept instead (docs/writing-a-plugin.md)"
+                )
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
         self.name = config.name
         self.settings = config.settings
         self.base_url = config.base_url.rstrip("/")
-        # A dict whose repr masks values: it holds the credential header.
+        # A dict whose repr masks values: it holds the credential header. The provider's
+        # own headers, then the config's (which may replace them), then the credentials
+        # (which nothing replaces).
         self.headers: dict[str, str] = MaskedHeaders(
             {
                 "content-type": "application/json",
                 "accept": "application/json",
+                **{k.lower(): v for k, v in self.extra_headers().items()},
                 **{k.lower(): v for k, v in config.headers.items()},
-                **{k.lower(): v for k, v in self.auth_headers().items()},  # never overridden
+                **{k.lower(): v for k, v in self.auth_headers().items()},
             }
         )
         self.urls: dict[Operation, str] = {
@@ -169,9 +199,16 @@ class Provider:
     # -- requests -------------------------------------------------------------------------
 
     def auth_headers(self) -> dict[str, str]:
-        """The credential header(s). The core never lets a client override these."""
+        """The credential header(s), and only those: the core never lets a client or a header
+        rule touch them, and `llm-router explain` masks them."""
         key = self.config.api_key
         return {"authorization": f"Bearer {key}"} if key else {}
+
+    def extra_headers(self) -> dict[str, str]:
+        """Headers the upstream needs that are not credentials (a region, an API version).
+        The config's `headers` may replace them, header rules may rewrite them, and
+        `llm-router explain` shows them."""
+        return {}
 
     def transform_request(self, op: Operation, body: dict[str, Any], model: str) -> dict[str, Any]:
         """The upstream's JSON body. `body` is the client's own (a fresh dict: mutate freely)."""
@@ -181,7 +218,9 @@ class Provider:
     def build_request(
         self, op: Operation, body: dict[str, Any], model: str, *, stream: bool = False
     ) -> httpx.Request:
-        """An `httpx.Request` for the upstream; the core decides how it is sent."""
+        """The upstream request as an `httpx.Request`, for transports other than the core's
+        (such as `local_transport`'s), tests and `explain`: `transform_request`'s body, sent
+        to `urls[op]` with `headers` (and `stream_accept`). Not an override point."""
         payload = self.transform_request(op, body, model)
         prepared = self._prepared or self._prepare()
         headers = prepared.stream_headers if stream else prepared.headers
@@ -189,31 +228,33 @@ class Provider:
             "POST", prepared.urls[op], headers=headers, content=orjson.dumps(payload)
         )
 
-    def _prepare(self) -> _Prepared:
-        """`urls` and `headers` parsed once, at the first request (after any subclass
-        `__init__` adjusted them): parsing them per request was two thirds of its build cost.
-        """
-        self._prepared = _Prepared(
-            {op: httpx.URL(url) for op, url in self.urls.items()},
-            httpx.Headers(self.headers),
-            httpx.Headers({**self.headers, "accept": "text/event-stream"}),
-            dict(self.urls),
-            {k.lower(): v for k, v in self.headers.items()},
-            {k.lower(): v for k, v in {**self.headers, "accept": "text/event-stream"}.items()},
-        )
-        return self._prepared
-
     def plain_request(
         self, op: Operation, body: dict[str, Any], model: str, *, stream: bool = False
-    ) -> PlainRequest | httpx.Request:
-        """For the core: `build_request`'s request as a `PlainRequest` when this provider
-        keeps the base `build_request`, else whatever its own `build_request` returns."""
-        if type(self).build_request is not Provider.build_request:
-            return self.build_request(op, body, model, stream=stream)
+    ) -> PlainRequest:
+        """`build_request`'s request as a `PlainRequest`, what the core's own HTTP transport
+        sends. Not an override point."""
         payload = self.transform_request(op, body, model)
         prepared = self._prepared or self._prepare()
         headers = prepared.stream_header_dict if stream else prepared.header_dict
         return PlainRequest("POST", prepared.url_strings[op], dict(headers), orjson.dumps(payload))
+
+    def _prepare(self) -> _Prepared:
+        """`urls` and `headers` parsed once, at the first request (after any subclass
+        `__init__` adjusted them): parsing them per request was two thirds of its build cost.
+        """
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        streamed = dict(headers)
+        if self.stream_accept is not None:
+            streamed["accept"] = self.stream_accept
+        self._prepared = _Prepared(
+            {op: httpx.URL(url) for op, url in self.urls.items()},
+            httpx.Headers(headers),
+            httpx.Headers(streamed),
+            dict(self.urls),
+            headers,
+            streamed,
+        )
+        return self._prepared
 
     def continuation_body(self, body: dict[str, Any], partial: str) -> dict[str, Any]:
         """The client's chat body asking for the rest of an answer that starts with `partial`.
@@ -249,34 +290,21 @@ class Provider:
             raise self.get_error(UpstreamResponse(500, response.headers, response.content))
         return data
 
-    def transform_stream_event(
-        self, op: Operation, data: bytes, event: str | None = None
-    ) -> dict[str, Any] | None:
-        """One SSE `data:` payload (never `[DONE]`) as an OpenAI chunk, or None to drop it.
+    if TYPE_CHECKING:
 
-        Raise an `UpstreamError` for an error frame and `MalformedResponse` for garbage.
-        """
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise errors.MalformedResponse(
-                f"upstream '{self.name}' sent a stream event that is not JSON", provider=self.name
-            ) from exc
-        if not isinstance(chunk, dict):
-            raise errors.MalformedResponse(
-                f"upstream '{self.name}' sent a stream event that is not an object",
-                provider=self.name,
-            )
-        if event == "error" or chunk.get("error"):
-            raise self.get_stream_error(chunk)
-        choices = chunk.get("choices")
-        if choices:
-            for choice in choices:
-                if "finish_reason" not in choice:
-                    choice["finish_reason"] = None
-                if op is Operation.CHAT and "delta" not in choice:
-                    choice["delta"] = {}
-        return chunk
+        def transform_stream_event(
+            self, op: Operation, data: bytes, event: str | None = None
+        ) -> dict[str, Any] | None:
+            """One SSE `data:` payload (never `[DONE]`) as an OpenAI chunk, or None to drop it.
+
+            Raise an `UpstreamError` for an error frame and `MalformedResponse` for garbage.
+            """
+            return parse_stream_event(self, op, data, event)
+
+    else:
+        # The base method is `parse_stream_event` itself (with OpenAI's error-frame test):
+        # a method calling it would cost one more Python call on every event of every stream.
+        transform_stream_event = parse_stream_event
 
     def transform_models(self, response: UpstreamResponse) -> list[dict[str, Any]]:
         """The upstream's models as OpenAI model objects."""
@@ -309,18 +337,11 @@ class Provider:
         else:
             # No status in the frame: a content-filter or context stop is still one, and
             # must not pass for a server error that could be retried or continued elsewhere.
-            probe = classify_error(400, message, code=code, error_type=error_type)
-            if isinstance(probe, errors.ContentPolicyViolation | errors.ContextLengthExceeded):
+            probe = error_class(400, message, code=code, error_type=error_type)
+            if probe in (errors.ContentPolicyViolation, errors.ContextLengthExceeded):
                 status = 400
-        error = classify_error(
-            status,
-            message or "failed mid-stream",
-            code=code,
-            error_type=error_type,
-            provider=self.name,
-        )
-        error.message = f"upstream '{self.name}' failed mid-stream: {message or 'no reason given'}"
-        return error
+        cls = error_class(status, message, code=code, error_type=error_type)
+        return stream_error(cls, message, provider=self.name, status=status)
 
     def get_rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo | None:
         """Rate-limit hints from any response's headers, so the router can back off early."""

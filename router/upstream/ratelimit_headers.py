@@ -75,7 +75,8 @@ def parse_seconds(value: str | None, *, now: float | None = None) -> float | Non
     return max(when.timestamp() - (now if now is not None else time.time()), 0.0)
 
 
-def _int(value: str | None) -> int | None:
+def parse_int_header(value: str | None) -> int | None:
+    """A count from a header value: `7`, `7.0`, or the first of a list (`7, 7;w=60`)."""
     if value is None:
         return None
     try:
@@ -93,7 +94,15 @@ def _first(headers: Mapping[str, str], *names: str) -> str | None:
 
 
 def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitInfo | None:
-    """Collect every rate-limit hint in `headers` (a case-insensitive mapping)."""
+    """Collect every rate-limit hint in `headers` (a case-insensitive mapping).
+
+    Every header read here has `ratelimit` or `retry-after` in its name, so headers without
+    one (most answers) are passed over with two substring searches instead of twenty
+    look-ups (a case-insensitive regular expression costs more than both).
+    """
+    names = " ".join(headers).lower()
+    if "ratelimit" not in names and "retry-after" not in names:
+        return None
     retry_after = parse_seconds(_first(headers, "retry-after", "llm_provider-retry-after"))
     if retry_after is None:
         ms = _first(headers, "retry-after-ms", "llm_provider-retry-after-ms")
@@ -103,10 +112,10 @@ def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitInfo | None
             except ValueError:
                 retry_after = None
 
-    limit_requests = _int(
+    limit_requests = parse_int_header(
         _first(headers, "x-ratelimit-limit-requests", "llm_provider-x-ratelimit-limit-requests")
     )
-    remaining_requests = _int(
+    remaining_requests = parse_int_header(
         _first(
             headers,
             "x-ratelimit-remaining-requests",
@@ -116,23 +125,25 @@ def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitInfo | None
     reset_requests = parse_seconds(
         _first(headers, "x-ratelimit-reset-requests", "llm_provider-x-ratelimit-reset-requests")
     )
-    limit_tokens = _int(_first(headers, "x-ratelimit-limit-tokens"))
-    remaining_tokens = _int(_first(headers, "x-ratelimit-remaining-tokens"))
+    limit_tokens = parse_int_header(_first(headers, "x-ratelimit-limit-tokens"))
+    remaining_tokens = parse_int_header(_first(headers, "x-ratelimit-remaining-tokens"))
     reset_tokens = parse_seconds(_first(headers, "x-ratelimit-reset-tokens"))
 
     if limit_requests is None and remaining_requests is None:
         # Telnyx, Tokligence (x-ratelimit-*) and Kong (ratelimit-*): request counts.
-        limit_requests = _int(_first(headers, "x-ratelimit-limit", "ratelimit-limit"))
-        remaining_requests = _int(_first(headers, "x-ratelimit-remaining", "ratelimit-remaining"))
+        limit_requests = parse_int_header(_first(headers, "x-ratelimit-limit", "ratelimit-limit"))
+        remaining_requests = parse_int_header(
+            _first(headers, "x-ratelimit-remaining", "ratelimit-remaining")
+        )
         reset_requests = parse_seconds(_first(headers, "x-ratelimit-reset", "ratelimit-reset"))
     if limit_requests is None and remaining_requests is None:
         # Kong sends one pair per configured window; the binding one is the exhausted window
         # that refills last, or else the one with the least left.
         windows = []
         for period, seconds in _PERIOD_SECONDS.items():
-            remaining = _int(headers.get(f"x-ratelimit-remaining-{period}"))
+            remaining = parse_int_header(headers.get(f"x-ratelimit-remaining-{period}"))
             if remaining is not None:
-                limit = _int(headers.get(f"x-ratelimit-limit-{period}"))
+                limit = parse_int_header(headers.get(f"x-ratelimit-limit-{period}"))
                 windows.append(
                     (
                         remaining != 0,

@@ -14,7 +14,6 @@ logs, traces or shows it.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -34,10 +33,6 @@ from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
 from router.upstream.sse import DONE_FRAME, SSEDecoder, encode
 from router.upstream.transport import AiohttpTransport, Transport, UpstreamStream
 from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
-
-_BASE_PARSER = Provider.get_rate_limit_info
-_BASE_RESPONSE = Provider.transform_response
-_RATE_LIMIT_NAME = re.compile("ratelimit", re.IGNORECASE)
 
 
 def _request(
@@ -65,15 +60,16 @@ def _transport(runtime: ProviderRuntime) -> Transport:
 
 def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
     """Back off before the upstream has to say no: honour an exhausted budget's reset.
-
-    The base parser reports an exhausted budget only from a `*ratelimit*` header, so for a
-    provider that keeps it, an answer without one (most answers) skips its twenty look-ups.
-    """
-    if type(provider).get_rate_limit_info is _BASE_PARSER and not _RATE_LIMIT_NAME.search(
-        " ".join(headers)
-    ):
+    (`parse_rate_limit_headers` passes over an answer without rate-limit headers cheaply.)
+    The hint is advisory: a plugin's bug reading it is logged and counted, and the answer
+    that carried the headers stands (see `router.upstream.plugin_calls`)."""
+    try:
+        info = provider.get_rate_limit_info(headers)
+    except errors.RouterError:
+        raise
+    except Exception as exc:
+        plugin_calls.contained(provider, "get_rate_limit_info", exc)
         return
-    info = plugin_calls.rate_limit_info(provider, headers)
     if info is not None and info.exhausted:
         wait = info.wait_hint()
         if wait:
@@ -84,9 +80,10 @@ def _note_limits(target: Target, provider: Provider, headers: Any) -> None:
 class JsonAnswerBody:
     """A non-streaming attempt's answer: as parsed, and the body the client gets.
 
-    When the provider reads answers the base way (an OpenAI-compatible upstream) and the
-    answer lacked nothing the OpenAI schema requires (see `router.upstream.normalize`), the body is
-    the upstream's own bytes: parsed to check it and read its usage, not re-encoded."""
+    When the provider declares `answers_pass_through` (its upstream answers in plain OpenAI)
+    and the answer lacked nothing the OpenAI schema requires (see `router.upstream.normalize`),
+    the body is the upstream's own bytes: parsed to check it and read its usage, not
+    re-encoded."""
 
     data: dict[str, Any]
     content: bytes
@@ -124,7 +121,7 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
     usage = data.get("usage")
     if isinstance(usage, dict):
         call.usage = usage
-    if not completed and type(provider).transform_response is _BASE_RESPONSE:
+    if not completed and provider.answers_pass_through:
         return JsonAnswerBody(data, response.content)
     return JsonAnswerBody(data, orjson.dumps(data))
 

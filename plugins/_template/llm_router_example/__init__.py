@@ -1,5 +1,6 @@
-"""llm-router provider for the Example upstream: OpenAI-compatible, with its own auth header
-and its own error format. Override only what differs from plain OpenAI.
+"""llm-router provider for the Example upstream: OpenAI-compatible, with its own auth header,
+a region header and its own error format. Declare and override only what differs from plain
+OpenAI (docs/writing-a-plugin.md lists every member of `Provider`). Import only `router.spec`.
 """
 
 from __future__ import annotations
@@ -30,13 +31,18 @@ class ExampleProvider(Provider):
     settings_model = ExampleSettings
     settings: ExampleSettings
     operations = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
+    # Answers are plain OpenAI, so the router may send the upstream's bytes on as they came.
+    # Remove this line if you override `transform_response` to change answers.
+    answers_pass_through = True
 
     def auth_headers(self) -> dict[str, str]:
+        """The credential, and nothing else: these headers are masked and locked."""
         key = self.config.api_key
-        headers = {"x-example-region": self.settings.region}
-        if key:
-            headers["x-example-key"] = key
-        return headers
+        return {"x-example-key": key} if key else {}
+
+    def extra_headers(self) -> dict[str, str]:
+        """Headers that are not secret: header rules may rewrite them, `explain` shows them."""
+        return {"x-example-region": self.settings.region}
 
     def transform_request(self, op: Operation, body: dict[str, Any], model: str) -> dict[str, Any]:
         body = super().transform_request(op, body, model)

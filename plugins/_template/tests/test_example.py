@@ -33,3 +33,21 @@ class TestExampleConformance(ProviderConformance):
             ErrorCase("server", json_reply({"message": "boom"}, status=500),
                       openai.InternalServerError, 502),
         ]
+
+
+def test_only_the_key_is_a_credential():
+    """`auth_headers()` holds the credential alone (masked, and locked against header rules);
+    the region is an ordinary header, which rules may rewrite and `explain` shows."""
+    from llm_router_example import ExampleProvider, ExampleSettings
+    from router.spec import ProviderConfig
+
+    provider = ExampleProvider(
+        ProviderConfig(
+            name="p",
+            base_url="http://127.0.0.1:9/v1",
+            api_key="k-1",
+            settings=ExampleSettings(region="us"),
+        )
+    )
+    assert provider.auth_headers() == {"x-example-key": "k-1"}
+    assert provider.headers["x-example-region"] == "us"

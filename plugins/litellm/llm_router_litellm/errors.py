@@ -30,7 +30,8 @@ from router.spec import (
     UpstreamServerError,
     UpstreamTimeout,
     UpstreamUnavailable,
-    classify_error,
+    error_class,
+    upstream_error,
 )
 
 #: `litellm.<ExceptionClass>` -> router error class (litellm/exceptions.py names).
@@ -152,24 +153,9 @@ def litellm_error(
     """The most specific router error for a LiteLLM error `payload` (parsed JSON or text)."""
     raw, code, error_type, param = error_fields(payload)
     message = clean_message(raw)
-    cls = _error_class(status, raw, error_type)
-    if error_type == "detail":
-        error_type = None
-    if cls is None:
-        return classify_error(
-            status,
-            message,
-            code=code,
-            error_type=error_type,
-            param=param,
-            retry_after=retry_after,
-            provider=provider,
-        )
-    label = f"upstream '{provider}'" if provider else "upstream"
-    return cls(
-        f"{label} returned {status}: {message}" if message else f"{label} returned {status}",
-        retry_after=retry_after,
-        upstream_status=status,
-        provider=provider,
-        param=param if cls in (UpstreamBadRequest, ContextLengthExceeded) else None,
+    cls = _error_class(status, raw, error_type) or error_class(
+        status, message, code=code, error_type=None if error_type == "detail" else error_type
+    )
+    return upstream_error(
+        cls, status, message, provider=provider, retry_after=retry_after, param=param
     )

@@ -12,19 +12,10 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
-from router.spec import RateLimitInfo, parse_rate_limit_headers, parse_seconds
+from router.spec import RateLimitInfo, parse_int_header, parse_rate_limit_headers, parse_seconds
 
 _DESCRIPTOR = re.compile(r"^x-ratelimit-([a-z_]+)-(limit|remaining)-(requests|tokens)$")
 _ECHO = "llm_provider-"
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(value.strip()))
-    except ValueError:
-        return None
 
 
 def _tightest(headers: Mapping[str, str]) -> dict[str, int]:
@@ -32,7 +23,7 @@ def _tightest(headers: Mapping[str, str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for name, value in headers.items():
         match = _DESCRIPTOR.match(name.lower())
-        number = _int(value) if match else None
+        number = parse_int_header(value) if match else None
         if match is None or number is None:
             continue
         field = f"{match.group(2)}_{match.group(3)}"
@@ -49,7 +40,7 @@ def rate_limit_info(headers: Mapping[str, str]) -> RateLimitInfo | None:
         ("remaining_tokens", "x-ratelimit-remaining-tokens"),
     ):
         if getattr(info, field) is None:
-            value = _int(headers.get(_ECHO + header))
+            value = parse_int_header(headers.get(_ECHO + header))
             if value is not None:
                 updates[field] = value
     if info.reset_tokens is None:

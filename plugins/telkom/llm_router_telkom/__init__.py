@@ -11,8 +11,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import httpx
-import orjson
 from pydantic import Field, field_validator
 
 from llm_router_telkom import kong
@@ -28,8 +26,10 @@ from router.spec import (
     UpstreamNotFound,
     UpstreamResponse,
     classify_error,
+    error_class,
     extract_error,
     hookimpl,
+    upstream_error,
 )
 
 __all__ = ["TelkomProvider", "TelkomSettings", "register_providers"]
@@ -73,6 +73,11 @@ class TelkomProvider(Provider):
     settings_model: ClassVar[type[ProviderSettings]] = TelkomSettings
     operations: ClassVar[frozenset[Operation]] = frozenset({Operation.CHAT})
     stream_usage: ClassVar[bool] = False  # never seen in a Telkom stream: the core estimates
+    #: The model server answers in plain OpenAI: its bytes go to the client as they came.
+    answers_pass_through: ClassVar[bool] = True
+    #: Streams ask for `accept: application/json` too, as the vendor's own (OpenAI SDK)
+    #: example does: nothing says the gateway honours `text/event-stream`.
+    stream_accept: ClassVar[str | None] = None
     paths: ClassVar[Mapping[Operation, str]] = {Operation.CHAT: OBSERVED_CHAT_PATH}
     models_path: ClassVar[str | None] = None
     default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
@@ -139,17 +144,6 @@ class TelkomProvider(Provider):
             body.setdefault("max_tokens", cap)
         return body
 
-    def build_request(
-        self, op: Operation, body: dict[str, Any], model: str, *, stream: bool = False
-    ) -> httpx.Request:
-        """Always `accept: application/json`, as the vendor's own (OpenAI SDK) example sends
-        for streams too: nothing says the gateway honours `text/event-stream`.
-        """
-        payload = self.transform_request(op, body, model)
-        return httpx.Request(
-            "POST", self.urls[op], headers=self.headers, content=orjson.dumps(payload)
-        )
-
     # -- errors and limits ------------------------------------------------------------------
 
     def get_error(self, response: UpstreamResponse) -> UpstreamError:
@@ -173,9 +167,6 @@ class TelkomProvider(Provider):
                 provider=self.name,
             )
         hint = self._kong_hints.get(message)
-        text = f"upstream '{self.name}' returned {status}: {message}"
-        if hint:
-            text = f"{text} ({hint})"
         code = None
         cls: type[UpstreamError]
         if message in kong.AUTH_MESSAGES and status in (401, 403):
@@ -183,9 +174,14 @@ class TelkomProvider(Provider):
         elif message == kong.NO_ROUTE and status == 404:
             cls, code = UpstreamNotFound, "upstream_route_not_found"  # not a missing model
         else:
-            cls = type(classify_error(status, message))
-        return cls(
-            text, retry_after=retry_after, upstream_status=status, provider=self.name, code=code
+            cls = error_class(status, message)
+        return upstream_error(
+            cls,
+            status,
+            f"{message} ({hint})" if hint else message,
+            provider=self.name,
+            retry_after=retry_after,
+            code=code,
         )
 
     def get_rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo | None:

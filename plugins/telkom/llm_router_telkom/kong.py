@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import orjson
 
-from router.spec import RateLimitInfo, parse_rate_limit_headers
+from router.spec import RateLimitInfo, parse_int_header, parse_rate_limit_headers
 
 NO_API_KEY = "No API key found in request"
 INVALID_CREDENTIALS = "Invalid authentication credentials"
@@ -44,15 +44,6 @@ def kong_message(body: bytes) -> str | None:
     return message if isinstance(message, str) else None
 
 
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(value.split(",")[0].strip()))
-    except ValueError:
-        return None
-
-
 def _period_limits(
     headers: Mapping[str, str], now: float
 ) -> tuple[int | None, int | None, float | None]:
@@ -63,10 +54,10 @@ def _period_limits(
     """
     best: tuple[int | None, int, float | None] | None = None
     for period, seconds in _PERIODS:
-        remaining = _int(headers.get(f"x-ratelimit-remaining-{period}"))
+        remaining = parse_int_header(headers.get(f"x-ratelimit-remaining-{period}"))
         if remaining is None:
             continue
-        limit = _int(headers.get(f"x-ratelimit-limit-{period}"))
+        limit = parse_int_header(headers.get(f"x-ratelimit-limit-{period}"))
         reset = seconds - (now % seconds) if remaining == 0 else None
         if best is None or remaining == 0 or (best[1] != 0 and remaining < best[1]):
             best = (limit, remaining, reset)

@@ -92,6 +92,7 @@ def test_streamed_answer(start, fake_upstream):
     assert body["stream"] is True and body["model"] == "telkom-ai-instruct"
     assert "stream_options" not in body  # usage in streams is not something Telkom reports
     assert seen.headers["x-api-key"] == KEY
+    assert seen.headers["accept"] == "application/json"  # as the vendor's own example sends
 
 
 def test_stream_usage_is_estimated_when_asked(start, fake_upstream):

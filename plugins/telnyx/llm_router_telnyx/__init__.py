@@ -12,12 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
 
-import orjson
 from pydantic import Field
 
 from llm_router_telnyx import errors, translate
 from router.spec import (
-    MalformedResponse,
     Operation,
     Provider,
     ProviderConfig,
@@ -26,6 +24,7 @@ from router.spec import (
     UpstreamError,
     UpstreamResponse,
     hookimpl,
+    parse_stream_event,
 )
 
 __all__ = ["TelnyxProvider", "TelnyxSettings", "register_providers"]
@@ -62,6 +61,7 @@ class TelnyxProvider(Provider):
     }
     models_path = "/openai/models"
     default_base_url = "https://api.telnyx.com/v2/ai"
+    answers_pass_through = True  # answers are plain OpenAI (vLLM's), sent on as they came
 
     def __init__(self, config: ProviderConfig) -> None:
         base = config.base_url.rstrip("/")
@@ -102,24 +102,9 @@ class TelnyxProvider(Provider):
     def transform_stream_event(
         self, op: Operation, data: bytes, event: str | None = None
     ) -> dict[str, Any] | None:
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedResponse(
-                f"upstream '{self.name}' sent a stream event that is not JSON", provider=self.name
-            ) from exc
-        if not isinstance(chunk, dict):
-            raise MalformedResponse(
-                f"upstream '{self.name}' sent a stream event that is not an object",
-                provider=self.name,
-            )
-        if event == "error" or errors.is_error_frame(chunk):
-            raise self.get_stream_error(chunk)
-        for choice in chunk.get("choices") or ():
-            if isinstance(choice, dict):
-                choice.setdefault("finish_reason", None)
-                if op is Operation.CHAT:
-                    choice.setdefault("delta", {})
+        """The core's reading, with Telnyx's error frames (`errors`, vLLM's flat `object:
+        error`) recognised too; streamed tool calls get the `index` OpenAI requires."""
+        chunk = parse_stream_event(self, op, data, event, is_error=errors.is_error_frame)
         if op is Operation.CHAT:
             translate.tool_call_indexes(chunk)
         return chunk

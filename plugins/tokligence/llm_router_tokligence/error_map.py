@@ -19,13 +19,14 @@ from router.spec import (
     InsufficientQuota,
     RateLimitInfo,
     UpstreamAuthError,
-    UpstreamBadRequest,
     UpstreamError,
     UpstreamNotFound,
     UpstreamRateLimited,
     UpstreamServerError,
-    classify_error,
+    error_class,
     extract_error,
+    stream_error,
+    upstream_error,
 )
 
 _WRAPPED_TYPED = re.compile(
@@ -95,7 +96,7 @@ def _behind_gateway(message: str, code: str | None, error_type: str | None) -> t
         message = typed["message"]
         code, error_type = _clean(typed["code"]), _clean(typed["type"])
     status = _inner_status(code, error_type, status)
-    cls = type(classify_error(status, message, code=code, error_type=error_type))
+    cls = error_class(status, message, code=code, error_type=error_type)
     return cls if cls in _KEPT else UpstreamServerError
 
 
@@ -107,27 +108,32 @@ def map_error(
     retry_after = limits.wait_hint() if limits else None
     if status == 429 and retry_after is None and limits is not None:
         retry_after = limits.reset_requests  # the limiter's reset, even without remaining: 0
-    text = f"upstream '{provider}' returned {status}"
-    if message:
-        text += f": {message}{_HINTS.get(message.strip(), '')}"
-    common: dict[str, Any] = {"upstream_status": status, "provider": provider}
+    text = f"{message}{_HINTS.get(message.strip(), '')}"
+    cls: type[UpstreamError]
+    error_code = None
     if status == 501:  # the gateway's adapter has no embeddings: another target may
-        return UpstreamNotFound(text, code="embeddings_not_supported", **common)
-    if message.startswith("router: no adapter found"):
-        return UpstreamNotFound(text, **common)
-    if message.startswith("router: selected adapter does not support streaming"):
-        return UpstreamNotFound(text, code="streaming_not_supported", **common)
-    if status >= 500 and status != 504:
-        cls = _behind_gateway(message, code, error_type)
-        return cls(text, retry_after=retry_after, **common)
-    if status == 403:  # on the OpenAI routes only the prompt/response firewall answers 403
-        return ContentPolicyViolation(text, **common)
-    if status == 404:
-        return UpstreamNotFound(text, code="not_found", **common)
-    cls = type(classify_error(status, message, code=code, error_type=error_type))
-    if cls not in (UpstreamBadRequest, ContextLengthExceeded):
-        param = None
-    return cls(text, retry_after=retry_after, param=param, **common)
+        cls, error_code, retry_after = UpstreamNotFound, "embeddings_not_supported", None
+    elif message.startswith("router: no adapter found"):
+        cls, retry_after = UpstreamNotFound, None
+    elif message.startswith("router: selected adapter does not support streaming"):
+        cls, error_code, retry_after = UpstreamNotFound, "streaming_not_supported", None
+    elif status >= 500 and status != 504:
+        cls, param = _behind_gateway(message, code, error_type), None
+    elif status == 403:  # on the OpenAI routes only the prompt/response firewall answers 403
+        cls, retry_after = ContentPolicyViolation, None
+    elif status == 404:
+        cls, error_code, retry_after = UpstreamNotFound, "not_found", None
+    else:
+        cls = error_class(status, message, code=code, error_type=error_type)
+    return upstream_error(
+        cls,
+        status,
+        text,
+        provider=provider,
+        retry_after=retry_after,
+        code=error_code,
+        param=param,
+    )
 
 
 def map_stream_error(provider: str, payload: Mapping[str, Any]) -> UpstreamError:
@@ -140,7 +146,4 @@ def map_stream_error(provider: str, payload: Mapping[str, Any]) -> UpstreamError
     else:
         message, code, error_type = str(err or ""), None, None
     cls = _behind_gateway(message, code, error_type)
-    return cls(
-        f"upstream '{provider}' failed mid-stream: {message or 'no reason given'}",
-        provider=provider,
-    )
+    return stream_error(cls, message, provider=provider)
