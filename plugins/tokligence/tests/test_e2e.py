@@ -151,7 +151,9 @@ ERRORS = [
      "streaming_not_supported"),
     (fake.service_unavailable(), openai.InternalServerError, 502, "server_error",
      "upstream_server_error"),
-    (fake.rate_limited(reset=int(time.time()) + 600), openai.RateLimitError, 429,
+    # (the reset is a timestamp made when the tests are collected: far enough ahead that a
+    # slow run still meets it in the future)
+    (fake.rate_limited(reset=int(time.time()) + 86_400), openai.RateLimitError, 429,
      "rate_limit_error", "rate_limit_exceeded"),
     (fake.page_not_found(), openai.NotFoundError, 404, "invalid_request_error", "not_found"),
     (fake.method_not_allowed(), openai.BadRequestError, 400, "invalid_request_error", None),
