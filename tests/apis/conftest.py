@@ -44,6 +44,9 @@ models:
   mixed:
     targets: [{{provider: nat, model: nat-model}}, {{provider: up, model: up-model}}]
     retries: {{attempts: 0}}
+  back:
+    targets: [{{provider: up, model: up-model}}, {{provider: nat, model: nat-model}}]
+    retries: {{attempts: 0}}
   once: {{targets: [{{provider: up, model: up-model}}], rate_limits: [one-a-minute]}}
   budgeted: {{targets: [{{provider: up, model: up-model}}], rate_limits: [budget]}}
 keys:

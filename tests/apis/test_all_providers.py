@@ -93,6 +93,9 @@ def test_responses_fall_back_across_the_four_providers(router: Any, upstream: Fa
         final = events.get_final_response()
     assert (final.status, final.output_text) == ("completed", "from tokligence")
     assert walked(upstream) == SECOND
+    # Tokligence's gateway takes no `stream_options`: it is not asked for usage.
+    assert "stream_options" not in upstream.received(TOK_CHAT)[0].json()
+    assert final.usage is not None and final.usage.output_tokens > 0  # estimated
     client.close()
 
 

@@ -4,10 +4,12 @@ the client (its key in `x-api-key`, `anthropic-version` on every request)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import anthropic
 import httpx
+import pytest
 from anthropic.types import Message, RawMessageStreamEvent
 from pydantic import TypeAdapter
 
@@ -17,6 +19,7 @@ from router.translate import messages_prompt_tokens
 CHAT = "/v1/chat/completions"
 EVENT = TypeAdapter(RawMessageStreamEvent)
 HELLO: list[Any] = [{"role": "user", "content": "Hello"}]
+KEY = {"x-api-key": "sk-apis-client"}
 
 
 def test_answer(claude: anthropic.Anthropic, fake: Any, chat: Any) -> None:
@@ -142,3 +145,53 @@ def test_count_tokens(claude: anthropic.Anthropic, fake: Any) -> None:
     counted = claude.messages.count_tokens(**body)
     assert counted.input_tokens == messages_prompt_tokens(body) > 0
     assert fake.requests == []  # the router's own estimate: nothing goes upstream
+
+
+def test_count_tokens_checks_the_key_and_model_and_is_not_rate_limited(
+    claude: anthropic.Anthropic, fake: Any
+) -> None:
+    with pytest.raises(anthropic.NotFoundError):
+        claude.messages.count_tokens(model="no-such-model", messages=HELLO)
+    narrow = claude.with_options(api_key="sk-apis-narrow")
+    with pytest.raises(anthropic.PermissionDeniedError):
+        narrow.messages.count_tokens(model="native", messages=HELLO)
+    for _ in range(3):  # `once` takes one request a minute
+        assert claude.messages.count_tokens(model="once", messages=HELLO).input_tokens > 0
+    assert fake.requests == []
+
+
+def test_plain_requests_without_the_v1_prefix_or_anthropic_version(
+    router: Any, fake: Any, chat: Any
+) -> None:
+    fake.add(CHAT, json_reply(chat.answer("Yes")))
+    body = {"model": "m", "max_tokens": 9, "messages": HELLO}
+    raw = httpx.post(router.url + "/messages", json=body, headers=KEY, timeout=10)
+    assert raw.status_code == 200 and raw.json()["content"] == [{"type": "text", "text": "Yes"}]
+
+
+def test_fields_chat_targets_reject_are_not_sent(
+    claude: anthropic.Anthropic, fake: Any, chat: Any
+) -> None:
+    fake.add(CHAT, json_reply(chat.answer()))
+    claude.messages.create(
+        model="m",
+        max_tokens=4000,
+        messages=HELLO,
+        extra_body={"top_k": 5},
+        thinking={"type": "enabled", "budget_tokens": 2000},
+        system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+    )
+    sent = fake.received(CHAT)[0].json()
+    assert not {"top_k", "reasoning_effort", "thinking"} & set(sent)
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_metrics_name_the_operation(
+    claude: anthropic.Anthropic, fake: Any, chat: Any, router: Any
+) -> None:
+    fake.add(CHAT, json_reply(chat.answer()))
+    claude.messages.create(model="m", max_tokens=9, messages=HELLO)
+    metrics = httpx.get(router.url + "/metrics", timeout=10).text
+    assert re.search(
+        r'^llm_router_requests_total\{model="m",operation="messages",status="200"', metrics, re.M
+    )

@@ -99,13 +99,15 @@ def test_messages_pass_through_untranslated(
     assert raw.http_response.content == upstream_bytes
     message = raw.parse()
     assert message.content[0].type == "text" and message.content[0].text == "From the source."
-    sent = fake.received(MESSAGES)[0].json()
-    assert sent == {
+    received = fake.received(MESSAGES)[0]
+    assert received.json() == {
         "model": "nat-model",
         "max_tokens": 64,
         "messages": HELLO,
         "tools": [WEB_SEARCH],
     }
+    # Client headers reach an upstream only through `server.forward_client_headers`.
+    assert "anthropic-version" not in received.headers and "x-api-key" not in received.headers
 
 
 def test_messages_stream_pass_through(claude: anthropic.Anthropic, fake: Any, router: Any) -> None:

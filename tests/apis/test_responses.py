@@ -149,3 +149,10 @@ def test_stateful_and_built_in_features_are_refused(
     assert "not supported" in error.message
     schema_check("ErrorResponse", error.response.json())
     assert fake.requests == []
+
+
+def test_fields_chat_targets_reject_are_not_sent(oai: openai.OpenAI, fake: Any, chat: Any) -> None:
+    fake.add(CHAT, json_reply(chat.answer()))
+    oai.responses.create(model="m", input="Hi", reasoning={"effort": "high"}, store=False)
+    sent = fake.received(CHAT)[0].json()
+    assert not {"reasoning", "reasoning_effort", "store"} & set(sent)
