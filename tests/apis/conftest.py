@@ -12,7 +12,7 @@ import openai
 import orjson
 import pytest
 
-from router.testing import FakeUpstream, RouterProcess
+from router.testing import FakeUpstream, RouterProcess, chat_completion
 from router.testing.openapi import OpenAPIValidator, spec_path
 from router.upstream.sse import SSEDecoder
 
@@ -67,11 +67,8 @@ def upstream() -> Iterator[FakeUpstream]:
 def router(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Any]:
     path = tmp_path_factory.mktemp("apis") / "router.yaml"
     path.write_text(textwrap.dedent(CONFIG.format(url=upstream.url, key=KEY)))
-    served = RouterProcess(path).start()
-    try:
+    with RouterProcess(path) as served:
         yield served
-    finally:
-        served.stop()
 
 
 @pytest.fixture
@@ -84,16 +81,15 @@ def fake(upstream: FakeUpstream) -> Iterator[FakeUpstream]:
 
 @pytest.fixture
 def oai(router: Any) -> Iterator[openai.OpenAI]:
-    client = openai.OpenAI(base_url=router.base_url, api_key=KEY, max_retries=0)
-    yield client
-    client.close()
+    with openai.OpenAI(base_url=router.base_url, api_key=KEY, max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture
 def claude(router: Any) -> Iterator[anthropic.Anthropic]:
-    client = anthropic.Anthropic(base_url=router.url, api_key=KEY, max_retries=0)
-    yield client
-    client.close()
+    """The anthropic SDK adds `/v1` to its base URL itself."""
+    with anthropic.Anthropic(base_url=router.url, api_key=KEY, max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture
@@ -129,40 +125,21 @@ class Chat:
     def answer(
         content: str | None = "Hi there",
         *,
-        tool_calls: list[dict[str, Any]] | None = None,
+        tool_calls: tuple[tuple[str, str, str], ...] = (),
         usage: tuple[int, int] = (7, 3),
         model: str = "up-model",
     ) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        """`tool_calls`: (id, function name, JSON arguments) of each."""
+        answer = chat_completion(content or "", model, usage)
+        choice = answer["choices"][0]
+        choice["message"]["content"] = content
         if tool_calls:
-            message["tool_calls"] = tool_calls
-        prompt, completion = usage
-        choice = {
-            "index": 0,
-            "message": message,
-            "logprobs": None,
-            "finish_reason": "tool_calls" if tool_calls else "stop",
-        }
-        return {
-            "id": "chatcmpl-apis",
-            "object": "chat.completion",
-            "created": 1732000000,
-            "model": model,
-            "choices": [choice],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            },
-        }
-
-    @staticmethod
-    def call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
-        return {
-            "id": call_id,
-            "type": "function",
-            "function": {"name": name, "arguments": arguments},
-        }
+            choice["message"]["tool_calls"] = [
+                {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                for i, n, a in tool_calls
+            ]
+            choice["finish_reason"] = "tool_calls"
+        return answer
 
 
 @pytest.fixture

@@ -91,7 +91,7 @@ TOOLS: list[Any] = [
 
 
 def test_tool_use_round_trip(claude: anthropic.Anthropic, fake: Any, chat: Any) -> None:
-    call = chat.call("call_1", "get_weather", '{"city": "Paris"}')
+    call = ("call_1", "get_weather", '{"city": "Paris"}')
     fake.add(CHAT, json_reply(chat.answer("Let me look.", tool_calls=[call])))
     fake.add(CHAT, json_reply(chat.answer("Sunny in Paris.")))
     question: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]

@@ -82,7 +82,7 @@ TOOLS: list[Any] = [
 
 
 def test_function_call_round_trip(oai: openai.OpenAI, fake: Any, chat: Any) -> None:
-    call = chat.call("call_1", "get_weather", '{"city": "Paris"}')
+    call = ("call_1", "get_weather", '{"city": "Paris"}')
     fake.add(CHAT, json_reply(chat.answer(None, tool_calls=[call])))
     fake.add(CHAT, json_reply(chat.answer("Sunny in Paris.")))
     question: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
