@@ -1,5 +1,7 @@
 """The API's endpoints: one handler per operation, from the request's headers and body to
-the answer, through authentication, admission, dispatch and the upstream.
+the answer, through authentication, admission, dispatch and the upstream. The steps are
+`Exchange`'s, shared with the endpoints of the APIs served by translation
+(`router.http.translated`).
 
 Handlers read the active graph once per request and do no config work: routes, keys and
 model lists were resolved when the graph was compiled. Every request is accounted once in
@@ -46,6 +48,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 JSON = "application/json"
 _STREAM_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 Endpoint = Callable[[Request], Awaitable[Response]]
+Render = Callable[[errors.RouterError], tuple[int, bytes]]  # an error's status and body
 
 
 def request_id_of(headers: Mapping[str, str]) -> str:
@@ -67,7 +70,7 @@ def error_response(
     error: errors.RouterError,
     request_id: str,
     state: RouterState,
-    render: Callable[[errors.RouterError], tuple[int, bytes]] | None = None,
+    render: Render | None = None,
 ) -> Response:
     """The error answer: the OpenAI envelope, or the API's own shape (`render`)."""
     headers = {"x-request-id": request_id, **error.headers}
@@ -190,7 +193,6 @@ def find_route(graph: RoutingGraph, key: ClientKey, model: str, op: Operation) -
 
 OpenAttempt = Callable[[Target, float, Callable[[StreamRelay], None]], Awaitable[StreamRelay]]
 SendAttempt = Callable[[Target, float], Awaitable[JsonAnswerBody]]
-Render = Callable[[errors.RouterError], tuple[int, bytes]]
 
 
 class Exchange:
