@@ -7,7 +7,9 @@ this is not a throughput benchmark: it puts the usual load on the proxy under
 `valgrind --tool=callgrind`, counts only while the measured load runs (the warm-up and the
 start-up are not counted), and divides by the requests or streams completed.
 
-Run: `python -m bench.instructions [--only router,relay] [--seconds 20] [--stream]`.
+Run: `python -m bench.instructions [--only router,relay] [--seconds 20] [--stream]`;
+`--only router,router-responses,router-messages` compares the APIs the router translates
+with chat completions.
 Needs Debian's `valgrind` and `wrk` (it does not install them).
 """
 
@@ -27,7 +29,7 @@ from bench.procs import free_port as _free_port
 from bench.procs import stop as _stop
 from bench.procs import wait_port as _wait_port
 
-COUNTED = ("router", "relay")
+COUNTED = ("router", "relay", "router-responses", "router-messages")
 
 
 def _callgrind_total(files: list[Path]) -> int:
@@ -82,7 +84,7 @@ def count(name: str, upstream: int, seconds: float, concurrency: int, stream: bo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
-    parser.add_argument("--only", default=",".join(COUNTED), help="router and/or relay")
+    parser.add_argument("--only", default="router,relay", help=f"a subset of {','.join(COUNTED)}")
     parser.add_argument("--seconds", type=float, default=20.0, help="counted load, seconds")
     parser.add_argument("-c", "--concurrency", type=int, default=None)
     parser.add_argument("--stream", action="store_true", help="streams instead of requests")
@@ -112,11 +114,16 @@ def main(argv: list[str] | None = None) -> int:
             f"  {result['label']}: {millions:.3f} M"
             f" ({result['completed']} {what}s, {result['errors']} errors)"
         )
-    if "router" in results and "relay" in results:
-        ratio = (
-            results["router"]["instructions_per_item"] / results["relay"]["instructions_per_item"]
-        )
-        print(f"  router / relay: {ratio:.2f}x")
+    for name in ("relay", "router-responses", "router-messages"):
+        if "router" in results and name in results:
+            mine, base = (
+                results[name]["instructions_per_item"],
+                results["router"]["instructions_per_item"],
+            )
+            if name == "relay":
+                mine, base = base, mine
+            label = "router / relay" if name == "relay" else f"{name} / router (chat)"
+            print(f"  {label}: {mine / base:.2f}x" if mine and base else f"  {label}: n/a")
     print(json.dumps(results))
     return 0
 

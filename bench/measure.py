@@ -14,13 +14,11 @@ import time
 from pathlib import Path
 
 from bench import procfs
-from bench.targets import CLIENT_KEY, MODEL, Target
+from bench.targets import API_BODIES, CLIENT_KEY, Target
 
 LUA = Path(__file__).with_name("post.lua")
-BODY = json.dumps(
-    {"model": MODEL, "messages": [{"role": "user", "content": "Hi there, how are you?"}]}
-)
-PATH = "/v1/chat/completions"
+PATH, _CHAT = API_BODIES["chat"]
+BODY = json.dumps(_CHAT)
 
 
 def _window(pid: int | None) -> tuple[float, list[tuple[int, int]]]:
@@ -45,13 +43,15 @@ def wrk_command(
     keys: Path | None = None,
     cores: str = "1",
 ) -> list[str]:
-    """wrk posting chat requests: BODY (or the file `body`) with the target's key, or cycling
+    """wrk posting the target's API's requests (`API_BODIES`; chat: or the file `body`) with
+    the target's key, or cycling
     over the `key model` lines of `keys`; the target's own headers on every request."""
     seconds = max(1, round(seconds))  # wrk takes whole seconds
     command = ["taskset", "-c", cores, "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s"]
     command += ["--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{target.port}"]
-    payload = f"@{body}" if body else BODY.replace("bench", target.model, 1)
-    command += ["--", PATH, f"@{keys}" if keys else target.key, payload]
+    path, fields = API_BODIES[target.api]
+    payload = f"@{body}" if body else json.dumps({**fields, "model": target.model})
+    command += ["--", path, f"@{keys}" if keys else target.key, payload]
     command += [f"{name}: {value}" for name, value in target.headers.items()]
     return command
 
@@ -98,7 +98,7 @@ def stream_command(target: Target, model: str | None = None, cores: str = "1") -
     """The streaming client for `target` (its key and headers), less its load options."""
     command = ["taskset", "-c", cores, sys.executable, "-m", "bench.streamclient"]
     command += ["--port", str(target.port), "--key", target.key]
-    command += ["--model", model or target.model]
+    command += ["--model", model or target.model, "--api", target.api]
     for name, value in target.headers.items():
         command += ["--header", f"{name}={value}"]
     return command

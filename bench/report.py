@@ -105,6 +105,18 @@ def checks(s: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
     up = r.get("startup_s")
     row("start-up to first 200 <= 1.5 s", up, "{:.2f} s", None if up is None else up <= 1.5)
     row("zero errors", r["errors"], "{}", r["errors"] == 0)
+    for name, api in (("router-responses", "Responses"), ("router-messages", "Messages")):
+        other = s.get(name)
+        if other is None:
+            continue
+        for key, what in (
+            ("cpu_ms_c64", "CPU/request c=64"),
+            ("cpu_ms_stream_c16", "CPU/stream c=16"),
+        ):
+            value = ratio(_m(other, key), _m(r, key))
+            ok = None if value is None else value <= 1.3
+            row(f"{api} API {what} <= 1.3x chat's", value, "{:.2f}x", ok)
+        row(f"{api} API zero errors", other["errors"], "{}", other["errors"] == 0)
     return rows
 
 

@@ -1,11 +1,14 @@
 """A small streaming load client: `concurrency` keep-alive connections, each posting a
-streaming chat request again and again for `duration` seconds.
+streaming chat request again and again for `duration` seconds (`--api responses` or
+`messages`: a Responses or Messages request instead, at its own path).
 
-It timestamps the send, the first body bytes that carry non-empty `content` (time to first
-token) and the end of the response (total), and counts as an error any non-200 answer, a
-stream without `[DONE]`, or a dropped connection. Raw asyncio + httptools + uvloop, so that
-the client costs little next to the proxy under test. Prints one JSON object, with the number
-of SSE events received (`chunks`) and the first error's status and body, if any.
+It timestamps the send, the first body bytes that carry non-empty text (`content`; a
+Responses `delta`, a Messages `text`: time to first token) and the end of the response
+(total), and counts as an error any non-200 answer, a stream without its last event
+(`[DONE]`; `response.completed`, `message_stop`), or a dropped connection. Raw asyncio +
+httptools + uvloop, so that the client costs little next to the proxy under test. Prints one
+JSON object, with the number of SSE events received (`chunks`) and the first error's status
+and body, if any.
 
 `--hold N` is the other mode, for many open streams: it opens N streams (a few hundred
 connections at a time, each batch once the one before has its first events), prints
@@ -24,17 +27,51 @@ import resource
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 
 import httptools
 import orjson
 import uvloop
 
-CONTENT = re.compile(rb'"content":\s*"[^"]')
 EVENT = b"data:"
 
 
+@dataclass(frozen=True)
+class Api:
+    """What a streamed answer of one API looks like to this client."""
+
+    path: str
+    text: re.Pattern[bytes]  # the first bytes that carry answer text
+    done: bytes  # the stream's last event
+    fields: dict[str, object] = field(default_factory=dict)  # of the request, besides `model`
+
+    def body(self, model: str) -> bytes:
+        return orjson.dumps({"model": model, "stream": True, **self.fields})
+
+
+HI = [{"role": "user", "content": "Hi there"}]
+APIS = {
+    "chat": Api(
+        "/v1/chat/completions", re.compile(rb'"content":\s*"[^"]'), b"[DONE]", {"messages": HI}
+    ),
+    "responses": Api(
+        "/v1/responses",
+        re.compile(rb'"delta":\s*"[^"]'),
+        b"response.completed",
+        {"input": "Hi there"},
+    ),
+    "messages": Api(
+        "/v1/messages",
+        re.compile(rb'"text":\s*"[^"]'),
+        b"message_stop",
+        {"max_tokens": 256, "messages": HI},
+    ),
+}
+
+
 class _Response:
-    def __init__(self) -> None:
+    def __init__(self, api: Api = APIS["chat"]) -> None:
+        self.api = api
         self.seen = b""
         self.tail = b""
         self.first: float | None = None
@@ -45,13 +82,13 @@ class _Response:
     def on_body(self, body: bytes) -> None:
         if self.first is None:
             self.seen += body
-            if CONTENT.search(self.seen):
+            if self.api.text.search(self.seen):
                 self.first = time.perf_counter()
                 self.seen = b""
         joined = self.tail + body
         # events whose `data:` ends in this piece (one split across pieces is counted once)
         self.events += joined.count(EVENT) - self.tail.count(EVENT)
-        if b"[DONE]" in joined:
+        if self.api.done in joined:
             self.done = True
         self.tail = joined[-16:]
 
@@ -89,14 +126,14 @@ class _Conn(asyncio.Protocol):
             self.response.finished.set_exception(ConnectionError("connection lost"))
 
 
-async def _worker(host: str, port: int, request: bytes, until: float, out: dict) -> None:
+async def _worker(host: str, port: int, request: bytes, until: float, out: dict, api: Api) -> None:
     loop = asyncio.get_running_loop()
     conn: _Conn | None = None
     while time.perf_counter() < until:
         try:
             if conn is None or conn.lost.done():
                 _, conn = await loop.create_connection(_Conn, host, port)
-            response = _Response()
+            response = _Response(api)
             conn.start(response)
             sent = time.perf_counter()
             assert conn.transport is not None
@@ -123,17 +160,15 @@ async def _worker(host: str, port: int, request: bytes, until: float, out: dict)
 def _describe(status: int, response: _Response) -> str:
     """A failed stream in a few words: its status and the start of its body."""
     body = (response.seen or response.tail)[:200].decode(errors="replace")
-    missing = "" if response.done else ", no [DONE]"
+    missing = "" if response.done else f", no {response.api.done.decode()}"
     return f"status {status}{missing}: {body}"
 
 
 def build_request(
-    host: str, port: int, path: str, key: str | None, model: str, headers: list[str]
+    host: str, port: int, path: str, key: str | None, model: str, headers: list[str], api: Api
 ) -> bytes:
-    """One streaming chat request, bytes ready to send again and again."""
-    body = orjson.dumps(
-        {"model": model, "stream": True, "messages": [{"role": "user", "content": "Hi there"}]}
-    )
+    """One streaming request of `api`, bytes ready to send again and again."""
+    body = api.body(model)
     lines = [f"POST {path} HTTP/1.1", f"host: {host}:{port}"]
     if key:
         lines.append(f"authorization: Bearer {key}")
@@ -150,12 +185,14 @@ def _pct(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def run(url_host: str, port: int, request: bytes, concurrency: int, seconds: float) -> dict:
+async def run(
+    url_host: str, port: int, request: bytes, concurrency: int, seconds: float, api: Api
+) -> dict:
     out: dict = {"ttft": [], "total": [], "errors": 0, "chunks": 0, "first_error": None}
     started = time.perf_counter()
     until = started + seconds
     await asyncio.gather(
-        *(_worker(url_host, port, request, until, out) for _ in range(concurrency))
+        *(_worker(url_host, port, request, until, out, api) for _ in range(concurrency))
     )
     elapsed = time.perf_counter() - started
     ttft, total = out["ttft"], out["total"]
@@ -303,7 +340,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--path", default="/v1/chat/completions")
+    parser.add_argument("--api", default="chat", choices=sorted(APIS))
+    parser.add_argument("--path", help="default: the API's own (/v1/chat/completions, ...)")
     parser.add_argument("--key", default="sk-bench-client")
     parser.add_argument("--model", default="bench")
     parser.add_argument("--header", action="append", default=[], help="NAME=VALUE, repeatable")
@@ -315,11 +353,13 @@ def main() -> None:
     args = parser.parse_args()
     raise_open_files()
     key = args.key or None
-    request = build_request(args.host, args.port, args.path, key, args.model, args.header)
+    api = APIS[args.api]
+    path = args.path or api.path
+    request = build_request(args.host, args.port, path, key, args.model, args.header, api)
     if args.hold:
         uvloop.run(hold(args.host, args.port, request, args.hold, args.batch, args.open_timeout))
         return
-    result = uvloop.run(run(args.host, args.port, request, args.concurrency, args.duration))
+    result = uvloop.run(run(args.host, args.port, request, args.concurrency, args.duration, api))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 
 

@@ -1,7 +1,10 @@
-"""The six things compared: how to configure and start each one, pinned to core 0.
+"""The things compared: how to configure and start each one, pinned to core 0.
 
 Every proxy forwards `POST /v1/chat/completions` for model `bench` with client key
-`sk-bench-client` to the fake upstream, which is started separately on core 1. Portkey's
+`sk-bench-client` to the fake upstream, which is started separately on core 1. Two more
+rows are the router serving the Responses and the Messages API (`router-responses`,
+`router-messages`): the same router and config, the clients posting those APIs' requests,
+which it translates to the same chat requests upstream. Portkey's
 gateway has no client keys and no config file: each request names its route in `x-portkey-*`
 headers and carries the upstream key itself, so its target sends those instead.
 """
@@ -15,6 +18,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.routerconf import CLIENT_KEY, EXE, MODEL, UPSTREAM_KEY, RouterConfig, router_env
 
@@ -37,6 +41,7 @@ class Target:
     key: str = CLIENT_KEY
     model: str = MODEL
     headers: dict[str, str] = field(default_factory=dict)  # sent with every request
+    api: str = "chat"  # what the clients post: chat, responses or messages (`API_BODIES`)
 
     def start(self, log: Path) -> subprocess.Popen[bytes] | None:
         if not self.command:
@@ -89,6 +94,15 @@ http {{
 """
 
 
+# What the load generators post, per API (the streaming client has its own, `--api`).
+HELLO = [{"role": "user", "content": "Hi there, how are you?"}]
+API_BODIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "chat": ("/v1/chat/completions", {"model": MODEL, "messages": HELLO}),
+    "responses": ("/v1/responses", {"model": MODEL, "input": HELLO[0]["content"]}),
+    "messages": ("/v1/messages", {"model": MODEL, "max_tokens": 256, "messages": HELLO}),
+}
+
+
 def write(name: str, text: str) -> Path:
     """A generated file in the cache (configs, bodies, key lists)."""
     CACHE.mkdir(exist_ok=True)
@@ -109,10 +123,14 @@ def build(name: str, port: int, upstream: int) -> Target:
     }
     if name == "direct":
         return Target("direct", "direct to the upstream", upstream)
-    if name == "router":
+    if name in ("router", "router-responses", "router-messages"):
         config = write("router.yaml", RouterConfig(port, upstream).text())
         command = [EXE, "serve", "--config", str(config)]
-        return Target("router", "llm-router", port, command, router_env())
+        api = name.partition("-")[2] or "chat"
+        label = {"chat": "llm-router", "responses": "llm-router, Responses API"}.get(
+            api, "llm-router, Messages API"
+        )
+        return Target(name, label, port, command, router_env(), api=api)
     if name == "relay":
         command = [sys.executable, "-m", "uvicorn", "bench.relay:app", "--port", str(port)]
         command += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
@@ -169,4 +187,13 @@ def install_portkey() -> None:
     subprocess.run(command, cwd=PORTKEY_DIR, check=True)
 
 
-ALL = ("direct", "router", "relay", "litellm", "portkey", "nginx")
+ALL = (
+    "direct",
+    "router",
+    "router-responses",
+    "router-messages",
+    "relay",
+    "litellm",
+    "portkey",
+    "nginx",
+)

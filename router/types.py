@@ -42,6 +42,7 @@ class Operation:
     """
 
     __slots__ = (
+        "adapter",
         "answer",
         "body",
         "max_body_bytes",
@@ -50,6 +51,7 @@ class Operation:
         "path",
         "required",
         "streams",
+        "upstream",
         "upstream_path",
     )
 
@@ -69,6 +71,8 @@ class Operation:
         answer: Literal["json", "binary"] = "json",
         max_body_bytes: int | None = None,
         object_name: str | None = None,
+        upstream: Operation | None = None,
+        adapter: Any = None,
     ) -> None:
         self.name = name  # e.g. "chat"; how logs, metrics and `explain` name it
         self.path = path  # the client's path below `/v1`, e.g. "/chat/completions"
@@ -81,6 +85,11 @@ class Operation:
         # The largest request body (bytes) this operation accepts; None: `server.max_body_bytes`.
         self.max_body_bytes = max_body_bytes
         self.object_name = object_name  # the `object` of its OpenAI answer, when it has one
+        # Another API served through this one: its requests are translated to `upstream`
+        # (chat) for targets that do not serve it natively; `adapter` holds the translator
+        # calls (a `router.translate.apis.Api`).
+        self.upstream = upstream
+        self.adapter = adapter
 
     @property
     def value(self) -> str:

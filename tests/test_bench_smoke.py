@@ -30,7 +30,7 @@ def _bench(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_quick_run_measures_router_and_direct(tmp_path):
     out = tmp_path / "latest"
-    done = _bench("--only", "direct,router", "--out", str(out))
+    done = _bench("--only", "direct,router,router-responses,router-messages", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(out.with_suffix(".json").read_text())
     router, direct = data["summary"]["router"], data["summary"]["direct"]
@@ -47,6 +47,17 @@ def test_quick_run_measures_router_and_direct(tmp_path):
     assert router["added_p50_c1"] is not None
     table = out.with_suffix(".md").read_text()
     assert "| llm-router |" in table and "| direct to the upstream |" in table
+    # The Responses and Messages rows: the same router, their own requests and streams, and
+    # their CPU per request and per stream against chat completions' in the same run.
+    for name, api in (("router-responses", "Responses"), ("router-messages", "Messages")):
+        summary = data["summary"][name]
+        assert summary["errors"] == 0 and summary["failures"] == []
+        assert summary["rps_c64"]["median"] > 0 and summary["streams_c16"]["median"] > 0
+        assert summary["ttft_c1"]["median"] > 0
+        assert f"| llm-router, {api} API |" in table
+        checked = {row[0]: row[1] for row in data["checks"]}
+        assert checked[f"{api} API CPU/request c=64 <= 1.3x chat's"].endswith("x")
+        assert checked[f"{api} API CPU/stream c=16 <= 1.3x chat's"].endswith("x")
     # the router's config references its secrets, as a user's would
     config = (ROOT / "bench" / ".cache" / "router.yaml").read_text()
     assert "${BENCH_UPSTREAM_KEY}" in config and "sk-bench-upstream" not in config

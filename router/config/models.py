@@ -202,6 +202,12 @@ class ProviderConfigModel(Strict):
         description="Prices per upstream model id, for every target of this provider and "
         "model that has no `price` of its own.",
     )
+    native: list[Literal["responses", "messages"]] = Field(
+        default_factory=list,
+        description="APIs this upstream serves itself, below `base_url`: `responses` "
+        "(`/responses`), `messages` (`/messages`). Their requests pass to it untranslated; "
+        "by default they are translated to chat completions.",
+    )
 
     @field_validator("base_url")
     @classmethod

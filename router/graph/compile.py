@@ -30,6 +30,7 @@ from router.graph.rewrites import compile_rewrites
 from router.http.body import BodyLimits
 from router.limits.policies import compile_limits
 from router.observability.redaction import Redactor
+from router.operations import served_by
 from router.routing.breaker import Breaker
 from router.routing.failure import failure_steps
 from router.routing.strategies import strategy_for
@@ -120,7 +121,7 @@ def compile_graph(
                         target.weight,
                         label,
                         timeouts,
-                        runtime.provider.operations,
+                        served_by(runtime.provider.operations),
                         breaker=breaker,
                         price=target_price(config, target),
                     )
@@ -141,7 +142,7 @@ def compile_graph(
                     f"{did_you_mean(model.context_fallback, config.models)}",
                 )
             )
-        ops = frozenset(op for t in targets for op in t.provider.operations)
+        ops = frozenset(op for t in targets for op in t.operations)
         routes[name] = Route(
             name=name,
             targets=tuple(targets),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from router.operations import registered
+from router.operations import native_only, registered
 from router.types import ClientKey, Operation, Reach, Route, RoutingGraph, Target
 
 
@@ -31,7 +31,12 @@ def serving_of(targets: Iterable[Target]) -> dict[Operation, tuple[Target, ...]]
     """Per operation, the targets whose provider serves it, in configured order: filtered
     once here rather than on every request."""
     targets = tuple(targets)
-    return {op: tuple(t for t in targets if op in t.operations) for op in registered()}
+    serving = {op: tuple(t for t in targets if op in t.operations) for op in registered()}
+    for op in registered():
+        natively = native_only(op)
+        if natively is not None:  # (targets whose provider serves `op` itself)
+            serving[natively] = tuple(t for t in targets if op in t.provider.operations)
+    return serving
 
 
 def reach_per_key(

@@ -5,15 +5,17 @@ provider object constructed once, with the timeouts its targets inherit.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 
 import orjson
 from pydantic import ValidationError
 
 from router.config.loader import ConfigIssue, SourceMap, did_you_mean, validation_issues
 from router.config.models import ProviderConfigModel, TimeoutOverrides, TimeoutsConfig
+from router.operations import registered
 from router.plugins import KNOWN_PLUGINS, install_hint, provider_plugins
-from router.types import ProviderRuntime, Timeouts
-from router.upstream.provider import ProviderConfig, ProviderConfigError
+from router.types import Operation, ProviderRuntime, Timeouts
+from router.upstream.provider import Provider, ProviderConfig, ProviderConfigError
 
 
 def _definition_digest(model: ProviderConfigModel) -> str:
@@ -66,7 +68,17 @@ def build_provider(
         key_path = (*path, exc.key) if exc.key else path
         issues.append(source.issue(key_path, str(exc)))
         return None
+    if spec.native:
+        serve_natively(provider, {op for op in registered() if op.name in spec.native})
     return ProviderRuntime(name, provider, _definition_digest(spec), spec.max_connections, timeouts)
+
+
+def serve_natively(provider: Provider, ops: Collection[Operation]) -> None:
+    """Have `provider` serve `ops` itself, each at its own path below the base URL (before
+    its first request, when it prepares its URLs)."""
+    provider.operations = provider.operations.union(ops)
+    for op in ops:
+        provider.urls[op] = provider.base_url + provider.paths.get(op, op.upstream_path)
 
 
 _OVERRIDABLE = ("first_token", "idle", "total")  # `connect` is the provider's alone

@@ -1,4 +1,5 @@
-"""The HTTP service: the OpenAI API in front of the routing graph, as a Starlette app.
+"""The HTTP service: the OpenAI API (and the APIs translated to it, `router.http.translated`)
+in front of the routing graph, as a Starlette app.
 
 The app is plain Starlette: its middleware (server errors, the drain, exceptions, and any a
 user adds) runs for every request; `ApiRouter` at the bottom dispatches the API's POST paths
@@ -33,6 +34,7 @@ from router.http.info import (
 )
 from router.http.routing import ApiRouter
 from router.http.state import RouterState
+from router.http.translated import translated_endpoint
 from router.observability import logs, tracing
 from router.observability.metrics import metrics_routes
 from router.operations import registered
@@ -44,7 +46,8 @@ log = logs.get_logger("router")
 def _routes(state: RouterState, drain: Drain) -> list[Route]:
     routes: list[Route] = []
     for op in registered():  # each operation's POST path, with and without `/v1`
-        endpoint = api_endpoint(op, state, drain)
+        make = api_endpoint if op.upstream is None else translated_endpoint
+        endpoint = make(op, state, drain)
         routes += [Route(prefix + op.path, endpoint, methods=["POST"]) for prefix in ("/v1", "")]
     for prefix in ("/v1", ""):
         routes += [

@@ -1,5 +1,7 @@
 """The API's endpoints: one handler per operation, from the request's headers and body to
-the answer, through authentication, admission, dispatch and the upstream.
+the answer, through authentication, admission, dispatch and the upstream. The steps are
+`Exchange`'s, shared with the endpoints of the APIs served by translation
+(`router.http.translated`).
 
 Handlers read the active graph once per request and do no config work: routes, keys and
 model lists were resolved when the graph was compiled. Every request is accounted once in
@@ -12,6 +14,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -36,8 +39,8 @@ from router.limits.admission import CallLimits, admit
 from router.observability import access, logs, tracing
 from router.routing import recovery
 from router.routing.dispatch import execute
-from router.types import Call, Operation, RoutingGraph, Target
-from router.upstream.relay import StreamRelay, open_stream, send_json
+from router.types import Call, ClientKey, Operation, Route, RoutingGraph, Target
+from router.upstream.relay import JsonAnswerBody, StreamRelay, open_stream, send_json
 from router.upstream.transport import Sendable
 
 log = logs.get_logger("router")
@@ -45,6 +48,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 JSON = "application/json"
 _STREAM_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 Endpoint = Callable[[Request], Awaitable[Response]]
+Render = Callable[[errors.RouterError], tuple[int, bytes]]  # an error's status and body
 
 
 def request_id_of(headers: Mapping[str, str]) -> str:
@@ -62,14 +66,20 @@ def _header_dict(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
-def error_response(error: errors.RouterError, request_id: str, state: RouterState) -> Response:
+def error_response(
+    error: errors.RouterError,
+    request_id: str,
+    state: RouterState,
+    render: Render | None = None,
+) -> Response:
+    """The error answer: the OpenAI envelope, or the API's own shape (`render`)."""
     headers = {"x-request-id": request_id, **error.headers}
-    body = error.to_json()
+    status, body = (error.status, error.to_json()) if render is None else render(error)
     if isinstance(error, errors.UpstreamError):
         body = state.redact(body)
     if getattr(error, "retry_after", None) and "retry-after" not in headers:
         headers["retry-after"] = str(max(1, round(error.retry_after)))  # type: ignore[attr-defined]
-    return Response(body, status_code=error.status, headers=headers, media_type=JSON)
+    return Response(body, status_code=status, headers=headers, media_type=JSON)
 
 
 def _router_headers(call: Call, request_id: str, limits: CallLimits | None) -> RawHeaders:
@@ -124,102 +134,198 @@ def _finish_headers(
     return response
 
 
-def api_endpoint(op: Operation, state: RouterState, drain: Drain) -> Endpoint:
-    """The handler of one operation's POST path."""
+def find_route(graph: RoutingGraph, key: ClientKey, model: str, op: Operation) -> Route:
+    """The route of `model`, if it exists, `key` may use it, and it serves `op`."""
+    route = graph.routes.get(model)
+    if route is None or model not in key.allowed:
+        if route is None:
+            names = ", ".join(sorted(key.allowed)) or "(none)"
+            raise errors.NotFound(
+                f"model '{model}' does not exist; available models: {names}", param="model"
+            )
+        raise errors.PermissionDenied(f"this key may not use model '{model}'", param="model")
+    if op not in route.operations:
+        raise errors.InvalidRequest(f"model '{model}' does not support {op.value}", param="model")
+    return route
 
-    async def endpoint(request: Request) -> Response:
+
+OpenAttempt = Callable[[Target, float, Callable[[StreamRelay], None]], Awaitable[StreamRelay]]
+SendAttempt = Callable[[Target, float], Awaitable[JsonAnswerBody]]
+
+
+class Exchange:
+    """One API request on its way through the handler's steps (`respond` runs them): what
+    each step leaves for the next, and for the end, which accounts the request once in its
+    `RequestRecord` and releases what it holds, whatever happened to it.
+
+    The steps are shared by every API the router serves: `api_endpoint` (the OpenAI API)
+    and `router.http.translated` (the APIs translated to it) differ only in the attempts
+    they make and in how they render an error (`render`)."""
+
+    __slots__ = (
+        "call",
+        "drain",
+        "graph",
+        "headers",
+        "limits",
+        "record",
+        "relay",
+        "render",
+        "request",
+        "request_id",
+        "state",
+        "streaming",
+        "watch",
+    )
+
+    def __init__(
+        self,
+        state: RouterState,
+        drain: Drain,
+        request: Request,
+        op: Operation,
+        render: Render | None = None,
+    ) -> None:
         started = time.perf_counter()
-        graph = state.graph
+        self.state, self.drain, self.request, self.render = state, drain, request, render
+        self.graph = state.graph  # read once: a reload during the request does not move it
         scope = request.scope
-        headers = _header_dict(scope)
-        request_id = request_id_of(headers)
+        self.headers = headers = _header_dict(scope)
+        self.request_id = request_id = request_id_of(headers)
         span = tracing.start_request(headers, scope["path"])
         # Told the outcome on every path below; finished once, after the last byte.
         record = access.RequestRecord(scope["method"], scope["path"], request_id, started, span)
+        record.operation = op.name
         record.ledger = state.ledger
-        call: Call | None = None
-        limits: CallLimits | None = None
-        watch: DisconnectWatch | None = None
-        relay: StreamRelay | None = None
-        streaming = False
+        self.record = record
+        self.call: Call | None = None
+        self.limits: CallLimits | None = None
+        self.watch: DisconnectWatch | None = None
+        self.relay: StreamRelay | None = None
+        self.streaming = False
+
+    async def respond(self, serve: Callable[[Exchange], Awaitable[Response]]) -> Response:
+        """`serve(self)`'s answer, or the error answer; then the request's end (a stream's
+        own end does that, once its last byte is sent)."""
         try:
-            if drain.draining:
-                raise shutting_down()
-            key = authenticate(graph, headers)
-            record.key_name = key.name
-            body_limits = graph.body_limits
-            raw = await read_body(request.receive, headers, body_limits, state.body_clock)
-            body = parse_json(raw, body_limits.max_depth)
-            model, stream = check_body(op, body)
-            route = graph.routes.get(model)
-            if route is None or model not in key.allowed:
-                if route is None:
-                    names = ", ".join(sorted(key.allowed)) or "(none)"
-                    raise errors.NotFound(
-                        f"model '{model}' does not exist; available models: {names}",
-                        param="model",
-                    )
-                raise errors.PermissionDenied(
-                    f"this key may not use model '{model}'", param="model"
-                )
-            if op not in route.operations:
-                raise errors.InvalidRequest(
-                    f"model '{model}' does not support {op.value}", param="model"
-                )
-            call = Call(
-                op, body, stream, key, request_id, route, time.monotonic() + route.retries.deadline
-            )
-            record.call = call
-            call.prepare = _preparer(graph, call, headers)
-            call.limits = limits = await admit(state.limiter, graph.limits, call)
-            # Cancels the work if the client leaves, or when the drain's time is up.
-            watch = DisconnectWatch(request.receive, drain)
-            if stream:
-                # The answer is built while the upstream works on its first token (see
-                # `_stream_answer`); `ready` holds the one for the attempt under way.
-                ready: list[tuple[StreamRelay, Response]] = []
-                answer = _stream_answer(graph, call, watch, record)
-
-                def prepare(relay: StreamRelay) -> None:
-                    ready[:] = [(relay, answer(relay))]
-
-                attempt = tracing.traced_attempt(
-                    call, lambda t, left: open_stream(call, t, left, on_open=prepare)
-                )
-                relay = await watch.run(execute(graph, call, attempt))
-                recovery.enable(graph, call, relay)
-                response = ready[0][1] if ready and ready[0][0] is relay else answer(relay)
-                streaming = True  # the stream's own end records it, stops its watch, etc.
-                return response
-            json_attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
-            answer = await watch.run(execute(graph, call, json_attempt))
-            watch.stop()
-            ttft = time.perf_counter()
-            response = JsonAnswer(answer.content, _router_headers(call, request_id, limits))
-            response = _finish_headers(response, graph, request_id, key.name, call, None)
-            record.answered(ttft)
-            return response
+            return await serve(self)
         except (errors.RouterError, ClientDisconnect) as exc:
             error = _client_left() if isinstance(exc, ClientDisconnect) else exc
-            record.failed(error)
-            response = error_response(error, request_id, state)
-            return _finish_headers(response, graph, request_id, record.key_name, call, limits)
+            self.record.failed(error)
+            response = error_response(error, self.request_id, self.state, self.render)
+            return self.finish_headers(response, self.record.key_name, self.limits)
         except Exception as exc:  # a bug: the client gets a 500, the log its traceback
-            log.error("unhandled_error", path=scope["path"], request_id=request_id, exc_info=exc)
+            path = self.request.scope["path"]
+            log.error("unhandled_error", path=path, request_id=self.request_id, exc_info=exc)
             error = errors.InternalError("internal error in the router")
-            record.failed(error)
-            return error_response(error, request_id, state)
+            self.record.failed(error)
+            return error_response(error, self.request_id, self.state, self.render)
         finally:
-            if not streaming:  # a stream's own end stops its watch and releases its limits
-                if relay is not None:  # primed, but its answer is not going out
-                    relay.close()
-                if watch is not None:
-                    watch.stop()
-                try:
-                    record.finish()
-                finally:
-                    if limits is not None and not limits.finish_now(call.usage if call else None):
-                        await limits.finish(call.usage if call else None)
+            if not self.streaming:  # a stream's own end stops its watch and releases its limits
+                await self._end()
+
+    async def _end(self) -> None:
+        if self.relay is not None:  # primed, but its answer is not going out
+            self.relay.close()
+        if self.watch is not None:
+            self.watch.stop()
+        limits, call = self.limits, self.call
+        try:
+            self.record.finish()
+        finally:
+            if limits is not None and not limits.finish_now(call.usage if call else None):
+                await limits.finish(call.usage if call else None)
+
+    async def read(self, op: Operation) -> tuple[ClientKey, Any, str, bool]:
+        """The client's key, and its body with the body's model and stream flag: the key
+        authenticated, the body read (within its size limit) and checked."""
+        if self.drain.draining:
+            raise shutting_down()
+        key = authenticate(self.graph, self.headers)
+        self.record.key_name = key.name
+        limits = self.graph.body_limits
+        raw = await read_body(self.request.receive, self.headers, limits, self.state.body_clock)
+        body = parse_json(raw, limits.max_depth)
+        del raw  # (a big body's bytes need not outlive the parse)
+        model, stream = check_body(op, body)
+        return key, body, model, stream
+
+    async def start(
+        self, op: Operation, body: dict[str, Any], stream: bool, key: ClientKey, route: Route
+    ) -> Call:
+        """The request's `Call`, admitted by the rate limits, and watched from here on for
+        its client leaving (or the drain's time running out)."""
+        deadline = time.monotonic() + route.retries.deadline
+        call = Call(op, body, stream, key, self.request_id, route, deadline)
+        self.record.call = self.call = call
+        call.prepare = _preparer(self.graph, call, self.headers)
+        call.limits = self.limits = await admit(self.state.limiter, self.graph.limits, call)
+        self.watch = DisconnectWatch(self.request.receive, self.drain)
+        return call
+
+    async def answer(self, call: Call, attempt: SendAttempt) -> Response:
+        """A JSON answer: `attempt` along the route until one succeeds."""
+        watch = self.watch
+        assert watch is not None
+        answer = await watch.run(execute(self.graph, call, tracing.traced_attempt(call, attempt)))
+        watch.stop()
+        ttft = time.perf_counter()
+        headers = _router_headers(call, self.request_id, self.limits)
+        response = self.finish_headers(JsonAnswer(answer.content, headers), call.key.name, None)
+        self.record.answered(ttft)
+        return response
+
+    async def stream(self, call: Call, attempt: OpenAttempt) -> Response:
+        """A streamed answer: the first stream `attempt` primed along the route; it goes
+        out frame by frame and ends the request itself."""
+        watch = self.watch
+        assert watch is not None
+        graph = self.graph
+        # The answer is built while the upstream works on its first token (see
+        # `_stream_answer`); `ready` holds the one for the attempt under way.
+        ready: list[tuple[StreamRelay, Response]] = []
+        answer = _stream_answer(graph, call, watch, self.record)
+
+        def prepare(relay: StreamRelay) -> None:
+            ready[:] = [(relay, answer(relay))]
+
+        opened = tracing.traced_attempt(call, lambda t, left: attempt(t, left, prepare))
+        self.relay = relay = await watch.run(execute(graph, call, opened))
+        attempted = relay.call  # the call as the attempt made it (see `router.http.translated`)
+        if attempted is not call:
+            attempted.answered_by, attempted.target = call.answered_by, call.target
+        recovery.enable(graph, attempted, relay)
+        response = ready[0][1] if ready and ready[0][0] is relay else answer(relay)
+        self.streaming = True  # the stream's own end records it, stops its watch, etc.
+        return response
+
+    def local(self, content: bytes) -> Response:
+        """A JSON answer the router makes itself, with no upstream and no call."""
+        response = JsonAnswer(content, [(b"x-request-id", self.request_id.encode("latin-1"))])
+        self.record.answered(time.perf_counter())
+        return self.finish_headers(response, self.record.key_name, None)
+
+    def finish_headers(
+        self, response: Response, key_name: str | None, limits: CallLimits | None
+    ) -> Response:
+        return _finish_headers(response, self.graph, self.request_id, key_name, self.call, limits)
+
+
+def api_endpoint(op: Operation, state: RouterState, drain: Drain) -> Endpoint:
+    """The handler of one operation's POST path."""
+
+    async def serve(exchange: Exchange) -> Response:
+        key, body, model, stream = await exchange.read(op)
+        route = find_route(exchange.graph, key, model, op)
+        call = await exchange.start(op, body, stream, key, route)
+        if stream:
+            return await exchange.stream(
+                call, lambda target, left, ready: open_stream(call, target, left, on_open=ready)
+            )
+        return await exchange.answer(call, lambda target, left: send_json(call, target, left))
+
+    async def endpoint(request: Request) -> Response:
+        return await Exchange(state, drain, request, op).respond(serve)
 
     endpoint.__name__ = f"{op.value}_endpoint"
     return endpoint
@@ -255,6 +361,10 @@ def _stream_answer(
         def closed() -> None:
             relay.close()  # even if no frame was read: the stream holds its target till here
             record.relay = relay  # what it relayed, for a ledger row without usage
+            attempted = relay.call
+            if attempted is not call:  # the call as the attempt made it: what it found out
+                call.usage = attempted.usage
+                call.answered_by, call.target = attempted.answered_by, attempted.target
             close()
 
         response = EventStream(relay.__aiter__(), headers, watch, record, on_close=closed)

@@ -58,6 +58,7 @@ class RequestRecord:
         "key_name",
         "ledger",
         "method",
+        "operation",
         "outcome",
         "path",
         "rejected",
@@ -84,6 +85,7 @@ class RequestRecord:
         self.rejected = False  # refused by one of the router's own rate limits
         self.ledger: Any = None  # router.spend.ledger.Ledger, when the usage ledger is on
         self.relay: Any = None  # a stream's router.upstream.relay.StreamRelay, once it has ended
+        self.operation = ""  # the API operation's name (`router.types.Operation.name`)
         self._finished = False
 
     def answered(self, ttft: float) -> None:
@@ -126,7 +128,9 @@ class RequestRecord:
         )
         seconds = time.perf_counter() - started
         model = call.route.name if call is not None else None
-        metrics.duration.record(seconds, model or "", status, outcome, error or "")  # + requests
+        metrics.duration.record(  # and `requests`
+            seconds, model or "", self.operation, status, outcome, error or ""
+        )
         if self.rejected:
             metrics.rate_limit_rejections.add(1, model or "", self.key_name or "")
         usage = call.usage if call is not None else None
@@ -142,6 +146,7 @@ class RequestRecord:
             "request_id": self.request_id,
             "method": self.method,
             "path": self.path,
+            "operation": self.operation,
             "status": status,
             "outcome": outcome,
             "latency_ms": _ms(seconds),

@@ -135,7 +135,8 @@ class Gauge:
 duration = Histogram(
     "llm_router.request.duration",
     "Time from request to last byte sent.",
-    ("model", "status", "outcome", "error"),  # see router.observability.access for their values
+    # (see router.observability.access for their values)
+    ("model", "operation", "status", "outcome", "error"),
     _SECONDS,
     unit="s",
 )

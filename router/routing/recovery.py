@@ -3,7 +3,8 @@
 When a stream fails after the client got its first bytes and the route says
 `stream_recovery: continue`, the router asks another target, whose provider can continue a
 trailing assistant message, for the rest of the answer, and relays it under the same chunk
-id, so the client reads one whole answer. Only transient failures qualify (a content-policy
+id, so the client reads one whole answer (translated to the client's API like any other, see
+`StreamRelay.frames`). Only transient failures qualify (a content-policy
 stop is never routed around), and when no target can continue, the client gets the
 *original* failure as the error event, never a fallback's refusal.
 """
@@ -20,7 +21,7 @@ from router.routing.dispatch import fallback_chain
 from router.routing.failure import Step
 from router.types import Attempt, Call, Operation, Route, RoutingGraph, Target
 from router.upstream import plugin_calls
-from router.upstream.relay import StreamRelay, error_frame, open_stream
+from router.upstream.relay import StreamRelay, open_stream
 
 _RECOVERABLE = (Step.RETRY, Step.NEXT)
 
@@ -63,7 +64,7 @@ async def _continue(
 ) -> AsyncIterator[bytes]:
     step = route.steps.get(failure.kind, Step.NEXT)
     if broken.text is None or not broken.chunk_id or step not in _RECOVERABLE:
-        yield error_frame(failure)
+        yield broken.failure_frame(failure)
         return
     partial = "".join(broken.text)
     for fallback_route, target in _candidates(graph, call, route, broken.target):
@@ -79,7 +80,9 @@ async def _continue(
         try:
             body = plugin_calls.continuation_body(target.provider, dict(call.body), partial)
             attempt_call = dataclasses.replace(call, body=body, usage=None)
-            relay = await open_stream(attempt_call, target, remaining, continues=broken.chunk_id)
+            relay = await open_stream(
+                attempt_call, target, remaining, continues=broken.chunk_id, frames=broken.frames
+            )
         except errors.UpstreamError as exc:
             outcome = f"continue_{exc.code or exc.kind.value}"
             call.attempts.append(Attempt(target.label, outcome, time.monotonic() - started))
@@ -103,4 +106,4 @@ async def _continue(
             relay.close()
             call.usage = attempt_call.usage  # the answering attempt's usage, and only its
         return
-    yield error_frame(failure)
+    yield broken.failure_frame(failure)

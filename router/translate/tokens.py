@@ -72,3 +72,43 @@ def messages_prompt_tokens(body: Any) -> int:
 def count_tokens(body: Any) -> dict[str, int]:
     """`POST /v1/messages/count_tokens`: `{"input_tokens": N}`, the router's estimate."""
     return {"input_tokens": messages_prompt_tokens(body)}
+
+
+def chat_usage(
+    prompt: Any, completion: Any, cached: Any = 0, cache_write: Any = 0
+) -> dict[str, Any]:
+    """A chat `usage` object, what the router's limits, logs and ledger read, from another
+    API's counts (a native target's answer)."""
+    prompt, completion = _count(prompt), _count(completion)
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    cached, cache_write = _count(cached), _count(cache_write)
+    if cached or cache_write:
+        usage["prompt_tokens_details"] = {
+            "cached_tokens": cached,
+            "cache_write_tokens": cache_write,
+        }
+    return usage
+
+
+def usage_of_response(usage: Any) -> dict[str, Any] | None:
+    """The chat usage of a Responses `usage` object (None when there is none)."""
+    if not isinstance(usage, dict):
+        return None
+    details = usage.get("input_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return chat_usage(usage.get("input_tokens"), usage.get("output_tokens"), cached)
+
+
+def usage_of_message(usage: Any) -> dict[str, Any] | None:
+    """The chat usage of a Messages `usage` object: Anthropic leaves cache reads and writes
+    out of `input_tokens`, chat counts them in."""
+    if not isinstance(usage, dict):
+        return None
+    read = _count(usage.get("cache_read_input_tokens"))
+    write = _count(usage.get("cache_creation_input_tokens"))
+    prompt = _count(usage.get("input_tokens")) + read + write
+    return chat_usage(prompt, usage.get("output_tokens"), read, write)

@@ -286,7 +286,7 @@ class Provider:
                 f"upstream '{self.name}' sent a JSON {type(data).__name__}, not an object",
                 provider=self.name,
             )
-        if "error" in data and not data.get("choices") and not data.get("data"):
+        if data.get("error") and not data.get("choices") and not data.get("data"):
             raise self.get_error(UpstreamResponse(500, response.headers, response.content))
         return data
 

@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -132,17 +132,21 @@ async def open_stream(
     remaining: float,
     continues: str | None = None,
     on_open: Callable[[StreamRelay], None] | None = None,
+    frames: Frames | None = None,
+    relay_type: type[StreamRelay] | None = None,
 ) -> StreamRelay:
     """A streaming attempt, primed: its first chunk is ready when this returns.
 
     `continues`: the chunk id of an answer this stream continues (see `router.routing.recovery`).
     `on_open`: called once the upstream answered 2xx, before its first token: the time to
     prepare whatever the answer needs that does not depend on the token.
+    `frames`: what makes the client's frames of another API from the chunks (`Frames`);
+    `relay_type`: a `StreamRelay` subclass that relays another API's own stream.
     """
     runtime = target.runtime
     provider = runtime.provider
     body = dict(call.body)
-    if provider.stream_usage and call.op.streams:
+    if provider.stream_usage and call.op.streams and call.op.upstream is None:
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     request = _request(runtime, call, body, target.model, True)
     tracing.inject(request.headers)
@@ -163,7 +167,9 @@ async def open_stream(
                 )
             # Read while the upstream works on its first token, not after it arrived.
             _note_limits(target, provider, upstream.headers)
-            relay = StreamRelay(call, target, upstream, started + budget, continues)
+            relay = (relay_type or StreamRelay)(
+                call, target, upstream, started + budget, continues, frames
+            )
             if on_open is not None:
                 on_open(relay)
             await relay.prime()
@@ -185,11 +191,22 @@ async def open_stream(
     return relay
 
 
-def error_frame(error: errors.RouterError) -> bytes:
+def error_frame(error: errors.RouterError) -> sse.ErrorFrame:
     return sse.error_frame(error)  # an `ErrorFrame`: the stream's sender sees how it ended
 
 
 Recover = Callable[["StreamRelay", errors.RouterError], AsyncIterator[bytes]]
+
+
+class Frames(Protocol):
+    """The client's frames of another API than chat's, made from one answer's chat chunks
+    (`router.translate`'s stream translators): each call returns the bytes to send."""
+
+    def feed(self, chunk: dict[str, Any]) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+    def fail(self, error: errors.RouterError) -> bytes: ...
 
 
 class StreamRelay:
@@ -202,6 +219,7 @@ class StreamRelay:
         upstream: UpstreamStream,
         deadline: float,
         continues: str | None = None,
+        frames: Frames | None = None,
     ):
         self.call = call
         self.target = target
@@ -227,6 +245,7 @@ class StreamRelay:
         self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         self.holding = False  # counted in `target.in_flight` (see `hold`)
         self.successor: StreamRelay | None = None  # the stream continuing this broken one
+        self.frames = frames  # what the chunks become, when not chat's own SSE
 
     def hold(self) -> None:
         """Count the stream in its target's `in_flight` (what `least_busy` reads) until
@@ -321,6 +340,11 @@ class StreamRelay:
                     self.started = True
                 if self.text is not None and isinstance(answer, str) and answer:
                     self.text.append(answer)
+        if self.frames is not None:
+            out = self.frames.feed(chunk)
+            if out:
+                self.pending.append(out)
+            return
         if self.client_wants_usage:
             if usage:
                 self.usage_sent = True
@@ -372,6 +396,23 @@ class StreamRelay:
         }
         return encode(chunk)
 
+    def closing_frames(self) -> bytes:
+        """What ends a whole answer: the usage chunk if the client asked for it and none
+        came, then `[DONE]`; or the translator's last frames."""
+        if self.frames is not None:
+            return self.frames.finish()
+        if self.client_wants_usage and not self.usage_sent:
+            return self._usage_frame() + DONE_FRAME
+        return DONE_FRAME
+
+    def failure_frame(self, error: errors.RouterError) -> sse.ErrorFrame:
+        """The event that ends a stream failing with `error` (no `[DONE]` follows it)."""
+        if self.frames is None:
+            return error_frame(error)
+        frame = sse.ErrorFrame(self.frames.fail(error))
+        frame.error = error
+        return frame
+
     async def _drain(self) -> None:
         """Read to the upstream's end of body so its connection goes back to the pool."""
         try:
@@ -406,9 +447,7 @@ class StreamRelay:
             if self.pending:
                 yield b"".join(self.pending)
                 self.pending.clear()
-            if self.client_wants_usage and not self.usage_sent:
-                yield self._usage_frame()
-            yield DONE_FRAME
+            yield self.closing_frames()
             await self._drain()
         except errors.RouterError as exc:
             self.target.runtime.redactor.scrub(exc)
@@ -422,7 +461,7 @@ class StreamRelay:
                 yield b"".join(self.pending)
                 self.pending.clear()
             if self.recover is None:
-                yield error_frame(failure)
+                yield self.failure_frame(failure)
             else:
                 async for frame in self.recover(self, failure):
                     yield frame

@@ -1,0 +1,197 @@
+"""`POST /v1/messages` and `/v1/messages/count_tokens` through `llm-router serve`, translated
+to chat completions for an OpenAI-compatible upstream, with the official anthropic SDK as
+the client (its key in `x-api-key`, `anthropic-version` on every request)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+from anthropic.types import Message, RawMessageStreamEvent
+from pydantic import TypeAdapter
+
+from router.testing import chat_chunk, chat_chunks, json_reply, sse_reply
+from router.translate import messages_prompt_tokens
+
+CHAT = "/v1/chat/completions"
+EVENT = TypeAdapter(RawMessageStreamEvent)
+HELLO: list[Any] = [{"role": "user", "content": "Hello"}]
+KEY = {"x-api-key": "sk-apis-client"}
+
+
+def test_answer(claude: anthropic.Anthropic, fake: Any, chat: Any) -> None:
+    fake.add(CHAT, json_reply(chat.answer("Bonjour", usage=(12, 4))))
+    raw = claude.messages.with_raw_response.create(
+        model="m",
+        max_tokens=64,
+        system="Be brief.",
+        messages=HELLO,
+        extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14"},
+    )
+    message = raw.parse()
+    Message.model_validate(raw.http_response.json())
+    assert [(b.type, getattr(b, "text", None)) for b in message.content] == [("text", "Bonjour")]
+    assert (message.role, message.stop_reason, message.model) == (
+        "assistant",
+        "end_turn",
+        "up-model",
+    )
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (12, 4)
+    assert raw.headers["x-served-by"] == "up/up-model"
+    received = fake.received(CHAT)[0]
+    assert "x-api-key" not in received.headers  # the client's key stays with the router
+    sent = received.json()
+    assert sent["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"},
+    ]
+    assert (sent["model"], sent["max_tokens"]) == ("up-model", 64)
+
+
+def test_stream(claude: anthropic.Anthropic, fake: Any, router: Any, sse: Any) -> None:
+    fake.add(CHAT, sse_reply(chat_chunks(["Bon", "jour"], usage=(9, 2))))
+    with claude.messages.stream(model="m", max_tokens=64, messages=HELLO) as stream:
+        texts = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert texts == ["Bon", "jour"]
+    assert (final.stop_reason, final.usage.input_tokens, final.usage.output_tokens) == (
+        "end_turn",
+        9,
+        2,
+    )
+    sent = fake.received(CHAT)[0].json()
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+
+    fake.add(CHAT, sse_reply(chat_chunks(["Hi"], usage=(5, 1))))
+    body = {"model": "m", "max_tokens": 64, "messages": HELLO, "stream": True}
+    headers = {"x-api-key": "sk-apis-client", "anthropic-version": "2023-06-01"}
+    raw = httpx.post(router.url + "/v1/messages", json=body, headers=headers, timeout=10)
+    frames = sse(raw.content)
+    for name, event in frames:
+        assert name == event["type"]
+        if name != "ping":
+            EVENT.validate_python(event)
+    assert frames[0][0] == "message_start" and frames[-1][0] == "message_stop"
+
+
+TOOLS: list[Any] = [
+    {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    }
+]
+
+
+def test_tool_use_round_trip(claude: anthropic.Anthropic, fake: Any, chat: Any) -> None:
+    call = ("call_1", "get_weather", '{"city": "Paris"}')
+    fake.add(CHAT, json_reply(chat.answer("Let me look.", tool_calls=[call])))
+    fake.add(CHAT, json_reply(chat.answer("Sunny in Paris.")))
+    question: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first = claude.messages.create(model="m", max_tokens=64, messages=question, tools=TOOLS)
+    assert first.stop_reason == "tool_use"
+    text, use = first.content
+    assert text.type == "text" and use.type == "tool_use"
+    assert (use.id, use.name, use.input) == ("call_1", "get_weather", {"city": "Paris"})
+
+    result = {"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}
+    turns: list[Any] = [
+        *question,
+        {"role": "assistant", "content": first.content},
+        {"role": "user", "content": [result]},
+    ]
+    second = claude.messages.create(model="m", max_tokens=64, messages=turns, tools=TOOLS)
+    assert second.content[0].type == "text" and second.content[0].text == "Sunny in Paris."
+    asked, told = (r.json() for r in fake.received(CHAT))
+    assert asked["tools"][0]["function"]["name"] == "get_weather"
+    assert asked["tools"][0]["function"]["parameters"] == TOOLS[0]["input_schema"]
+    assistant, tool = told["messages"][1:]
+    assert assistant["content"] == "Let me look."
+    assert assistant["tool_calls"][0]["id"] == "call_1"
+    assert tool == {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+
+
+def test_streamed_tool_use(claude: anthropic.Anthropic, fake: Any) -> None:
+    first = {"index": 0, "id": "call_9", "type": "function"}
+    frames: list[Any] = [
+        chat_chunk({"role": "assistant", "content": None, "tool_calls": [first]}),
+        chat_chunk({"tool_calls": [{"index": 0, "function": {"name": "get_weather"}}]}),
+        chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}),
+        chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Rome"}'}}]}),
+        chat_chunk({}, "tool_calls"),
+        "[DONE]",
+    ]
+    fake.add(CHAT, sse_reply(frames))
+    with claude.messages.stream(model="m", max_tokens=64, messages=HELLO, tools=TOOLS) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    (use,) = final.content
+    assert use.type == "tool_use" and (use.id, use.input) == ("call_9", {"city": "Rome"})
+
+
+def test_count_tokens(claude: anthropic.Anthropic, fake: Any) -> None:
+    body: dict[str, Any] = {
+        "model": "m",
+        "system": "You are a careful assistant.",
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    }
+    counted = claude.messages.count_tokens(**body)
+    assert counted.input_tokens == messages_prompt_tokens(body) > 0
+    assert fake.requests == []  # the router's own estimate: nothing goes upstream
+
+
+def test_count_tokens_checks_the_key_and_model_and_is_not_rate_limited(
+    claude: anthropic.Anthropic, fake: Any
+) -> None:
+    with pytest.raises(anthropic.NotFoundError):
+        claude.messages.count_tokens(model="no-such-model", messages=HELLO)
+    narrow = claude.with_options(api_key="sk-apis-narrow")
+    with pytest.raises(anthropic.PermissionDeniedError):
+        narrow.messages.count_tokens(model="native", messages=HELLO)
+    for _ in range(3):  # `once` takes one request a minute
+        assert claude.messages.count_tokens(model="once", messages=HELLO).input_tokens > 0
+    assert fake.requests == []
+
+
+def test_plain_requests_without_the_v1_prefix_or_anthropic_version(
+    router: Any, fake: Any, chat: Any
+) -> None:
+    fake.add(CHAT, json_reply(chat.answer("Yes")))
+    body = {"model": "m", "max_tokens": 9, "messages": HELLO}
+    raw = httpx.post(router.url + "/messages", json=body, headers=KEY, timeout=10)
+    assert raw.status_code == 200 and raw.json()["content"] == [{"type": "text", "text": "Yes"}]
+
+
+def test_fields_chat_targets_reject_are_not_sent(
+    claude: anthropic.Anthropic, fake: Any, chat: Any
+) -> None:
+    fake.add(CHAT, json_reply(chat.answer()))
+    claude.messages.create(
+        model="m",
+        max_tokens=4000,
+        messages=HELLO,
+        extra_body={"top_k": 5},
+        thinking={"type": "enabled", "budget_tokens": 2000},
+        system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+    )
+    sent = fake.received(CHAT)[0].json()
+    assert not {"top_k", "reasoning_effort", "thinking"} & set(sent)
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_metrics_name_the_operation(
+    claude: anthropic.Anthropic, fake: Any, chat: Any, router: Any
+) -> None:
+    fake.add(CHAT, json_reply(chat.answer()))
+    claude.messages.create(model="m", max_tokens=9, messages=HELLO)
+    metrics = httpx.get(router.url + "/metrics", timeout=10).text
+    assert re.search(
+        r'^llm_router_requests_total\{model="m",operation="messages",status="200"', metrics, re.M
+    )

@@ -1,0 +1,158 @@
+"""`POST /v1/responses` through `llm-router serve`, translated to chat completions for an
+OpenAI-compatible upstream, with the official openai SDK as the client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+from pydantic import BaseModel
+
+from router.testing import chat_chunks, json_reply, sse_reply
+
+CHAT = "/v1/chat/completions"
+AUTH = {"authorization": "Bearer sk-apis-client"}
+
+
+def test_answer(oai: openai.OpenAI, fake: Any, chat: Any, schema_check: Any) -> None:
+    fake.add(CHAT, json_reply(chat.answer("Hi there", usage=(7, 3))))
+    raw = oai.responses.with_raw_response.create(
+        model="m", input="Hello", instructions="Be brief.", max_output_tokens=50
+    )
+    response = raw.parse()
+    assert (response.status, response.output_text) == ("completed", "Hi there")
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (7, 3)
+    assert response.usage.total_tokens == 10
+    schema_check("Response", raw.http_response.json())
+    assert raw.headers["x-router-model"] == "m"
+    assert raw.headers["x-served-by"] == "up/up-model"  # the header rules apply
+    sent = fake.received(CHAT)[0].json()
+    assert sent["model"] == "up-model"
+    assert sent["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"},
+    ]
+    assert sent["max_tokens"] == 50 and "stream" not in sent
+
+
+def test_stream(oai: openai.OpenAI, fake: Any, router: Any, sse: Any, schema_check: Any) -> None:
+    fake.add(CHAT, sse_reply(chat_chunks(["Hel", "lo"], usage=(5, 3))))
+    with oai.responses.stream(model="m", input="Hello") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert deltas == ["Hel", "lo"]
+    assert (final.status, final.output_text) == ("completed", "Hello")
+    assert final.usage is not None and (final.usage.input_tokens, final.usage.output_tokens) == (
+        5,
+        3,
+    )
+    # The upstream is asked for its usage, so that the counts are real.
+    sent = fake.received(CHAT)[0].json()
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+
+    fake.add(CHAT, sse_reply(chat_chunks(["Hi"], usage=(5, 1))))
+    body = {"model": "m", "input": "Hello", "stream": True}
+    raw = httpx.post(router.base_url + "/responses", json=body, headers=AUTH, timeout=10)
+    assert raw.headers["content-type"].startswith("text/event-stream")
+    frames = sse(raw.content)
+    for name, event in frames:
+        assert name == event["type"]
+        schema_check("ResponseStreamEvent", event)
+    assert frames[0][0] == "response.created" and frames[-1][0] == "response.completed"
+
+
+TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    }
+]
+
+
+def test_function_call_round_trip(oai: openai.OpenAI, fake: Any, chat: Any) -> None:
+    call = ("call_1", "get_weather", '{"city": "Paris"}')
+    fake.add(CHAT, json_reply(chat.answer(None, tool_calls=[call])))
+    fake.add(CHAT, json_reply(chat.answer("Sunny in Paris.")))
+    question: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first = oai.responses.create(model="m", input=question, tools=TOOLS)
+    (item,) = [item for item in first.output if item.type == "function_call"]
+    assert (item.call_id, item.name) == ("call_1", "get_weather")
+    assert orjson.loads(item.arguments) == {"city": "Paris"}
+
+    answer = {"type": "function_call_output", "call_id": item.call_id, "output": "sunny"}
+    second = oai.responses.create(model="m", input=[*question, *first.output, answer], tools=TOOLS)
+    assert second.output_text == "Sunny in Paris."
+    asked, told = (r.json() for r in fake.received(CHAT))
+    assert asked["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The weather in a city.",
+                "parameters": TOOLS[0]["parameters"],
+                "strict": True,
+            },
+        }
+    ]
+    assistant, tool = told["messages"][1:]
+    assert assistant["role"] == "assistant"
+    assert [(c["id"], c["function"]["name"]) for c in assistant["tool_calls"]] == [
+        ("call_1", "get_weather")
+    ]
+    assert tool == {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+
+
+class City(BaseModel):
+    name: str
+    country: str
+
+
+def test_text_format_json_schema(oai: openai.OpenAI, fake: Any, chat: Any) -> None:
+    fake.add(CHAT, json_reply(chat.answer('{"name": "Paris", "country": "France"}')))
+    parsed = oai.responses.parse(model="m", input="The capital of France?", text_format=City)
+    assert parsed.output_parsed == City(name="Paris", country="France")
+    sent = fake.received(CHAT)[0].json()["response_format"]
+    assert sent["type"] == "json_schema"
+    assert sent["json_schema"]["name"] == "City"
+    assert sent["json_schema"]["schema"]["required"] == ["name", "country"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"previous_response_id": "resp_123"}, "previous_response_id"),
+        ({"store": True}, "store"),
+        ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0].type"),
+        ({"tools": [{"type": "computer_use_preview"}]}, "tools[0].type"),
+    ],
+)
+def test_stateful_and_built_in_features_are_refused(
+    oai: openai.OpenAI, fake: Any, extra: dict[str, Any], param: str, schema_check: Any
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.responses.create(model="m", input="Hi", **extra)
+    error = caught.value
+    assert error.param == param
+    assert "not supported" in error.message
+    schema_check("ErrorResponse", error.response.json())
+    assert fake.requests == []
+
+
+def test_fields_chat_targets_reject_are_not_sent(oai: openai.OpenAI, fake: Any, chat: Any) -> None:
+    fake.add(CHAT, json_reply(chat.answer()))
+    oai.responses.create(model="m", input="Hi", reasoning={"effort": "high"}, store=False)
+    sent = fake.received(CHAT)[0].json()
+    assert not {"reasoning", "reasoning_effort", "store"} & set(sent)
