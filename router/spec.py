@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pluggy
 
+import router.operations  # noqa: F401  (defines `Operation.IMAGES` and the other built-ins)
 from router.errors import (
     ContentPolicyViolation,
     ContextLengthExceeded,

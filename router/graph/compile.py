@@ -23,12 +23,14 @@ from router.config.loader import (
 )
 from router.config.models import ModelConfig, RouterConfig
 from router.config.secrets import config_secrets, secret_settings
+from router.graph.bodies import compile_body_limits
 from router.graph.keys import compile_keys
 from router.graph.links import chains_of, clients, reach_per_key, serving_of
 from router.graph.providers import build_provider, resolve_timeouts
 from router.graph.rewrites import compile_rewrites
 from router.limits.policies import compile_limits
 from router.observability.redaction import Redactor
+from router.plugins import plugin_manager
 from router.routing.breaker import Breaker
 from router.routing.failure import failure_steps
 from router.routing.strategies import strategy_for
@@ -86,6 +88,7 @@ def compile_graph(
     invalid (`LoadedConfig`): nothing inside it is reported again. Warnings are kept on the
     graph, or raised as errors under `server.strict_config`."""
     issues: list[ConfigIssue] = list(known)
+    plugin_manager()  # (plugins' operations are registered before routes list what they serve)
     runtimes: dict[str, ProviderRuntime] = {}
     for name, spec in config.providers.items():
         runtime = build_provider(name, spec, source, issues)
@@ -155,12 +158,13 @@ def compile_graph(
         )
     _check_cycles(config.models, source, issues)
 
-    keys, anonymous = compile_keys(config, source, issues)
+    keys, anonymous = compile_keys(config, source, issues, routes)
 
     identities = clients(keys, anonymous)
     allowed_models = {k.name: k.allowed for k in identities}
     limits = compile_limits(config, source, issues, allowed_models)
     rewrites = compile_rewrites(config, source, issues, runtimes)
+    body_limits = compile_body_limits(config, source, issues)
     if issues:
         found = [i for i in issues[len(known) :] if not is_under(i.parts, replaced)]
         raise ConfigError(by_line([*known, *found]))
@@ -184,6 +188,7 @@ def compile_graph(
         chains=chains,
         reach=reach_per_key(routes, identities, chains),
         max_body_bytes=config.server.max_body_bytes,
+        body_limits=body_limits,
         limits=limits,
         rewrites=rewrites,
         config_hash=config_hash,

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope
 from router import errors
 from router.graph.rewrites import apply, prepare_request, request_values
 from router.http.auth import authenticate
+from router.http.binary import BinaryAnswer
 from router.http.disconnect import DisconnectWatch
 from router.http.drain import Drain, shutting_down
 from router.http.responses import (
@@ -32,12 +33,15 @@ from router.http.responses import (
     router_headers,
 )
 from router.http.state import RouterState
-from router.http.validate import check_body
+from router.http.uploads import Form, read_form
+from router.http.validate import check_body, check_form
 from router.limits.admission import CallLimits, admit
 from router.observability import access, logs, tracing
+from router.operations import names as names_of
 from router.routing import recovery
 from router.routing.dispatch import execute
-from router.types import Call, Operation, RoutingGraph, Target
+from router.types import Call, ClientKey, Operation, Route, RoutingGraph, Target
+from router.upstream.media import BinaryRelay, open_binary
 from router.upstream.relay import StreamRelay, open_stream, send_json
 from router.upstream.transport import Sendable
 
@@ -115,6 +119,27 @@ def _parse_json(raw: bytes) -> Any:
         ) from None
 
 
+def _route(graph: RoutingGraph, key: ClientKey, op: Operation, model: str) -> Route:
+    """The route of `model` for `key`: 404 for a model it does not know, 403 for one it may
+    not use, 400 for one whose targets do not serve `op`."""
+    route = graph.routes.get(model)
+    if route is None or model not in key.allowed:
+        if route is None:
+            names = ", ".join(sorted(key.allowed)) or "(none)"
+            raise errors.NotFound(
+                f"model '{model}' does not exist; available models: {names}", param="model"
+            )
+        raise errors.PermissionDenied(f"this key may not use model '{model}'", param="model")
+    if op not in route.operations:
+        serves = ", ".join(names_of(route.operations)) or "nothing"
+        raise errors.InvalidRequest(
+            f"model '{model}' does not serve {op.name} (POST /v1{op.path}); it serves: {serves}",
+            param="model",
+            code="unsupported_operation",
+        )
+    return route
+
+
 def _router_headers(call: Call, request_id: str, limits: CallLimits | None) -> RawHeaders:
     """The router's own answer headers, then the rate-limit ones, as raw byte pairs."""
     return router_headers(call, request_id, limits.header_pairs() if limits else [])
@@ -184,29 +209,22 @@ def api_endpoint(op: Operation, state: RouterState, drain: Drain) -> Endpoint:
         limits: CallLimits | None = None
         watch: DisconnectWatch | None = None
         relay: StreamRelay | None = None
+        form: Form | None = None  # a multipart request's fields and spooled files
         streaming = False
         try:
             if drain.draining:
                 raise shutting_down()
             key = authenticate(graph, headers)
             record.key_name = key.name
-            body = _parse_json(await _read_body(request, headers, graph.max_body_bytes))
-            model, stream = check_body(op, body)
-            route = graph.routes.get(model)
-            if route is None or model not in key.allowed:
-                if route is None:
-                    names = ", ".join(sorted(key.allowed)) or "(none)"
-                    raise errors.NotFound(
-                        f"model '{model}' does not exist; available models: {names}",
-                        param="model",
-                    )
-                raise errors.PermissionDenied(
-                    f"this key may not use model '{model}'", param="model"
-                )
-            if op not in route.operations:
-                raise errors.InvalidRequest(
-                    f"model '{model}' does not support {op.value}", param="model"
-                )
+            limit = graph.body_limits.get(op, graph.max_body_bytes)
+            if op.body == "multipart":
+                form = await read_form(request, headers, limit)
+                body = form.fields
+                model, stream = check_form(op, body)
+            else:
+                body = _parse_json(await _read_body(request, headers, limit))
+                model, stream = check_body(op, body)
+            route = _route(graph, key, op, model)
             call = Call(
                 op, body, stream, key, request_id, route, time.monotonic() + route.retries.deadline
             )
@@ -232,6 +250,11 @@ def api_endpoint(op: Operation, state: RouterState, drain: Drain) -> Endpoint:
                 response = ready[0][1] if ready and ready[0][0] is relay else answer(relay)
                 streaming = True  # the stream's own end records it, stops its watch, etc.
                 return response
+            if op.answer == "binary":
+                response = await _binary_answer(graph, call, watch, record, form)
+                form = None  # closed by the answer, when it ends
+                streaming = True  # (as for a stream)
+                return response
             json_attempt = tracing.traced_attempt(call, lambda t, left: send_json(call, t, left))
             answer = await watch.run(execute(graph, call, json_attempt))
             watch.stop()
@@ -251,6 +274,8 @@ def api_endpoint(op: Operation, state: RouterState, drain: Drain) -> Endpoint:
             record.failed(error)
             return error_response(error, request_id, state)
         finally:
+            if form is not None:
+                form.close()
             if not streaming:  # a stream's own end stops its watch and releases its limits
                 if relay is not None:  # primed, but its answer is not going out
                     relay.close()
@@ -302,3 +327,30 @@ def _stream_answer(
         return _finish_headers(response, graph, request_id, key_name, call, None, target)
 
     return answer
+
+
+async def _binary_answer(
+    graph: RoutingGraph,
+    call: Call,
+    watch: DisconnectWatch,
+    record: access.RequestRecord,
+    form: Form | None,
+) -> Response:
+    """An answer of bytes, passed on as the upstream sends them (`router.upstream.media`):
+    the attempt that answers has sent its first bytes when this returns; the answer's end
+    records the request, releases its limits and closes its form."""
+    attempt = tracing.traced_attempt(call, lambda t, left: open_binary(call, t, left))
+    relay: BinaryRelay = await watch.run(execute(graph, call, attempt))
+    limits = call.limits
+    headers = _router_headers(call, call.request_id, limits)
+    headers.append((b"content-type", relay.content_type.encode("latin-1", "replace")))
+
+    def closed() -> None:
+        relay.close()
+        if form is not None:
+            form.close()
+        if limits is not None:
+            limits.finish_soon(call.usage)
+
+    response = BinaryAnswer(relay.__aiter__(), headers, watch, record, on_close=closed)
+    return _finish_headers(response, graph, call.request_id, call.key.name, call, None)
