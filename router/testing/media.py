@@ -124,6 +124,51 @@ class ReadUpload:
     sha256: str = ""
 
 
+class _FormReader:
+    """Keeps what `ReadUpload` holds of a multipart body fed to it chunk by chunk."""
+
+    def __init__(self, boundary: bytes) -> None:
+        self.parser = MultipartParser(boundary)
+        self.upload, self.digest = ReadUpload(), hashlib.sha256()
+        self.part: Part | None = None
+        self.text = b""
+
+    def feed(self, chunk: bytes) -> None:
+        upload = self.upload
+        for event in self.parser.feed(chunk):
+            if isinstance(event, Part):
+                self.part, self.text = event, b""
+                if event.filename is not None:
+                    upload.filename, upload.content_type = event.filename, event.content_type
+            elif event is None:
+                if self.part is not None and self.part.filename is None:
+                    upload.fields[self.part.name] = self.text.decode()
+            elif self.part is not None and self.part.filename is not None:
+                upload.size += len(event)
+                self.digest.update(event)
+            else:
+                self.text += event
+
+    def finish(self) -> ReadUpload:
+        self.parser.finish()
+        self.upload.sha256 = self.digest.hexdigest()
+        return self.upload
+
+
+def read_form(received: Received) -> ReadUpload | None:
+    """What `UploadReader` keeps of a request a fake has read whole; None if it is not a
+    multipart form (a fake answers that with its own 400)."""
+    boundary = boundary_of(received.headers.get("content-type", ""))
+    if boundary is None:
+        return None
+    reader = _FormReader(boundary)
+    reader.feed(received.body)
+    try:
+        return reader.finish()
+    except ValueError:
+        return None
+
+
 @dataclass
 class UploadReader:
     """A `FakeUpstream.set_streaming` handler for multipart uploads: reads each as it
@@ -137,26 +182,10 @@ class UploadReader:
         boundary = boundary_of(received.headers.get("content-type", ""))
         if boundary is None:
             return openai_error(400, "expected multipart/form-data", "invalid_request_error", None)
-        parser = MultipartParser(boundary)
-        upload, digest = ReadUpload(), hashlib.sha256()
-        part: Part | None = None
-        text = b""
+        reader = _FormReader(boundary)
         async for chunk in chunks:
-            for event in parser.feed(chunk):
-                if isinstance(event, Part):
-                    part, text = event, b""
-                    if event.filename is not None:
-                        upload.filename, upload.content_type = event.filename, event.content_type
-                elif event is None:
-                    if part is not None and part.filename is None:
-                        upload.fields[part.name] = text.decode()
-                elif part is not None and part.filename is not None:
-                    upload.size += len(event)
-                    digest.update(event)
-                else:
-                    text += event
-        parser.finish()
-        upload.sha256 = digest.hexdigest()
+            reader.feed(chunk)
+        upload = reader.finish()
         self.uploads.append(upload)
         if self.reply is not None:
             return self.reply(upload)

@@ -234,7 +234,7 @@ def test_embeddings_unsupported_by_the_adapter(client, upstream):
 def test_embeddings_setting_off_keeps_them_away_from_the_gateway(client, upstream):
     with pytest.raises(openai.BadRequestError) as info:
         client.embeddings.create(model="emb-off", input="hello")
-    assert "does not support embeddings" in info.value.message
+    assert "model 'emb-off' does not serve embeddings" in info.value.message
     assert upstream.received() == []
 
 
