@@ -84,7 +84,10 @@ def test_operations_and_stream_usage():
     chat_only = make(embeddings=False, images=False, rerank=False)
     assert chat_only.operations == {Operation.CHAT}
     assert Operation.EMBEDDINGS not in chat_only.urls
-    assert TokligenceProvider.operations == {Operation.CHAT, Operation.EMBEDDINGS}
+    assert TokligenceProvider.operations == provider.operations  # (the class keeps its own)
+    only_images = make(rerank=False)
+    assert Operation.IMAGES in only_images.operations
+    assert Operation.RERANK not in only_images.operations
 
 
 # -- keys and settings ----------------------------------------------------------------------
