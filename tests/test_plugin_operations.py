@@ -42,7 +42,9 @@ def _install_plugin(site: Path) -> dict[str, str]:
     on PYTHONPATH, next to its module. Returns the environment that sees it."""
     info = site / "llm_router_widgets-0.1.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: llm-router-widgets\nVersion: 0.1\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: llm-router-widgets\nVersion: 0.1\n"
+    )
     (info / "entry_points.txt").write_text("[llm_router]\nwidgets = llm_router_widgets\n")
     path = [str(site), str(PLUGIN_SOURCE), os.environ.get("PYTHONPATH", "")]
     return {"PYTHONPATH": os.pathsep.join(p for p in path if p)}

@@ -13,12 +13,12 @@ from router.plugins import KNOWN_PLUGINS, provider_plugins
 
 PINNED_SPEC = {
     "ContentPolicyViolation", "ContextLengthExceeded", "ErrorKind", "InsufficientQuota",
-    "InvalidRequest", "MalformedResponse", "Operation", "Provider", "ProviderConfig", "ProviderConfigError",
-    "ProviderSettings", "RateLimitInfo", "RouterError", "Timeouts", "UpstreamAuthError",
-    "UpstreamBadRequest", "UpstreamConnectionError", "UpstreamError", "UpstreamNotFound",
-    "UpstreamPermissionError", "UpstreamRateLimited", "UpstreamResponse", "UpstreamServerError",
-    "UpstreamTimeout", "UpstreamUnavailable", "classify_error", "extract_error", "hookimpl",
-    "parse_rate_limit_headers", "parse_seconds",
+    "InvalidRequest", "MalformedResponse", "Operation", "Provider", "ProviderConfig",
+    "ProviderConfigError", "ProviderSettings", "RateLimitInfo", "RouterError", "Timeouts",
+    "UpstreamAuthError", "UpstreamBadRequest", "UpstreamConnectionError", "UpstreamError",
+    "UpstreamNotFound", "UpstreamPermissionError", "UpstreamRateLimited", "UpstreamResponse",
+    "UpstreamServerError", "UpstreamTimeout", "UpstreamUnavailable", "classify_error",
+    "extract_error", "hookimpl", "parse_rate_limit_headers", "parse_seconds",
 }  # fmt: skip
 
 
