@@ -16,7 +16,7 @@ import openai
 import orjson
 import pytest
 
-from router.testing import FakeUpstream, RouterProcess
+from router.testing import FakeUpstream, Reply, RouterProcess
 from router.testing.media import (
     PNG_B64,
     UploadReader,
@@ -166,8 +166,12 @@ def test_speech_streams_the_audio_as_it_arrives_with_its_content_type(served):
         assert response.headers["content-type"] == "audio/mpeg"
         assert response.headers["x-router-provider"] == "backup"
         pieces = response.iter_bytes(4096)
-        first = next(pieces)  # arrives while the upstream still holds the rest
+        timer = threading.Timer(10, release.set)  # (a router that buffered would wait for it)
+        timer.start()
+        first = next(pieces)
+        assert not release.is_set()  # it came while the upstream still held the rest
         release.set()
+        timer.cancel()
         rest = b"".join(pieces)
     assert first + rest == audio
     (sent,) = served.requests("backup", "speech")
@@ -239,6 +243,23 @@ def test_transcriptions_answer_in_each_format(served, response_format):
             assert text.startswith("1\n00:00:00,000 --> ")
         if response_format == "vtt":
             assert text.startswith("WEBVTT")
+
+
+def test_a_streamed_transcription_passes_its_events_through(served):
+    events = [
+        b'data: {"type":"transcript.text.delta","delta":"Hel"}\n\n',
+        b'data: {"type":"transcript.text.done","text":"Hello"}\n\n',
+    ]
+    reply = Reply(200, {"content-type": "text/event-stream"}, frames=list(events), delay=0.01)
+    served.upstream.add("/primary/v1/audio/transcriptions", reply)
+    with served.wav.open("rb") as audio:
+        stream = served.client.audio.transcriptions.create(
+            model="transcriptions-only", file=audio, stream=True
+        )
+        kinds = [event.type for event in stream]
+    assert kinds == ["transcript.text.delta", "transcript.text.done"]
+    (sent,) = served.requests("primary", "transcriptions")
+    assert b'name="stream"\r\n\r\ntrue\r\n' in sent.body
 
 
 def test_a_transcription_limit_counts_seconds_of_audio(served):

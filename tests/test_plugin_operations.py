@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from router.operations import register
 from router.testing import FakeUpstream, RouterProcess, json_reply
+from router.types import Operation
 
 PLUGIN_SOURCE = Path(__file__).parent / "widget_plugin"
 CONFIG = """
@@ -133,3 +135,10 @@ def test_models_list_the_plugins_operation(served):
     models = {m["id"]: m for m in httpx.get(router.base_url + "/models").json()["data"]}
     assert models["widget"]["operations"] == ["widgets"]
     assert "widgets" not in models["chat"]["operations"]
+
+
+def test_an_operation_whose_name_or_path_is_taken_is_refused():
+    with pytest.raises(ValueError, match="clashes with 'chat'"):
+        register(Operation("chat", "/chats"))
+    with pytest.raises(ValueError, match="clashes with 'rerank'"):
+        register(Operation("rank", "/rerank"))

@@ -170,3 +170,19 @@ def test_a_large_default_limit_applies_to_transcriptions_only(small):
         json={"model": "whisper", "prompt": big_prompt},
     )
     assert answer.status_code == 413
+
+
+def test_a_form_of_too_many_parts_or_too_much_text_is_refused(big):
+    files = big.open_files()
+    many = {f"field{i}": (None, "x") for i in range(257)}
+    answer = httpx.post(big.url, files={"model": (None, "whisper"), **many})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == "a form may have at most 256 parts"
+    wordy = {"prompt": (None, "x" * (MB // 2)), "language": (None, "y" * (MB // 2 + 1))}
+    answer = httpx.post(big.url, files={"model": (None, "whisper"), **wordy})
+    assert answer.status_code == 413
+    assert answer.json()["error"]["message"] == (
+        "the form's text fields are larger than 1048576 bytes"
+    )
+    assert big.open_files() == files
+    assert not big.reader.uploads or big.reader.uploads[-1].fields.get("language") is None
