@@ -107,11 +107,10 @@ def test_a_breaker_opens_on_a_failing_speech_target_and_the_access_log_says_so(s
             assert response.read() == AUDIO
             assert response.headers["x-served-by"] == "steady"
     assert len(upstream.received("/flaky/v1/audio/speech")) == 2  # then the breaker opened
-    lines = [
-        orjson.loads(line)
-        for line in router.stderr_lines()
-        if b'"path":"/v1/audio/speech"' in line and b'"event":"request"' in line
-    ]
+    deadline = time.monotonic() + 10  # each line is written once its answer's last byte went
+    while len(lines := _speech_lines(router)) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     assert [len(line["attempts"]) for line in lines[-3:]] == [2, 2, 1]
     assert all(line["bytes_sent"] == len(AUDIO) for line in lines[-3:])
     assert lines[-1]["provider"] == "steady" and lines[-1]["outcome"] == "answered"
@@ -121,6 +120,14 @@ def test_a_breaker_opens_on_a_failing_speech_target_and_the_access_log_says_so(s
         'llm_router_attempts_total{target="flaky/tts-a",outcome="upstream_server_error"} 2'
         in metrics
     )
+
+
+def _speech_lines(router: RouterProcess) -> list[dict]:
+    return [
+        orjson.loads(line)
+        for line in router.stderr_lines()
+        if b'"path":"/v1/audio/speech"' in line and b'"event":"request"' in line
+    ]
 
 
 @pytest.fixture
