@@ -223,12 +223,7 @@ class MockTransport:
         if self.settings.latency:
             await asyncio.sleep(self.settings.latency)
         if self._should_fail():
-            failed = _error(self.settings.fail_status)
-
-            async def error_body() -> AsyncIterator[bytes]:
-                yield failed.content
-
-            return UpstreamStream(failed.status, failed.headers, error_body())
+            return _refused(_error(self.settings.fail_status))
         path = request.url.path
         if path.endswith("/audio/speech"):
             return self._speech(orjson.loads(request.content))
