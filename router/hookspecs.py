@@ -23,5 +23,5 @@ def register_providers(register: Callable[[str, type[Provider]], None]) -> None:
 
 @hookspec
 def register_operations(register: Callable[[Operation], Operation]) -> None:
-    """Register API operations: `register(Operation("rerank", "/rerank", ...))` serves its
+    """Register API operations: `register(Operation("widgets", "/widgets", ...))` serves its
     POST path, routed by model like the built-in ones (see `router.operations`)."""

@@ -1,10 +1,17 @@
-"""The registry of the operations the router serves.
+"""The registry of the operations the router serves, and the built-in ones beyond chat.
 
-The built-in operations (chat completions, completions, embeddings, and the others of the
-OpenAI API) are registered here; a plugin adds one through the `register_operations` hook.
-The app serves a POST path for every registered operation, and a provider says which of
-them it serves (`Provider.operations`): a model whose targets serve none of a request's
-operation answers 400.
+The built-in operations are registered here: chat completions, completions and embeddings
+(`router.types`), and the rest of the OpenAI surface the seed providers document, defined
+below. A plugin adds one through the `register_operations` hook, which runs when plugins are
+discovered (`router.plugins.plugin_manager`, before any config is compiled). The app serves a
+POST path for every registered operation, and a provider says which of them it serves
+(`Provider.operations`): a model whose targets serve none of a request's operation answers
+400 naming the model and the operation.
+
+Each operation says how its requests are read (`body`: JSON or a multipart upload), what they
+may weigh (`max_body_bytes`), what they cost token-counting limits (`cost`, see
+`router.limits.units`), how they are checked (`check`, see `router.http.validate`), and how
+they are answered (`answer`: JSON, or bytes passed on as they arrive; `streams`: SSE).
 
 Two other APIs are served by translation (`Operation.upstream`, see `router.translate.apis`):
 OpenAI's Responses API and Anthropic's Messages API (with its `count_tokens`, which the
@@ -14,13 +21,66 @@ a target whose provider serves them natively (`served_by`).
 
 from __future__ import annotations
 
-import functools
-
+from router.http import validate
+from router.limits import units
 from router.translate.apis import COUNT_TOKENS_API, MESSAGES_API, RESPONSES_API
 from router.types import Operation
 
 _REGISTERED: dict[str, Operation] = {}
 _NATIVE_ONLY: dict[Operation, Operation] = {}
+
+#: OpenAI's own limit on an audio upload.
+TRANSCRIPTION_MAX_BYTES = 25 * 1024 * 1024
+
+IMAGES = Operation(
+    "images",
+    "/images/generations",
+    required="prompt",
+    cost=units.image_cost,
+    check=validate.check_images,
+)
+SPEECH = Operation(
+    "speech",
+    "/audio/speech",
+    required="input",
+    answer="binary",
+    cost=units.speech_cost,
+    check=validate.check_speech,
+)
+TRANSCRIPTIONS = Operation(
+    "transcriptions",
+    "/audio/transcriptions",
+    required="file",
+    body="multipart",
+    answer="binary",  # json, verbose_json, text, srt or vtt: passed on as the upstream sends it
+    max_body_bytes=TRANSCRIPTION_MAX_BYTES,
+    cost=units.transcription_cost,
+    check=validate.check_transcription,
+)
+MODERATIONS = Operation(
+    "moderations", "/moderations", required="input", check=validate.check_moderation
+)
+RERANK = Operation(
+    "rerank",
+    "/rerank",  # the shape Cohere, Jina and Tokligence use (and vLLM, LiteLLM serve)
+    required="query",
+    cost=units.rerank_cost,
+    check=validate.check_rerank,
+)
+Operation.IMAGES, Operation.SPEECH, Operation.TRANSCRIPTIONS = IMAGES, SPEECH, TRANSCRIPTIONS
+Operation.MODERATIONS, Operation.RERANK = MODERATIONS, RERANK
+
+#: Every built-in operation, in the order `/v1/models` and `explain` list them.
+BUILTIN = (
+    Operation.CHAT,
+    Operation.COMPLETIONS,
+    Operation.EMBEDDINGS,
+    IMAGES,
+    SPEECH,
+    TRANSCRIPTIONS,
+    MODERATIONS,
+    RERANK,
+)
 
 
 def register(op: Operation) -> Operation:
@@ -41,17 +101,9 @@ def register(op: Operation) -> Operation:
 
 
 def registered() -> tuple[Operation, ...]:
-    """Every registered operation, built-in ones first, then the plugins' (whose hook runs
-    the first time this is asked)."""
-    _discover()
+    """Every registered operation: the built-in ones first, then the plugins' (registered
+    when plugins are discovered)."""
     return tuple(_REGISTERED.values())
-
-
-@functools.cache
-def _discover() -> None:
-    from router.plugins import plugin_manager
-
-    plugin_manager().hook.register_operations(register=register)
 
 
 def named(name: str) -> Operation | None:
@@ -86,12 +138,11 @@ COUNT_TOKENS = Operation(
     "count_tokens", "/messages/count_tokens", upstream=Operation.CHAT, adapter=COUNT_TOKENS_API
 )
 
-for _builtin in (
-    Operation.CHAT,
-    Operation.COMPLETIONS,
-    Operation.EMBEDDINGS,
-    RESPONSES,
-    MESSAGES,
-    COUNT_TOKENS,
-):
+
+def names(ops: frozenset[Operation]) -> list[str]:
+    """The names of `ops`, in registration order: how `/v1/models` and `explain` list them."""
+    return [op.name for op in _REGISTERED.values() if op in ops]
+
+
+for _builtin in (*BUILTIN, RESPONSES, MESSAGES, COUNT_TOKENS):
     register(_builtin)

@@ -1,7 +1,8 @@
 """Plugin discovery: built-in providers and entry points in the `llm_router` group.
 
 Built-ins register through the same hook as third-party plugins, and hooks are called
-through pluggy, so its ordering and wrappers apply. Discovery runs once per process; set
+through pluggy, so its ordering and wrappers apply; the operations plugins register join
+`router.operations` when the manager is made. Discovery runs once per process; set
 LLM_ROUTER_TRACE_PLUGINS=1 to print every hook call.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import pluggy
 
 import router
-from router import hookspecs
+from router import hookspecs, operations
 from router.upstream.provider import Provider
 
 ENTRY_POINT_GROUP = "llm_router"
@@ -57,6 +58,7 @@ def plugin_manager() -> pluggy.PluginManager:
     if os.environ.get("LLM_ROUTER_TRACE_PLUGINS") == "1":
         pm.trace.root.setwriter(print)
         pm.enable_tracing()
+    pm.hook.register_operations(register=operations.register)
     return pm
 
 

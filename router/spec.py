@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import pluggy
 
+import router.operations  # noqa: F401  (defines `Operation.IMAGES` and the other built-ins)
 from router.errors import (
     ContentPolicyViolation,
     ContextLengthExceeded,
     ErrorKind,
     InsufficientQuota,
+    InvalidRequest,
     MalformedResponse,
     RouterError,
     UpstreamAuthError,
@@ -67,6 +69,7 @@ __all__ = [
     "ContextLengthExceeded",
     "ErrorKind",
     "InsufficientQuota",
+    "InvalidRequest",
     "MalformedResponse",
     "Operation",
     "Provider",

@@ -45,6 +45,8 @@ class Operation:
         "adapter",
         "answer",
         "body",
+        "check",
+        "cost",
         "max_body_bytes",
         "name",
         "object_name",
@@ -58,6 +60,12 @@ class Operation:
     CHAT: ClassVar[Operation]
     COMPLETIONS: ClassVar[Operation]
     EMBEDDINGS: ClassVar[Operation]
+    # Defined with their costs and checks in `router.operations` (which `router.spec` imports).
+    IMAGES: ClassVar[Operation]
+    SPEECH: ClassVar[Operation]
+    TRANSCRIPTIONS: ClassVar[Operation]
+    MODERATIONS: ClassVar[Operation]
+    RERANK: ClassVar[Operation]
 
     def __init__(
         self,
@@ -73,6 +81,8 @@ class Operation:
         object_name: str | None = None,
         upstream: Operation | None = None,
         adapter: Any = None,
+        cost: Callable[[dict[str, Any]], int] | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.name = name  # e.g. "chat"; how logs, metrics and `explain` name it
         self.path = path  # the client's path below `/v1`, e.g. "/chat/completions"
@@ -81,10 +91,20 @@ class Operation:
         self.required = required  # a body field without which the request is a 400
         self.streams = streams  # answers in server-sent events when the body says `stream`
         self.body = body  # how requests come: a JSON object, or a multipart form (uploads)
-        self.answer = answer  # a JSON object, or bytes passed on with their content type
-        # The largest request body (bytes) this operation accepts; None: `server.max_body_bytes`.
+        # A JSON object; or bytes passed on with their content type as they arrive (audio,
+        # subtitles, ...: see `router.upstream.media`).
+        self.answer = answer
+        # The largest request body (bytes) this operation accepts by default (the config's
+        # `server.max_body_bytes_by_operation` overrides it); None: `server.max_body_bytes`.
         self.max_body_bytes = max_body_bytes
         self.object_name = object_name  # the `object` of its OpenAI answer, when it has one
+        # What a request costs token-counting rate limits, in the operation's own unit
+        # (`router.limits.units`), never reconciled with the answer's usage; None: tokens,
+        # the prompt's estimate plus `max_tokens`, replaced by the usage the upstream reports.
+        self.cost = cost
+        # Checks of the body beyond the generic ones (`model`, `required`, `stream`): raises
+        # `InvalidRequest` naming the field (`router.http.validate`).
+        self.check = check
         # Another API served through this one: its requests are translated to `upstream`
         # (chat) for targets that do not serve it natively; `adapter` holds the translator
         # calls (a `router.translate.apis.Api`).
@@ -219,6 +239,9 @@ class RoutingGraph:
     # attribute look-ups through pydantic models.
     max_body_bytes: int
     body_limits: BodyLimits  # the request body's size, time and depth limits together
+    # Per operation, the body limits where they differ from `body_limits` (a larger size for
+    # an upload, say: `router.graph.bodies`).
+    operation_body_limits: Mapping[Operation, BodyLimits] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
     config_hash: str = ""  # sha256 of the file's bytes (`file_hash`); "" when built in memory
     # Every secret of the config (`router.config.secrets`), plugin settings' included; the

@@ -1,12 +1,18 @@
 """The README's promise: `llm-router serve` with the quickstart answers the openai SDK."""
 
+import base64
+import io
 import subprocess
 import sys
+import wave
 from pathlib import Path
 
+import httpx
 import openai
+import orjson
 
 from router.testing import RouterProcess
+from router.testing.openapi import spec_path
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "configs" / "quickstart.yaml"
 
@@ -45,3 +51,73 @@ def test_readme_examples_run_against_the_quickstart():
             assert done.returncode == 0, done.stderr.decode()
             lines = done.stdout.decode().splitlines()
             assert lines and all(line.strip() for line in lines)
+
+
+def _wav(path: Path, seconds: float, rate: int = 16_000) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\x00\x01" * int(seconds * rate))
+    return path
+
+
+def test_quickstart_serves_every_operation_offline(tmp_path, request):
+    """Images, speech, transcriptions, moderations and rerank, answered by the mock in the
+    shapes OpenAI's own description gives (checked where the description is available)."""
+    spec = request.getfixturevalue("openapi") if spec_path() else None
+    recording = _wav(tmp_path / "hello.wav", 2.0)
+    with RouterProcess(QUICKSTART) as router:
+        client = openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        images = client.images.generate(
+            model="demo", prompt="a fox", n=2, response_format="b64_json"
+        )
+        png = base64.b64decode(images.data[1].b64_json or "")
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(images.data) == 2
+        as_url = client.images.generate(model="demo", prompt="a fox")
+        assert (as_url.data[0].url or "").startswith("data:image/png;base64,")
+
+        with client.audio.speech.with_streaming_response.create(
+            model="demo", voice="alloy", input="hello from the router", response_format="wav"
+        ) as speech:
+            assert speech.headers["content-type"] == "audio/wav"
+            audio = speech.read()
+        with wave.open(io.BytesIO(audio)) as heard:
+            assert heard.getframerate() == 24_000 and heard.getnframes() > 0
+        with client.audio.speech.with_streaming_response.create(
+            model="demo", voice="alloy", input="hi"
+        ) as speech:
+            assert speech.headers["content-type"] == "audio/mpeg"
+            assert speech.read()[:2] == b"\xff\xfb"  # an MPEG audio frame
+
+        size = recording.stat().st_size
+        with recording.open("rb") as upload:
+            text = client.audio.transcriptions.create(model="demo", file=upload)
+        assert text.text == f"mock transcript of {size} bytes of audio"
+        with recording.open("rb") as upload:
+            verbose = client.audio.transcriptions.with_raw_response.create(
+                model="demo", file=upload, response_format="verbose_json"
+            )
+        assert verbose.parse().duration == 2.0  # from the WAV header
+        with recording.open("rb") as upload:
+            vtt = client.audio.transcriptions.create(
+                model="demo", file=upload, response_format="vtt"
+            )
+        assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n")
+
+        moderated = client.moderations.with_raw_response.create(
+            model="demo", input=["I will kill the process", "a nice day"]
+        )
+        assert [r.flagged for r in moderated.parse().results] == [True, False]
+        ranked = httpx.post(
+            router.base_url + "/rerank",
+            headers={"authorization": "Bearer sk-router-demo"},
+            json={"model": "demo", "query": "red apple", "documents": ["pear", "red apple"]},
+        ).json()
+        assert [r["index"] for r in ranked["results"]] == [1, 0]
+        listed = client.models.with_raw_response.list()
+        if spec is not None:
+            spec.validate("ImagesResponse", images.model_dump(exclude_unset=True))
+            spec.validate("CreateModerationResponse", orjson.loads(moderated.content))
+            spec.validate("CreateTranscriptionResponseVerboseJson", orjson.loads(verbose.content))
+            spec.validate("ListModelsResponse", orjson.loads(listed.content))

@@ -437,8 +437,9 @@ rate_limits:
 
 
 def test_every_other_server_setting_applies_at_reload(tmp_path: Path) -> None:
-    """`auth`, `admin_key`, `max_body_bytes`, `forward_client_headers`, `drain_seconds`,
-    `rate_limits` and `rate_limit_backend.on_error` take effect with the reload."""
+    """`auth`, `admin_key`, `max_body_bytes` (and `max_body_bytes_by_operation`),
+    `forward_client_headers`, `drain_seconds`, `rate_limits` and
+    `rate_limit_backend.on_error` take effect with the reload."""
     path = tmp_path / "router.yaml"
     upstream = FakeUpstream().start()
     upstream.set_default("/v1/chat/completions", json_reply(chat_completion("up")))
@@ -480,6 +481,11 @@ def test_every_other_server_setting_applies_at_reload(tmp_path: Path) -> None:
         assert upstream.requests[-1].headers["x-trace-id"] == "trace-1"
         too_big = ask(body_size=3000)
         assert too_big.status_code == 413, too_big.text
+        # an operation's own limit, over `max_body_bytes`
+        write(admin, "open", server + "\n  max_body_bytes_by_operation: {chat: 8192}")
+        reload = httpx.post(router.url + "/admin/reload", headers={"x-api-key": admin})
+        assert reload.status_code == 200
+        assert ask(body_size=3000).status_code == 200
 
         # A global policy on a backend that is down: admitted while on_error is open...
         write(admin, "open", server + "\n  rate_limits: [wide]")

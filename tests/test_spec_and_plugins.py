@@ -13,7 +13,8 @@ from router.plugins import KNOWN_PLUGINS, provider_plugins
 
 PINNED_SPEC = {
     "ContentPolicyViolation", "ContextLengthExceeded", "ErrorKind", "InsufficientQuota",
-    "MalformedResponse", "Operation", "Provider", "ProviderConfig", "ProviderConfigError",
+    "InvalidRequest", "MalformedResponse", "Operation", "Provider", "ProviderConfig",
+    "ProviderConfigError",
     "ProviderSettings", "RateLimitInfo", "RouterError", "Timeouts", "UpstreamAuthError",
     "UpstreamBadRequest", "UpstreamConnectionError", "UpstreamError", "UpstreamNotFound",
     "UpstreamPermissionError", "UpstreamRateLimited", "UpstreamResponse", "UpstreamServerError",

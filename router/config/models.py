@@ -87,6 +87,12 @@ class ServerConfig(Strict):
         description="Open client connections per worker process; a connection beyond it is "
         "answered 503 and closed. Read at start-up only.",
     )
+    max_body_bytes_by_operation: dict[str, Annotated[int, Field(ge=1024)]] = Field(
+        default_factory=dict,
+        description="Largest request body per operation, by name (e.g. `transcriptions: "
+        "104857600`), where it differs from `max_body_bytes`. `transcriptions` (an audio "
+        "upload) defaults to 26214400 (25 MiB, OpenAI's own limit).",
+    )
     admin_key: SecretStr | None = Field(
         None,
         description="Key for the `/admin/` endpoints, usually `${ENV_VAR}`; without it they "

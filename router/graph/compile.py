@@ -9,6 +9,7 @@ and key path.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 
 from router.config.lint import config_warnings
@@ -23,6 +24,7 @@ from router.config.loader import (
 )
 from router.config.models import ModelConfig, RouterConfig
 from router.config.secrets import config_secrets, secret_settings
+from router.graph.bodies import compile_body_limits
 from router.graph.keys import compile_keys
 from router.graph.links import chains_of, clients, reach_per_key, serving_of
 from router.graph.providers import build_provider, resolve_timeouts
@@ -31,6 +33,7 @@ from router.http.body import BodyLimits
 from router.limits.policies import compile_limits
 from router.observability.redaction import Redactor
 from router.operations import served_by
+from router.plugins import plugin_manager
 from router.routing.breaker import Breaker
 from router.routing.failure import failure_steps
 from router.routing.strategies import strategy_for
@@ -88,6 +91,7 @@ def compile_graph(
     invalid (`LoadedConfig`): nothing inside it is reported again. Warnings are kept on the
     graph, or raised as errors under `server.strict_config`."""
     issues: list[ConfigIssue] = list(known)
+    plugin_manager()  # (plugins' operations are registered before routes list what they serve)
     runtimes: dict[str, ProviderRuntime] = {}
     for name, spec in config.providers.items():
         runtime = build_provider(name, spec, source, issues)
@@ -157,12 +161,13 @@ def compile_graph(
         )
     _check_cycles(config.models, source, issues)
 
-    keys, anonymous = compile_keys(config, source, issues)
+    keys, anonymous = compile_keys(config, source, issues, routes)
 
     identities = clients(keys, anonymous)
     allowed_models = {k.name: k.allowed for k in identities}
     limits = compile_limits(config, source, issues, allowed_models)
     rewrites = compile_rewrites(config, source, issues, runtimes)
+    body_limits = compile_body_limits(config, source, issues)
     if issues:
         found = [i for i in issues[len(known) :] if not is_under(i.parts, replaced)]
         raise ConfigError(by_line([*known, *found]))
@@ -176,6 +181,7 @@ def compile_graph(
     for runtime in runtimes.values():
         runtime.redactor = redactor
     chains = chains_of(routes)
+    default_body = BodyLimits.of(config.server)
     return RoutingGraph(
         config=config,
         source_file=source.file,
@@ -186,7 +192,11 @@ def compile_graph(
         chains=chains,
         reach=reach_per_key(routes, identities, chains),
         max_body_bytes=config.server.max_body_bytes,
-        body_limits=BodyLimits.of(config.server),
+        body_limits=default_body,
+        operation_body_limits={
+            op: dataclasses.replace(default_body, max_bytes=size)
+            for op, size in body_limits.items()
+        },
         limits=limits,
         rewrites=rewrites,
         config_hash=config_hash,

@@ -11,6 +11,7 @@ from router.errors import ErrorKind
 from router.graph.providers import resolve_timeouts
 from router.graph.rewrites import explain_request_headers
 from router.limits.policies import CONCURRENT, REQUESTS, TOKENS, PolicySet
+from router.operations import names
 from router.routing.dispatch import context_chain, fallback_chain
 from router.routing.failure import DEFAULT_STEPS
 from router.types import ClientKey, Route, RoutingGraph
@@ -53,6 +54,8 @@ def _targets(graph: RoutingGraph, route: Route) -> list[str]:
             f"  [timeouts: {_timeouts(graph, route, i)}; "
             f"max {target.runtime.max_connections} connections]"
         )
+        if target.operations != route.operations:  # (the model's are listed above)
+            lines.append(f"     serves only: {', '.join(names(target.operations)) or 'nothing'}")
     return lines
 
 
@@ -232,7 +235,8 @@ def explain(graph: RoutingGraph, model: str, key: str | None = None) -> str:
     `key` names the client key whose fallbacks and request headers are shown (default: the
     configured fallbacks, and the request headers of the first key allowed)."""
     route = graph.routes[model]
-    lines = [f"model {model}"]
+    served = names(route.operations)
+    lines = [f"model {model}", f"operations: {', '.join(served) or 'none'}"]
     lines += ["targets:", *_targets(graph, route)]
     lines += ["policy:", *_policy(route), *_breaker(route)]
     client = _client(graph, key)
@@ -246,9 +250,16 @@ def explain(graph: RoutingGraph, model: str, key: str | None = None) -> str:
     }
     lines.append(f"stream recovery: {route.stream_recovery} ({recovery[route.stream_recovery]})")
     server = graph.config.server
+    bodies = [
+        f"{op.name} {limits.max_bytes}"
+        for op, limits in graph.operation_body_limits.items()
+        if op in route.operations
+    ]
     lines.append(
-        f"limits: request body up to {server.max_body_bytes} bytes; upstream connection pools "
-        "as listed per target; rate-limit headers from upstreams put a target last until reset"
+        f"limits: request body up to {server.max_body_bytes} bytes"
+        + (f" ({', '.join(bodies)})" if bodies else "")
+        + "; upstream connection pools as listed per target; rate-limit headers from "
+        "upstreams put a target last until reset"
     )
     lines += _limits(graph, route)
     lines += _headers(graph, route, key)

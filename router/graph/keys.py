@@ -1,31 +1,51 @@
 """Client keys of a config, compiled: digests, allow-lists and the `/v1/models` body each
-key gets, and the anonymous identity of `server.auth: none`."""
+key gets (each model with the operations it serves), and the anonymous identity of
+`server.auth: none`."""
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
 from router.config.loader import ConfigIssue, SourceMap, did_you_mean
 from router.config.models import RouterConfig
-from router.types import ClientKey
+from router.operations import names as operation_names
+from router.types import ClientKey, Route
 
 
-def _models_body(names: list[str], created: int) -> bytes:
-    data = [
-        {"id": n, "object": "model", "created": created, "owned_by": "llm-router"} for n in names
-    ]
-    return orjson.dumps({"object": "list", "data": data})
+def model_object(name: str, created: int, route: Route | None) -> dict[str, Any]:
+    """A model as `/v1/models` lists it: the OpenAI model object, and the operations its
+    targets serve (`operations`, an extra field the OpenAI schema allows)."""
+    ops = operation_names(route.operations) if route is not None else []
+    return {
+        "id": name,
+        "object": "model",
+        "created": created,
+        "owned_by": "llm-router",
+        "operations": ops,
+    }
+
+
+def _models_body(objects: Mapping[str, dict[str, Any]], names: list[str]) -> bytes:
+    return orjson.dumps({"object": "list", "data": [objects[n] for n in names]})
 
 
 def compile_keys(
-    config: RouterConfig, source: SourceMap, issues: list[ConfigIssue]
+    config: RouterConfig,
+    source: SourceMap,
+    issues: list[ConfigIssue],
+    routes: Mapping[str, Route] | None = None,
 ) -> tuple[dict[bytes, ClientKey], ClientKey | None]:
     """The keys by digest, and the anonymous identity when `server.auth: none`."""
     created = int(time.time())
+    found = routes or {}
+    objects = {name: model_object(name, created, found.get(name)) for name in config.models}
+
     keys: dict[bytes, ClientKey] = {}
     for name, key in config.keys.items():
         allowed: set[str] = set()
@@ -49,14 +69,14 @@ def compile_keys(
             )
             continue
         keys[digest] = ClientKey(
-            name, digest, frozenset(allowed), _models_body(sorted(allowed), created)
+            name, digest, frozenset(allowed), _models_body(objects, sorted(allowed))
         )
 
     anonymous = None
     if config.server.auth == "none":
         everything = frozenset(config.models)
         anonymous = ClientKey(
-            "anonymous", b"", everything, _models_body(sorted(everything), created)
+            "anonymous", b"", everything, _models_body(objects, sorted(everything))
         )
     elif not keys and not issues:
         issues.append(

@@ -23,6 +23,7 @@ from starlette.types import Scope
 from router import errors
 from router.graph.rewrites import apply, prepare_request, request_values
 from router.http.auth import authenticate
+from router.http.binary import BinaryAnswer
 from router.http.body import parse_json, read_body
 from router.http.disconnect import DisconnectWatch
 from router.http.drain import Drain, shutting_down
@@ -34,12 +35,15 @@ from router.http.responses import (
     router_headers,
 )
 from router.http.state import RouterState
-from router.http.validate import check_body
+from router.http.uploads import Form, read_form
+from router.http.validate import check_body, check_form
 from router.limits.admission import CallLimits, admit
 from router.observability import access, logs, tracing
+from router.operations import names as names_of
 from router.routing import recovery
 from router.routing.dispatch import execute
 from router.types import Call, ClientKey, Operation, Route, RoutingGraph, Target
+from router.upstream.media import BinaryRelay, open_binary
 from router.upstream.relay import JsonAnswerBody, StreamRelay, open_stream, send_json
 from router.upstream.transport import Sendable
 
@@ -145,7 +149,12 @@ def find_route(graph: RoutingGraph, key: ClientKey, model: str, op: Operation) -
             )
         raise errors.PermissionDenied(f"this key may not use model '{model}'", param="model")
     if op not in route.operations:
-        raise errors.InvalidRequest(f"model '{model}' does not support {op.value}", param="model")
+        serves = ", ".join(names_of(route.operations)) or "nothing"
+        raise errors.InvalidRequest(
+            f"model '{model}' does not serve {op.name} (POST /v1{op.path}); it serves: {serves}",
+            param="model",
+            code="unsupported_operation",
+        )
     return route
 
 
@@ -165,6 +174,7 @@ class Exchange:
     __slots__ = (
         "call",
         "drain",
+        "form",
         "graph",
         "headers",
         "limits",
@@ -202,6 +212,7 @@ class Exchange:
         self.limits: CallLimits | None = None
         self.watch: DisconnectWatch | None = None
         self.relay: StreamRelay | None = None
+        self.form: Form | None = None  # a multipart request's fields and spooled files
         self.streaming = False
 
     async def respond(self, serve: Callable[[Exchange], Awaitable[Response]]) -> Response:
@@ -225,6 +236,8 @@ class Exchange:
                 await self._end()
 
     async def _end(self) -> None:
+        if self.form is not None:  # (a binary answer closes it when it ends)
+            self.form.close()
         if self.relay is not None:  # primed, but its answer is not going out
             self.relay.close()
         if self.watch is not None:
@@ -243,7 +256,12 @@ class Exchange:
             raise shutting_down()
         key = authenticate(self.graph, self.headers)
         self.record.key_name = key.name
-        limits = self.graph.body_limits
+        graph = self.graph
+        limits = graph.operation_body_limits.get(op, graph.body_limits)
+        if op.body == "multipart":
+            self.form = form = await read_form(self.request, self.headers, limits.max_bytes)
+            model, stream = check_form(op, form.fields)
+            return key, form.fields, model, stream
         raw = await read_body(self.request.receive, self.headers, limits, self.state.body_clock)
         body = parse_json(raw, limits.max_depth)
         del raw  # (a big body's bytes need not outlive the parse)
@@ -299,6 +317,30 @@ class Exchange:
         self.streaming = True  # the stream's own end records it, stops its watch, etc.
         return response
 
+    async def binary(self, call: Call) -> Response:
+        """An answer of bytes, passed on as the upstream sends them (`router.upstream.media`):
+        the attempt that answers has sent its first bytes when this returns; the answer's end
+        records the request, releases its limits and closes the request's form."""
+        watch = self.watch
+        assert watch is not None
+        attempt = tracing.traced_attempt(call, lambda t, left: open_binary(call, t, left))
+        relay: BinaryRelay = await watch.run(execute(self.graph, call, attempt))
+        limits, form = call.limits, self.form
+        headers = _router_headers(call, call.request_id, limits)
+        headers.append((b"content-type", relay.content_type.encode("latin-1", "replace")))
+
+        def closed() -> None:
+            relay.close()
+            if form is not None:
+                form.close()
+            if limits is not None:
+                limits.finish_soon(call.usage)
+
+        response = BinaryAnswer(relay.__aiter__(), headers, watch, self.record, on_close=closed)
+        self.form = None  # closed by the answer, when it ends
+        self.streaming = True  # (as for a stream: the answer's end ends the request)
+        return self.finish_headers(response, call.key.name, None)
+
     def local(self, content: bytes) -> Response:
         """A JSON answer the router makes itself, with no upstream and no call."""
         response = JsonAnswer(content, [(b"x-request-id", self.request_id.encode("latin-1"))])
@@ -322,6 +364,8 @@ def api_endpoint(op: Operation, state: RouterState, drain: Drain) -> Endpoint:
             return await exchange.stream(
                 call, lambda target, left, ready: open_stream(call, target, left, on_open=ready)
             )
+        if op.answer == "binary":
+            return await exchange.binary(call)
         return await exchange.answer(call, lambda target, left: send_json(call, target, left))
 
     async def endpoint(request: Request) -> Response:

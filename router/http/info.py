@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from router import errors
+from router.graph.keys import model_object
 from router.http.auth import authenticate
 from router.http.endpoints import JSON, error_response, request_id_of
 from router.http.state import RouterState
@@ -38,12 +39,8 @@ async def get_model(request: Request) -> Response:
             raise errors.NotFound(f"model '{model}' does not exist", param="model")
     except errors.RouterError as exc:
         return error_response(exc, request_id, state)
-    body = {
-        "id": model,
-        "object": "model",
-        "created": int(state.graph.loaded_at),
-        "owned_by": "llm-router",
-    }
+    graph = state.graph
+    body = model_object(model, int(graph.loaded_at), graph.routes.get(model))
     return Response(orjson.dumps(body), media_type=JSON, headers={"x-request-id": request_id})
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from router import errors
 from router.types import Operation
+from router.upstream.spool import Upload
 
 _TEXT_OR_LIST = frozenset({Operation.COMPLETIONS, Operation.EMBEDDINGS})
 _NUMBERS = frozenset(("temperature", "top_p", "frequency_penalty", "presence_penalty"))
@@ -69,4 +70,65 @@ def check_body(op: Operation, body: Any) -> tuple[str, bool]:
             raise _invalid(f"'{name}' must be {kind}", name)
         if name in _INTEGERS and not isinstance(number, int):
             raise _invalid(f"'{name}' must be an integer", name)
+    if op.check is not None:
+        op.check(body)
     return model, stream
+
+
+def check_form(op: Operation, fields: dict[str, Any]) -> tuple[str, bool]:
+    """(model, stream) of a valid multipart form: its text fields and `Upload`s. Never a
+    stream to relay as SSE: an operation whose answer may stream (a transcription with
+    `stream=true`) passes its bytes on as they come (`router.upstream.media`)."""
+    model = fields.get("model")
+    if model is None:
+        raise _invalid("missing required parameter: 'model'", "model")
+    if not isinstance(model, str) or not model:
+        raise _invalid("'model' must be a non-empty text field", "model")
+    if op.required is not None and op.required not in fields:
+        raise _invalid(f"missing required parameter: '{op.required}'", op.required)
+    if op.check is not None:
+        op.check(fields)
+    return model, False
+
+
+# -- the checks of the built-in operations (`Operation.check`, see `router.operations`) --
+
+
+def check_images(body: dict[str, Any]) -> None:
+    _text(body, "prompt")
+    n = body.get("n")
+    if n is not None and (type(n) is not int or not 1 <= n <= 10):
+        raise _invalid("'n' must be an integer from 1 to 10", "n")
+
+
+def check_speech(body: dict[str, Any]) -> None:
+    _text(body, "input")
+
+
+def check_transcription(fields: dict[str, Any]) -> None:
+    if not isinstance(fields.get("file"), Upload):
+        raise _invalid("'file' must be a file upload (a part with a filename)", "file")
+
+
+def check_moderation(body: dict[str, Any]) -> None:
+    value = body.get("input")
+    if not isinstance(value, str | list) or (isinstance(value, list) and not value):
+        raise _invalid("'input' must be a string or a non-empty array", "input")
+
+
+def check_rerank(body: dict[str, Any]) -> None:
+    _text(body, "query")
+    documents = body.get("documents")
+    if not isinstance(documents, list) or not documents:
+        raise _invalid("'documents' must be a non-empty array", "documents")
+    for i, document in enumerate(documents):
+        if not isinstance(document, str | dict):
+            raise _invalid(f"'documents[{i}]' must be a string or an object", f"documents[{i}]")
+    top_n = body.get("top_n")
+    if top_n is not None and (type(top_n) is not int or top_n < 1):
+        raise _invalid("'top_n' must be a positive integer", "top_n")
+
+
+def _text(body: dict[str, Any], name: str) -> None:
+    if not isinstance(body.get(name), str):
+        raise _invalid(f"'{name}' must be a string", name)

@@ -386,6 +386,9 @@ class CallLimits:
     # reported it (set by `header_pairs`); the access log shows the remaining figures.
     tightest: dict[str, tuple[int, int, int]] | None = None
     attempt: Ticket | None = None
+    # False when `cost` is in the operation's own unit (`router.limits.units`), which the
+    # usage an answer reports does not count: the estimate then stands.
+    reconcile: bool = True
 
     @property
     def lease_ms(self) -> int:
@@ -464,7 +467,7 @@ class CallLimits:
         """Release everything held, now with the in-process backend, else in tasks."""
         if self.finish_now(usage):
             return
-        actual = used_tokens(usage)
+        actual = used_tokens(usage) if self.reconcile else None
         for ticket in self.tickets:
             self.limiter.finish_soon(ticket, actual)
 
@@ -474,7 +477,7 @@ class CallLimits:
         local = self.limiter.local
         if local is None:
             return False
-        actual = used_tokens(usage)
+        actual = used_tokens(usage) if self.reconcile else None
         for ticket in self.tickets:
             if not ticket.done:
                 ticket.done = True
@@ -488,7 +491,7 @@ class CallLimits:
     async def finish(self, usage: dict[str, Any] | None) -> None:
         if self.finish_now(usage):
             return
-        actual = used_tokens(usage)
+        actual = used_tokens(usage) if self.reconcile else None
         for ticket in self.tickets:
             await self.limiter.finish(ticket, actual)
 
@@ -500,7 +503,9 @@ async def admit(limiter: Limiter, table: LimitTable, call: Any) -> CallLimits | 
     if not pset.limits and not table.providers:
         return None
     counts = pset.counts_tokens or table.providers_count_tokens
-    limits = CallLimits(limiter, table, call.deadline, estimate_cost(call.body) if counts else 0)
+    unit = call.op.cost  # the operation's own unit, where tokens make no sense
+    cost = (estimate_cost(call.body) if unit is None else unit(call.body)) if counts else 0
+    limits = CallLimits(limiter, table, call.deadline, cost, reconcile=unit is None)
     if pset.limits:
         if limiter.local is not None:  # in-process: no coroutine to create and await
             limits.keep(pset, limiter.acquire_local(pset, limits.cost, limits.lease_ms))

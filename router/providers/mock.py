@@ -1,4 +1,5 @@
-"""`plugin: mock`: an offline, deterministic model for demos, tests and benchmarks.
+"""`plugin: mock`: an offline, deterministic model for demos, tests and benchmarks, serving
+every built-in operation (what it answers beyond chat: `router.providers.mock_media`).
 
 It answers in-process through the same translation path as a real upstream: it produces the
 bytes an OpenAI-compatible server would, and the core parses them like any other.
@@ -19,8 +20,12 @@ from multidict import CIMultiDict
 from pydantic import Field
 
 from router.errors import UpstreamTimeout
+from router.operations import BUILTIN
+from router.providers import mock_media
 from router.spec import hookimpl
+from router.upstream.multipart import MultipartParser, Part, boundary_of
 from router.upstream.provider import Provider, ProviderSettings, UpstreamResponse
+from router.upstream.spool import HEAD
 from router.upstream.transport import UpstreamStream
 
 _WORDS = [
@@ -111,13 +116,13 @@ def _usage(prompt: str, words: list[str]) -> dict[str, int]:
     }
 
 
-def _error(status: int) -> UpstreamResponse:
+def _error(status: int, message: str | None = None, param: str | None = None) -> UpstreamResponse:
     body = orjson.dumps(
         {
             "error": {
-                "message": f"mock failure injected (status {status})",
+                "message": message or f"mock failure injected (status {status})",
                 "type": "server_error" if status >= 500 else "invalid_request_error",
-                "param": None,
+                "param": param,
                 "code": None,
             }
         }
@@ -170,6 +175,9 @@ class MockTransport:
         model = body.get("model", "mock")
         created = int(time.time())
         path = request.url.path
+        media = _JSON_MEDIA.get(path.rsplit("/", 1)[-1])
+        if media is not None:
+            return UpstreamResponse(200, headers, orjson.dumps(media(body)))
         if path.endswith("/embeddings"):
             inputs = body.get("input")
             items = inputs if isinstance(inputs, list) else [inputs]
@@ -215,15 +223,68 @@ class MockTransport:
         if self.settings.latency:
             await asyncio.sleep(self.settings.latency)
         if self._should_fail():
-            failed = _error(self.settings.fail_status)
-
-            async def error_body() -> AsyncIterator[bytes]:
-                yield failed.content
-
-            return UpstreamStream(failed.status, failed.headers, error_body())
+            return _refused(_error(self.settings.fail_status))
+        path = request.url.path
+        if path.endswith("/audio/speech"):
+            return self._speech(orjson.loads(request.content))
+        if path.endswith("/audio/transcriptions"):
+            return await self._transcription(request)
         body = orjson.loads(request.content)
         headers = CIMultiDict({"content-type": "text/event-stream"})
         return UpstreamStream(200, headers, self._events(request, body))
+
+    def _speech(self, body: dict[str, Any]) -> UpstreamStream:
+        kind = body.get("response_format") or "mp3"
+        if kind not in mock_media.SPEECH_FORMATS:
+            return _refused(
+                _error(
+                    400,
+                    f"the mock makes {', '.join(mock_media.SPEECH_FORMATS)} audio, not '{kind}'",
+                    "response_format",
+                )
+            )
+        audio = mock_media.speech(body)
+        headers = CIMultiDict({"content-type": mock_media.SPEECH_FORMATS[kind]})
+        return UpstreamStream(200, headers, self._paced(audio))
+
+    async def _paced(self, data: bytes, size: int = 4096) -> AsyncIterator[bytes]:
+        """`data` in pieces, `chunk_delay` apart, as a server streams audio."""
+        for i in range(0, len(data), size):
+            if i and self.settings.chunk_delay:
+                await asyncio.sleep(self.settings.chunk_delay)
+            yield data[i : i + size]
+
+    async def _transcription(self, request: httpx.Request) -> UpstreamStream:
+        """Reads the upload as it is sent, keeping only its text fields, its size and its
+        first bytes (where a WAV file says its duration)."""
+        boundary = boundary_of(request.headers.get("content-type", ""))
+        if boundary is None:
+            return _refused(_error(400, "expected a multipart/form-data upload"))
+        parser = MultipartParser(boundary)
+        fields: dict[str, str] = {}
+        size, head, part, text = 0, b"", None, b""
+        async for chunk in request.stream:  # type: ignore[union-attr]
+            for event in parser.feed(chunk):
+                if isinstance(event, Part):
+                    part, text = event, b""
+                elif event is None:
+                    if part is not None and part.filename is None:
+                        fields[part.name] = text.decode()
+                elif part is not None and part.filename is not None:
+                    head += event[: HEAD - len(head)]
+                    size += len(event)
+                else:
+                    text += event
+        kind = fields.get("response_format") or "json"
+        if kind not in mock_media.TRANSCRIPT_FORMATS:
+            formats = ", ".join(mock_media.TRANSCRIPT_FORMATS)
+            return _refused(
+                _error(
+                    400, f"the mock writes {formats} transcripts, not '{kind}'", "response_format"
+                )
+            )
+        headers = CIMultiDict({"content-type": mock_media.TRANSCRIPT_FORMATS[kind]})
+        return UpstreamStream(200, headers, self._paced(mock_media.transcript(size, head, fields)))
 
     async def _events(self, request: httpx.Request, body: dict[str, Any]) -> AsyncIterator[bytes]:
         settings = self.settings
@@ -271,10 +332,26 @@ class MockTransport:
         return None
 
 
+_JSON_MEDIA: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "generations": mock_media.images,
+    "moderations": mock_media.moderations,
+    "rerank": mock_media.rerank,
+}
+
+
+def _refused(response: UpstreamResponse) -> UpstreamStream:
+    async def body() -> AsyncIterator[bytes]:
+        yield response.content
+
+    return UpstreamStream(response.status, response.headers, body())
+
+
 class MockProvider(Provider):
-    """Deterministic answers derived from the prompt; see MockSettings for the knobs."""
+    """Deterministic answers derived from the prompt; see MockSettings for the knobs. Serves
+    every built-in operation (`router.providers.mock_media`)."""
 
     settings_model = MockSettings
+    operations = frozenset(BUILTIN)
     supports_continuation = True  # a trailing assistant message is continued word for word
     answers_pass_through = True  # it writes plain OpenAI answers
     default_base_url = "http://mock.invalid/v1"

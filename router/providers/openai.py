@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from router.operations import BUILTIN
 from router.spec import Provider, hookimpl
 
 
@@ -13,6 +14,11 @@ class OpenAIProvider(Provider):
     default_base_url = "https://api.openai.com/v1"
     #: Answers are plain OpenAI, sent on as they came.
     answers_pass_through = True
+    #: Every built-in operation: chat, completions, embeddings, images, speech,
+    #: transcriptions, moderations and rerank (which OpenAI itself lacks, and vLLM and other
+    #: OpenAI-compatible servers have: an upstream without an operation answers 404, and the
+    #: request moves on to the next target).
+    operations = frozenset(BUILTIN)
     #: Sends a broken answer back as a trailing assistant message; OpenAI-compatible servers
     #: such as vLLM continue it. Only used where a model sets `stream_recovery: continue`.
     supports_continuation = True

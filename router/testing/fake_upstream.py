@@ -18,7 +18,7 @@ import asyncio
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,6 +166,9 @@ def chat_chunks(
 
 
 Handler = Callable[[Received], Reply]
+# Gets the request before its body is read (`body` empty) and the body's chunks as they
+# arrive: for uploads a test must not hold whole (see `FakeUpstream.set_streaming`).
+StreamingHandler = Callable[[Received, AsyncIterator[bytes]], Awaitable[Reply]]
 
 
 class FakeUpstream:
@@ -179,6 +182,7 @@ class FakeUpstream:
         self.requests: list[Received] = []
         self._queues: dict[str, deque[Reply | Handler]] = defaultdict(deque)
         self._defaults: dict[str, Reply | Handler] = {}
+        self._streaming: dict[str, StreamingHandler] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -198,10 +202,17 @@ class FakeUpstream:
         self._defaults[path] = reply
         return self
 
+    def set_streaming(self, path: str, handler: StreamingHandler) -> FakeUpstream:
+        """Requests to `path` are answered by `handler`, which reads their body as it
+        arrives (queued replies and defaults do not apply to them)."""
+        self._streaming[path] = handler
+        return self
+
     def reset(self) -> None:
         self.requests.clear()
         self._queues.clear()
         self._defaults.clear()
+        self._streaming.clear()
 
     def received(self, path: str | None = None) -> list[Received]:
         return [r for r in self.requests if path is None or r.path == path]
@@ -254,7 +265,8 @@ class FakeUpstream:
         return item(received) if callable(item) else item
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
+        streaming = self._streaming.get(request.path)
+        body = b"" if streaming is not None else await request.read()
         received = Received(
             request.method,
             request.path,
@@ -263,7 +275,10 @@ class FakeUpstream:
             time.monotonic(),
         )
         self.requests.append(received)
-        reply = self._next_reply(received)
+        if streaming is not None:
+            reply = await streaming(received, request.content.iter_chunked(64 * 1024))
+        else:
+            reply = self._next_reply(received)
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
         if reply.drop_before_headers:

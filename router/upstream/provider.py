@@ -24,6 +24,7 @@ from router.observability.redaction import MASK, MaskedHeaders, masked_headers, 
 from router.types import Operation, Timeouts
 from router.upstream.classify import classify_error, error_class, extract_error, stream_error
 from router.upstream.events import parse_stream_event
+from router.upstream.multipart import MultipartBody
 from router.upstream.ratelimit_headers import RateLimitInfo, parse_rate_limit_headers
 
 
@@ -106,13 +107,29 @@ class PlainRequest:
     method: str
     url: str
     headers: dict[str, str]
-    content: bytes
+    content: bytes | MultipartBody  # a multipart upload is made as it is sent
 
     def __repr__(self) -> str:
         return (
             f"PlainRequest(method={self.method!r}, url={masked_url(self.url)!r}, "
             f"headers={masked_headers(self.headers)!r}, content=<{len(self.content)} bytes>)"
         )
+
+
+def _media_request(
+    op: Operation, payload: dict[str, Any], base: Mapping[str, str]
+) -> tuple[bytes | MultipartBody, dict[str, str]]:
+    """The body and headers of a request whose body is a multipart upload, or whose answer
+    is bytes rather than JSON (so it accepts any type)."""
+    headers = dict(base)
+    if op.answer == "binary":
+        headers["accept"] = "*/*"
+    if op.body != "multipart":
+        return orjson.dumps(payload), headers
+    form = MultipartBody(payload)
+    headers["content-type"] = form.content_type
+    headers["content-length"] = str(form.length)
+    return form, headers
 
 
 class ProviderConfigError(ValueError):
@@ -223,6 +240,9 @@ class Provider:
         to `urls[op]` with `headers` (and `stream_accept`). Not an override point."""
         payload = self.transform_request(op, body, model)
         prepared = self._prepared or self._prepare()
+        if op.body == "multipart" or op.answer == "binary":
+            content, header_dict = _media_request(op, payload, prepared.header_dict)
+            return httpx.Request("POST", prepared.urls[op], headers=header_dict, content=content)
         headers = prepared.stream_headers if stream else prepared.headers
         return httpx.Request(
             "POST", prepared.urls[op], headers=headers, content=orjson.dumps(payload)
@@ -235,6 +255,9 @@ class Provider:
         sends. Not an override point."""
         payload = self.transform_request(op, body, model)
         prepared = self._prepared or self._prepare()
+        if op.body == "multipart" or op.answer == "binary":
+            content, media_headers = _media_request(op, payload, prepared.header_dict)
+            return PlainRequest("POST", prepared.url_strings[op], media_headers, content)
         headers = prepared.stream_header_dict if stream else prepared.header_dict
         return PlainRequest("POST", prepared.url_strings[op], dict(headers), orjson.dumps(payload))
 

@@ -21,11 +21,14 @@ from router.upstream.provider import PlainRequest, UpstreamResponse
 Sendable = httpx.Request | PlainRequest
 
 
-def _parts(request: Sendable) -> tuple[str, object, bytes | None]:
-    """URL, headers and body as aiohttp takes them."""
+def _parts(request: Sendable) -> tuple[str, object, object]:
+    """URL, headers and body as aiohttp takes them: bytes, or an async iterable of them for
+    a body made as it is sent (a multipart upload: `router.upstream.multipart`)."""
     if isinstance(request, PlainRequest):
         return request.url, request.headers, request.content or None
-    return str(request.url), request.headers.multi_items(), request.content or None
+    stream = request.stream
+    body = (request.content or None) if isinstance(stream, httpx.ByteStream) else stream
+    return str(request.url), request.headers.multi_items(), body
 
 
 @dataclass(slots=True)

@@ -142,6 +142,25 @@ CASES = [
         "router.yaml:1: server.port: Input should be a valid integer",
     ),
     (
+        "unknown operation in a body limit",
+        "server:\n  max_body_bytes_by_operation: {transcription: 104857600}\n"
+        + GOOD_PROVIDER
+        + GOOD_MODELS
+        + GOOD_KEYS,
+        "router.yaml:2: server.max_body_bytes_by_operation.transcription: unknown operation "
+        "'transcription' (did you mean 'transcriptions'?); operations: chat, completions, "
+        "embeddings, images, speech, transcriptions, moderations, rerank",
+    ),
+    (
+        "a body limit too small",
+        "server:\n  max_body_bytes_by_operation: {images: 10}\n"
+        + GOOD_PROVIDER
+        + GOOD_MODELS
+        + GOOD_KEYS,
+        "router.yaml:2: server.max_body_bytes_by_operation.images: Input should be greater than "
+        "or equal to 1024",
+    ),
+    (
         "invalid YAML",
         "providers:\n  p: [unclosed\n",
         "router.yaml:3: invalid YAML",

@@ -37,7 +37,10 @@ __all__ = ["ALWAYS_STRIPPED", "LiteLLMProvider", "LiteLLMSettings", "register_pr
 ALWAYS_STRIPPED = frozenset({"api_key", "api_base", "base_url", "user_config"})
 _MOCK_PREFIX = "mock_"
 #: Fields the request itself depends on; stripping them would break every call.
-_ESSENTIAL = frozenset({"model", "messages", "prompt", "input", "stream", "stream_options"})
+_ESSENTIAL = frozenset(
+    {"model", "messages", "prompt", "input", "stream", "stream_options", "file", "query",
+     "documents"}
+)  # fmt: skip
 
 
 class LiteLLMSettings(ProviderSettings):
@@ -72,6 +75,20 @@ class LiteLLMProvider(Provider):
     """A LiteLLM proxy; `base_url` is its OpenAI root, e.g. `http://litellm:4000/v1`."""
 
     settings_model: ClassVar[type[ProviderSettings]] = LiteLLMSettings
+    #: Everything KoboiLLM documents: chat, completions, embeddings, images, speech,
+    #: transcriptions and moderations, and the proxy's Cohere-shaped `/rerank`.
+    operations = frozenset(
+        {
+            Operation.CHAT,
+            Operation.COMPLETIONS,
+            Operation.EMBEDDINGS,
+            Operation.IMAGES,
+            Operation.SPEECH,
+            Operation.TRANSCRIPTIONS,
+            Operation.MODERATIONS,
+            Operation.RERANK,
+        }
+    )
     default_base_url: ClassVar[str | None] = None
     settings: LiteLLMSettings
 

@@ -2,7 +2,9 @@
 
 What differs from plain OpenAI, and is handled here:
 - keys start with `tk-` (the docs) or `tok_` (the open-source gateway); checked at load;
-- no legacy completions, and embeddings only where the gateway's adapter has them;
+- no legacy completions; embeddings, image generation and rerank only where the gateway
+  enables them (its docs call them optional; the open-source gateway has neither images nor
+  rerank, and answers them 404);
 - streams never carry usage (the router estimates it) and omit tool-call `index` 0;
 - errors come flat (`{"error": "..."}`), as the OpenAI envelope or as plain text, and every
   failure of the provider behind the gateway arrives as a 502 wrapping that provider's error.
@@ -46,6 +48,18 @@ class TokligenceSettings(ProviderSettings):
         "`false` the router never sends embeddings here; a gateway whose adapter cannot embed "
         "answers 501, which moves the request to the next target.",
     )
+    images: bool = Field(
+        True,
+        description="Whether this gateway serves `/v1/images/generations` (optional, per its "
+        "docs). With `false` the router never sends image requests here; a gateway without "
+        "the endpoint answers 404, which moves the request to the next target.",
+    )
+    rerank: bool = Field(
+        True,
+        description="Whether this gateway serves `/v1/rerank` (optional, per its docs). With "
+        "`false` the router never sends rerank requests here; a gateway without the endpoint "
+        "answers 404, which moves the request to the next target.",
+    )
 
 
 def _check_key(key: str | None) -> None:
@@ -62,15 +76,24 @@ class TokligenceProvider(Provider):
     """The gateway's facade port, e.g. `http://localhost:8081/v1` (self-hosted: no default)."""
 
     settings_model = TokligenceSettings
-    operations = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
+    operations = frozenset(
+        {Operation.CHAT, Operation.EMBEDDINGS, Operation.IMAGES, Operation.RERANK}
+    )
     stream_usage = False  # the gateway drops `stream_options` and its chunks have no `usage`
     default_base_url = None
 
     def __init__(self, config: ProviderConfig) -> None:
         _check_key(config.api_key)
         settings = config.settings
-        if isinstance(settings, TokligenceSettings) and not settings.embeddings:
-            self.operations = frozenset({Operation.CHAT})  # type: ignore[misc]
+        if isinstance(settings, TokligenceSettings):
+            optional = {
+                Operation.EMBEDDINGS: settings.embeddings,
+                Operation.IMAGES: settings.images,
+                Operation.RERANK: settings.rerank,
+            }
+            self.operations = frozenset(  # type: ignore[misc]
+                {Operation.CHAT, *(op for op, served in optional.items() if served)}
+            )
         super().__init__(config)
 
     def auth_headers(self) -> dict[str, str]:

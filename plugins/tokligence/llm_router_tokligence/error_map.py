@@ -65,7 +65,8 @@ _KEPT: tuple[type[UpstreamError], ...] = (
 )
 _HINTS = {
     "invalid token": " (the open-source gateway accepts only keys starting with `tok_`)",
-    "404 page not found": " (check `base_url`: the gateway serves the OpenAI API under /v1)",
+    "404 page not found": " (check `base_url`: the gateway serves the OpenAI API under /v1; "
+    "image generation and rerank exist only where the gateway enables them)",
 }
 
 

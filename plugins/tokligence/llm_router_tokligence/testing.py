@@ -25,6 +25,8 @@ from router.testing import FakeUpstream, Received, Reply, usage_block
 
 CHAT_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
+IMAGES_PATH = "/v1/images/generations"
+RERANK_PATH = "/v1/rerank"
 MODELS_PATH = "/v1/models"
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -165,6 +167,38 @@ def embeddings_reply(
     return _json({"object": "list", "data": data, "model": model, "usage": usage})
 
 
+PNG_B64 = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mPw7/v+HwAF2ALUS3IXJwAAAABJRU5E"
+    "rkJggg=="
+)
+
+
+def image_reply(n: int = 1, *, b64: bool = True, created: int = 1732000000) -> Reply:
+    """*Documented* ("Generate images using DALL-E or other providers"): OpenAI's shape, as
+    the gateway would re-encode it (body inferred)."""
+    item = {"b64_json": PNG_B64} if b64 else {"url": "https://images.example/tok.png"}
+    return _json({"created": created, "data": [dict(item) for _ in range(n)]})
+
+
+def rerank_reply(
+    scores: Sequence[float],
+    model: str = "rerank-v1",
+    documents: Sequence[str] | None = None,
+    top_n: int | None = None,
+) -> Reply:
+    """*Documented* ("Rerank documents based on relevance"); the shape Jina and Cohere
+    share, results by relevance with the document when asked (body inferred)."""
+    ranked = sorted(enumerate(scores), key=lambda item: -item[1])[:top_n]
+    results: list[dict[str, Any]] = []
+    for index, score in ranked:
+        result: dict[str, Any] = {"index": index, "relevance_score": score}
+        if documents is not None:
+            result["document"] = {"text": documents[index]}
+        results.append(result)
+    usage = {"total_tokens": sum(len(d.split()) for d in documents or ()) + 4}
+    return _json({"model": model, "results": results, "usage": usage})
+
+
 def models_reply(ids: Iterable[str] = ("loopback",), owned_by: str = "tokligence") -> Reply:
     data = [{"id": i, "object": "model", "created": 1732000000, "owned_by": owned_by} for i in ids]
     return _json({"object": "list", "data": data})
@@ -280,15 +314,21 @@ class TokligenceGateway:
 
     `keys=None` is a gateway with `auth_disabled`. Models in `models` answer like the built-in
     `loopback` adapter: an echo, and a 502 for `stream: true`; other models have no adapter.
+    `images` and `rerank` turn on the optional endpoints the hosted product documents; off,
+    as in the open-source gateway, their paths answer chi's 404.
     """
 
     keys: frozenset[str] | None = None
     models: tuple[str, ...] = ("loopback",)
+    images: bool = False
+    rerank: bool = False
 
     def install(self, upstream: FakeUpstream) -> FakeUpstream:
         upstream.set_default(CHAT_PATH, self.chat)
         upstream.set_default(EMBEDDINGS_PATH, self.embeddings)
         upstream.set_default(MODELS_PATH, lambda _: models_reply(self.models))
+        upstream.set_default(IMAGES_PATH, self.image if self.images else page_not_found())
+        upstream.set_default(RERANK_PATH, self.ranked if self.rerank else page_not_found())
         return upstream
 
     def _refuse(self, received: Received) -> Reply | None:
@@ -337,3 +377,21 @@ class TokligenceGateway:
         refused = self._refuse(received)
         body = refused or self._body(received)
         return body if isinstance(body, Reply) else embeddings_unsupported()
+
+    def image(self, received: Received) -> Reply:
+        refused = self._refuse(received)
+        body = refused or self._body(received)
+        if isinstance(body, Reply):
+            return body
+        return image_reply(int(body.get("n") or 1), b64=body.get("response_format") == "b64_json")
+
+    def ranked(self, received: Received) -> Reply:
+        refused = self._refuse(received)
+        body = refused or self._body(received)
+        if isinstance(body, Reply):
+            return body
+        documents = [str(d) for d in body.get("documents") or []]
+        query = set(str(body.get("query", "")).lower().split())
+        scores = [len(query & set(d.lower().split())) / (len(query) or 1) for d in documents]
+        returned = documents if body.get("return_documents") else None
+        return rerank_reply(scores, body["model"], returned, body.get("top_n"))

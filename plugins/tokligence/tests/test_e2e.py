@@ -151,9 +151,8 @@ ERRORS = [
      "streaming_not_supported"),
     (fake.service_unavailable(), openai.InternalServerError, 502, "server_error",
      "upstream_server_error"),
-    # (the reset is a timestamp made when the tests are collected: far enough ahead that a
-    # slow run still meets it in the future)
-    (fake.rate_limited(reset=int(time.time()) + 86_400), openai.RateLimitError, 429,
+    # (made when the test runs: a reset computed at collection may have passed by then)
+    (lambda: fake.rate_limited(reset=int(time.time()) + 600), openai.RateLimitError, 429,
      "rate_limit_error", "rate_limit_exceeded"),
     (fake.page_not_found(), openai.NotFoundError, 404, "invalid_request_error", "not_found"),
     (fake.method_not_allowed(), openai.BadRequestError, 400, "invalid_request_error", None),
@@ -176,6 +175,8 @@ ERRORS = [
 def test_gateway_errors_reach_the_client_typed(
     client, upstream, reply, exc, status, type_, code, stream
 ):
+    if callable(reply):
+        reply = reply()
     upstream.add(CHAT, reply)
     with pytest.raises(exc) as info:
         client.chat.completions.create(model="chat", messages=MESSAGES, stream=stream)
@@ -236,7 +237,7 @@ def test_embeddings_unsupported_by_the_adapter(client, upstream):
 def test_embeddings_setting_off_keeps_them_away_from_the_gateway(client, upstream):
     with pytest.raises(openai.BadRequestError) as info:
         client.embeddings.create(model="emb-off", input="hello")
-    assert "does not support embeddings" in info.value.message
+    assert "model 'emb-off' does not serve embeddings" in info.value.message
     assert upstream.received() == []
 
 

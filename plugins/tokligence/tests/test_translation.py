@@ -72,13 +72,22 @@ def test_models_request_sends_the_key_although_the_gateway_needs_none():
 
 def test_operations_and_stream_usage():
     provider = make()
-    assert provider.operations == {Operation.CHAT, Operation.EMBEDDINGS}
+    assert provider.operations == {
+        Operation.CHAT,
+        Operation.EMBEDDINGS,
+        Operation.IMAGES,
+        Operation.RERANK,
+    }
+    assert provider.urls[Operation.RERANK] == BASE + "/rerank"
     assert Operation.COMPLETIONS not in provider.urls
     assert TokligenceProvider.stream_usage is False
-    chat_only = make(embeddings=False)
+    chat_only = make(embeddings=False, images=False, rerank=False)
     assert chat_only.operations == {Operation.CHAT}
     assert Operation.EMBEDDINGS not in chat_only.urls
-    assert TokligenceProvider.operations == {Operation.CHAT, Operation.EMBEDDINGS}
+    assert TokligenceProvider.operations == provider.operations  # (the class keeps its own)
+    only_images = make(rerank=False)
+    assert Operation.IMAGES in only_images.operations
+    assert Operation.RERANK not in only_images.operations
 
 
 # -- keys and settings ----------------------------------------------------------------------

@@ -3,8 +3,9 @@
 It checks the key the way LiteLLM does (`x-litellm-api-key` wins over `Authorization`, a
 `Bearer ` prefix is optional, virtual keys start with `sk-`), knows its models, validates the
 body and answers chat (streamed or not), completions, embeddings and `/models`, under `/v1`
-and at the root. Replies queued on the `FakeUpstream` still come first, so a test can script
-a failure on top of a working proxy.
+and at the root, and the other operations KoboiLLM documents: images, speech (audio/mpeg,
+streamed), transcriptions (a multipart upload), moderations and rerank. Replies queued on the
+`FakeUpstream` still come first, so a test can script a failure on top of a working proxy.
 """
 
 from __future__ import annotations
@@ -17,8 +18,18 @@ import orjson
 
 from llm_router_litellm.testing import errors, replies
 from router.testing import FakeUpstream, Received, Reply
+from router.testing.media import read_form
 
-_REQUIRED = {"/chat/completions": "messages", "/completions": "prompt", "/embeddings": "input"}
+_REQUIRED = {
+    "/chat/completions": "messages",
+    "/completions": "prompt",
+    "/embeddings": "input",
+    "/images/generations": "prompt",
+    "/audio/speech": "input",
+    "/audio/transcriptions": "file",
+    "/moderations": "input",
+    "/rerank": "query",
+}
 _KEY_HEADERS = ("x-litellm-api-key", "authorization", "api-key", "x-api-key")
 
 
@@ -70,6 +81,8 @@ class FakeLiteLLMProxy:
             return replies.models_response(self.models)
         if received.method != "POST":
             return errors.method_not_allowed()
+        if route == "/audio/transcriptions":
+            return self._transcribe(received)
         try:
             body: Any = orjson.loads(received.body)
         except orjson.JSONDecodeError:
@@ -82,6 +95,9 @@ class FakeLiteLLMProxy:
         model = body.get("model")
         if model not in self.models:
             return errors.invalid_model(str(model), route)
+        media = self._media(route, body, model)
+        if media is not None:
+            return media
         if route == "/embeddings":
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
             return replies.embedding_response([(0.1, 0.2, 0.3)] * len(inputs), model)
@@ -93,3 +109,29 @@ class FakeLiteLLMProxy:
             pieces = [self.answer[i : i + 3] for i in range(0, len(self.answer), 3)]
             return replies.chat_stream(pieces, model, usage)
         return replies.chat_response(self.answer, model)
+
+    def _media(self, route: str, body: dict[str, Any], model: str) -> Reply | None:
+        if route == "/images/generations":
+            n = body.get("n") or 1
+            return replies.image_response(n, model, b64=body.get("response_format") == "b64_json")
+        if route == "/audio/speech":
+            return replies.speech_response(b"\xff\xfb\x10\xc0" + bytes(100) * 20, model)
+        if route == "/moderations":
+            words = str(body.get("input")).lower()
+            return replies.moderation_response(["violence"] if "kill" in words else [], model)
+        if route == "/rerank":
+            documents = [str(d) for d in body.get("documents") or []]
+            query = set(str(body["query"]).lower().split())
+            scores = [len(query & set(d.lower().split())) / (len(query) or 1) for d in documents]
+            returned = documents if body.get("return_documents") else None
+            return replies.rerank_response(scores, model, returned, body.get("top_n"))
+        return None
+
+    def _transcribe(self, received: Received) -> Reply:
+        form = read_form(received)
+        if form is None or form.filename is None:
+            return errors.missing_parameter("file", "/audio/transcriptions")
+        model = form.fields.get("model")
+        if model not in self.models:
+            return errors.invalid_model(str(model), "/audio/transcriptions")
+        return replies.transcription_response(f"{form.size} bytes transcribed", model)

@@ -226,3 +226,89 @@ def models_response(ids: Iterable[str] = (MODEL,)) -> Reply:
         for i in ids
     ]
     return json_reply({"data": data, "object": "list"})
+
+
+# -- the other operations KoboiLLM documents (shapes inferred from LiteLLM's response types) ---
+
+PNG_B64 = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mPw7/v+HwAF2ALUS3IXJwAAAABJRU5E"
+    "rkJggg=="
+)
+
+
+def image_response(n: int = 1, model: str = "openai/dall-e-3", *, b64: bool = True) -> Reply:
+    """LiteLLM's `ImageResponse`: each image with `b64_json`, `revised_prompt` and `url`
+    (null where absent), and a `usage` block of zeros for models that report none."""
+    item = {
+        "b64_json": PNG_B64 if b64 else None,
+        "revised_prompt": None,
+        "url": None if b64 else "https://images.example/koboi.png",
+    }
+    body = {
+        "created": 1732000000,
+        "data": [dict(item) for _ in range(n)],
+        "usage": {
+            "input_tokens": 0,
+            "input_tokens_details": {"image_tokens": 0, "text_tokens": 0},
+            "output_tokens": 0,
+            "total_tokens": 0,
+        },
+    }
+    return Reply(200, proxy_headers(model), _dump(body))
+
+
+def speech_response(audio: bytes, model: str = "openai/tts-1", delay: float = 0.0) -> Reply:
+    """Speech as the proxy streams it: `audio/mpeg` whatever the format asked for, in
+    8 KiB pieces (its `AUDIO_SPEECH_CHUNK_SIZE`), with its own headers."""
+    headers = {**proxy_headers(model), "content-type": "audio/mpeg"}
+    headers.pop("x-litellm-response-cost", None)
+    frames: list[bytes | str | dict[str, Any]] = [
+        audio[i : i + 8192] for i in range(0, len(audio), 8192)
+    ]
+    return Reply(200, headers, frames=frames, delay=delay)
+
+
+def transcription_response(text: str, model: str = "openai/whisper-1") -> Reply:
+    """LiteLLM's `TranscriptionResponse` (inferred): JSON whatever the format."""
+    return Reply(200, proxy_headers(model), _dump({"text": text}))
+
+
+def moderation_response(
+    flagged: Sequence[str] = (), model: str = "openai/omni-moderation-latest"
+) -> Reply:
+    """OpenAI's moderation answer, which the proxy passes through."""
+    categories = (
+        "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+        "illicit/violent", "self-harm", "self-harm/intent", "self-harm/instructions", "sexual",
+        "sexual/minors", "violence", "violence/graphic",
+    )  # fmt: skip
+    result = {
+        "flagged": bool(flagged),
+        "categories": {c: c in flagged for c in categories},
+        "category_scores": {c: 0.9 if c in flagged else 0.0001 for c in categories},
+        "category_applied_input_types": {c: ["text"] for c in categories},
+    }
+    body = {"id": "modr-koboi", "model": model, "results": [result]}
+    return Reply(200, proxy_headers(model), _dump(body))
+
+
+def rerank_response(
+    scores: Sequence[float],
+    model: str = "cohere/rerank-english-v3.0",
+    documents: Sequence[str] | None = None,
+    top_n: int | None = None,
+) -> Reply:
+    """LiteLLM's `RerankResponse`, Cohere's shape: results by relevance, `meta.billed_units`."""
+    ranked = sorted(enumerate(scores), key=lambda item: -item[1])[:top_n]
+    results: list[dict[str, Any]] = []
+    for index, score in ranked:
+        result: dict[str, Any] = {"index": index, "relevance_score": score}
+        if documents is not None:
+            result["document"] = {"text": documents[index]}
+        results.append(result)
+    body = {
+        "id": "rerank-koboi",
+        "results": results,
+        "meta": {"api_version": {"version": "1"}, "billed_units": {"search_units": 1}},
+    }
+    return Reply(200, proxy_headers(model), _dump(body))

@@ -1,0 +1,233 @@
+"""What the `mock` provider answers beyond chat: images, speech, transcriptions, moderations
+and rerank. Small, valid and deterministic, made offline, in the shapes OpenAI (and, for
+rerank, Cohere and Jina) answer with, so the offline quickstart serves every operation.
+
+    images          a 1x1 PNG per image, as `b64_json` or a `data:` URL (`url`, the default)
+    speech          a short tone as WAV or raw PCM (24 kHz, 16-bit mono), or silent MP3 frames
+    transcriptions  a transcript naming the upload's size, as json, text, srt, vtt or
+                    verbose_json, its duration from a WAV header (else 128 kbit/s)
+    moderations     a category is flagged when the text has one of its trigger words
+    rerank          documents scored by the share of the query's words they contain
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import struct
+import time
+import zlib
+from typing import Any
+
+import orjson
+
+from router.limits.units import AUDIO_BYTES_PER_SECOND, wav_seconds
+
+SAMPLE_RATE = 24_000  # OpenAI's speech sample rate (its `pcm` format)
+_MP3_FRAME = b"\xff\xfb\x10\xc0" + bytes(100)  # MPEG-1 layer III, 32 kbit/s, 44.1 kHz, silent
+_MP3_FRAME_SECONDS = 1152 / 44_100
+
+
+def _png() -> bytes:
+    """A valid 1x1 RGBA PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\x4f\x8e\xf7\xff")  # filter byte, then one pixel
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+PNG = _png()
+_PNG_B64 = base64.b64encode(PNG).decode()
+
+
+def images(body: dict[str, Any]) -> dict[str, Any]:
+    n = body.get("n") or 1
+    if body.get("response_format") == "b64_json":
+        item = {"b64_json": _PNG_B64}
+    else:
+        item = {"url": "data:image/png;base64," + _PNG_B64}
+    prompt = str(body.get("prompt", ""))
+    return {"created": int(time.time()), "data": [{**item, "revised_prompt": prompt}] * n}
+
+
+SPEECH_FORMATS = {"mp3": "audio/mpeg", "wav": "audio/wav", "pcm": "audio/pcm"}
+
+
+def speech(body: dict[str, Any]) -> bytes:
+    """The audio for `body` in its `response_format` (mp3 by default; one of
+    `SPEECH_FORMATS`): about 60 ms a word, from 0.2 s to 5 s."""
+    text = str(body.get("input", ""))
+    seconds = min(5.0, max(0.2, 0.06 * len(text.split())))
+    kind = body.get("response_format") or "mp3"
+    if kind == "mp3":
+        return _MP3_FRAME * math.ceil(seconds / _MP3_FRAME_SECONDS)
+    # A tone of 240 to 600 Hz, the text's own: one period, repeated.
+    period = 40 + hashlib.sha256(text.encode()).digest()[0] % 61
+    wave = [int(8000 * math.sin(2 * math.pi * i / period)) for i in range(period)]
+    samples = struct.pack(f"<{period}h", *wave) * (int(seconds * SAMPLE_RATE) // period)
+    if kind == "pcm":
+        return samples
+    return _wav_header(len(samples)) + samples
+
+
+def _wav_header(data_bytes: int) -> bytes:
+    byte_rate = SAMPLE_RATE * 2
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, SAMPLE_RATE, byte_rate, 2, 16)
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
+
+
+TRANSCRIPT_FORMATS = {
+    "json": "application/json",
+    "verbose_json": "application/json",
+    "text": "text/plain; charset=utf-8",
+    "srt": "text/plain; charset=utf-8",
+    "vtt": "text/plain; charset=utf-8",
+}
+
+
+def transcript(size: int, head: bytes, fields: dict[str, str]) -> bytes:
+    """The transcript of an upload of `size` bytes starting with `head`, in the form's
+    `response_format` (json by default; one of `TRANSCRIPT_FORMATS`)."""
+    text = f"mock transcript of {size} bytes of audio"
+    seconds = wav_seconds(head, size)
+    duration = round(size / AUDIO_BYTES_PER_SECOND if seconds is None else seconds, 3)
+    usage = {"type": "duration", "seconds": max(1, math.ceil(duration))}
+    kind = fields.get("response_format") or "json"
+    if kind == "text":
+        return text.encode() + b"\n"
+    if kind in ("srt", "vtt"):
+        comma = "," if kind == "srt" else "."
+        span = f"{_clock(0, comma)} --> {_clock(duration, comma)}"
+        cue = f"1\n{span}\n{text}\n\n" if kind == "srt" else f"WEBVTT\n\n{span}\n{text}\n\n"
+        return cue.encode()
+    if kind == "verbose_json":
+        segment = {
+            "id": 0,
+            "seek": 0,
+            "start": 0.0,
+            "end": duration,
+            "text": text,
+            "tokens": list(range(50364, 50364 + len(text.split()))),
+            "temperature": 0.0,
+            "avg_logprob": -0.1,
+            "compression_ratio": 1.0,
+            "no_speech_prob": 0.0,
+        }
+        verbose = {
+            "task": "transcribe",
+            "language": fields.get("language") or "english",
+            "duration": duration,
+            "text": text,
+            "segments": [segment],
+            "usage": usage,
+        }
+        return _json(verbose)
+    return _json({"text": text, "usage": usage})
+
+
+def _clock(seconds: float, comma: str) -> str:
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{comma}{millis:03d}"
+
+
+def _json(payload: Any) -> bytes:
+    return orjson.dumps(payload)
+
+
+CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+TRIGGERS = {
+    "harassment": ("idiot", "stupid"),
+    "hate": ("hate",),
+    "illicit": ("steal", "shoplift"),
+    "self-harm": ("suicide",),
+    "sexual": ("nsfw",),
+    "violence": ("kill", "attack", "hurt"),
+}
+
+
+def moderations(body: dict[str, Any]) -> dict[str, Any]:
+    value = body.get("input")
+    items = value if isinstance(value, list) else [value]
+    results = [_moderation(_text_of(item)) for item in items]
+    digest = hashlib.sha256(repr(value).encode()).hexdigest()[:24]
+    return {"id": f"modr-mock{digest}", "model": body.get("model", "mock"), "results": results}
+
+
+def _text_of(item: Any) -> str:
+    if isinstance(item, dict):
+        return str(item.get("text") or "")
+    return "" if item is None else str(item)
+
+
+def _moderation(text: str) -> dict[str, Any]:
+    words = set(text.lower().replace(".", " ").replace(",", " ").split())
+    flagged = {c for c, triggers in TRIGGERS.items() if words & set(triggers)}
+    seed = hashlib.sha256(text.encode()).digest()
+    scores = {
+        c: 0.95 if c in flagged else round(seed[i] / 255 / 100, 6) for i, c in enumerate(CATEGORIES)
+    }
+    return {
+        "flagged": bool(flagged),
+        "categories": {c: c in flagged for c in CATEGORIES},
+        "category_scores": scores,
+        "category_applied_input_types": {c: ["text"] for c in CATEGORIES},
+    }
+
+
+def rerank(body: dict[str, Any]) -> dict[str, Any]:
+    query = set(str(body.get("query", "")).lower().split())
+    documents = body.get("documents") or []
+    scored = []
+    for index, document in enumerate(documents):
+        text = _text_of(document)
+        words = set(text.lower().split())
+        overlap = len(query & words) / len(query) if query else 0.0
+        tie = hashlib.sha256(text.encode()).digest()[0] / 255 / 1000  # deterministic tie-break
+        scored.append((round(min(1.0, overlap + tie), 6), index, text))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    top_n = body.get("top_n")
+    if isinstance(top_n, int):
+        scored = scored[:top_n]
+    results: list[dict[str, Any]] = []
+    for score, index, text in scored:
+        result: dict[str, Any] = {"index": index, "relevance_score": score}
+        if body.get("return_documents"):
+            result["document"] = {"text": text}
+        results.append(result)
+    tokens = sum(len(_text_of(d).split()) for d in documents) + len(query)
+    return {
+        "id": "rerank-mock" + hashlib.sha256(repr(body).encode()).hexdigest()[:16],
+        "model": body.get("model", "mock"),
+        "results": results,
+        "usage": {"total_tokens": tokens},
+    }

@@ -1,0 +1,405 @@
+"""Images, speech, transcriptions, moderations and rerank through `llm-router serve`, with the
+official `openai` SDK (an HTTP client for rerank, which the SDK lacks) and fake OpenAI
+upstreams: each operation answers, fails over from a provider that answers 429 to another,
+and passes on a 429's `Retry-After` when no target is left."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from router.testing import FakeUpstream, Reply, RouterProcess
+from router.testing.media import (
+    PNG_B64,
+    UploadReader,
+    image_reply,
+    moderation_reply,
+    openai_error,
+    rerank_reply,
+    speech_reply,
+    transcription_reply,
+)
+
+OPS = ("images", "speech", "transcriptions", "moderations", "rerank")
+PATHS = {
+    "images": "/images/generations",
+    "speech": "/audio/speech",
+    "transcriptions": "/audio/transcriptions",
+    "moderations": "/moderations",
+    "rerank": "/rerank",
+}
+CONFIG = """
+server:
+  auth: none
+providers:
+  primary: {{plugin: openai, base_url: "{url}/primary/v1", api_key: sk-primary}}
+  backup: {{plugin: openai, base_url: "{url}/backup/v1", api_key: sk-backup}}
+models:
+{models}
+rate_limits:
+  two-images: {{tokens_per_minute: 2000}}
+  three-seconds: {{tokens_per_minute: 3}}
+keys: {{}}
+"""
+RETRIES = "{attempts: 1, backoff_initial: 0.05, backoff_max: 0.05, max_retry_after: 5}"
+
+
+def _models() -> str:
+    lines = []
+    for op in OPS:
+        lines += [
+            f"  {op}-fallback:",
+            "    targets: [{provider: primary, model: up-a}, {provider: backup, model: up-b}]",
+            f"    retries: {RETRIES}",
+            f"  {op}-only:",
+            "    targets: [{provider: primary, model: up-a}]",
+            "    retries: {attempts: 0}",
+        ]
+    lines += [
+        "  images-limited:",
+        "    targets: [{provider: primary, model: up-a}]",
+        "    rate_limits: [two-images]",
+        "  transcriptions-limited:",
+        "    targets: [{provider: primary, model: up-a}]",
+        "    rate_limits: [three-seconds]",
+    ]
+    return "\n".join(lines)
+
+
+class Served:
+    def __init__(self, tmp: Path) -> None:
+        self.upstream = FakeUpstream().start()
+        config = tmp / "router.yaml"
+        config.write_text(CONFIG.format(url=self.upstream.url, models=_models()))
+        self.router = RouterProcess(config).start()
+        self.client = openai.OpenAI(
+            base_url=self.router.base_url, api_key="x", max_retries=0, timeout=20
+        )
+        self.wav = tmp / "speech.wav"
+        _write_wav(self.wav, seconds=2.0)
+
+    def stop(self) -> None:
+        self.router.stop()
+        self.upstream.stop()
+
+    def requests(self, provider: str, op: str) -> list:
+        return self.upstream.received(f"/{provider}/v1{PATHS[op]}")
+
+
+def _write_wav(path: Path, seconds: float, rate: int = 16_000) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\x01\x00" * int(seconds * rate))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[Served]:
+    served = Served(tmp_path_factory.mktemp("operations"))
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh(served: Served) -> None:
+    served.upstream.reset()
+
+
+def _limited(served: Served, op: str, reply) -> None:
+    """The primary answers `op` with OpenAI's 429 (a Retry-After longer than the route
+    waits), then `reply` from the backup."""
+    served.upstream.add(f"/primary/v1{PATHS[op]}", openai_error(429, retry_after=30))
+    served.upstream.add(f"/backup/v1{PATHS[op]}", reply)
+
+
+# -- images ---------------------------------------------------------------------------
+
+
+def test_images_fall_over_to_the_backup_and_pass_b64_json_through(served):
+    _limited(served, "images", image_reply(2, b64=True))
+    raw = served.client.images.with_raw_response.generate(
+        model="images-fallback", prompt="an otter", n=2, response_format="b64_json"
+    )
+    images = raw.parse()
+    assert [i.b64_json for i in images.data] == [PNG_B64, PNG_B64]
+    assert raw.headers["x-router-provider"] == "backup"
+    assert raw.headers["x-router-attempts"] == "2"
+    (sent,) = served.requests("backup", "images")
+    assert sent.json() == {
+        "model": "up-b",
+        "prompt": "an otter",
+        "n": 2,
+        "response_format": "b64_json",
+    }
+    assert sent.headers["authorization"] == "Bearer sk-backup"
+
+
+def test_images_pass_a_url_answer_through(served):
+    served.upstream.add("/primary/v1/images/generations", image_reply(1, b64=False))
+    images = served.client.images.generate(model="images-only", prompt="an otter")
+    assert images.data[0].url == "https://images.example/fake.png"
+
+
+# -- speech ---------------------------------------------------------------------------
+
+
+def test_speech_streams_the_audio_as_it_arrives_with_its_content_type(served):
+    audio = bytes(range(256)) * 64  # 16 KiB, sent in four pieces
+    release = threading.Event()
+    reply = speech_reply(audio, "audio/mpeg", chunk=4096)
+    reply.release = release  # the pieces after the first wait until the client has one
+    _limited(served, "speech", reply)
+    with served.client.audio.speech.with_streaming_response.create(
+        model="speech-fallback", voice="alloy", input="Hello there"
+    ) as response:
+        assert response.headers["content-type"] == "audio/mpeg"
+        assert response.headers["x-router-provider"] == "backup"
+        pieces = response.iter_bytes(4096)
+        timer = threading.Timer(10, release.set)  # (a router that buffered would wait for it)
+        timer.start()
+        first = next(pieces)
+        assert not release.is_set()  # it came while the upstream still held the rest
+        release.set()
+        timer.cancel()
+        rest = b"".join(pieces)
+    assert first + rest == audio
+    (sent,) = served.requests("backup", "speech")
+    assert sent.json()["model"] == "up-b" and sent.headers["accept"] == "*/*"
+
+
+def test_speech_cut_short_by_the_upstream_is_a_truncated_answer(served):
+    reply = speech_reply(b"\xff" * 16384, "audio/wav", chunk=4096)
+    reply.drop_after_frames = 2  # the connection drops after 8 KiB
+    served.upstream.add("/primary/v1/audio/speech", reply)
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream(
+            "POST",
+            served.router.base_url + "/audio/speech",
+            json={"model": "speech-only", "voice": "alloy", "input": "hi"},
+            timeout=10,
+        ) as response,
+    ):
+        assert response.status_code == 200
+        b"".join(response.iter_bytes())
+    line = served.router.wait_for_line(
+        lambda raw: b'"path":"/v1/audio/speech"' in raw and b"stream_failed" in raw
+    )
+    event = orjson.loads(line)
+    assert event["bytes_sent"] == 8192 and event["error"] == "upstream_connection_error"
+
+
+# -- transcriptions -------------------------------------------------------------------
+
+
+def test_transcriptions_send_the_file_again_to_the_backup(served):
+    reader = UploadReader()
+    served.upstream.set_streaming("/backup/v1/audio/transcriptions", reader)
+    served.upstream.add("/primary/v1/audio/transcriptions", openai_error(429, retry_after=30))
+    with served.wav.open("rb") as audio:
+        raw = served.client.audio.transcriptions.with_raw_response.create(
+            model="transcriptions-fallback", file=audio, language="en"
+        )
+    size = served.wav.stat().st_size
+    digest = hashlib.sha256(served.wav.read_bytes()).hexdigest()
+    assert digest.encode() not in served.requests("primary", "transcriptions")[0].body
+    (upload,) = reader.uploads  # the backup got the same file, whole
+    assert (upload.size, upload.sha256, upload.filename) == (size, digest, "speech.wav")
+    assert upload.fields == {"model": "up-b", "language": "en"}
+    assert raw.headers["x-router-provider"] == "backup"
+    assert raw.parse().text == f"{size} bytes heard"
+
+
+@pytest.mark.parametrize("response_format", ["json", "text", "srt", "verbose_json", "vtt"])
+def test_transcriptions_answer_in_each_format(served, response_format):
+    reader = UploadReader()
+    served.upstream.set_streaming("/primary/v1/audio/transcriptions", reader)
+    with served.wav.open("rb") as audio:
+        raw = served.client.audio.transcriptions.with_raw_response.create(
+            model="transcriptions-only", file=audio, response_format=response_format
+        )
+    text = raw.parse()
+    (upload,) = reader.uploads
+    assert upload.fields == {"model": "up-a", "response_format": response_format}
+    expected = f"{served.wav.stat().st_size} bytes heard"
+    if response_format in ("json", "verbose_json"):
+        assert raw.headers["content-type"] == "application/json"
+        assert text.text == expected
+    else:
+        assert raw.headers["content-type"] == "text/plain; charset=utf-8"
+        assert expected in text
+        if response_format == "srt":
+            assert text.startswith("1\n00:00:00,000 --> ")
+        if response_format == "vtt":
+            assert text.startswith("WEBVTT")
+
+
+def test_a_streamed_transcription_passes_its_events_through(served):
+    events = [
+        b'data: {"type":"transcript.text.delta","delta":"Hel"}\n\n',
+        b'data: {"type":"transcript.text.done","text":"Hello"}\n\n',
+    ]
+    reply = Reply(200, {"content-type": "text/event-stream"}, frames=list(events), delay=0.01)
+    served.upstream.add("/primary/v1/audio/transcriptions", reply)
+    with served.wav.open("rb") as audio:
+        stream = served.client.audio.transcriptions.create(
+            model="transcriptions-only", file=audio, stream=True
+        )
+        kinds = [event.type for event in stream]
+    assert kinds == ["transcript.text.delta", "transcript.text.done"]
+    (sent,) = served.requests("primary", "transcriptions")
+    assert b'name="stream"\r\n\r\ntrue\r\n' in sent.body
+
+
+def test_a_transcription_limit_counts_seconds_of_audio(served):
+    served.upstream.set_default(
+        "/primary/v1/audio/transcriptions", transcription_reply("ok", "json")
+    )
+    with served.wav.open("rb") as audio:  # 2 s of a 3-second budget
+        served.client.audio.transcriptions.create(model="transcriptions-limited", file=audio)
+    with served.wav.open("rb") as audio, pytest.raises(openai.RateLimitError) as caught:
+        served.client.audio.transcriptions.create(model="transcriptions-limited", file=audio)
+    assert int(caught.value.response.headers["retry-after"]) >= 1
+    assert "three-seconds" in caught.value.message
+    assert len(served.requests("primary", "transcriptions")) == 1
+
+
+# -- moderations and rerank -----------------------------------------------------------
+
+
+def test_moderations_fall_over_to_the_backup(served):
+    _limited(served, "moderations", moderation_reply(["violence"]))
+    result = served.client.moderations.create(model="moderations-fallback", input="I will")
+    assert result.results[0].flagged and result.results[0].categories.violence
+    assert served.requests("backup", "moderations")[0].json()["model"] == "up-b"
+
+
+def test_rerank_falls_over_to_the_backup(served):
+    _limited(served, "rerank", rerank_reply([0.1, 0.9]))
+    body = {"model": "rerank-fallback", "query": "q", "documents": ["a", "b"], "top_n": 2}
+    answer = httpx.post(served.router.base_url + "/rerank", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert [r["index"] for r in answer.json()["results"]] == [1, 0]
+    assert answer.headers["x-router-provider"] == "backup"
+    assert served.requests("backup", "rerank")[0].json() == {**body, "model": "up-b"}
+
+
+# -- a 429 on each operation, with no target left ---------------------------------------
+
+
+def _call(served: Served, op: str) -> None:
+    model, client = f"{op}-only", served.client
+    if op == "images":
+        client.images.generate(model=model, prompt="x")
+    elif op == "speech":
+        with client.audio.speech.with_streaming_response.create(
+            model=model, voice="alloy", input="x"
+        ) as response:
+            response.read()
+    elif op == "transcriptions":
+        with served.wav.open("rb") as audio:
+            client.audio.transcriptions.create(model=model, file=audio)
+    elif op == "moderations":
+        client.moderations.create(model=model, input="x")
+    else:
+        answer = httpx.post(
+            served.router.base_url + "/rerank",
+            json={"model": model, "query": "q", "documents": ["a"]},
+            timeout=10,
+        )
+        answer.raise_for_status()
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_a_429_with_retry_after_reaches_the_client_of_each_operation(served, op):
+    served.upstream.add(f"/primary/v1{PATHS[op]}", openai_error(429, retry_after=7))
+    if op == "rerank":
+        with pytest.raises(httpx.HTTPStatusError) as caught:
+            _call(served, op)
+        response = caught.value.response
+    else:
+        with pytest.raises(openai.RateLimitError) as error:
+            _call(served, op)
+        response = error.value.response
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert response.json()["error"]["message"].startswith("upstream 'primary' returned 429")
+    assert len(served.requests("primary", op)) == 1
+
+
+# -- the router's own checks ----------------------------------------------------------
+
+
+def test_an_images_limit_counts_images(served):
+    served.upstream.set_default("/primary/v1/images/generations", image_reply(1))
+    served.client.images.generate(model="images-limited", prompt="x", n=2)  # 2,000 of 2,000
+    with pytest.raises(openai.RateLimitError) as caught:
+        served.client.images.generate(model="images-limited", prompt="x")
+    assert "two-images" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/images/generations", {"model": "images-only", "prompt": "x", "n": 11}, "n"),
+        ("/images/generations", {"model": "images-only"}, "prompt"),
+        ("/audio/speech", {"model": "speech-only", "input": 3, "voice": "a"}, "input"),
+        ("/moderations", {"model": "moderations-only", "input": []}, "input"),
+        ("/rerank", {"model": "rerank-only", "query": "q", "documents": []}, "documents"),
+        (
+            "/rerank",
+            {"model": "rerank-only", "query": "q", "documents": ["a"], "top_n": 0},
+            "top_n",
+        ),
+    ],
+)
+def test_a_bad_body_is_a_400_naming_the_field(served, path, body, param):
+    answer = httpx.post(served.router.base_url + path, json=body, timeout=10)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == param
+    assert not served.upstream.requests
+
+
+def test_a_transcription_without_a_file_or_as_json_is_a_400(served):
+    url = served.router.base_url + "/audio/transcriptions"
+    text_parts = {"model": (None, "transcriptions-only"), "file": (None, "speech.wav")}
+    as_text = httpx.post(url, files=text_parts)
+    assert as_text.status_code == 400 and as_text.json()["error"]["param"] == "file"
+    as_json = httpx.post(url, json={"model": "transcriptions-only"})
+    assert as_json.status_code == 400
+    assert "multipart/form-data" in as_json.json()["error"]["message"]
+    broken = httpx.post(
+        url,
+        content=b"--b\r\nContent-Disposition: form-data; name=model\r\n\r\nx",
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert broken.status_code == 400
+    assert "closing boundary" in broken.json()["error"]["message"]
+    assert not served.upstream.requests
+
+
+def test_models_list_what_each_model_serves(served):
+    models = {m.id: m for m in served.client.models.list()}
+    assert models["images-only"].operations == [  # type: ignore[attr-defined]
+        "chat",
+        "completions",
+        "embeddings",
+        "images",
+        "speech",
+        "transcriptions",
+        "moderations",
+        "rerank",
+    ]
+    one = httpx.get(served.router.base_url + "/models/rerank-only").json()
+    assert "rerank" in one["operations"]
