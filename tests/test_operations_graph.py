@@ -115,7 +115,10 @@ def test_a_breaker_opens_on_a_failing_speech_target_and_the_access_log_says_so(s
     assert all(line["bytes_sent"] == len(AUDIO) for line in lines[-3:])
     assert lines[-1]["provider"] == "steady" and lines[-1]["outcome"] == "answered"
     metrics = httpx.get(router.url + "/metrics").text
-    assert 'llm_router_requests_total{model="voice",status="200",outcome="answered"' in metrics
+    assert (
+        'llm_router_requests_total{model="voice",operation="speech",status="200",outcome="answered"'
+        in metrics
+    )
     assert (
         'llm_router_attempts_total{target="flaky/tts-a",outcome="upstream_server_error"} 2'
         in metrics
