@@ -202,7 +202,7 @@ def _ratios(summaries: dict[str, dict]) -> list[str]:
         return []
     lines = ["", "The router's figures as ratios to the others' in this run (router / other):", ""]
     heads = [summaries[n]["label"] for n in others]
-    lines += ["| figure | llm-router | " + " | ".join(heads) + " |"]
+    lines += ["| figure | llm-switchyard | " + " | ".join(heads) + " |"]
     lines.append("|---" * (len(others) + 2) + "|")
     for title, key in RATIO_FIGURES:
         mine = _m(r, key)
@@ -244,7 +244,7 @@ def markdown(meta: dict, summaries: dict[str, dict]) -> str:
     ]
     rows = checks(summaries)
     if rows:
-        lines += ["", "The issue's targets for llm-router:", "", "| target | measured | met |"]
+        lines += ["", "The issue's targets for llm-switchyard:", "", "| target | measured | met |"]
         lines.append("|---|---|---|")
         for name, value, ok in rows:
             mark = "n/a" if ok is None else ("yes" if ok else "**no**")

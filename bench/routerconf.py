@@ -23,7 +23,7 @@ UPSTREAM_KEY = "sk-bench-upstream"
 ADMIN_KEY = "sk-bench-admin-0123456789abcdef"
 LIMITED_KEY = "sk-bench-limited"  # a key with a small budget, to see limits shared exactly
 MODEL = "bench"
-EXE = str(Path(sys.executable).with_name("llm-router"))
+EXE = str(Path(sys.executable).with_name("llm-switchyard"))
 
 
 CLIENT_KEY_LINE = '  bench: {key: "${BENCH_CLIENT_KEY}", rate_limits: [per-app]}'
@@ -60,7 +60,7 @@ class RouterConfig:
 
     def text(self) -> str:
         lines = [
-            "# llm-router as a user would run it: one OpenAI-compatible provider, a client key",
+            "# llm-switchyard as a user would run it: one OpenAI-compatible provider, a client key",
             "# with a rate-limit policy that never rejects a benchmark request, default logging.",
             "server:",
             "  host: 127.0.0.1",
@@ -103,7 +103,7 @@ class RouterConfig:
 
 @functools.cache
 def server_settings() -> frozenset[str]:
-    """The `server:` settings the installed router knows, from `llm-router schema`."""
+    """The `server:` settings the installed router knows, from `llm-switchyard schema`."""
     done = subprocess.run([EXE, "schema", "--stdout"], capture_output=True, text=True, check=True)
     schema = json.loads(done.stdout)
     server = schema["properties"]["server"]

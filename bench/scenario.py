@@ -29,7 +29,7 @@ FLAT = 1.10  # the issue's "flat within 10%"
 
 @dataclass
 class Router:
-    """A running `llm-router serve`: its process, the Target that loads it, its start-up."""
+    """A running `llm-switchyard serve`: its process, the Target that loads it, its start-up."""
 
     process: subprocess.Popen[bytes]
     target: Target
@@ -53,7 +53,7 @@ def router(
     env: dict[str, str] | None = None,
     timeout: float = 120,
 ) -> Iterator[Router]:
-    """`llm-router serve` with `config` (text), pinned to `cores`, once it answers a real chat
+    """`llm-switchyard serve` with `config` (text), pinned to `cores`, once it answers a real chat
     request with 200; stopped however the block ends."""
     CACHE.mkdir(exist_ok=True)
     path = CACHE / f"{name}.yaml"
@@ -72,8 +72,8 @@ def router(
         ready = measure.first_200(port, CLIENT_KEY, model, started + timeout, process)
         if ready is None:
             tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"llm-router never answered 200 ({log}):\n{tail}")
-        target = Target("router", "llm-router", port, key=CLIENT_KEY, model=model)
+            raise RuntimeError(f"llm-switchyard never answered 200 ({log}):\n{tail}")
+        target = Target("router", "llm-switchyard", port, key=CLIENT_KEY, model=model)
         time.sleep(settle)
         yield Router(process, target, round(ready - started, 3), log)
     finally:

@@ -127,8 +127,8 @@ def build(name: str, port: int, upstream: int) -> Target:
         config = write("router.yaml", RouterConfig(port, upstream).text())
         command = [EXE, "serve", "--config", str(config)]
         api = name.partition("-")[2] or "chat"
-        label = {"chat": "llm-router", "responses": "llm-router, Responses API"}.get(
-            api, "llm-router, Messages API"
+        label = {"chat": "llm-switchyard", "responses": "llm-switchyard, Responses API"}.get(
+            api, "llm-switchyard, Messages API"
         )
         return Target(name, label, port, command, router_env(), api=api)
     if name == "relay":

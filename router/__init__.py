@@ -1,3 +1,3 @@
-"""llm-router: a declarative, OpenAI-compatible LLM router."""
+"""llm-switchyard: a declarative, OpenAI-compatible LLM router."""
 
 __version__ = "0.1.0"

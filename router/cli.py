@@ -1,4 +1,4 @@
-"""`llm-router`: serve, check, explain, usage, schema, plugins."""
+"""`llm-switchyard`: serve, check, explain, usage, schema, plugins."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def schema_json() -> str:
 
     schema = RouterConfig.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "llm-router config"
+    schema["title"] = "llm-switchyard config"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
@@ -146,7 +146,7 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llm-router", description=__doc__)
+    parser = argparse.ArgumentParser(prog="llm-switchyard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the OpenAI API for a config")

@@ -26,7 +26,7 @@ ENTRY_POINT_GROUP = "llm_router"
 @dataclass(frozen=True, slots=True)
 class ProviderPlugin:
     """A registered provider class. Its distribution is looked up when asked (for
-    `llm-router plugins`), not at start-up: reading every installed package's metadata
+    `llm-switchyard plugins`), not at start-up: reading every installed package's metadata
     takes a noticeable part of a second."""
 
     name: str
@@ -110,10 +110,10 @@ def _package_owners() -> Mapping[str, list[str]]:
 # The one place a distribution name is spelled: a hint never guesses a package from a name
 # in a config, since anyone could publish a package under a guessed name.
 KNOWN_PLUGINS: dict[str, str] = {
-    "telkom": "llm-router-telkom",
-    "telnyx": "llm-router-telnyx",
-    "litellm": "llm-router-litellm",
-    "tokligence": "llm-router-tokligence",
+    "telkom": "llm-switchyard-telkom",
+    "telnyx": "llm-switchyard-telnyx",
+    "litellm": "llm-switchyard-litellm",
+    "tokligence": "llm-switchyard-tokligence",
 }
 
 
@@ -123,6 +123,6 @@ def install_hint(plugin: str) -> str:
     if distribution is not None:
         return f"to add it: pip install {distribution}"
     return (
-        "it is not a plugin of this project: check the name (`llm-router plugins` lists the "
+        "it is not a plugin of this project: check the name (`llm-switchyard plugins` lists the "
         "installed ones), or install the package that provides it (docs/writing-a-plugin.md)"
     )

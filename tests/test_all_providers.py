@@ -4,7 +4,7 @@ Each provider's base URL points at one fake upstream (under its own path) that a
 way that vendor does: Telkom's gateway is over its quota, Telnyx is down, the LiteLLM proxy
 refuses the router's key, and the Tokligence gateway answers: for chat completions, and
 for the Responses and Messages APIs (which the four speak through the router's translation
-to chat completions), streamed and not. Each test has a fresh `llm-router serve`, so that
+to chat completions), streamed and not. Each test has a fresh `llm-switchyard serve`, so that
 no target is still cooling down or its breaker open from another test.
 """
 

@@ -46,7 +46,7 @@ def test_quick_run_measures_router_and_direct(tmp_path):
     assert router["rss_idle_mb"] > 10
     assert router["added_p50_c1"] is not None
     table = out.with_suffix(".md").read_text()
-    assert "| llm-router |" in table and "| direct to the upstream |" in table
+    assert "| llm-switchyard |" in table and "| direct to the upstream |" in table
     # The Responses and Messages rows: the same router, their own requests and streams, and
     # their CPU per request and per stream against chat completions' in the same run.
     for name, api in (("router-responses", "Responses"), ("router-messages", "Messages")):
@@ -54,7 +54,7 @@ def test_quick_run_measures_router_and_direct(tmp_path):
         assert summary["errors"] == 0 and summary["failures"] == []
         assert summary["rps_c64"]["median"] > 0 and summary["streams_c16"]["median"] > 0
         assert summary["ttft_c1"]["median"] > 0
-        assert f"| llm-router, {api} API |" in table
+        assert f"| llm-switchyard, {api} API |" in table
         checked = {row[0]: row[1] for row in data["checks"]}
         assert checked[f"{api} API CPU/request c=64 <= 1.3x chat's"].endswith("x")
         assert checked[f"{api} API CPU/stream c=16 <= 1.3x chat's"].endswith("x")

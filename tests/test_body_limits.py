@@ -1,4 +1,4 @@
-"""Request bodies through `llm-router serve`: a body that trickles, stalls or never ends is
+"""Request bodies through `llm-switchyard serve`: a body that trickles, stalls or never ends is
 cut at its limit with 408 or 413 and the connection closed; a body nested too deep is a 400
 naming the limit. Slow clients are raw sockets (`router.testing.raw`)."""
 
@@ -45,7 +45,7 @@ LATE = TICK + 1.0  # (a limit is checked every TICK; a loaded machine may take l
 
 
 def start_router(tmp_path: Path, upstream: str, access_log: bool = True) -> RouterProcess:
-    """`llm-router serve` with short limits (stderr is read when it stops: without the
+    """`llm-switchyard serve` with short limits (stderr is read when it stops: without the
     access log when it serves many requests, lest a full pipe block it)."""
     path = tmp_path / "router.yaml"
     path.write_text(CONFIG.format(upstream=upstream))

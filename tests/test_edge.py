@@ -1,4 +1,4 @@
-"""The HTTP edge of `llm-router serve`: clients that send their headers too slowly or too
+"""The HTTP edge of `llm-switchyard serve`: clients that send their headers too slowly or too
 large, or open too many connections, are dropped at their limits, answered where an answer
 is possible, counted and logged, and other clients do not notice. Slow clients are raw
 sockets (`router.testing.raw`); the normal client is the openai SDK. Body limits are in
@@ -56,7 +56,7 @@ LATE = TICK + 1.0
 def start_router(
     tmp_path: Path, upstream: str, max_connections: int = 600, args=(), access_log: bool = True
 ) -> RouterProcess:
-    """`llm-router serve` with short limits. (Its stderr is read when it stops: a test that
+    """`llm-switchyard serve` with short limits. (Its stderr is read when it stops: a test that
     sends many requests turns the access log off, lest a full pipe block the router.)"""
     path = tmp_path / "router.yaml"
     path.write_text(CONFIG.format(max_connections=max_connections, upstream=upstream))

@@ -1,4 +1,4 @@
-"""`llm-router explain`: rate-limit policies, request headers per key, and the fallback order."""
+"""`llm-switchyard explain`: rate-limit policies, request headers per key, the fallback order."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Images, speech, transcriptions, moderations and rerank through `llm-router serve`, with the
+"""Images, speech, transcriptions, moderations and rerank through `llm-switchyard serve`, with the
 official `openai` SDK (an HTTP client for rerank, which the SDK lacks) and fake OpenAI
 upstreams: each operation answers, fails over from a provider that answers 429 to another,
 and passes on a 429's `Retry-After` when no target is left."""

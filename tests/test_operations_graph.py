@@ -1,5 +1,5 @@
 """Speech and transcriptions go through the whole routing graph like chat, through
-`llm-router serve`: a key's allow-list, header rules both ways (an upload included),
+`llm-switchyard serve`: a key's allow-list, header rules both ways (an upload included),
 circuit breakers, the access log, metrics and traces."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a model's targets do not serve: Telkom serves chat only and Telnyx chat and embeddings,
 so images, speech, transcriptions, moderations and rerank for their models are a 400 naming
-the model and the operation, through `llm-router serve`, before anything reaches an
-upstream (an upload included); `llm-router explain` says what each model and target serve."""
+the model and the operation, through `llm-switchyard serve`, before anything reaches an
+upstream (an upload included); `llm-switchyard explain` says what each model and target serve."""
 
 from __future__ import annotations
 

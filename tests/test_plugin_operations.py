@@ -1,4 +1,4 @@
-"""A plugin adds an operation of its own, and `llm-router serve` serves it like the built-in
+"""A plugin adds an operation of its own, and `llm-switchyard serve` serves it like the built-in
 ones: its POST path, routed by model, checked, limited in its own unit, listed by
 `/v1/models`, and refused with a 400 naming the model and the operation where no target
 serves it. The plugin is installed the way users install one, through an entry point
@@ -45,7 +45,7 @@ def _install_plugin(site: Path) -> dict[str, str]:
     info = site / "llm_router_widgets-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: llm-router-widgets\nVersion: 0.1\n"
+        "Metadata-Version: 2.1\nName: llm-switchyard-widgets\nVersion: 0.1\n"
     )
     (info / "entry_points.txt").write_text("[llm_router]\nwidgets = llm_router_widgets\n")
     path = [str(site), str(PLUGIN_SOURCE), os.environ.get("PYTHONPATH", "")]

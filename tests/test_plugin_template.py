@@ -16,7 +16,7 @@ TEMPLATE = Path(__file__).resolve().parents[1] / "plugins" / "_template"
 
 def make_plugin(destination: Path, name: str) -> Path:
     """What docs/writing-a-plugin.md tells an author to do, done by a script."""
-    folder = destination / f"llm-router-{name}"
+    folder = destination / f"llm-switchyard-{name}"
     shutil.copytree(TEMPLATE, folder)
     (folder / "llm_router_example").rename(folder / f"llm_router_{name}")
     for path in folder.rglob("*"):
@@ -74,7 +74,7 @@ models:
         env={**os.environ, **env},
         timeout=60,
     )
-    assert "acme\tllm-router-acme 0.1.0" in listed.stdout
+    assert "acme\tllm-switchyard-acme 0.1.0" in listed.stdout
     with RouterProcess(config, env=env) as router:
         client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
         reply = client.chat.completions.create(

@@ -115,7 +115,9 @@ def _install(site: Path) -> dict[str, str]:
     on PYTHONPATH, beside its module); the environment that sees it."""
     info = site / "llm_router_shout-0.3.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: llm-router-shout\nVersion: 0.3\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: llm-switchyard-shout\nVersion: 0.3\n"
+    )
     (info / "entry_points.txt").write_text("[llm_router]\nshout = llm_router_shout\n")
     path = [str(site), str(SHOUT_SOURCE), os.environ.get("PYTHONPATH", "")]
     return {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
@@ -143,11 +145,11 @@ def test_tracing_shows_the_hook_calls(tmp_path):
     """`LLM_ROUTER_TRACE_PLUGINS=1` prints the hook calls pluggy makes; and a plugin's
     distribution is the one its entry point came from."""
     env = {**os.environ, **_install(tmp_path / "site"), "LLM_ROUTER_TRACE_PLUGINS": "1"}
-    script = Path(sys.executable).with_name("llm-router")
+    script = Path(sys.executable).with_name("llm-switchyard")
     listed = subprocess.run(
         [str(script), "plugins"], capture_output=True, text=True, env=env, timeout=60
     )
     assert listed.returncode == 0, listed.stderr
     assert "register_providers [hook]" in listed.stdout
     assert "finish register_providers" in listed.stdout
-    assert "shout\tllm-router-shout 0.3" in listed.stdout
+    assert "shout\tllm-switchyard-shout 0.3" in listed.stdout

@@ -1,4 +1,4 @@
-"""The README's promise: `llm-router serve` with the quickstart answers the openai SDK."""
+"""The README's promise: `llm-switchyard serve` with the quickstart answers the openai SDK."""
 
 import base64
 import io
@@ -121,3 +121,16 @@ def test_quickstart_serves_every_operation_offline(tmp_path, request):
             spec.validate("CreateModerationResponse", orjson.loads(moderated.content))
             spec.validate("CreateTranscriptionResponseVerboseJson", orjson.loads(verbose.content))
             spec.validate("ListModelsResponse", orjson.loads(listed.content))
+
+
+def test_the_working_name_remains_an_alias_of_the_command():
+    """The README: `llm-router`, the working name, remains as an alias of `llm-switchyard`."""
+    router = RouterProcess(QUICKSTART)
+    assert Path(router.command[0]).name == "llm-switchyard"
+    router.command[0] = str(Path(router.command[0]).with_name("llm-router"))
+    with router:
+        client = openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        reply = client.chat.completions.create(
+            model="demo", messages=[{"role": "user", "content": "Hello!"}]
+        )
+        assert reply.choices[0].message.content

@@ -1,4 +1,4 @@
-"""Hot reload of a router started as users start it, with `llm-router serve --config PATH`:
+"""Hot reload of a router started as users start it, with `llm-switchyard serve --config PATH`:
 ConfigMap updates, reloads that fail for reasons other than the file, and settings that only
 a restart applies."""
 
@@ -261,7 +261,7 @@ def install_exploding_plugin(site: Path) -> dict[str, str]:
     info.mkdir(parents=True)
     (site / "llm_router_exploding.py").write_text(EXPLODING_PLUGIN)
     (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: llm-router-exploding\nVersion: 0.1\n"
+        "Metadata-Version: 2.1\nName: llm-switchyard-exploding\nVersion: 0.1\n"
     )
     (info / "entry_points.txt").write_text("[llm_router]\nexploding = llm_router_exploding\n")
     return {"PYTHONPATH": str(site)}

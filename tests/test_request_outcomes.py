@@ -66,7 +66,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> 
 
 
 class Served:
-    """`llm-router serve`, its access log read as it is written, its metrics read by scrape."""
+    """`llm-switchyard serve`, its access log read as it is written, its metrics read by scrape."""
 
     def __init__(self, router: RouterProcess) -> None:
         self.router = router

@@ -79,7 +79,7 @@ def _until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> N
 
 
 def test_least_busy_counts_a_stream_until_it_ends(fake_upstream, tmp_path: Path):
-    """Through `llm-router serve`: long streams on a send new requests to b; once they
+    """Through `llm-switchyard serve`: long streams on a send new requests to b; once they
     end (read to the end, or left by the client), both targets are idle again."""
     fake_upstream.set_default(A, _answers("a"))
     fake_upstream.set_default(B, _answers("b"))

@@ -1,4 +1,4 @@
-"""Failure steps and breakers in the config, `llm-router explain`, and the strategies."""
+"""Failure steps and breakers in the config, `llm-switchyard explain`, and the strategies."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A bug in a provider plugin is contained: the attempt fails as a malformed answer (the
 request moves on to the next target), a stream ends with an error event or is continued,
-and the bug is logged once with its traceback and counted. Through `llm-router serve`,
+and the bug is logged once with its traceback and counted. Through `llm-switchyard serve`,
 with a plugin installed the way users install one (an entry point), whose code raises
 plain Python exceptions on purpose (tests/buggy_plugin)."""
 
@@ -75,7 +75,9 @@ def _install_plugin(site: Path) -> dict[str, str]:
     on PYTHONPATH, next to its module. Returns the environment that sees it."""
     info = site / "llm_router_buggy-0.1.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: llm-router-buggy\nVersion: 0.1\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: llm-switchyard-buggy\nVersion: 0.1\n"
+    )
     (info / "entry_points.txt").write_text("[llm_router]\nbuggy = llm_router_buggy\n")
     path = [str(site), str(PLUGIN_SOURCE), os.environ.get("PYTHONPATH", "")]
     return {"PYTHONPATH": os.pathsep.join(p for p in path if p)}

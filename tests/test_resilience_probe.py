@@ -142,7 +142,7 @@ def test_probe_refused_by_the_quota_is_released(fake_upstream, router_server, on
 def test_probe_left_by_its_client_while_waiting_for_quota_is_released(
     fake_upstream, tmp_path: Path
 ):
-    """Through `llm-router serve`: the client gives up while its request waits in line."""
+    """Through `llm-switchyard serve`: the client gives up while its request waits in line."""
     quota = ONE_AT_A_TIME.format(on_limit="wait", max_wait=30)
     path = tmp_path / "router.yaml"
     path.write_text(CONFIG.format(admin=ADMIN, backend="", quota=quota, url=fake_upstream.url))

@@ -1,4 +1,4 @@
-"""Secrets through `llm-router serve` and `llm-router explain`: an upstream that echoes the
+"""Secrets through `llm-switchyard serve` and `llm-switchyard explain`: an upstream that echoes the
 key, a fragment of it or its sha256 (answer or mid-stream), and `${ENV}` header values."""
 
 from __future__ import annotations

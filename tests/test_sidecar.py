@@ -222,7 +222,7 @@ def test_deployment_files_parse() -> None:
     assert {"ConfigMap", "Pod"} <= kinds
     pod = next(doc for doc in documents if doc["kind"] == "Pod")
     names = [c["name"] for c in pod["spec"]["containers"]]
-    assert "llm-router" in names and len(names) >= 2
+    assert "llm-switchyard" in names and len(names) >= 2
     config_map = next(doc for doc in documents if doc["kind"] == "ConfigMap")
     from router.config.loader import load_config_text
 

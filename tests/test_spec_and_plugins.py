@@ -43,13 +43,13 @@ def test_every_hook_is_documented():
 def test_builtin_providers_register_like_plugins():
     plugins = provider_plugins()
     assert {"openai", "mock"} <= set(plugins)
-    assert plugins["mock"].distribution == "llm-router"
+    assert plugins["mock"].distribution == "llm-switchyard"
 
 
 def test_plugins_command_lists_names_and_versions(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "mock\tllm-router " in out and "openai\tllm-router " in out
+    assert "mock\tllm-switchyard " in out and "openai\tllm-switchyard " in out
 
 
 MISSING_PLUGIN = """
@@ -67,7 +67,7 @@ def test_an_unknown_plugin_gets_no_package_suggestion(tmp_path, capsys):
     assert "plugin 'acme' is not installed; it is not a plugin of this project" in err
     assert "docs/writing-a-plugin.md" in err
     assert "pip install" not in err
-    assert "llm-router-acme" not in err
+    assert "llm-switchyard-acme" not in err
 
 
 def test_a_known_plugin_that_is_not_installed_names_its_package(tmp_path, capsys, monkeypatch):
@@ -75,7 +75,7 @@ def test_a_known_plugin_that_is_not_installed_names_its_package(tmp_path, capsys
     monkeypatch.setattr("router.graph.providers.provider_plugins", lambda: installed)
     (tmp_path / "router.yaml").write_text(MISSING_PLUGIN % "telnyx")
     assert main(["check", str(tmp_path / "router.yaml")]) == 1
-    assert "plugin 'telnyx' is not installed; to add it: pip install llm-router-telnyx" in (
+    assert "plugin 'telnyx' is not installed; to add it: pip install llm-switchyard-telnyx" in (
         capsys.readouterr().err
     )
     # a typo of a known plugin that is not installed is pointed at it
@@ -103,7 +103,7 @@ def test_distribution_names_are_spelled_in_one_table():
 def test_schema_command_writes_the_schema(tmp_path, capsys):
     out = tmp_path / "s.json"
     assert main(["schema", "--output", str(out)]) == 0
-    assert '"title": "llm-router config"' in out.read_text()
+    assert '"title": "llm-switchyard config"' in out.read_text()
 
 
 def test_console_script_runs():

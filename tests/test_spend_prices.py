@@ -163,4 +163,4 @@ def test_a_postgresql_ledger_without_asyncpg_is_a_config_error(tmp_path, monkeyp
     with pytest.raises(ConfigError) as failed:
         load_graph(path)
     assert "spend.ledger.url" in str(failed.value)
-    assert "pip install 'llm-router[postgres]'" in str(failed.value)
+    assert "pip install 'llm-switchyard[postgres]'" in str(failed.value)

@@ -1,4 +1,4 @@
-"""Audio uploads through `llm-router serve`: a 50 MB file is transcribed while the router's
+"""Audio uploads through `llm-switchyard serve`: a 50 MB file is transcribed while the router's
 memory stays flat (the file is spooled to a temporary file as it arrives, and read from it
 as it is sent on), the per-operation body limit answers 413, and no upload outlives its
 request."""

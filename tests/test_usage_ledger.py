@@ -1,6 +1,6 @@
-"""The usage ledger through `llm-router serve`, in SQLite (no setup) and in PostgreSQL: one
+"""The usage ledger through `llm-switchyard serve`, in SQLite (no setup) and in PostgreSQL: one
 row per request whatever happened to it, costs from the targets' prices, and reports from
-`llm-router usage` and `GET /admin/usage` whose totals equal the rows'."""
+`llm-switchyard usage` and `GET /admin/usage` whose totals equal the rows'."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def pg_database() -> Iterator[str]:
 
 
 def usage_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """`llm-router usage ...`, as a user runs it (the config's `${LEDGER_ADMIN_KEY}` set)."""
+    """`llm-switchyard usage ...`, as a user runs it (the config's `${LEDGER_ADMIN_KEY}` set)."""
     env = {**os.environ, "LEDGER_ADMIN_KEY": ADMIN_KEY}
     return subprocess.run(
         [cli_command(), "usage", *args], capture_output=True, text=True, timeout=60, env=env
@@ -277,7 +277,7 @@ def test_one_row_per_request_with_its_cost_and_reports_that_add_up(served: Serve
     assert by_id["led-unknown"]["attempts"] == 0
     assert by_id["led-json"]["latency_ms"] > 0
 
-    # `llm-router usage`: the same rows, grouped; totals equal the rows'.
+    # `llm-switchyard usage`: the same rows, grouped; totals equal the rows'.
     done = usage_cli(
         "--config", str(served.config), "--since", "1h", "--by", "key,model", "--format", "json",
     )  # fmt: skip
@@ -369,9 +369,9 @@ def test_a_ledger_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     done = usage_cli("--ledger", f"sqlite:///{path}")
     assert done.returncode == 1
-    assert "schema is version 2, newer than this llm-router's (1)" in done.stderr
+    assert "schema is version 2, newer than this llm-switchyard's (1)" in done.stderr
     store = SqliteStore(str(path), 1.0)  # and the writer's store will not write to it
-    with pytest.raises(LedgerError, match="upgrade llm-router"):
+    with pytest.raises(LedgerError, match="upgrade llm-switchyard"):
         asyncio.run(store.open())
     asyncio.run(store.close())
 
@@ -430,6 +430,6 @@ def test_the_image_gives_the_default_ledger_a_writable_working_directory() -> No
     """`spend.ledger: {}` writes to the working directory: in the image, the router's own."""
     lines = (Path(__file__).resolve().parents[1] / "Dockerfile").read_text().splitlines()
     user = lines.index("USER 10001")
-    assert "WORKDIR /var/lib/llm-router" in lines[user:]
-    assert any("chown 10001 /var/lib/llm-router" in line for line in lines[:user])
+    assert "WORKDIR /var/lib/llm-switchyard" in lines[user:]
+    assert any("chown 10001 /var/lib/llm-switchyard" in line for line in lines[:user])
     assert any('pip install ".[otlp,postgres]"' in line for line in lines[:user])

@@ -1,4 +1,4 @@
-"""`llm-router serve` with several worker processes and rate limits.
+"""`llm-switchyard serve` with several worker processes and rate limits.
 
 In memory each worker would keep its own counters and admit N times every budget, so more
 than one worker with rate limits needs the Redis backend: without it, `serve` exits before

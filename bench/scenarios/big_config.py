@@ -1,7 +1,7 @@
 """Big configs: from the usual one model, one provider and one key up to 1,000 models, 200
 providers and 10,000 client keys (half of them as sha256 digests).
 
-Per size: the wall time of `llm-router check` (load, validate and compile, plus the CLI's own
+Per size: the wall time of `llm-switchyard check` (load, validate and compile, plus the CLI's own
 start-up, which the smallest size shows), the served router's start-up and idle RSS, its CPU
 per request at c=64 with wrk cycling over 200 keys and models spread through the config (the
 figure that must not grow: authentication and allow-lists cost the same with 1 key or
@@ -42,7 +42,7 @@ def _check_seconds(path: str, env: dict[str, str], repeat: int) -> list[float]:
         )
         times.append(time.perf_counter() - started)
         if done.returncode != 0:
-            raise RuntimeError(f"llm-router check {path} failed:\n{done.stderr[-2000:]}")
+            raise RuntimeError(f"llm-switchyard check {path} failed:\n{done.stderr[-2000:]}")
     return times
 
 

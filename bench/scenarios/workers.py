@@ -1,4 +1,4 @@
-"""More cores: `llm-router serve --workers N` sharing its rate limits through Redis.
+"""More cores: `llm-switchyard serve --workers N` sharing its rate limits through Redis.
 
 For 1 and 2 workers: requests/s at c=64, the router's CPU per request (all its processes), and
 what each request costs Redis, read from a Redis server of the benchmark's own (so that no one

@@ -1,7 +1,7 @@
 """Warnings: configs that are valid but almost surely wrong.
 
-`llm-router check` prints them and `serve` logs them, at start-up and on each reload; with
-`llm-router check --strict` or `server.strict_config: true` each one is an error. They are
+`llm-switchyard check` prints them and `serve` logs them, at start-up and on each reload; with
+`llm-switchyard check --strict` or `server.strict_config: true` each one is an error. They are
 looked for once a config has no errors, since a config with errors is checked only in part.
 """
 

@@ -313,7 +313,7 @@ class ModelConfig(Strict):
         "with an error event; `continue` asks another target whose provider supports it to "
         "continue the answer, and ends with the original error if none can.",
     )
-    description: str | None = Field(None, description="Free text, shown by `llm-router check`.")
+    description: str | None = Field(None, description="Free text, shown by `llm-switchyard check`.")
     rate_limits: list[str] = Field(
         default_factory=list, description="Policies for this public model (its own budget)."
     )

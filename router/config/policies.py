@@ -74,7 +74,7 @@ class RateLimitBackendConfig(_Strict):
     url: str | None = Field(
         None,
         description="`redis://host:port/db` (or `rediss://`) to share budgets across replicas; "
-        "unset keeps counters in memory (one process, exact). Needs `llm-router[redis]`.",
+        "unset keeps counters in memory (one process, exact). Needs `llm-switchyard[redis]`.",
     )
     on_error: Literal["open", "closed"] = Field(
         "open",
@@ -82,7 +82,7 @@ class RateLimitBackendConfig(_Strict):
         "with 503. Either way a warning is logged and counted; Redis is retried by itself.",
     )
     key_prefix: str = Field(
-        "llm-router",
+        "llm-switchyard",
         min_length=1,
         max_length=100,
         pattern=r"^[A-Za-z0-9_.:{}\-]+$",

@@ -17,7 +17,7 @@ from pydantic_core import PydanticUndefined
 
 from router.config.models import RouterConfig
 
-BEGIN = "<!-- BEGIN GENERATED REFERENCE: llm-router docs -->"
+BEGIN = "<!-- BEGIN GENERATED REFERENCE: llm-switchyard docs -->"
 END = "<!-- END GENERATED REFERENCE -->"
 
 

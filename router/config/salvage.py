@@ -1,6 +1,6 @@
 """What validates of an invalid config, so that its references can still be checked.
 
-pydantic rejects a config as a whole, but `llm-router check` should list every problem in
+pydantic rejects a config as a whole, but `llm-switchyard check` should list every problem in
 one run: an unknown plugin or fallback must not wait until a typo elsewhere is fixed. So
 each entry (the server block, a provider, a model, a key, a policy, a header rule) is
 validated on its own. An invalid entry keeps its valid keys when that is enough to validate

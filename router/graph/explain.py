@@ -1,4 +1,4 @@
-"""`llm-router explain`: the route a request for one model would take, in plain text.
+"""`llm-switchyard explain`: the route a request for one model would take, in plain text.
 
 Reads the compiled graph only, so what it prints is what the router does: targets in
 strategy order, retries and deadline, failure steps, fallbacks, timeouts, breakers, the
@@ -231,7 +231,7 @@ def _fallbacks(graph: RoutingGraph, route: Route, client: ClientKey | None) -> l
 
 
 def explain(graph: RoutingGraph, model: str, key: str | None = None) -> str:
-    """The text `llm-router explain` prints for `model` (a KeyError names unknown models);
+    """The text `llm-switchyard explain` prints for `model` (a KeyError names unknown models);
     `key` names the client key whose fallbacks and request headers are shown (default: the
     configured fallbacks, and the request headers of the first key allowed)."""
     route = graph.routes[model]

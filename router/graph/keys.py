@@ -26,7 +26,7 @@ def model_object(name: str, created: int, route: Route | None) -> dict[str, Any]
         "id": name,
         "object": "model",
         "created": created,
-        "owned_by": "llm-router",
+        "owned_by": "llm-switchyard",
         "operations": ops,
     }
 

@@ -89,7 +89,7 @@ def resolve_timeouts(
 ) -> tuple[Timeouts, dict[str, str]]:
     """A target's effective timeouts, per field: its own, else its model's, else its
     provider's (`connect` is always the provider's); and where each value came from
-    (`target`, `model`, `provider` or `default`), for `llm-router explain`."""
+    (`target`, `model`, `provider` or `default`), for `llm-switchyard explain`."""
     values: dict[str, float] = {"connect": provider.connect}
     origins = {"connect": "provider" if "connect" in provider.model_fields_set else "default"}
     for name in _OVERRIDABLE:

@@ -172,7 +172,7 @@ def prepare_request(
 def explain_request_headers(
     graph: RoutingGraph, model: str, key: str = "anonymous"
 ) -> dict[str, dict[str, str]]:
-    """For `llm-router explain`: per target of `model`, the headers a request would send,
+    """For `llm-switchyard explain`: per target of `model`, the headers a request would send,
     with credentials, values from `${ENV}` and configured secrets masked, and
     `{request_id}` left as a marker."""
     route = graph.routes[model]

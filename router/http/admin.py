@@ -111,7 +111,7 @@ async def admin_reload(request: Request) -> Response:
 
 
 async def admin_usage(request: Request) -> Response:
-    """`?since=7d&until=...&by=key,model`, as `llm-router usage` takes them."""
+    """`?since=7d&until=...&by=key,model`, as `llm-switchyard usage` takes them."""
     log = logs.get_logger("router.ledger")
     try:
         state = require_admin(request)

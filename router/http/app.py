@@ -3,7 +3,7 @@ in front of the routing graph, as a Starlette app.
 
 The app is plain Starlette: its middleware (server errors, the drain, exceptions, and any a
 user adds) runs for every request; `ApiRouter` at the bottom dispatches the API's POST paths
-by dictionary. `create_app_from_env` is what `llm-router serve` runs.
+by dictionary. `create_app_from_env` is what `llm-switchyard serve` runs.
 """
 
 from __future__ import annotations

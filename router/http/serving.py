@@ -1,6 +1,6 @@
 """The uvicorn settings the router serves with, in one place.
 
-`llm-router serve` and the test server both take them from here, so that tests run the
+`llm-switchyard serve` and the test server both take them from here, so that tests run the
 same event loop (uvloop), HTTP parser (httptools) and server options as production.
 """
 

@@ -75,7 +75,8 @@ class Limiter:
                 from router.limits.redis_backend import RedisBackend
             except ImportError as exc:  # pragma: no cover - depends on the installed extras
                 raise RuntimeError(
-                    "rate_limit_backend.url needs Redis support: pip install 'llm-router[redis]'"
+                    "rate_limit_backend.url needs Redis support: "
+                    "pip install 'llm-switchyard[redis]'"
                 ) from exc
             redis = RedisBackend(config.url, config.key_prefix, config.timeout)
             self.backend = redis

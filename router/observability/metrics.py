@@ -3,7 +3,7 @@
 The hot path pays a dict update per instrument (well under a microsecond); recording into
 OpenTelemetry SDK instruments costs about 8 us each, so they are fed only when an OTLP
 endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT` or `..._METRICS_ENDPOINT`, with
-`llm-router[otlp]` installed). `/metrics` renders the Prometheus text format itself: no
+`llm-switchyard[otlp]` installed). `/metrics` renders the Prometheus text format itself: no
 extra dependency.
 """
 
@@ -41,10 +41,10 @@ def _otlp_meter() -> Any:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
     except ImportError:
-        log.warning("otlp_exporter_missing", hint="pip install 'llm-router[otlp]'")
+        log.warning("otlp_exporter_missing", hint="pip install 'llm-switchyard[otlp]'")
         return None
     reader = PeriodicExportingMetricReader(OTLPMetricExporter())
-    resource = Resource.create({"service.name": "llm-router"})
+    resource = Resource.create({"service.name": "llm-switchyard"})
     return MeterProvider(metric_readers=[reader], resource=resource).get_meter("llm_router")
 
 

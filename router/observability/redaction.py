@@ -10,7 +10,7 @@ success body is the model's own words and is never scanned.
 Only values of at least `MIN_FREE_TEXT` characters are searched for in free text: a shorter
 value (an environment variable holding `1` or `eu`) would mask every occurrence of a common
 string; such values are masked only in the config fields that hold them (admin output,
-`llm-router explain`).
+`llm-switchyard explain`).
 
 The helpers at the end give reprs that show no credential, for the objects plugins are handed.
 """

@@ -51,7 +51,7 @@ def configure(exporter: SpanExporter | None = None, batch: bool = True) -> None:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     _propagator = TraceContextTextMapPropagator()
-    provider = TracerProvider(resource=Resource.create({"service.name": "llm-router"}))
+    provider = TracerProvider(resource=Resource.create({"service.name": "llm-switchyard"}))
     processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
     provider.add_span_processor(processor)
     _tracer = provider.get_tracer("llm_router")
@@ -68,7 +68,7 @@ def _otlp_exporter() -> SpanExporter | None:
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
-        log.warning("otlp_exporter_missing", hint="pip install 'llm-router[otlp]'")
+        log.warning("otlp_exporter_missing", hint="pip install 'llm-switchyard[otlp]'")
         return None
     return OTLPSpanExporter()
 

@@ -52,7 +52,7 @@ def fallback_chain(
     """`first`, then its fallbacks and theirs, breadth first, each once: the routes a request
     for `first` may walk, in order; with `key`, without the models that key may not use (a
     fallback it may not use is skipped, never tried). Dispatch, stream continuation and
-    `llm-router explain` all read this one order, so what `explain` prints is what a request
+    `llm-switchyard explain` all read this one order, so what `explain` prints is what a request
     does. Walked once per graph and allow-list, when the graph is compiled."""
     if key is None:
         chain = graph.chains.get(first.name)

@@ -8,5 +8,5 @@
 - `stores`, `sqlite_store`, `postgres_store`: where rows go: SQLite (the default) or
   PostgreSQL.
 - `report`: totals grouped by key, model, provider, ...; served by `cli`
-  (`llm-router usage`) and `admin` (`GET /admin/usage`).
+  (`llm-switchyard usage`) and `admin` (`GET /admin/usage`).
 """

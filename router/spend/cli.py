@@ -1,4 +1,4 @@
-"""`llm-router usage`: the usage report in a terminal, as CSV or as JSON."""
+"""`llm-switchyard usage`: the usage report in a terminal, as CSV or as JSON."""
 
 from __future__ import annotations
 

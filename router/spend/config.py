@@ -31,7 +31,7 @@ class PriceConfig(_Strict):
     )
 
 
-DEFAULT_LEDGER_URL = "sqlite:///llm-router-usage.db"
+DEFAULT_LEDGER_URL = "sqlite:///llm-switchyard-usage.db"
 
 
 class LedgerConfig(_Strict):
@@ -42,7 +42,7 @@ class LedgerConfig(_Strict):
         description="`sqlite:///relative/path.db` or `sqlite:////absolute/path.db` (a file, "
         "created with its folder if missing; the default is relative to the working "
         "directory), or `postgresql://user:pass@host:5432/db` for many replicas (needs "
-        "`llm-router[postgres]`).",
+        "`llm-switchyard[postgres]`).",
     )
     batch_size: int = Field(
         500, ge=1, le=100_000, description="Rows written per database round trip, at most."
@@ -81,7 +81,7 @@ class LedgerConfig(_Strict):
         if value.startswith(("postgresql://", "postgres://")):
             if importlib.util.find_spec("asyncpg") is None:
                 raise ValueError(
-                    "a PostgreSQL ledger needs asyncpg: pip install 'llm-router[postgres]'"
+                    "a PostgreSQL ledger needs asyncpg: pip install 'llm-switchyard[postgres]'"
                 )
             return value
         raise ValueError("must start with sqlite:/// or postgresql://")

@@ -130,7 +130,8 @@ class Ledger:
         rows_dropped.add(0)  # the series exists from the start, for alerts on its rate
         rows_written.add(0)
         queue_depth.sources.append(self._source)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="llm-router-ledger")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="llm-switchyard-ledger")
 
     async def _run(self) -> None:
         backoff = BACKOFF_FIRST

@@ -81,7 +81,7 @@ def _asyncpg() -> Any:
         import asyncpg
     except ImportError:
         raise LedgerError(
-            "a PostgreSQL ledger needs asyncpg: pip install 'llm-router[postgres]'"
+            "a PostgreSQL ledger needs asyncpg: pip install 'llm-switchyard[postgres]'"
         ) from None
     return asyncpg
 
@@ -152,9 +152,9 @@ async def _check_version(conn: Any, timeout: float) -> None:
     try:
         found = await conn.fetchval(f"SELECT max(version) FROM {VERSION_TABLE}", timeout=timeout)
     except asyncpg.UndefinedTableError:
-        raise LedgerError("this database holds no llm-router ledger") from None
+        raise LedgerError("this database holds no llm-switchyard ledger") from None
     if found is not None and found > SCHEMA_VERSION:
         raise LedgerError(
-            f"the ledger's schema is version {found}, newer than this llm-router's "
-            f"({SCHEMA_VERSION}): upgrade llm-router"
+            f"the ledger's schema is version {found}, newer than this llm-switchyard's "
+            f"({SCHEMA_VERSION}): upgrade llm-switchyard"
         )

@@ -1,6 +1,6 @@
 """Usage reports from the ledger: requests, tokens and cost per group, and their totals.
 
-One function serves `llm-router usage` and `GET /admin/usage`. The database sums each group
+One function serves `llm-switchyard usage` and `GET /admin/usage`. The database sums each group
 (a million rows never cross the wire); the totals are the sum of the groups, so they equal
 the rows'. Costs are summed in whole nanos and shown in the ledger's currency.
 """

@@ -62,7 +62,7 @@ class SqliteStore:
         self.timeout = timeout
         self._conn: sqlite3.Connection | None = None
         # One thread, so the connection is only ever used by the thread that opened it.
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="llm-router-ledger")
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="llm-switchyard-ledger")
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
@@ -136,9 +136,9 @@ def _check_version(conn: sqlite3.Connection) -> None:
     try:
         found = conn.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
     except sqlite3.OperationalError:
-        raise LedgerError("this SQLite file holds no llm-router ledger") from None
+        raise LedgerError("this SQLite file holds no llm-switchyard ledger") from None
     if found and found[0] is not None and found[0] > SCHEMA_VERSION:
         raise LedgerError(
-            f"the ledger's schema is version {found[0]}, newer than this llm-router's "
-            f"({SCHEMA_VERSION}): upgrade llm-router"
+            f"the ledger's schema is version {found[0]}, newer than this llm-switchyard's "
+            f"({SCHEMA_VERSION}): upgrade llm-switchyard"
         )

@@ -97,15 +97,15 @@ class RouterServer:
 
 
 def cli_command() -> str:
-    """The `llm-router` console script installed beside this Python: what users run."""
-    script = Path(sys.executable).with_name("llm-router")
+    """The `llm-switchyard` console script installed beside this Python: what users run."""
+    script = Path(sys.executable).with_name("llm-switchyard")
     if not script.exists():
         raise RuntimeError(f"{script} is missing: install the project (pip install -e .)")
     return str(script)
 
 
 class RouterProcess:
-    """`llm-router serve` as its own process, for tests of the CLI, signals and replicas."""
+    """`llm-switchyard serve` as its own process, for tests of the CLI, signals and replicas."""
 
     def __init__(
         self,

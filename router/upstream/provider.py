@@ -217,14 +217,14 @@ class Provider:
 
     def auth_headers(self) -> dict[str, str]:
         """The credential header(s), and only those: the core never lets a client or a header
-        rule touch them, and `llm-router explain` masks them."""
+        rule touch them, and `llm-switchyard explain` masks them."""
         key = self.config.api_key
         return {"authorization": f"Bearer {key}"} if key else {}
 
     def extra_headers(self) -> dict[str, str]:
         """Headers the upstream needs that are not credentials (a region, an API version).
         The config's `headers` may replace them, header rules may rewrite them, and
-        `llm-router explain` shows them."""
+        `llm-switchyard explain` shows them."""
         return {}
 
     def transform_request(self, op: Operation, body: dict[str, Any], model: str) -> dict[str, Any]:

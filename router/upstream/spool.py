@@ -53,7 +53,7 @@ class Upload:
                 return
             # Unbuffered, so that what was written is what a positional read sees; closed by
             # `close`, not a `with` block: it outlives this call.
-            self._file = tempfile.TemporaryFile(buffering=0, prefix="llm-router-")  # noqa: SIM115
+            self._file = tempfile.TemporaryFile(buffering=0, prefix="llm-switchyard-")  # noqa: SIM115
             self._file.write(self._memory)
             self._memory = bytearray()
         self._file.write(data)

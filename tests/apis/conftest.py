@@ -1,4 +1,4 @@
-"""One `llm-router serve` for the tests of the Responses and Messages APIs, in front of a fake
+"""One `llm-switchyard serve` for the tests of the Responses and Messages APIs, in front of a fake
 OpenAI-compatible upstream, with the official SDKs as clients."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`POST /v1/messages` and `/v1/messages/count_tokens` through `llm-router serve`, translated
+"""`POST /v1/messages` and `/v1/messages/count_tokens` through `llm-switchyard serve`, translated
 to chat completions for an OpenAI-compatible upstream, with the official anthropic SDK as
 the client (its key in `x-api-key`, `anthropic-version` on every request)."""
 

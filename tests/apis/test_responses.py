@@ -1,4 +1,4 @@
-"""`POST /v1/responses` through `llm-router serve`, translated to chat completions for an
+"""`POST /v1/responses` through `llm-switchyard serve`, translated to chat completions for an
 OpenAI-compatible upstream, with the official openai SDK as the client."""
 
 from __future__ import annotations

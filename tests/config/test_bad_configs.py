@@ -1,4 +1,4 @@
-"""A table of bad configs: `llm-router check` rejects each with a file:line:key message."""
+"""A table of bad configs: `llm-switchyard check` rejects each with a file:line:key message."""
 
 import textwrap
 
@@ -250,7 +250,7 @@ def test_check_reports_schema_and_reference_problems_in_one_pass(tmp_path, capsy
         "router.yaml:4: providers.up.rate_limits[0]: unknown rate-limit policy 'per-minut' "
         "(did you mean 'per-minute'?)",
         "router.yaml:5: providers.extra.plugin: plugin 'opnai' is not installed (did you mean "
-        "'openai'?); it is not a plugin of this project: check the name (`llm-router plugins` "
+        "'openai'?); it is not a plugin of this project: check the name (`llm-switchyard plugins` "
         "lists the installed ones), or install the package that provides it "
         "(docs/writing-a-plugin.md)",
         "router.yaml:6: providers.broken.base_url: must start with http:// or https://",

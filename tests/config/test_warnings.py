@@ -1,7 +1,7 @@
 """Warnings: configs that load but are almost surely wrong, and strict mode.
 
-`llm-router check` prints them (file:line:key, marked `warning:`) and exits 0; `--strict` and
-`server.strict_config` make them errors. `llm-router serve` logs them at start-up and on
+`llm-switchyard check` prints them (file:line:key, marked `warning:`) and exits 0; `--strict` and
+`server.strict_config` make them errors. `llm-switchyard serve` logs them at start-up and on
 reload, and with `server.strict_config` refuses to start, or to reload.
 """
 

@@ -36,7 +36,7 @@ def test_config_reference_is_current():
 
 def test_checked_in_schema_is_current():
     checked_in = (ROOT / "schema" / "router.schema.json").read_text()
-    assert checked_in == schema_json(), "run: llm-router schema"
+    assert checked_in == schema_json(), "run: llm-switchyard schema"
 
 
 def test_there_are_examples():

@@ -16,7 +16,7 @@ def test_readme_opens_with_two_commands():
     assert lines[0].startswith("# ")
     assert lines[2] == "```bash"
     serve, test = readme_commands()
-    assert "llm-router serve --config examples/configs/quickstart.yaml" in serve
+    assert "llm-switchyard serve --config examples/configs/quickstart.yaml" in serve
     assert "pytest" in test
 
 

@@ -1,4 +1,4 @@
-"""llm-router provider for the Example upstream: OpenAI-compatible, with its own auth header,
+"""llm-switchyard provider for the Example upstream: OpenAI-compatible, with its own auth header,
 a region header and its own error format. Declare and override only what differs from plain
 OpenAI (docs/writing-a-plugin.md lists every member of `Provider`). Import only `router.spec`.
 """

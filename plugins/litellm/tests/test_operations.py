@@ -1,5 +1,5 @@
 """The other operations KoboiLLM documents, end to end: the official OpenAI SDK (an HTTP
-client for rerank) -> `llm-router serve` -> fake LiteLLM proxies. Each operation is
+client for rerank) -> `llm-switchyard serve` -> fake LiteLLM proxies. Each operation is
 answered, fails over from a proxy that is rate limited to another, and passes the 429's
 wait on to the client when no proxy is left."""
 

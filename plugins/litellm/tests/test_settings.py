@@ -42,7 +42,7 @@ def load_error(tmp_path: Path, provider: str) -> str:
 def test_registered_through_the_entry_point():
     plugin = provider_plugins()["litellm"]
     assert plugin.provider_class is LiteLLMProvider
-    assert plugin.distribution == "llm-router-litellm"
+    assert plugin.distribution == "llm-switchyard-litellm"
 
 
 def test_valid_config_loads(tmp_path):

@@ -1,4 +1,4 @@
-"""`plugin: telnyx`: Telnyx Inference (`https://api.telnyx.com/v2/ai`) behind llm-router.
+"""`plugin: telnyx`: Telnyx Inference (`https://api.telnyx.com/v2/ai`) behind llm-switchyard.
 
 Telnyx speaks OpenAI with a few differences, and this provider overrides only those: its
 paths live under `/openai/` (the older `/chat/completions` is deprecated but served), it

@@ -1,5 +1,5 @@
 """Image generation and rerank, the optional endpoints the Tokligence docs list, end to end:
-the official OpenAI SDK (an HTTP client for rerank) -> `llm-router serve` -> fake gateways.
+the official OpenAI SDK (an HTTP client for rerank) -> `llm-switchyard serve` -> fake gateways.
 A gateway's 429 fails over to the next gateway, or reaches the client with its wait; a
 gateway without the endpoint (the open-source one) moves the request on; an operation the
 gateway does not serve is a 400 naming the model and the operation."""
