@@ -285,6 +285,9 @@ class Attempt:
     target: str
     outcome: str
     seconds: float
+    # Tokens it used upstream that the answer's usage does not count (a stream that broke,
+    # a hedge cancelled), estimated; the access log and metrics add them up.
+    wasted: int = 0
 
 
 PrepareHeaders = Callable[["httpx.Request | PlainRequest", Target], None]

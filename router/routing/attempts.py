@@ -19,6 +19,7 @@ from router import errors
 from router.limits import quota
 from router.routing.breaker import record
 from router.types import Attempt, Call, Route, Target
+from router.upstream.usage import estimate_prompt_tokens
 
 T = TypeVar("T")
 Attempter = Callable[[Target, float], Awaitable[T]]
@@ -83,12 +84,14 @@ async def attempt_at(
         if ticket is not None and limits is not None:
             quota.give_back(limits, ticket)
         seconds = time.monotonic() - started
-        call.attempts.append(Attempt(target.label, f"{kind}cancelled", seconds))
+        # It reached the upstream, which may have read the prompt: counted as spent.
+        spent = estimate_prompt_tokens(call.body)
+        call.attempts.append(Attempt(target.label, f"{kind}cancelled", seconds, spent))
         raise
     finally:
         if not verdict and breaker is not None:
             breaker.release()  # no verdict on the target: free the probe
-    entry = Attempt(target.label, kind + ok, time.monotonic() - started)
+    entry = Attempt(target.label, ok, time.monotonic() - started)
     call.attempts.append(entry)
     if getattr(result, "attempt", False) is None:
         result.attempt = entry  # type: ignore[attr-defined]  # a stream's: what it relays

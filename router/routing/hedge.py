@@ -83,7 +83,7 @@ async def race(
     call.hedged = [*(call.hedged or ()), hedge_target]
     budget = call.deadline - time.monotonic()
     second = asyncio.ensure_future(
-        attempt_at(call, hedge_route, hedge_target, budget, attempt, kind="hedge_")
+        attempt_at(call, hedge_route, hedge_target, budget, attempt, "hedge_", "hedge_ok")
     )
     where: dict[asyncio.Future[T], tuple[Route, Target]] = {
         first: (route, target),

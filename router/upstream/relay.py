@@ -29,13 +29,14 @@ from router.types import Call, ProviderRuntime, Target
 from router.upstream import plugin_calls
 from router.upstream.normalize import complete_answer
 from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
-from router.upstream.streaming import Frames, Recover, StreamRelay, error_frame
+from router.upstream.streaming import Frames, Recover, Rescue, StreamRelay, error_frame
 from router.upstream.transport import AiohttpTransport, Transport, UpstreamStream
 
 __all__ = [
     "Frames",
     "JsonAnswerBody",
     "Recover",
+    "Rescue",
     "StreamRelay",
     "error_frame",
     "open_stream",
@@ -142,6 +143,7 @@ async def open_stream(
     on_open: Callable[[StreamRelay], None] | None = None,
     frames: Frames | None = None,
     relay_type: type[StreamRelay] | None = None,
+    rescue: Rescue | None = None,
 ) -> StreamRelay:
     """A streaming attempt, primed: its first chunk is ready when this returns.
 
@@ -149,7 +151,8 @@ async def open_stream(
     `on_open`: called once the upstream answered 2xx, before its first token: the time to
     prepare whatever the answer needs that does not depend on the token.
     `frames`: what makes the client's frames of another API from the chunks (`Frames`);
-    `relay_type`: a `StreamRelay` subclass that relays another API's own stream.
+    `relay_type`: a `StreamRelay` subclass that relays another API's own stream;
+    `rescue`: what this stream keeps of the broken one it finishes (`Rescue`).
     """
     runtime = target.runtime
     provider = runtime.provider
@@ -176,7 +179,7 @@ async def open_stream(
             # Read while the upstream works on its first token, not after it arrived.
             _note_limits(target, provider, upstream.headers)
             relay = (relay_type or StreamRelay)(
-                call, target, upstream, started + budget, continues, frames
+                call, target, upstream, started + budget, continues, frames, rescue
             )
             if on_open is not None:
                 on_open(relay)

@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from router import errors
 from router.routing.breaker import record
-from router.types import Call, Operation, Target
+from router.types import Attempt, Call, Operation, Target
 from router.upstream import plugin_calls, sse
 from router.upstream.sse import DONE_FRAME, SSEDecoder, encode
 from router.upstream.transport import UpstreamStream
 from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
+from router.upstream.verify import Verifier
 
 
 def error_frame(error: errors.RouterError) -> sse.ErrorFrame:
@@ -40,6 +42,30 @@ class Frames(Protocol):
     def fail(self, error: errors.RouterError) -> bytes: ...
 
 
+@dataclass(slots=True)
+class Rescue:
+    """What a stream that finishes a broken one (`router.routing.recovery`) keeps of it.
+
+    `chars`: the completion characters the client already has; `shift`: the tokens of
+    those that a continuation sends back as its prompt, and its usage then counts as
+    completion (the client's usage covers the text it received, and its total is what the
+    continuation used); `verifier`: a regeneration's check of the text already sent."""
+
+    model: str | None
+    chars: int
+    shift: int = 0
+    verifier: Verifier | None = None
+
+    def usage(self, usage: dict[str, Any]) -> dict[str, Any]:
+        if not self.shift:
+            return usage
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if not isinstance(prompt, int) or not isinstance(completion, int):
+            return usage
+        moved = min(self.shift, prompt)
+        return {**usage, "prompt_tokens": prompt - moved, "completion_tokens": completion + moved}
+
+
 class StreamRelay:
     """Relays one upstream stream to the client, chunk by chunk, as OpenAI SSE."""
 
@@ -51,6 +77,7 @@ class StreamRelay:
         deadline: float,
         continues: str | None = None,
         frames: Frames | None = None,
+        rescue: Rescue | None = None,
     ):
         self.call = call
         self.target = target
@@ -63,14 +90,18 @@ class StreamRelay:
         self.finished = False  # a finish_reason seen
         self.started = False  # content, a tool call, a finish_reason or usage seen
         self.usage_sent = False
-        self.completion_chars = 0
+        self.completion_chars = rescue.chars if rescue is not None else 0
         self.continues = continues
         self.chunk_id: str | None = continues
+        # The `model` its chunks show: the first chunk's; a rescue's keeps the broken one's.
+        self.model: str | None = rescue.model if rescue is not None else None
+        self.rescue = rescue  # set when this stream finishes a broken one (`Rescue`)
+        self.attempt: Attempt | None = None  # its entry in `call.attempts`
         # Set by the app when the route may continue a broken answer elsewhere: then the
         # answer so far is kept, and `recover` yields the frames that end the stream.
         self.recover: Recover | None = None
         self.text: list[str] | None = (
-            [] if call.route.stream_recovery == "continue" and call.op is Operation.CHAT else None
+            [] if call.route.stream_recovery != "error" and call.op is Operation.CHAT else None
         )
         options = call.body.get("stream_options")
         self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
@@ -142,11 +173,22 @@ class StreamRelay:
         usage = chunk.get("usage")
         choices = chunk.get("choices")
         if usage:
+            if self.rescue is not None:
+                usage = chunk["usage"] = self.rescue.usage(usage)
             self.call.usage = usage
         if self.chunk_id is None:
             self.chunk_id = chunk.get("id")
+            self.model = chunk.get("model")
         elif self.continues is not None:
             chunk["id"] = self.continues  # one answer, one id
+            rescue = self.rescue
+            if rescue is not None:
+                if rescue.model:
+                    chunk["model"] = rescue.model  # one answer, one model name
+                verifier = rescue.verifier
+                if verifier is not None and choices and not verifier.admit(chunk):
+                    self.started = self.started or verifier.at > 0
+                    return  # what the client already has
         if usage:
             self.started = True
         if choices:
@@ -204,10 +246,19 @@ class StreamRelay:
                 break
             self._feed(data)
 
+    def spent(self) -> int:
+        """Tokens this broken stream used upstream, estimated: its prompt and the completion
+        it relayed (a rescue's usage counts the completion again: see `Rescue`)."""
+        before = self.rescue.chars if self.rescue is not None else 0
+        prompt = estimate_prompt_tokens(self.call.body)
+        return prompt + estimate_tokens(self.completion_chars - before)
+
     def _usage_frame(self) -> bytes:
         usage = self.call.usage
         if usage is None:
             prompt = estimate_prompt_tokens(self.call.body)
+            if self.rescue is not None:  # (its partial answer, sent as prompt, is not one)
+                prompt = max(0, prompt - self.rescue.shift)
             completion = estimate_tokens(self.completion_chars)
             usage = {
                 "prompt_tokens": prompt,
@@ -221,7 +272,7 @@ class StreamRelay:
             if self.call.op is Operation.CHAT
             else "text_completion",
             "created": int(time.time()),
-            "model": self.target.model,
+            "model": self.model or self.target.model,
             "choices": [],
             "usage": usage,
         }
@@ -282,7 +333,9 @@ class StreamRelay:
             await self._drain()
         except errors.RouterError as exc:
             self.target.runtime.redactor.scrub(exc)
-            self.call.attempts[-1].outcome = f"ok_then_{exc.code or exc.kind.value}"
+            entry = self.attempt or self.call.attempts[-1]
+            entry.outcome = f"ok_then_{exc.code or exc.kind.value}"
+            entry.wasted = self.spent()
             record(self.target, exc.kind)
             failure = exc
         finally:
