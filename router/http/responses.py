@@ -57,7 +57,7 @@ def router_headers(call: Any, request_id: str, rate: RawHeaders) -> RawHeaders:
 def attempt_headers(call: Any, target: Any, request_id: str, rate: RawHeaders) -> RawHeaders:
     """What `router_headers` will give if the attempt now under way at `target` answers."""
     route = call.trying or call.route
-    begun = len(call.attempts) + (call.running or 1)  # (a hedge racing it counts too)
+    begun = len(call.attempts) + call.running  # (those under way: a hedge racing it too)
     return _pairs(request_id, route.name, target.runtime.name, begun, rate)
 
 
