@@ -28,7 +28,10 @@ MSGS = [{"role": "user", "content": "hi"}]
 SLOW = 20.0  # seconds the slow upstream would take to its first token
 CONFIG = """
 server: {{auth: none, watch_config: false}}
+rate_limits:
+  quota: {{requests_per_minute: 1, on_limit: fallback}}
 providers:
+  bq: {{plugin: openai, base_url: "{url}/b/v1", rate_limits: [quota]}}
   a: {{plugin: openai, base_url: "{url}/a/v1", timeouts: {{first_token: 60, total: 90}}}}
   b: {{plugin: openai, base_url: "{url}/b/v1", timeouts: {{first_token: 60, total: 90}}}}
 models:
@@ -39,6 +42,10 @@ models:
   plain:
     targets: [{{provider: a, model: ma}}, {{provider: b, model: mb}}]
     retries: {{deadline: 90}}
+  quota_hedged:
+    targets: [{{provider: a, model: ma}}, {{provider: bq, model: mb}}]
+    retries: {{deadline: 90}}
+    hedge: {{after: 0.5}}
   learned:
     targets: [{{provider: a, model: ma}}, {{provider: b, model: mb}}]
     retries: {{deadline: 90}}
@@ -174,3 +181,30 @@ def test_a_percentile_hedge_waits_for_the_targets_own_first_token_times(
     assert text == "".join(words(2, stem="b"))
     assert time.monotonic() - started < 6  # the floor (0.3 s), not `after` (30 s)
     wait_for_disconnect(fake, A)
+
+
+def test_a_hedge_counts_against_its_providers_quota(
+    client: openai.OpenAI, fake: FakeUpstream, router: Any
+) -> None:
+    fake.add(A, word_stream(words(2), first_token_delay=SLOW))
+    fake.add(B, word_stream(words(2, stem="b"), model="mb"))
+    stream = client.chat.completions.create(model="quota_hedged", messages=MSGS, stream=True)  # type: ignore[arg-type]
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "b1 b2 "
+    # The quota (1 a minute) is spent: the next hedge is refused before it is sent, and the
+    # slow first target answers in its own time.
+    fake.add(A, word_stream(words(2), first_token_delay=1.5))
+    stream = client.chat.completions.with_raw_response.create(
+        model="quota_hedged",
+        messages=MSGS,  # type: ignore[arg-type]
+        stream=True,
+        extra_headers={"x-request-id": "hedge-quota"},
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream.parse() if c.choices) == (
+        "w1 w2 "
+    )
+    assert len(fake.received(B)) == 1
+    line = access_line(router, "hedge-quota")
+    assert [(a["target"], a["outcome"]) for a in line["attempts"]] == [
+        ("bq/mb", "hedge_quota_fallback"),
+        ("a/ma", "ok"),
+    ]
