@@ -8,6 +8,7 @@ import textwrap
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import orjson
 import pytest
@@ -127,6 +128,12 @@ def test_cut_stream_is_regenerated_when_the_fallback_refuses_prefills(
     # The cut attempt's prompt and its 40 words were spent too, though not delivered twice.
     assert line["attempts"][0]["wasted_tokens"] >= 40
     assert line["spent_tokens"] >= line["prompt_tokens"] + 60 + 40
+    wasted = [
+        float(metric.rsplit(" ", 1)[1])
+        for metric in httpx.get(router.url + "/metrics").text.splitlines()
+        if metric.startswith('llm_router_wasted_tokens_total{model="either"}')
+    ]
+    assert wasted and wasted[0] >= line["attempts"][0]["wasted_tokens"]
 
 
 def test_a_target_declared_unable_to_continue_is_never_sent_a_prefill(

@@ -95,12 +95,12 @@ async def race(
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in sorted(done, key=lambda t: t is second):
-                failure = task.exception()
+                failure = asyncio.CancelledError() if task.cancelled() else task.exception()
                 if failure is not None:
                     failures[task] = failure
                     continue
                 for other in done - {task}:  # began at the same moment: not needed
-                    if other.exception() is None:
+                    if not other.cancelled() and other.exception() is None:
                         _discard(other.result())
                 call.answered_by, call.target = where[task]
                 call.trying = call.answered_by
@@ -110,6 +110,9 @@ async def race(
             task.cancel()
         if pending:
             await asyncio.wait(pending)  # each records its attempt and closes its upstream
+            for task in pending:  # (one that began before its cancel arrived: let it go)
+                if not task.cancelled() and task.exception() is None:
+                    _discard(task.result())
     raise _reason(failures.get(first), failures.get(second))
 
 
