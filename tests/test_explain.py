@@ -122,9 +122,9 @@ def test_explain_shows_who_continues_a_prefill_and_the_hedge(tmp_path, capsys):
     path.write_text(textwrap.dedent(RESCUE))
     assert main(["explain", "--config", str(path), "--model", "chat"]) == 0
     out = capsys.readouterr().out
-    assert "1. plain/a" in out and "continues a prefill: no (provider)]" in out
-    assert "continues a prefill: yes (target)]" in out
-    assert "continues a prefill: yes (plugin default)]" in out
+    assert "connections]\n     continues a prefill: no (provider)\n  2. plain/b" in out
+    assert "connections]\n     continues a prefill: yes (target)\n  3. mock/c" in out
+    assert "connections]\n     continues a prefill: yes (plugin default)\n" in out
     assert "hedge: when no first token after the target's p95 time to first token (at least " in out
     assert "0.5s) once it has 10 of them, until then 2s" in out
     assert "stream recovery: continue_or_regenerate (" in out

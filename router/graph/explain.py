@@ -52,9 +52,9 @@ def _targets(graph: RoutingGraph, route: Route) -> list[str]:
         lines.append(
             f"  {i + 1}. {target.label}{share if strategy == 'weighted' else ''}"
             f"  [timeouts: {_timeouts(graph, route, i)}; "
-            f"max {target.runtime.max_connections} connections; "
-            f"continues a prefill: {_continues(graph, route, i)}]"
+            f"max {target.runtime.max_connections} connections]"
         )
+        lines.append(f"     continues a prefill: {_continues(graph, route, i)}")
         if target.operations != route.operations:  # (the model's are listed above)
             lines.append(f"     serves only: {', '.join(names(target.operations)) or 'nothing'}")
     return lines

@@ -13,12 +13,9 @@ from typing import Any
 
 from router import errors
 
-
-class Departed(errors.UpstreamError):
-    """The regenerated answer is not the one the client was receiving."""
-
-    code = "regenerated_answer_differs"
-    kind = errors.ErrorKind.INVALID_REQUEST  # the upstream answered: not a breaker failure
+# The regenerated answer is not the one the client was receiving (the upstream answered,
+# so not a breaker failure).
+Departed = errors.RegenerationDiffers
 
 
 class Verifier:
