@@ -22,6 +22,7 @@
         ├── ContextLengthExceeded    400
         ├── ContentPolicyViolation   400
         ├── UpstreamBadRequest       400  the provider's reason is passed on
+        │   └── RegenerationDiffers  400  a regenerated stream departed from the text sent
         ├── UpstreamNotFound         404
         ├── UpstreamServerError      502
         │   └── UpstreamUnavailable  503  the upstream said it is overloaded or down
@@ -252,8 +253,15 @@ class ContentPolicyViolation(UpstreamError):
 class UpstreamBadRequest(UpstreamError):
     status = 400
     type = "invalid_request_error"
-    code = None
+    code: str | None = None
     kind = ErrorKind.INVALID_REQUEST
+
+
+class RegenerationDiffers(UpstreamBadRequest):
+    """A stream asked for again (`stream_recovery: regenerate`) is not the answer the client
+    was receiving: it is dropped, and the client gets the original failure, not this."""
+
+    code = "regenerated_answer_differs"
 
 
 class UpstreamNotFound(UpstreamError):

@@ -9,6 +9,7 @@ the client keys with what each may reach. `router.graph` builds these once per c
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -173,6 +174,11 @@ class Target:
     cool_until: float = 0.0  # monotonic time before which the upstream asked us to stay away
     breaker: Breaker | None = None
     price: Price | None = None  # what its tokens cost (`router.spend.prices`)
+    # Whether it may be sent a request ending in an assistant prefill, to continue a broken
+    # stream: the target's `continuation`, else its provider's, else the plugin's default.
+    continues: bool = False
+    # Its latest times to first byte, when a hedge waits for a percentile of them.
+    ttfts: deque[float] | None = None
 
     @property
     def provider(self) -> Provider:
@@ -196,7 +202,24 @@ class Route:
     # Per operation, the targets whose provider serves it, in configured order.
     serving: Mapping[Operation, tuple[Target, ...]]
     steps: Mapping[ErrorKind, Step]
-    stream_recovery: str = "error"  # or "continue"
+    # When a stream breaks after its first byte: "error", "continue", "regenerate" or
+    # "continue_or_regenerate" (`router.routing.recovery`).
+    stream_recovery: str = "error"
+    hedge: HedgePolicy | None = None  # `router.routing.hedge`
+
+
+@dataclass(frozen=True, slots=True)
+class HedgePolicy:
+    """When a second attempt starts beside a first that has not answered: after `after`
+    seconds, or with `percentile` (0-1) the target's own observed time to first byte at that
+    percentile, never below `floor`, once it has `min_samples` of them; at most `most` per
+    request."""
+
+    after: float
+    percentile: float | None = None
+    floor: float = 0.0
+    most: int = 1
+    min_samples: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +285,9 @@ class Attempt:
     target: str
     outcome: str
     seconds: float
+    # Tokens it used upstream that the answer's usage does not count (a stream that broke,
+    # a hedge cancelled), estimated; the access log and metrics add them up.
+    wasted: int = 0
 
 
 PrepareHeaders = Callable[["httpx.Request | PlainRequest", Target], None]
@@ -285,3 +311,5 @@ class Call:
     limits: CallLimits | None = None  # when rate-limit policies apply
     prepare: PrepareHeaders | None = None  # sets upstream request headers
     trying: Route | None = None  # the route of the target an attempt is under way at
+    running: int = 0  # attempts under way (two while a hedge races the first)
+    hedged: list[Target] | None = None  # targets a hedge tried (the walk does not again)

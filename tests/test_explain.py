@@ -96,3 +96,39 @@ def test_fallback_chain_is_public_and_is_the_order_explain_prints(tmp_path, caps
     assert "fallback_chain" in dispatch.__all__ and not hasattr(dispatch, "_chain")
     assert main(["explain", "--config", graph.source_file, "--model", "chat"]) == 0
     assert "fallbacks (breadth first, each once): left -> right -> last" in capsys.readouterr().out
+
+
+RESCUE = """
+server: {auth: none}
+providers:
+  plain: {plugin: openai, base_url: "http://127.0.0.1:9/v1", continuation: false}
+  mock: {plugin: mock}
+models:
+  chat:
+    targets:
+      - {provider: plain, model: a}
+      - {provider: plain, model: b, continuation: true}
+      - {provider: mock, model: c}
+    stream_recovery: continue_or_regenerate
+    hedge: {after: 2, percentile: p95, floor: 0.5, min_samples: 10}
+  fixed:
+    targets: [{provider: mock, model: c}]
+    hedge: {after: 1.5, max: 2}
+"""
+
+
+def test_explain_shows_who_continues_a_prefill_and_the_hedge(tmp_path, capsys):
+    path = tmp_path / "router.yaml"
+    path.write_text(textwrap.dedent(RESCUE))
+    assert main(["explain", "--config", str(path), "--model", "chat"]) == 0
+    out = capsys.readouterr().out
+    assert "connections]\n     continues a prefill: no (provider)\n  2. plain/b" in out
+    assert "connections]\n     continues a prefill: yes (target)\n  3. mock/c" in out
+    assert "connections]\n     continues a prefill: yes (plugin default)\n" in out
+    assert "hedge: when no first token after the target's p95 time to first token (at least " in out
+    assert "0.5s) once it has 10 of them, until then 2s" in out
+    assert "stream recovery: continue_or_regenerate (" in out
+    assert main(["explain", "--config", str(path), "--model", "fixed"]) == 0
+    out = capsys.readouterr().out
+    assert "hedge: when no first token after 1.5s," in out and "at most 2 per request" in out
+    assert "stream recovery: error (" in out

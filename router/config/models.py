@@ -15,7 +15,7 @@ from router.config.policies import (
     RateLimitBackendConfig,
     RateLimitPolicyConfig,
 )
-from router.config.resilience import BreakerConfig, FailureSteps, StreamRecovery
+from router.config.resilience import BreakerConfig, FailureSteps, HedgeConfig, StreamRecovery
 from router.spend.config import PriceConfig, SpendConfig
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
@@ -208,6 +208,12 @@ class ProviderConfigModel(Strict):
         description="Prices per upstream model id, for every target of this provider and "
         "model that has no `price` of its own.",
     )
+    continuation: bool | None = Field(
+        None,
+        description="Whether this upstream continues a request ending in an assistant message "
+        "(a prefill), which `stream_recovery: continue` sends; unset: the plugin's default. "
+        "A target that cannot continue is never sent one.",
+    )
     native: list[Literal["responses", "messages"]] = Field(
         default_factory=list,
         description="APIs this upstream serves itself, below `base_url`: `responses` "
@@ -246,6 +252,11 @@ class TargetConfig(Strict):
         None,
         description="What this target's tokens cost; unset: its provider's `prices` for the "
         "upstream model, if any.",
+    )
+    continuation: bool | None = Field(
+        None,
+        description="Whether this target continues an assistant prefill (see the provider's "
+        "`continuation`); unset: its provider's.",
     )
 
 
@@ -310,8 +321,16 @@ class ModelConfig(Strict):
     stream_recovery: StreamRecovery = Field(
         "error",
         description="When a stream fails after the client got its first bytes: `error` ends it "
-        "with an error event; `continue` asks another target whose provider supports it to "
-        "continue the answer, and ends with the original error if none can.",
+        "with an error event; `continue` asks another target that can continue (its "
+        "`continuation`) for the rest of the answer; `regenerate` asks another target for the "
+        "whole answer again and forwards only what follows the text already sent, once it has "
+        "reproduced that text exactly; `continue_or_regenerate` tries continuation first. When "
+        "none succeeds the stream ends with the original error, never with mixed text.",
+    )
+    hedge: HedgeConfig | None = Field(
+        None,
+        description="Start the next candidate beside a target that has not begun its answer "
+        "in time, and serve whichever begins first; without this key, no hedging.",
     )
     description: str | None = Field(None, description="Free text, shown by `llm-switchyard check`.")
     rate_limits: list[str] = Field(

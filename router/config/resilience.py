@@ -100,4 +100,28 @@ class BreakerConfig(_Strict):
     )
 
 
-StreamRecovery = Literal["error", "continue"]
+StreamRecovery = Literal["error", "continue", "regenerate", "continue_or_regenerate"]
+
+
+class HedgeConfig(_Strict):
+    """A second attempt started beside a first that has not begun its answer in time (a
+    stream's first token, a JSON answer); whichever begins first is served, the other is
+    cancelled. Hedges pass the same limits and breakers as any attempt, and cost what the
+    cancelled attempt had used upstream."""
+
+    after: PositiveSeconds = Field(
+        description="Seconds to wait for the first token before hedging (with `percentile`: "
+        "until the target has `min_samples` observed first tokens)."
+    )
+    percentile: Literal["p50", "p75", "p90", "p95", "p99"] | None = Field(
+        None,
+        description="Hedge after this percentile of the target's own observed times to first "
+        "token (its latest 100), never sooner than `floor`.",
+    )
+    floor: float = Field(
+        0.5, ge=0, le=86400, description="Seconds: the shortest wait `percentile` may give."
+    )
+    min_samples: int = Field(
+        20, ge=1, le=100, description="Observed first tokens needed before `percentile` applies."
+    )
+    max: int = Field(1, ge=1, le=5, description="Hedges at most per request.")

@@ -10,6 +10,7 @@ and key path.
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 
 from router.config.lint import config_warnings
@@ -27,7 +28,7 @@ from router.config.secrets import config_secrets, secret_settings
 from router.graph.bodies import compile_body_limits
 from router.graph.keys import compile_keys
 from router.graph.links import chains_of, clients, reach_per_key, serving_of
-from router.graph.providers import build_provider, resolve_timeouts
+from router.graph.providers import build_provider, continues, hedge_policy, resolve_timeouts
 from router.graph.rewrites import compile_rewrites
 from router.http.body import BodyLimits
 from router.limits.policies import compile_limits
@@ -113,6 +114,7 @@ def compile_graph(
                 continue
             runtime = runtimes.get(target.provider)
             if runtime is not None:
+                hedge = model.hedge
                 label = f"{target.provider}/{target.model}"
                 breaker = Breaker(model.breaker) if model.breaker else None
                 timeouts, _ = resolve_timeouts(
@@ -128,6 +130,8 @@ def compile_graph(
                         served_by(runtime.provider.operations),
                         breaker=breaker,
                         price=target_price(config, target),
+                        continues=continues(config.providers[target.provider], target, runtime),
+                        ttfts=deque(maxlen=100) if hedge and hedge.percentile else None,
                     )
                 )
         for i, fallback in enumerate(model.fallbacks):
@@ -158,6 +162,7 @@ def compile_graph(
             serving=serving_of(targets),
             steps=failure_steps(model.on_failure),
             stream_recovery=model.stream_recovery,
+            hedge=hedge_policy(model.hedge),
         )
     _check_cycles(config.models, source, issues)
 

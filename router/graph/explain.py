@@ -54,9 +54,39 @@ def _targets(graph: RoutingGraph, route: Route) -> list[str]:
             f"  [timeouts: {_timeouts(graph, route, i)}; "
             f"max {target.runtime.max_connections} connections]"
         )
+        lines.append(f"     continues a prefill: {_continues(graph, route, i)}")
         if target.operations != route.operations:  # (the model's are listed above)
             lines.append(f"     serves only: {', '.join(names(target.operations)) or 'nothing'}")
     return lines
+
+
+def _continues(graph: RoutingGraph, route: Route, index: int) -> str:
+    """Whether a target may be sent an assistant prefill, and which level said so."""
+    target = route.targets[index]
+    configured = graph.config.models[route.name].targets[index]
+    if configured.continuation is not None:
+        origin = "target"
+    elif graph.config.providers[configured.provider].continuation is not None:
+        origin = "provider"
+    else:
+        origin = "plugin default"
+    return f"{'yes' if target.continues else 'no'} ({origin})"
+
+
+def _hedge(route: Route) -> list[str]:
+    hedge = route.hedge
+    if hedge is None:
+        return ["  hedge: none (add `hedge:` to race a late first token with the next target)"]
+    when = f"{hedge.after:g}s"
+    if hedge.percentile is not None:
+        when = (
+            f"the target's p{hedge.percentile * 100:g} time to first token (at least "
+            f"{hedge.floor:g}s) once it has {hedge.min_samples} of them, until then {when}"
+        )
+    return [
+        f"  hedge: when no first token after {when}, the next candidate starts beside it; "
+        f"the first to begin is served, the other cancelled; at most {hedge.most} per request"
+    ]
 
 
 def _policy(route: Route) -> list[str]:
@@ -238,7 +268,7 @@ def explain(graph: RoutingGraph, model: str, key: str | None = None) -> str:
     served = names(route.operations)
     lines = [f"model {model}", f"operations: {', '.join(served) or 'none'}"]
     lines += ["targets:", *_targets(graph, route)]
-    lines += ["policy:", *_policy(route), *_breaker(route)]
+    lines += ["policy:", *_policy(route), *_breaker(route), *_hedge(route)]
     client = _client(graph, key)
     walks = _fallbacks(graph, route, client)
     lines += walks
@@ -246,7 +276,13 @@ def explain(graph: RoutingGraph, model: str, key: str | None = None) -> str:
     recovery = {
         "error": "a stream that breaks after its first byte ends with an error event",
         "continue": "a stream that breaks after its first byte is continued by another target "
-        "that supports it, else ends with the original error",
+        "that can continue a prefill, else ends with the original error",
+        "regenerate": "a stream that breaks after its first byte is asked of another target "
+        "again; its text goes out once it has reproduced what was sent, else the stream ends "
+        "with the original error",
+        "continue_or_regenerate": "a stream that breaks after its first byte is continued by "
+        "another target that can continue a prefill, else asked of another target again and "
+        "verified against what was sent, else ends with the original error",
     }
     lines.append(f"stream recovery: {route.stream_recovery} ({recovery[route.stream_recovery]})")
     server = graph.config.server

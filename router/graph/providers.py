@@ -1,5 +1,6 @@
 """Providers of a config, built: each plugin's class found, its settings validated, and its
-provider object constructed once, with the timeouts its targets inherit.
+provider object constructed once, with what its targets inherit (timeouts, continuation),
+and a model's hedging as the request path reads it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,16 @@ import orjson
 from pydantic import ValidationError
 
 from router.config.loader import ConfigIssue, SourceMap, did_you_mean, validation_issues
-from router.config.models import ProviderConfigModel, TimeoutOverrides, TimeoutsConfig
+from router.config.models import (
+    ProviderConfigModel,
+    TargetConfig,
+    TimeoutOverrides,
+    TimeoutsConfig,
+)
+from router.config.resilience import HedgeConfig
 from router.operations import registered
 from router.plugins import KNOWN_PLUGINS, install_hint, provider_plugins
-from router.types import Operation, ProviderRuntime, Timeouts
+from router.types import HedgePolicy, Operation, ProviderRuntime, Timeouts
 from router.upstream.provider import Provider, ProviderConfig, ProviderConfigError
 
 
@@ -102,3 +109,24 @@ def resolve_timeouts(
             values[name] = getattr(provider, name)
             origins[name] = "provider" if name in provider.model_fields_set else "default"
     return Timeouts(**values), origins
+
+
+def continues(spec: ProviderConfigModel, target: TargetConfig, runtime: ProviderRuntime) -> bool:
+    """Whether a target may be sent an assistant prefill: its own `continuation`, else its
+    provider's, else what the plugin declares (`Provider.supports_continuation`)."""
+    if target.continuation is not None:
+        return target.continuation
+    if spec.continuation is not None:
+        return spec.continuation
+    return runtime.provider.supports_continuation
+
+
+_PERCENTILES = {"p50": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+
+
+def hedge_policy(config: HedgeConfig | None) -> HedgePolicy | None:
+    """A model's `hedge`, as the request path reads it."""
+    if config is None:
+        return None
+    percentile = _PERCENTILES[config.percentile] if config.percentile else None
+    return HedgePolicy(config.after, percentile, config.floor, config.max, config.min_samples)

@@ -157,6 +157,9 @@ def carry_over(old: RoutingGraph, new: RoutingGraph) -> RoutingGraph:
         kept.label = fresh.label
         kept.timeouts = fresh.timeouts  # a model's or target's own may have changed
         kept.price = fresh.price
+        kept.continues = fresh.continues
+        if (kept.ttfts is None) != (fresh.ttfts is None):
+            kept.ttfts = fresh.ttfts  # hedging by percentile turned on or off
         if (
             kept.breaker is None
             or fresh.breaker is None

@@ -21,17 +21,17 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from router import errors
-from router.graph.rewrites import apply, prepare_request, request_values
+from router.graph.rewrites import prepare_request
 from router.http.auth import authenticate
 from router.http.binary import BinaryAnswer
 from router.http.body import parse_json, read_body
 from router.http.disconnect import DisconnectWatch
 from router.http.drain import Drain, shutting_down
+from router.http.finish import finish_headers as _finish_headers
+from router.http.finish import stream_answer
 from router.http.responses import (
-    EventStream,
     JsonAnswer,
     RawHeaders,
-    attempt_headers,
     router_headers,
 )
 from router.http.state import RouterState
@@ -50,7 +50,6 @@ from router.upstream.transport import Sendable
 log = logs.get_logger("router")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 JSON = "application/json"
-_STREAM_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 Endpoint = Callable[[Request], Awaitable[Response]]
 Render = Callable[[errors.RouterError], tuple[int, bytes]]  # an error's status and body
 
@@ -112,30 +111,6 @@ def _preparer(
         )
 
     return prepare
-
-
-def _finish_headers(
-    response: Response,
-    graph: RoutingGraph,
-    request_id: str,
-    key_name: str | None,
-    call: Call | None,
-    limits: CallLimits | None,
-    target: Target | None = None,
-) -> Response:
-    """Rate-limit headers, then the response header rules (`target`: the one answering,
-    when `call.target` does not say yet)."""
-    if limits is not None:
-        for name, value in limits.headers().items():
-            response.headers.setdefault(name, value)
-    rules = graph.rewrites.response
-    if rules.active:
-        target = target or (call.target if call else None)
-        provider, upstream = (target.runtime.name, target.model) if target else ("", "")
-        model = call.route.name if call else ""
-        values = request_values(key_name or "", request_id, model, provider, upstream)
-        apply(rules.chain(provider, model, key_name or ""), response.headers, values)
-    return response
 
 
 def find_route(graph: RoutingGraph, key: ClientKey, model: str, op: Operation) -> Route:
@@ -302,7 +277,7 @@ class Exchange:
         # The answer is built while the upstream works on its first token (see
         # `_stream_answer`); `ready` holds the one for the attempt under way.
         ready: list[tuple[StreamRelay, Response]] = []
-        answer = _stream_answer(graph, call, watch, self.record)
+        answer = stream_answer(graph, call, watch, self.record)
 
         def prepare(relay: StreamRelay) -> None:
             ready[:] = [(relay, answer(relay))]
@@ -313,7 +288,10 @@ class Exchange:
         if attempted is not call:
             attempted.answered_by, attempted.target = call.answered_by, call.target
         recovery.enable(graph, attempted, relay)
-        response = ready[0][1] if ready and ready[0][0] is relay else answer(relay)
+        # (Prepared for the attempt that answers, unless a hedge raced it: then it is made
+        # again, once the race has decided and the loser is counted.)
+        prepared = ready and ready[0][0] is relay and call.hedged is None
+        response = ready[0][1] if prepared else answer(relay)
         self.streaming = True  # the stream's own end records it, stops its watch, etc.
         return response
 
@@ -378,40 +356,3 @@ def api_endpoint(op: Operation, state: RouterState, drain: Drain) -> Endpoint:
 def _client_left() -> errors.ClientDisconnected:
     """Starlette's word for a client that left while sending its body, as the router's."""
     return errors.ClientDisconnected("the client closed the connection before its body was sent")
-
-
-def _stream_answer(
-    graph: RoutingGraph,
-    call: Call,
-    watch: DisconnectWatch,
-    record: access.RequestRecord,
-) -> Callable[[StreamRelay], Response]:
-    """Builds a stream's answer for the attempt under way, once its upstream said 2xx: its
-    headers say who answers, on which attempt, with what budget left, and none of that
-    waits for the first token, so the router does not either, once it has arrived."""
-    limits = call.limits
-    done = limits.finish_soon if limits else (lambda usage: None)
-    key_name, request_id = call.key.name, call.request_id
-
-    def close() -> None:
-        done(call.usage)
-
-    def answer(relay: StreamRelay) -> Response:
-        target = relay.target
-        rate = limits.header_pairs() if limits else []
-        headers = attempt_headers(call, target, request_id, rate)
-        headers += _STREAM_HEADERS
-
-        def closed() -> None:
-            relay.close()  # even if no frame was read: the stream holds its target till here
-            record.relay = relay  # what it relayed, for a ledger row without usage
-            attempted = relay.call
-            if attempted is not call:  # the call as the attempt made it: what it found out
-                call.usage = attempted.usage
-                call.answered_by, call.target = attempted.answered_by, attempted.target
-            close()
-
-        response = EventStream(relay.__aiter__(), headers, watch, record, on_close=closed)
-        return _finish_headers(response, graph, request_id, key_name, call, None, target)
-
-    return answer

@@ -57,7 +57,8 @@ def router_headers(call: Any, request_id: str, rate: RawHeaders) -> RawHeaders:
 def attempt_headers(call: Any, target: Any, request_id: str, rate: RawHeaders) -> RawHeaders:
     """What `router_headers` will give if the attempt now under way at `target` answers."""
     route = call.trying or call.route
-    return _pairs(request_id, route.name, target.runtime.name, len(call.attempts) + 1, rate)
+    begun = len(call.attempts) + call.running  # (those under way: a hedge racing it too)
+    return _pairs(request_id, route.name, target.runtime.name, begun, rate)
 
 
 def _pairs(

@@ -1,4 +1,5 @@
-"""Enforcing rate-limit policies: admission, per-attempt upstream quotas, release, headers.
+"""Enforcing rate-limit policies: admission, release, and what each request holds (a provider's
+quota per attempt is `router.limits.quota`'s, the answer's headers `router.limits.rate_headers`').
 
 `Limiter` lives as long as the server (it owns the backend); `CallLimits` lives as long as
 one request and holds what it acquired, so that everything is released exactly once when the
@@ -8,7 +9,6 @@ request or its stream ends, whichever way it ends.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,7 +25,25 @@ from router.limits.backends import (
     Verdict,
 )
 from router.limits.leases import LeaseRenewer
-from router.limits.policies import CONCURRENT, REQUESTS, TOKENS, LimitTable, PolicySet
+from router.limits.policies import LimitTable, PolicySet
+from router.limits.quota import over as _over
+from router.limits.quota import rejection as _rejection
+from router.limits.rate_headers import NAMES as _NAMES
+from router.limits.rate_headers import header_pairs as _header_pairs
+from router.limits.rate_headers import rate_header_pairs, rate_headers
+from router.limits.rate_headers import tightest as _tightest
+
+__all__ = [
+    "CallLimits",
+    "LimitStats",
+    "Limiter",
+    "Ticket",
+    "admit",
+    "estimate_cost",
+    "rate_header_pairs",
+    "rate_headers",
+    "used_tokens",
+]
 from router.observability import logs, metrics
 from router.upstream.usage import estimate_prompt_tokens
 
@@ -35,7 +53,6 @@ _RETRY_DOWN = 1.0  # seconds: after a backend failure, apply on_error without as
 # is never released): the in-process lease lasts that long; a shared backend's short lease is
 # renewed until then.
 _LEASE_MARGIN = 900.0
-_POLL = (0.05, 0.2)  # seconds between tries when waiting for a concurrency slot
 _LOG_BROKEN_EVERY = 1.0  # seconds: at most one error line a second for refused commands
 
 
@@ -231,133 +248,6 @@ class Limiter:
         await self.backend.aclose()
 
 
-def _over(pset: PolicySet, verdict: Verdict, cost: int) -> list[int]:
-    """Indexes of the limits that said no."""
-    out = []
-    for i, (limit, used) in enumerate(zip(pset.limits, verdict.used, strict=True)):
-        need = cost if limit.kind == TOKENS else 1
-        if used + need > limit.limit:
-            out.append(i)
-    return out
-
-
-def _rejection(ticket: Ticket, over: list[int]) -> errors.RateLimited:
-    assert ticket.verdict is not None
-    pset, verdict = ticket.pset, ticket.verdict
-    first = pset.limits[over[0]]
-    policy = pset.policies[first.policy]
-    what = {REQUESTS: "requests", TOKENS: "tokens", CONCURRENT: "concurrent requests"}[first.kind]
-    per = f" per {first.window_ms // 1000}s" if first.window_ms else ""
-    wait = max((verdict.resets[i] for i in over), default=0) / 1000
-    headers = rate_headers([ticket])
-    headers["retry-after"] = str(max(1, int(-(-wait // 1))))
-    return errors.RateLimited(
-        f"rate limit '{policy.name}' ({policy.scope}) reached: {first.limit} {what}{per}",
-        headers=headers,
-    )
-
-
-def _reset(ms: int) -> str:
-    """`ms` as seconds with at most three decimals, e.g. `1.5s`, `60s` (integer arithmetic:
-    this is on every answer, and float rounding and `:g` formatting cost several times more)."""
-    seconds, rest = divmod(max(0, ms), 1000)
-    if not rest:
-        return f"{seconds}s"
-    return f"{seconds}.{str(1000 + rest)[1:].rstrip('0')}s"
-
-
-def _tightest(tickets: list[Ticket]) -> dict[str, tuple[int, int, int]]:
-    """Per kind (requests, tokens): (remaining, limit, reset ms) of the tightest limit."""
-    best: dict[str, tuple[int, int, int]] = {}
-    if len(tickets) == 1 and tickets[0].pset.one_per_kind:  # no comparisons to make
-        ticket = tickets[0]
-        verdict = ticket.verdict
-        if verdict is not None:
-            for i, limit in enumerate(ticket.pset.limits):
-                if limit.kind != CONCURRENT:
-                    best[limit.kind] = (
-                        max(0, limit.limit - verdict.used[i]),
-                        limit.limit,
-                        verdict.resets[i],
-                    )
-        return best
-    for ticket in tickets:
-        if ticket.verdict is None:
-            continue
-        for limit, used, reset in zip(
-            ticket.pset.limits, ticket.verdict.used, ticket.verdict.resets, strict=True
-        ):
-            if limit.kind == CONCURRENT:
-                continue
-            entry = (max(0, limit.limit - used), limit.limit, reset)
-            if limit.kind not in best or entry < best[limit.kind]:
-                best[limit.kind] = entry
-    return best
-
-
-_NAMES = ((REQUESTS, "requests"), (TOKENS, "tokens"))
-_RAW_NAMES = {
-    kind: tuple(f"x-ratelimit-{what}-{name}".encode() for what in ("limit", "remaining", "reset"))
-    for kind, name in _NAMES
-}
-
-
-def rate_headers(tickets: list[Ticket]) -> dict[str, str]:
-    """`x-ratelimit-*` for the tightest request and token limits among `tickets`."""
-    best = _tightest(tickets)
-    headers = {}
-    for kind, name in _NAMES:
-        if kind in best:
-            remaining, ceiling, reset = best[kind]
-            headers[f"x-ratelimit-limit-{name}"] = str(ceiling)
-            headers[f"x-ratelimit-remaining-{name}"] = str(remaining)
-            headers[f"x-ratelimit-reset-{name}"] = _reset(reset)
-    return headers
-
-
-def rate_header_pairs(tickets: list[Ticket]) -> list[tuple[bytes, bytes]]:
-    """`rate_headers` as the byte pairs an answer's raw headers take (same order)."""
-    return _header_pairs(_tightest(tickets))
-
-
-def _header_pairs(best: dict[str, tuple[int, int, int]]) -> list[tuple[bytes, bytes]]:
-    pairs = []
-    for kind, _ in _NAMES:
-        if kind in best:
-            remaining, ceiling, reset = best[kind]
-            limit_name, remaining_name, reset_name = _RAW_NAMES[kind]
-            pairs += [
-                (limit_name, _ascii(ceiling)),
-                (remaining_name, str(remaining).encode()),
-                (reset_name, _reset_bytes(reset)),
-            ]
-    return pairs
-
-
-_ASCII: dict[int, bytes] = {}
-_last_reset: tuple[int, bytes] = (-1, b"")
-
-
-def _ascii(number: int) -> bytes:
-    """A limit's figure as header bytes; limits come from the config, so few and cached."""
-    out = _ASCII.get(number)
-    if out is None:
-        if len(_ASCII) > 1024:
-            _ASCII.clear()
-        out = _ASCII[number] = str(number).encode()
-    return out
-
-
-def _reset_bytes(ms: int) -> bytes:
-    """`_reset(ms)` encoded; requests answered in the same millisecond share one."""
-    global _last_reset
-    last_ms, text = _last_reset
-    if ms != last_ms:
-        text = _reset(ms).encode()
-        _last_reset = (ms, text)
-    return text
-
-
 def estimate_cost(body: dict[str, Any]) -> int:
     """Tokens a request may use: the prompt estimate plus the completion it asks for."""
     most = body.get("max_completion_tokens") or body.get("max_tokens") or 0
@@ -386,7 +276,6 @@ class CallLimits:
     # Per kind, (remaining, limit, reset ms) of the tightest limit, as the answer's headers
     # reported it (set by `header_pairs`); the access log shows the remaining figures.
     tightest: dict[str, tuple[int, int, int]] | None = None
-    attempt: Ticket | None = None
     # False when `cost` is in the operation's own unit (`router.limits.units`), which the
     # usage an answer reports does not count: the estimate then stands.
     reconcile: bool = True
@@ -407,48 +296,6 @@ class CallLimits:
             raise _rejection(ticket, _over(pset, ticket.verdict, self.cost))
         self.limiter.stats.admitted += 1
         self.tickets.append(ticket)
-
-    async def before_attempt(self, provider: str, remaining: float) -> errors.RouterError | None:
-        """A provider's quota: None to go ahead, an error to move on (`fallback`); raises to
-        fail the request (`reject`, or a `wait` that would outlast `max_wait` or the deadline)."""
-        pset = self.table.for_provider(provider)
-        if not pset.limits:
-            return None
-        started = time.monotonic()
-        give_up = started + remaining
-        waited = False
-        while True:
-            ticket = await self.limiter.acquire(pset, self.cost, self.lease_ms)
-            verdict = ticket.verdict
-            if verdict is None or verdict.admitted:
-                self.attempt = ticket
-                self.tickets.append(ticket)
-                return None
-            over = _over(pset, verdict, self.cost)
-            actions = {pset.policies[pset.limits[i].policy].on_limit for i in over}
-            error = _rejection(ticket, over)
-            if "reject" in actions:
-                self.limiter.stats.rejected += 1
-                raise error
-            if "fallback" in actions:
-                self.limiter.stats.fell_back += 1
-                return error
-            if not waited:
-                waited = True
-                self.limiter.stats.waited += 1
-            max_wait = min(pset.policies[pset.limits[i].policy].max_wait for i in over)
-            reset = max(verdict.resets[i] for i in over) / 1000
-            pause = reset + random.uniform(0, 0.02) if reset > 0 else random.uniform(*_POLL)
-            if time.monotonic() + pause > min(started + max_wait, give_up):
-                self.limiter.stats.rejected += 1
-                raise error
-            await asyncio.sleep(pause)
-
-    def after_attempt(self, ok: bool) -> None:
-        """A failed attempt gives back its tokens and concurrency slot (not its request)."""
-        ticket, self.attempt = self.attempt, None
-        if ticket is not None and not ok:
-            self.limiter.finish_soon(ticket, 0)
 
     def headers(self) -> dict[str, str]:
         return rate_headers(self.tickets)

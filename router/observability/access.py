@@ -164,15 +164,23 @@ class RequestRecord:
                 fields["upstream_model"] = call.target.model
             if call.answered_by is not None and call.answered_by is not call.route:
                 fields["answered_by"] = call.answered_by.name
-            fields["attempts"] = [
+            fields["attempts"] = attempts = [
                 {"target": a.target, "outcome": a.outcome, "ms": _ms(a.seconds)}
                 for a in call.attempts
             ]
+            wasted = 0
+            for attempt, entry in zip(call.attempts, attempts, strict=True):
+                if attempt.wasted:
+                    entry["wasted_tokens"] = attempt.wasted
+                    wasted += attempt.wasted
             if self.ttft is not None:
                 fields["ttft_ms"] = _ms(self.ttft - started)
             if usage:
                 fields["prompt_tokens"] = usage.get("prompt_tokens")
                 fields["completion_tokens"] = usage.get("completion_tokens")
+            if wasted:  # what the upstreams used in all: the answer's usage and the rest
+                total = usage.get("total_tokens") if usage else None
+                fields["spent_tokens"] = (total if isinstance(total, int) else 0) + wasted
         limits = call.limits if call is not None else None
         fields["rate_limit"] = limits.remaining() if limits is not None else None
         logs.info_line(log, "request", fields)
@@ -182,6 +190,8 @@ def _call_metrics(call: Any, usage: Any, ttft: float | None, started: float) -> 
     model = call.route.name
     for attempt in call.attempts:
         metrics.attempts.add(1, attempt.target, attempt.outcome)
+        if attempt.wasted:
+            metrics.wasted_tokens.add(attempt.wasted, model)
     if call.answered_by is not None and call.answered_by is not call.route:
         metrics.fallbacks.add(1, model, call.answered_by.name)
     if ttft is not None:

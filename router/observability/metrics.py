@@ -158,6 +158,11 @@ tokens = Histogram(
 attempts = Counter(
     "llm_router.attempts", "Upstream attempts by target, outcome.", ("target", "outcome")
 )
+wasted_tokens = Counter(
+    "llm_router.wasted_tokens",
+    "Tokens spent upstream that no answer counts (streams cut, hedges cancelled), estimated.",
+    ("model",),
+)
 fallbacks = Counter(
     "llm_router.fallbacks", "Requests answered by a fallback model.", ("model", "to")
 )

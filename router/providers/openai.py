@@ -20,7 +20,8 @@ class OpenAIProvider(Provider):
     #: request moves on to the next target).
     operations = frozenset(BUILTIN)
     #: Sends a broken answer back as a trailing assistant message; OpenAI-compatible servers
-    #: such as vLLM continue it. Only used where a model sets `stream_recovery: continue`.
+    #: such as vLLM continue it. Only used where a model's `stream_recovery` continues, and
+    #: for targets whose config does not say `continuation: false`.
     supports_continuation = True
 
 

@@ -16,9 +16,10 @@ from typing import TypeVar
 from router import errors
 from router.errors import ErrorKind
 from router.graph.links import walk_fallbacks
-from router.routing.breaker import record
+from router.routing import hedge
+from router.routing.attempts import Skipped, attempt_at
 from router.routing.failure import DEFAULT_STEPS, Step
-from router.types import Attempt, Call, ClientKey, Operation, Route, RoutingGraph, Target
+from router.types import Call, ClientKey, Operation, Route, RoutingGraph, Target
 
 T = TypeVar("T")
 __all__ = [
@@ -97,63 +98,39 @@ async def execute(
     last: errors.RouterError | None = None
     routes = fallback_chain(graph, call.route, call.key)
     context_used = False
+    policy = call.route.hedge
     i = 0
     while i < len(routes):
         route = routes[i]
         i += 1
         for target in _candidates(route, call.op, time.monotonic()):
+            if call.hedged is not None and target in call.hedged:
+                continue  # a hedge tried it already
             retry = 0
             step = Step.NEXT
             while True:
                 remaining = call.deadline - time.monotonic()
                 if remaining <= 0:
                     raise last or errors.UpstreamTimeout("the request deadline passed")
-                if target.breaker is not None and not target.breaker.allow(time.monotonic()):
-                    break  # open (or another request is probing it): skip, no attempt made
-                # From `allow()` to the attempt's verdict this request may hold the breaker's
-                # one half-open probe: every other way out (a quota that refuses, rejects or
-                # makes it wait too long, a limit backend down, the client leaving) frees it.
-                verdict = False
                 try:
-                    limits = call.limits
-                    if limits is not None and target.runtime.name in limits.table.providers:
-                        # the provider's quota, per attempt
-                        refused = await limits.before_attempt(target.runtime.name, remaining)
-                        if refused is not None:
-                            call.attempts.append(Attempt(target.label, "quota_fallback", 0.0))
-                            last, step = last or refused, Step.NEXT
-                            break
-                    started = time.monotonic()
-                    target.in_flight += 1
-                    call.trying = route
-                    try:
-                        result = await attempt(target, remaining)
-                    finally:
-                        target.in_flight -= 1
+                    if policy is not None and hedge.left(call, policy):
+                        result = await hedge.race(call, routes, route, target, remaining, attempt)
+                    else:
+                        result = await attempt_at(call, route, target, remaining, attempt)
+                except Skipped as skipped:
+                    if skipped.refusal is not None:
+                        last, step = last or skipped.refusal, Step.NEXT
+                    break
                 except errors.UpstreamError as failure:
-                    elapsed = time.monotonic() - started
-                    outcome = failure.code or failure.kind.value
-                    call.attempts.append(Attempt(target.label, outcome, elapsed))
                     call.usage = None  # usage counts for the answering attempt only
                     last = exc = failure
                     step = route.steps.get(exc.kind, Step.NEXT)
                     if step is Step.RETRY and exc.deterministic:
                         step = Step.NEXT  # it would fail the same way again: move on
-                    record(target, exc.kind)
-                    verdict = True
-                    if call.limits is not None:
-                        call.limits.after_attempt(False)
                 else:
-                    call.attempts.append(Attempt(target.label, "ok", time.monotonic() - started))
-                    call.answered_by = route
-                    call.target = target
-                    if target.breaker is not None:
-                        record(target, None)
-                    verdict = True
+                    if call.target is None:  # (a hedge that won has set them)
+                        call.answered_by, call.target = route, target
                     return result
-                finally:
-                    if not verdict and target.breaker is not None:
-                        target.breaker.release()  # no verdict on the target: free the probe
 
                 if step is Step.FAIL:
                     raise exc

@@ -64,3 +64,5 @@ def record_latency(target: Target, seconds: float, alpha: float = 0.3) -> None:
     """Fold one time to first byte into the target's moving average (`lowest_latency`)."""
     latency = target.latency
     target.latency = seconds if latency is None else alpha * seconds + (1 - alpha) * latency
+    if target.ttfts is not None:  # a hedge reads a percentile of them
+        target.ttfts.append(seconds)

@@ -17,9 +17,17 @@ from router.testing.fake_upstream import (
     text_reply,
     usage_block,
 )
+from router.testing.faults import (
+    PREFILL_REFUSAL,
+    has_prefill,
+    refusing_prefill,
+    word_stream,
+    words,
+)
 from router.testing.server import RouterProcess, RouterServer, free_port, wait_ready
 
 __all__ = [
+    "PREFILL_REFUSAL",
     "FakeUpstream",
     "Received",
     "Reply",
@@ -29,9 +37,13 @@ __all__ = [
     "chat_chunks",
     "chat_completion",
     "free_port",
+    "has_prefill",
     "json_reply",
+    "refusing_prefill",
     "sse_reply",
     "text_reply",
     "usage_block",
     "wait_ready",
+    "word_stream",
+    "words",
 ]

@@ -187,7 +187,8 @@ class FakeUpstream:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
         self._hanging: list[asyncio.Future[None]] = []
-        self.disconnects: list[str] = []  # paths whose client went away mid-answer
+        # Paths whose client went away mid-answer (or while the answer was being delayed).
+        self.disconnects: list[str] = []
         self.port = 0
 
     @property
@@ -279,13 +280,13 @@ class FakeUpstream:
             reply = await streaming(received, request.content.iter_chunked(64 * 1024))
         else:
             reply = self._next_reply(received)
-        if reply.first_delay:
-            await asyncio.sleep(reply.first_delay)
-        if reply.drop_before_headers:
-            assert request.transport is not None
-            request.transport.abort()
-            return web.Response()  # never sent: the connection is gone
         try:
+            if reply.first_delay:
+                await asyncio.sleep(reply.first_delay)
+            if reply.drop_before_headers:
+                assert request.transport is not None
+                request.transport.abort()
+                return web.Response()  # never sent: the connection is gone
             return await self._answer(request, reply)
         except (asyncio.CancelledError, ConnectionResetError):
             self.disconnects.append(received.path)

@@ -158,7 +158,8 @@ class Provider:
     operations: frozenset[Operation] = DEFAULT_OPERATIONS
     #: The upstream reports usage in streams when asked with `stream_options.include_usage`.
     stream_usage: ClassVar[bool] = True
-    #: The upstream continues a trailing assistant message (used for mid-stream recovery).
+    #: The upstream continues a trailing assistant message (used for mid-stream recovery);
+    #: the default of its targets, which `continuation` in the config overrides.
     supports_continuation: ClassVar[bool] = False
     #: `transform_response` returns the upstream's answer as it came (plain OpenAI JSON),
     #: so the core may send the upstream's own bytes on instead of encoding the dict again.

@@ -15,24 +15,33 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import orjson
 
 from router import errors
 from router.observability import tracing
-from router.routing.breaker import record
 from router.routing.strategies import record_latency
-from router.types import Call, Operation, ProviderRuntime, Target
-from router.upstream import plugin_calls, sse
+from router.types import Call, ProviderRuntime, Target
+from router.upstream import plugin_calls
 from router.upstream.normalize import complete_answer
 from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
-from router.upstream.sse import DONE_FRAME, SSEDecoder, encode
+from router.upstream.streaming import Frames, Recover, Rescue, StreamRelay, error_frame
 from router.upstream.transport import AiohttpTransport, Transport, UpstreamStream
-from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
+
+__all__ = [
+    "Frames",
+    "JsonAnswerBody",
+    "Recover",
+    "Rescue",
+    "StreamRelay",
+    "error_frame",
+    "open_stream",
+    "send_json",
+]
 
 
 def _request(
@@ -134,6 +143,7 @@ async def open_stream(
     on_open: Callable[[StreamRelay], None] | None = None,
     frames: Frames | None = None,
     relay_type: type[StreamRelay] | None = None,
+    rescue: Rescue | None = None,
 ) -> StreamRelay:
     """A streaming attempt, primed: its first chunk is ready when this returns.
 
@@ -141,7 +151,8 @@ async def open_stream(
     `on_open`: called once the upstream answered 2xx, before its first token: the time to
     prepare whatever the answer needs that does not depend on the token.
     `frames`: what makes the client's frames of another API from the chunks (`Frames`);
-    `relay_type`: a `StreamRelay` subclass that relays another API's own stream.
+    `relay_type`: a `StreamRelay` subclass that relays another API's own stream;
+    `rescue`: what this stream keeps of the broken one it finishes (`Rescue`).
     """
     runtime = target.runtime
     provider = runtime.provider
@@ -168,7 +179,7 @@ async def open_stream(
             # Read while the upstream works on its first token, not after it arrived.
             _note_limits(target, provider, upstream.headers)
             relay = (relay_type or StreamRelay)(
-                call, target, upstream, started + budget, continues, frames
+                call, target, upstream, started + budget, continues, frames, rescue
             )
             if on_open is not None:
                 on_open(relay)
@@ -189,279 +200,3 @@ async def open_stream(
     record_latency(target, time.monotonic() - started)
     relay.hold()
     return relay
-
-
-def error_frame(error: errors.RouterError) -> sse.ErrorFrame:
-    return sse.error_frame(error)  # an `ErrorFrame`: the stream's sender sees how it ended
-
-
-Recover = Callable[["StreamRelay", errors.RouterError], AsyncIterator[bytes]]
-
-
-class Frames(Protocol):
-    """The client's frames of another API than chat's, made from one answer's chat chunks
-    (`router.translate`'s stream translators): each call returns the bytes to send."""
-
-    def feed(self, chunk: dict[str, Any]) -> bytes: ...
-
-    def finish(self) -> bytes: ...
-
-    def fail(self, error: errors.RouterError) -> bytes: ...
-
-
-class StreamRelay:
-    """Relays one upstream stream to the client, chunk by chunk, as OpenAI SSE."""
-
-    def __init__(
-        self,
-        call: Call,
-        target: Target,
-        upstream: UpstreamStream,
-        deadline: float,
-        continues: str | None = None,
-        frames: Frames | None = None,
-    ):
-        self.call = call
-        self.target = target
-        self.provider = target.provider
-        self.upstream = upstream
-        self.deadline = deadline
-        self.decoder = SSEDecoder()
-        self.pending: list[bytes] = []
-        self.done = False  # [DONE] seen
-        self.finished = False  # a finish_reason seen
-        self.started = False  # content, a tool call, a finish_reason or usage seen
-        self.usage_sent = False
-        self.completion_chars = 0
-        self.continues = continues
-        self.chunk_id: str | None = continues
-        # Set by the app when the route may continue a broken answer elsewhere: then the
-        # answer so far is kept, and `recover` yields the frames that end the stream.
-        self.recover: Recover | None = None
-        self.text: list[str] | None = (
-            [] if call.route.stream_recovery == "continue" and call.op is Operation.CHAT else None
-        )
-        options = call.body.get("stream_options")
-        self.client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        self.holding = False  # counted in `target.in_flight` (see `hold`)
-        self.successor: StreamRelay | None = None  # the stream continuing this broken one
-        self.frames = frames  # what the chunks become, when not chat's own SSE
-
-    def hold(self) -> None:
-        """Count the stream in its target's `in_flight` (what `least_busy` reads) until
-        `close`: the attempt's own count ends when the primed stream is handed over, in the
-        same step of the event loop, so the target never looks idle in between."""
-        self.target.in_flight += 1
-        self.holding = True
-
-    def close(self) -> None:
-        """Let go of the upstream connection and the target's count, and the continuation's:
-        however the answer ends (finished, failed, client gone, never sent). Safe to call
-        more than once; the count is given back once."""
-        if self.holding:
-            self.holding = False
-            self.target.in_flight -= 1
-        self.upstream.close()
-        if self.successor is not None:
-            self.successor.close()
-
-    async def _next_bytes(self, priming: bool = False) -> bytes | None:
-        """The next upstream read. While priming, the first-token timeout (around the whole
-        priming) governs, not the idle gap: a model may think longer than it pauses; and
-        since it ends no later than the total budget, no second timer runs for these reads
-        (one timer less to arm and cancel before the first chunk goes out)."""
-        idle = self.target.timeouts.idle
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise errors.UpstreamTimeout(
-                f"upstream '{self.provider.name}' stream exceeded its total time budget",
-                provider=self.provider.name,
-            )
-        try:
-            if priming:  # `open_stream`'s first-token timeout, never later than `left`, governs
-                return await anext(self.upstream.chunks)
-            async with asyncio.timeout(min(idle, left)):
-                return await anext(self.upstream.chunks)
-        except StopAsyncIteration:
-            return None
-        except TimeoutError:
-            raise errors.UpstreamTimeout(
-                f"upstream '{self.provider.name}' stream stalled for {min(idle, left):g}s",
-                provider=self.provider.name,
-            ) from None
-
-    def _feed(self, data: bytes) -> None:
-        for event in self.decoder.feed(data):
-            self._event(event.data, event.event)
-
-    def _event(self, data: bytes, name: str | None) -> None:
-        if self.done:
-            return
-        if data.startswith(b"[DONE]"):
-            self.done = True
-            return
-        try:
-            chunk = self.provider.transform_stream_event(self.call.op, data, name)
-        except errors.RouterError:
-            raise
-        except Exception as exc:
-            raise plugin_calls.contained(self.provider, "transform_stream_event", exc) from None
-        if chunk is None:
-            return
-        usage = chunk.get("usage")
-        choices = chunk.get("choices")
-        if usage:
-            self.call.usage = usage
-        if self.chunk_id is None:
-            self.chunk_id = chunk.get("id")
-        elif self.continues is not None:
-            chunk["id"] = self.continues  # one answer, one id
-        if usage:
-            self.started = True
-        if choices:
-            for choice in choices:
-                if choice.get("finish_reason"):
-                    self.finished = self.started = True
-                delta = choice.get("delta")
-                if isinstance(delta, dict):
-                    answer = delta.get("content")
-                    text = answer or delta.get("reasoning_content")
-                    if self.continues is not None:
-                        delta.pop("role", None)  # the client already has the message's role
-                    if delta.get("tool_calls") or delta.get("function_call"):
-                        self.started = True
-                        self.text = None  # only plain text can be continued
-                    if choice.get("index"):
-                        self.text = None  # ... of a single choice
-                else:
-                    answer = text = choice.get("text")
-                if isinstance(text, str) and text:
-                    self.completion_chars += len(text)
-                    self.started = True
-                if self.text is not None and isinstance(answer, str) and answer:
-                    self.text.append(answer)
-        if self.frames is not None:
-            out = self.frames.feed(chunk)
-            if out:
-                self.pending.append(out)
-            return
-        if self.client_wants_usage:
-            if usage:
-                self.usage_sent = True
-        else:
-            if usage and not choices:
-                return  # the usage chunk the router asked for on its own behalf
-            chunk.pop("usage", None)
-        self.pending.append(encode(chunk))
-
-    async def prime(self) -> None:
-        """Read until the answer has begun; failures up to here can still be retried.
-
-        A role-only first chunk is held back with the rest: it says nothing yet, and sending
-        it would commit the stream to an upstream that may still fail before its first token.
-        """
-        while not self.started and not self.done:
-            data = await self._next_bytes(priming=True)
-            if data is None:
-                for event in self.decoder.flush():
-                    self._event(event.data, event.event)
-                if not self.started:
-                    raise errors.UpstreamConnectionError(
-                        f"upstream '{self.provider.name}' closed the stream before answering",
-                        provider=self.provider.name,
-                    )
-                break
-            self._feed(data)
-
-    def _usage_frame(self) -> bytes:
-        usage = self.call.usage
-        if usage is None:
-            prompt = estimate_prompt_tokens(self.call.body)
-            completion = estimate_tokens(self.completion_chars)
-            usage = {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            }
-            self.call.usage = usage
-        chunk: dict[str, Any] = {
-            "id": "usage",
-            "object": "chat.completion.chunk"
-            if self.call.op is Operation.CHAT
-            else "text_completion",
-            "created": int(time.time()),
-            "model": self.target.model,
-            "choices": [],
-            "usage": usage,
-        }
-        return encode(chunk)
-
-    def closing_frames(self) -> bytes:
-        """What ends a whole answer: the usage chunk if the client asked for it and none
-        came, then `[DONE]`; or the translator's last frames."""
-        if self.frames is not None:
-            return self.frames.finish()
-        if self.client_wants_usage and not self.usage_sent:
-            return self._usage_frame() + DONE_FRAME
-        return DONE_FRAME
-
-    def failure_frame(self, error: errors.RouterError) -> sse.ErrorFrame:
-        """The event that ends a stream failing with `error` (no `[DONE]` follows it)."""
-        if self.frames is None:
-            return error_frame(error)
-        frame = sse.ErrorFrame(self.frames.fail(error))
-        frame.error = error
-        return frame
-
-    async def _drain(self) -> None:
-        """Read to the upstream's end of body so its connection goes back to the pool."""
-        try:
-            async with asyncio.timeout(0.05):
-                async for _ in self.upstream.chunks:
-                    pass
-        except (TimeoutError, errors.RouterError):
-            pass
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        failure: errors.RouterError | None = None
-        try:
-            while True:
-                if self.pending:
-                    out = b"".join(self.pending) if len(self.pending) > 1 else self.pending[0]
-                    self.pending.clear()
-                    yield out
-                if self.done:
-                    break
-                data = await self._next_bytes()
-                if data is None:
-                    for event in self.decoder.flush():
-                        self._event(event.data, event.event)
-                    if not self.finished:
-                        raise errors.UpstreamConnectionError(
-                            f"upstream '{self.provider.name}' ended the stream mid-answer",
-                            provider=self.provider.name,
-                        )
-                    self.done = True  # finished, just without [DONE]: finish it for the client
-                    continue
-                self._feed(data)
-            if self.pending:
-                yield b"".join(self.pending)
-                self.pending.clear()
-            yield self.closing_frames()
-            await self._drain()
-        except errors.RouterError as exc:
-            self.target.runtime.redactor.scrub(exc)
-            self.call.attempts[-1].outcome = f"ok_then_{exc.code or exc.kind.value}"
-            record(self.target, exc.kind)
-            failure = exc
-        finally:
-            self.close()
-        if failure is not None:
-            if self.pending:  # good chunks that arrived in the same read as the failure
-                yield b"".join(self.pending)
-                self.pending.clear()
-            if self.recover is None:
-                yield self.failure_frame(failure)
-            else:
-                async for frame in self.recover(self, failure):
-                    yield frame

@@ -16,6 +16,7 @@ CASES = [
     (errors.ContextLengthExceeded("too long"), 400, INVALID, anthropic.BadRequestError),
     (errors.ContentPolicyViolation("no"), 400, INVALID, anthropic.BadRequestError),
     (errors.UpstreamBadRequest("bad"), 400, INVALID, anthropic.BadRequestError),
+    (errors.RegenerationDiffers("other"), 400, INVALID, anthropic.BadRequestError),
     (errors.AuthenticationFailed("x"), 401, "authentication_error", anthropic.AuthenticationError),
     (errors.UpstreamAuthError("key"), 401, "authentication_error", anthropic.AuthenticationError),
     (errors.PermissionDenied("no"), 403, "permission_error", anthropic.PermissionDeniedError),
