@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from router.graph.load import load_graph
+from router.http import gctune
 from router.http.app import create_app
 from router.http.serving import uvicorn_options
 
@@ -43,8 +45,17 @@ def wait_ready(
     raise TimeoutError(f"router at {url} not ready after {timeout}s")
 
 
+@functools.cache
+def _tune_gc_once() -> None:
+    """The collector settings `serve` applies (`router.http.gctune`), once per test process
+    as once per served process: frozen again at each server, objects of earlier tests that
+    are garbage in cycles would never be collected."""
+    gctune.tune()
+
+
 class RouterServer:
-    """The router app under uvicorn in a background thread: fast to start, same code path."""
+    """The router app under uvicorn in a background thread: fast to start, same code path,
+    same settings as `llm-router serve` (event loop, HTTP parser, collector)."""
 
     def __init__(
         self,
@@ -68,6 +79,7 @@ class RouterServer:
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **options)
         )
         self._thread = threading.Thread(target=self._run, daemon=True)
+        _tune_gc_once()
 
     def _run(self) -> None:
         self._server.run()  # the production event loop (see `router.http.serving`)

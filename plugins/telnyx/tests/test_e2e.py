@@ -249,7 +249,8 @@ def _sse(response: httpx.Response) -> list[dict]:
     return [orjson.loads(line[6:]) for line in lines if line != "data: [DONE]"]
 
 
-def test_output_matches_openai_schema(openapi, fake_upstream, router_server):
+def test_output_matches_openai_schema(openapi_spec, fake_upstream, router_server):
+    openapi = openapi_spec
     fake.install(fake_upstream, api_key=UPSTREAM_KEY)
     server = router_server(CONFIG.format(url=fake_upstream.url, key=UPSTREAM_KEY, settings="{}"))
     url = server.base_url + "/chat/completions"
