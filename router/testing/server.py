@@ -155,7 +155,11 @@ class RouterProcess:
             self.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         self._out, self._err = _PipeReader(self.process.stdout), _PipeReader(self.process.stderr)
-        wait_ready(self.url, timeout, self.process)
+        try:
+            wait_ready(self.url, timeout, self.process)
+        except BaseException:
+            self.stop()  # not left running, nor its pipes open, when it never got ready
+            raise
         return self
 
     def stderr_lines(self) -> list[bytes]:
