@@ -11,6 +11,8 @@ import pytest
 
 from router.testing import RouterProcess, chat_completion, json_reply
 
+pytestmark = pytest.mark.slow  # packages and installs the template with pip
+
 TEMPLATE = Path(__file__).resolve().parents[1] / "plugins" / "_template"
 
 
