@@ -21,7 +21,7 @@ from router.http.edge import EdgeProtocol
 from router.http.gctune import _YOUNG
 from router.http.responses import EventStream
 from router.observability.access import RequestRecord
-from router.testing import RouterServer
+from router.testing import RouterServer, closed_after_test
 
 CONFIG = """
 server: {auth: none}
@@ -122,7 +122,9 @@ def test_a_root_path_deployment_serves_the_api_below_it(config: Path) -> None:
     """Behind a proxy that serves the router under `/llm` and strips that prefix (uvicorn's
     `root_path`): the app sees `/llm/v1/...` with `root_path` `/llm`, and routes by the rest."""
     with RouterServer(config, root_path="/llm") as server:
-        client = openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
+        )
         assert client.chat.completions.create(**CHAT).choices[0].message.content == "hi there"
         chunks = client.chat.completions.create(**CHAT, stream=True)
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

@@ -11,14 +11,16 @@ import httpx
 import openai
 import orjson
 
-from router.testing import RouterProcess
+from router.testing import RouterProcess, closed_after_test
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "configs" / "quickstart.yaml"
 
 
 def test_quickstart_serves_streamed_and_plain_answers():
     with RouterProcess(QUICKSTART) as router:
-        client = openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        )
         stream = client.chat.completions.create(
             model="demo", messages=[{"role": "user", "content": "Hello!"}], stream=True
         )
@@ -66,7 +68,9 @@ def test_quickstart_serves_every_operation_offline(tmp_path, openapi):
     shapes OpenAI's own description gives (checked where the description is available)."""
     recording = _wav(tmp_path / "hello.wav", 2.0)
     with RouterProcess(QUICKSTART) as router:
-        client = openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        )
         images = client.images.generate(
             model="demo", prompt="a fox", n=2, response_format="b64_json"
         )

@@ -15,7 +15,15 @@ import openai
 import orjson
 import yaml
 
-from router.testing import FakeUpstream, Reply, RouterProcess, chat_chunk, chat_chunks, sse_reply
+from router.testing import (
+    FakeUpstream,
+    Reply,
+    RouterProcess,
+    chat_chunk,
+    chat_chunks,
+    closed_after_test,
+    sse_reply,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """
@@ -97,7 +105,9 @@ def test_sighup_reloads_and_sigterm_drains_streams_in_flight(tmp_path: Path, fak
         first = chat_chunk({"role": "assistant", "content": "two"})
         frames = [first, *chat_chunks([" and", " more", " words"])[1:]]
         fake_upstream.add("/v1/chat/completions", sse_reply(frames, release=release))
-        client = openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        )
         stream = client.chat.completions.create(model="held", messages=MESSAGES, stream=True)
         received: list[str] = []
         reader = threading.Thread(
@@ -145,7 +155,9 @@ def test_work_in_flight_when_the_drain_ends_is_told_it_was_cut(tmp_path: Path, f
     raw_started = threading.Event()
     try:
         assert router.process is not None
-        client = openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        )
         # Each `create` returns once the stream's first words are out; the rest stalls.
         sdk_stream = client.chat.completions.create(
             model="stalls",

@@ -5,6 +5,7 @@ including a third-party provider plugin, gets the `fake_upstream` and `router_se
 fixtures without configuration.
 """
 
+from router.testing.closing import closed_after_test
 from router.testing.fake_upstream import (
     FakeUpstream,
     Received,
@@ -18,6 +19,7 @@ from router.testing.fake_upstream import (
     usage_block,
 )
 from router.testing.server import RouterProcess, RouterServer, free_port, wait_ready
+from router.testing.waiting import wait_until
 
 __all__ = [
     "FakeUpstream",
@@ -28,10 +30,12 @@ __all__ = [
     "chat_chunk",
     "chat_chunks",
     "chat_completion",
+    "closed_after_test",
     "free_port",
     "json_reply",
     "sse_reply",
     "text_reply",
     "usage_block",
     "wait_ready",
+    "wait_until",
 ]

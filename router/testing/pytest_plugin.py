@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from router.testing import closing
 from router.testing.fake_upstream import FakeUpstream
 from router.testing.openapi import (
     ENV_VAR,
@@ -17,6 +18,21 @@ from router.testing.openapi import (
     spec_path,
 )
 from router.testing.server import RouterServer
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Closes the clients the test passed to `closed_after_test`, once it has ended."""
+    mark = closing.opened()
+    yield
+    closing.close_since(mark)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_session_clients() -> Iterator[None]:
+    """Closes what wider fixtures passed to `closed_after_test`, at the session's end."""
+    yield
+    closing.close_since(0)
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import orjson
 import pytest
 from llm_router_telnyx import testing as fake
 
+from router.testing import closed_after_test
+
 UPSTREAM_KEY = "KEY0193upstreamsecret"
 
 CONFIG = """
@@ -38,7 +40,9 @@ USER = [{"role": "user", "content": "Say hello"}]
 def start(fake_upstream, router_server):
     def start(settings: str = "{}", key: str = UPSTREAM_KEY) -> openai.OpenAI:
         server = router_server(CONFIG.format(url=fake_upstream.url, key=key, settings=settings))
-        return openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+        return closed_after_test(
+            openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+        )
 
     return start
 
