@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 def wait_ready(
-    url: str, timeout: float = 15.0, process: subprocess.Popen[bytes] | None = None
+    url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -150,7 +150,9 @@ class RouterProcess:
     def base_url(self) -> str:
         return self.url + "/v1"
 
-    def start(self, timeout: float = 20.0) -> RouterProcess:
+    def start(self, timeout: float = 60.0) -> RouterProcess:
+        """Start and wait until ready: generous, since on a loaded machine several workers
+        can take many seconds to import and load, and only a broken start waits it out."""
         self.process = subprocess.Popen(
             self.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
