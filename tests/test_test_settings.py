@@ -35,3 +35,16 @@ def test_clients_a_test_opens_are_closed_newest_first_when_it_ends():
     assert first.name == "first" and closed == []
     close_since(mark)  # what the test kit's autouse fixture does at teardown
     assert closed == ["second", "first"] and opened() == mark
+
+
+def test_wait_until_returns_as_soon_as_the_condition_holds_and_fails_saying_what():
+    import itertools
+
+    import pytest
+
+    from router.testing import wait_until
+
+    calls = itertools.count()
+    wait_until(lambda: next(calls) >= 3, "never")  # a few polls, then returns
+    with pytest.raises(AssertionError, match="the moon is not up"):
+        wait_until(lambda: False, "the moon is not up", timeout=0.05)
