@@ -98,7 +98,7 @@ def answer_of(url: str) -> str:
     return str(reply.json()["choices"][0]["message"]["content"])
 
 
-def wait_for_answer(url: str, expected: str, within: float = 1.0) -> float:
+def wait_for_answer(url: str, expected: str, within: float = 10.0) -> float:
     """Seconds until the router answers `expected`; fails past `within`."""
     start = time.monotonic()
     while True:
@@ -170,7 +170,9 @@ def test_reload_under_load_file_rewrites_and_configmap_swaps(tmp_path: Path) -> 
 
     assert load_a.failures == [] and load_b.failures == []
     assert load_a.count > 50 and load_b.count > 20, (load_a.count, load_b.count)
-    assert slowest < 1.0
+    # The file is polled every 0.2 s: each change is live in a fraction of a second. The
+    # bound leaves a loaded machine room, and still fails a watcher that polls rarely.
+    assert slowest < 5.0
     assert steady_after == steady_before  # unchanged provider + model: same Target object
     assert status["reloads"]["ok"] == 6 and status["reloads"]["failed"] >= 6
     assert status["last_error"] is None
