@@ -111,9 +111,15 @@ def test_the_test_server_runs_with_the_settings_serve_uses(config: Path) -> None
 
         app.add_middleware(Probe)
 
+    config.write_text(
+        CONFIG.replace("server: {auth: none}", "server: {auth: none, max_headers: 20}")
+    )
     with RouterServer(config, customize=_customize) as server:
         assert httpx.post(server.base_url + "/chat/completions", json=CHAT).status_code == 200
         assert server._server.config.http_protocol_class is EdgeProtocol
+        crowded = {f"x-extra-{i}": "v" for i in range(25)}  # the config's limit on headers
+        refused = httpx.post(server.base_url + "/chat/completions", json=CHAT, headers=crowded)
+        assert refused.status_code == 431
     assert seen and seen[-1].startswith("uvloop")
     assert gc.get_threshold()[0] >= _YOUNG and gc.get_freeze_count() > 0
 

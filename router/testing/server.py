@@ -18,7 +18,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from router.graph.load import load_graph
-from router.http import gctune
+from router.http import edge, gctune
 from router.http.app import create_app
 from router.http.serving import uvicorn_options
 
@@ -71,6 +71,9 @@ class RouterServer:
         self.config_path = str(config_path)
         self.port = free_port()
         self.graph = load_graph(self.config_path, environ)
+        # The config's limits on headers and connections, as `serve` sets them before it
+        # accepts anything (per process: the servers of one test share the latest).
+        edge.configure(edge.EdgeLimits.of(self.graph.config.server))
         self.app = create_app(self.graph)
         if customize is not None:
             customize(self.app)
