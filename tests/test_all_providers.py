@@ -17,7 +17,7 @@ import openai
 import pytest
 import yaml
 
-from router.testing import FakeUpstream, RouterProcess
+from router.testing import FakeUpstream, RouterProcess, closed_after_test
 
 llm_router_litellm = pytest.importorskip("llm_router_litellm.testing")
 telkom = pytest.importorskip("llm_router_telkom.testing")
@@ -71,7 +71,9 @@ def router(fake_upstream: FakeUpstream, tmp_path: Path) -> Iterator[RouterProces
 
 def test_fallbacks_across_all_four_providers(router, fake_upstream):
     failing_until_tokligence(fake_upstream, tok.chat_reply("from tokligence"))
-    client = openai.OpenAI(base_url=router.base_url, api_key="sk-app-key", max_retries=0)
+    client = closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="sk-app-key", max_retries=0)
+    )
     raw = client.chat.completions.with_raw_response.create(
         model="chat", messages=[{"role": "user", "content": "hi"}]
     )
@@ -103,7 +105,9 @@ SECOND = [telnyx.CHAT_PATH, telnyx.CHAT_PATH, telkom.CHAT_PATH, KOBOI_CHAT, TOK_
 def test_responses_fall_back_across_the_four_providers(
     router: Any, fake_upstream: FakeUpstream
 ) -> None:
-    client = openai.OpenAI(base_url=router.base_url, api_key="sk-app-key", max_retries=0)
+    client = closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="sk-app-key", max_retries=0)
+    )
     failing_until_tokligence(fake_upstream, tok.chat_reply("from tokligence"))
     raw = client.responses.with_raw_response.create(model="chat", input="hi")
     assert (raw.parse().status, raw.parse().output_text) == ("completed", "from tokligence")
@@ -126,7 +130,9 @@ def test_responses_fall_back_across_the_four_providers(
 def test_messages_fall_back_across_the_four_providers(
     router: Any, fake_upstream: FakeUpstream
 ) -> None:
-    client = anthropic.Anthropic(base_url=router.url, api_key="sk-app-key", max_retries=0)
+    client = closed_after_test(
+        anthropic.Anthropic(base_url=router.url, api_key="sk-app-key", max_retries=0)
+    )
     hi: list[Any] = [{"role": "user", "content": "hi"}]
     failing_until_tokligence(fake_upstream, tok.chat_reply("from tokligence"))
     raw = client.messages.with_raw_response.create(model="chat", max_tokens=32, messages=hi)

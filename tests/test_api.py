@@ -12,7 +12,14 @@ import orjson
 import pytest
 
 from router.http.disconnect import WATCH_AFTER
-from router.testing import Reply, chat_chunks, chat_completion, json_reply, sse_reply
+from router.testing import (
+    Reply,
+    chat_chunks,
+    chat_completion,
+    closed_after_test,
+    json_reply,
+    sse_reply,
+)
 
 CONFIG = """
 server:
@@ -47,7 +54,9 @@ def router(fake_upstream, router_server):
 
 @pytest.fixture
 def client(router):
-    return openai.OpenAI(base_url=router.base_url, api_key="sk-client-1", max_retries=0)
+    return closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="sk-client-1", max_retries=0)
+    )
 
 
 def post(router, path, body, key="sk-client-1", headers=None):
@@ -164,7 +173,9 @@ def test_models_list_only_what_the_key_may_use(router, client, openapi):
     raw = client.models.with_raw_response.list()
     openapi.validate("ListModelsResponse", raw.http_response.json())
     assert sorted(m.id for m in raw.parse()) == ["chat", "demo"]
-    everything = openai.OpenAI(base_url=router.base_url, api_key="sk-client-2").models.list()
+    everything = closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="sk-client-2")
+    ).models.list()
     assert sorted(m.id for m in everything) == ["chat", "demo", "secret-model"]
     model = client.models.retrieve("demo")
     assert model.id == "demo" and model.object == "model"
@@ -209,7 +220,9 @@ def test_x_api_key_header_is_accepted(router):
 
 def test_missing_and_unknown_keys_get_401(router, openapi):
     with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=router.base_url, api_key="sk-wrong", max_retries=0).models.list()
+        closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="sk-wrong", max_retries=0)
+        ).models.list()
     response = post(
         router, "/v1/chat/completions", {"model": "chat", "messages": MESSAGES}, key=None
     )
@@ -226,7 +239,9 @@ def test_auth_none(fake_upstream, router_server):
     models: {demo: {targets: [{provider: offline, model: m}]}}
     """
     server = router_server(config)
-    client = openai.OpenAI(base_url=server.base_url, api_key="anything", max_retries=0)
+    client = closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="anything", max_retries=0)
+    )
     assert client.chat.completions.create(model="demo", messages=MESSAGES).choices
 
 
@@ -342,7 +357,9 @@ def test_upstream_silence_is_504_within_the_budget(client, fake_upstream):
 
 def test_unreachable_upstream_is_502(fake_upstream, router_server):
     server = router_server(CONFIG.format(url="http://127.0.0.1:9"))
-    client = openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+    client = closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+    )
     with pytest.raises(openai.InternalServerError) as info:
         client.chat.completions.create(model="chat", messages=MESSAGES)
     assert info.value.status_code == 502
@@ -418,7 +435,9 @@ def test_a_model_may_think_longer_than_the_idle_gap_before_its_first_token(
     """Before the first token the first-token timeout governs; after it, the idle gap."""
     config = CONFIG.format(url=fake_upstream.url).replace("idle: 1", "idle: 0.3")
     server = router_server(config)
-    client = openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+    client = closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+    )
     role, *rest = chat_chunks(["thought", " through"])
     tail = b"".join(
         b"data: " + (orjson.dumps(f) if isinstance(f, dict) else f.encode()) + b"\n\n" for f in rest

@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # a benchmark run, if a short one
 def test_bucket_benchmark_measures_both_backends() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.limits", "--entries", "1,300"],

@@ -17,10 +17,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(
-    not shutil.which("wrk") or not shutil.which("taskset") or (os.cpu_count() or 1) < 2,
-    reason="the benchmark needs wrk (apt-get install wrk), taskset and two cores",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not shutil.which("wrk") or not shutil.which("taskset") or (os.cpu_count() or 1) < 2,
+        reason="the benchmark needs wrk (apt-get install wrk), taskset and two cores",
+    ),
+]
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:

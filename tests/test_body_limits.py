@@ -20,7 +20,13 @@ import pytest
 from router import errors
 from router.http.body import nested_deeper_than, parse_json
 from router.http.deadlines import TICK
-from router.testing import FakeUpstream, RouterProcess, chat_completion, json_reply
+from router.testing import (
+    FakeUpstream,
+    RouterProcess,
+    chat_completion,
+    closed_after_test,
+    json_reply,
+)
 from router.testing.raw import connect, read_answer
 
 HEADER_TIMEOUT = 2.0
@@ -220,7 +226,9 @@ def test_deeply_nested_bodies_are_400_naming_the_limit_with_one_access_log_line(
             assert error["param"] == "body"
             assert error["message"] == "the request body is nested deeper than 64 levels"
         # At the limit a body passes (the body, messages and a message are 3 levels).
-        client = openai.OpenAI(base_url=router.base_url, api_key=KEY, max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key=KEY, max_retries=0)
+        )
         reply = client.chat.completions.create(
             model="chat", messages=[{"role": "user", "content": nested(61)}]
         )

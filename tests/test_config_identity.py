@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from router.observability import logs
-from router.testing import RouterServer, json_reply
+from router.testing import RouterServer, closed_after_test, json_reply
 
 ADMIN = "adm-Identity-9Kq"
 TOKENS = {"UP_TOKEN_1": "hdr-tok-Qw3Er5Ty7", "UP_TOKEN_2": "hdr-tok-Zx8Cv6Bn4"}
@@ -66,7 +66,9 @@ def test_header_secrets_never_leak_and_health_reports_the_files_hash(
 
     first = write("UP_TOKEN_1")
     with RouterServer(path) as router:
-        client = openai.OpenAI(base_url=router.base_url, api_key="unused", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="unused", max_retries=0)
+        )
         assert _hashes(router.url) == (first, first)
         fails_masked(client, TOKENS["UP_TOKEN_1"])
 

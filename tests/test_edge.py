@@ -27,8 +27,8 @@ import pytest
 from router.http.deadlines import TICK
 from router.http.edge import LINGER, EdgeLimits
 from router.http.edge.headers import HeaderBlock, pipelined
-from router.testing import RouterProcess, chat_completion, json_reply
-from router.testing.raw import SlowCrowd, connect, read_answer
+from router.testing import RouterProcess, chat_completion, closed_after_test, json_reply
+from router.testing.raw import SlowCrowd, connect, read_answer, read_kept_alive_answer
 
 HEADER_TIMEOUT = 2.0
 CONFIG = f"""
@@ -184,7 +184,7 @@ def test_headers_within_the_limits_pass_on_one_kept_alive_connection(router):
     """The header clock runs only while headers arrive: a kept-alive connection serving
     requests for longer than the header timeout, a stream that lasts longer than it, and
     requests with 15 headers more than the SDK's own are all fine."""
-    client = openai.OpenAI(base_url=router.base_url, api_key=KEY, max_retries=0)
+    client = closed_after_test(openai.OpenAI(base_url=router.base_url, api_key=KEY, max_retries=0))
     words: list[str] = []
 
     def read_stream() -> None:
@@ -258,7 +258,9 @@ def test_a_dropped_client_keeping_its_side_open_is_closed_after_the_linger(route
 
 
 def test_hundreds_of_slow_clients_do_not_slow_a_normal_client(router):
-    client = openai.OpenAI(base_url=router.base_url, api_key=KEY, max_retries=0, timeout=5)
+    client = closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key=KEY, max_retries=0, timeout=5)
+    )
 
     def ask() -> float:
         started = time.perf_counter()
@@ -297,7 +299,9 @@ def test_a_connection_beyond_max_connections_gets_503_and_the_rest_are_served(tm
     router = start_router(tmp_path, upstream.url, max_connections=3)
     try:
         held = [connect(router.port) for _ in range(3)]
-        time.sleep(0.2)  # (the router has accepted them)
+        for sock in held:  # answered, so accepted by the router, and kept alive
+            sock.sendall(request_head(len(chat_body())) + chat_body())
+            assert read_kept_alive_answer(sock)[0] == 200
         extra = connect(router.port)
         extra.sendall(request_head(2) + b"{}")
         status, headers, body = read_answer(extra)

@@ -5,6 +5,7 @@ closed when its client leaves."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 import httpx
@@ -16,9 +17,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router.http.disconnect import WATCH_AFTER, DisconnectWatch
 from router.http.drain import Drain
+from router.http.edge import EdgeProtocol
+from router.http.gctune import _YOUNG
 from router.http.responses import EventStream
 from router.observability.access import RequestRecord
-from router.testing import RouterServer
+from router.testing import RouterServer, closed_after_test
 
 CONFIG = """
 server: {auth: none}
@@ -92,11 +95,42 @@ def test_user_middleware_runs_on_the_api_endpoints(config: Path) -> None:
     assert Audit.seen.count("POST /v1/chat/completions") == 2
 
 
+def test_the_test_server_runs_with_the_settings_serve_uses(config: Path) -> None:
+    """uvloop, the httptools-based edge protocol and the collector tuning: what the tests
+    exercise is what `llm-switchyard serve` runs (`router.http.serving`)."""
+    seen: list[str] = []
+
+    def _customize(app: Starlette) -> None:
+        class Probe:
+            def __init__(self, app: ASGIApp) -> None:
+                self.app = app
+
+            async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+                seen.append(type(asyncio.get_running_loop()).__module__)
+                await self.app(scope, receive, send)
+
+        app.add_middleware(Probe)
+
+    config.write_text(
+        CONFIG.replace("server: {auth: none}", "server: {auth: none, max_headers: 20}")
+    )
+    with RouterServer(config, customize=_customize) as server:
+        assert httpx.post(server.base_url + "/chat/completions", json=CHAT).status_code == 200
+        assert server._server.config.http_protocol_class is EdgeProtocol
+        crowded = {f"x-extra-{i}": "v" for i in range(25)}  # the config's limit on headers
+        refused = httpx.post(server.base_url + "/chat/completions", json=CHAT, headers=crowded)
+        assert refused.status_code == 431
+    assert seen and seen[-1].startswith("uvloop")
+    assert gc.get_threshold()[0] >= _YOUNG and gc.get_freeze_count() > 0
+
+
 def test_a_root_path_deployment_serves_the_api_below_it(config: Path) -> None:
     """Behind a proxy that serves the router under `/llm` and strips that prefix (uvicorn's
     `root_path`): the app sees `/llm/v1/...` with `root_path` `/llm`, and routes by the rest."""
     with RouterServer(config, root_path="/llm") as server:
-        client = openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
+        )
         assert client.chat.completions.create(**CHAT).choices[0].message.content == "hi there"
         chunks = client.chat.completions.create(**CHAT, stream=True)
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

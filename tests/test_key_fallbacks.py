@@ -20,6 +20,7 @@ from router.testing import (
     RouterProcess,
     chat_chunks,
     chat_completion,
+    closed_after_test,
     json_reply,
     sse_reply,
 )
@@ -107,7 +108,9 @@ def fake(upstream) -> FakeUpstream:
 
 
 def client(router: RouterProcess, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=router.base_url, api_key=key, max_retries=0, timeout=15)
+    return closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key=key, max_retries=0, timeout=15)
+    )
 
 
 def failure_of(router: RouterProcess, key: str, model: str = "chat") -> openai.APIStatusError:

@@ -18,6 +18,7 @@ from router.testing import (
     RouterProcess,
     chat_chunks,
     chat_completion,
+    closed_after_test,
     json_reply,
     sse_reply,
 )
@@ -64,7 +65,9 @@ def test_no_secret_is_logged_and_the_access_log_has_every_field(tmp_path, fake_u
     fake_upstream.add("/v1/chat/completions", sse_reply(chat_chunks(["a", "b"], usage=(4, 2))))
     router = RouterProcess(write_config(tmp_path, fake_upstream.url), env=SECRETS).start()
     try:
-        client = openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        )
         messages = [{"role": "user", "content": "hi"}]
         assert client.chat.completions.create(model="main", messages=messages).choices
         stream = client.chat.completions.create(model="main", messages=messages, stream=True)
@@ -73,7 +76,9 @@ def test_no_secret_is_logged_and_the_access_log_has_every_field(tmp_path, fake_u
         with pytest.raises(openai.InternalServerError) as failed:
             client.chat.completions.create(model="backup", messages=messages)
         assert PROVIDER_KEY not in str(failed.value.body)
-        wrong = openai.OpenAI(base_url=router.base_url, api_key=WRONG_KEY, max_retries=0)
+        wrong = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key=WRONG_KEY, max_retries=0)
+        )
         with pytest.raises(openai.AuthenticationError):
             wrong.chat.completions.create(model="main", messages=messages)
         for key in (ADMIN_KEY, WRONG_KEY):
@@ -180,7 +185,9 @@ def test_metrics_in_prometheus_format(router_server, fake_upstream):
     )
     server = router_server(CONFIG.format(url=fake_upstream.url), SECRETS)
     before = httpx.get(server.url + "/metrics").text
-    client = openai.OpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0)
+    client = closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0)
+    )
     for _ in range(3):
         stream = client.chat.completions.create(
             model="main", messages=[{"role": "user", "content": "x"}], stream=True
@@ -222,7 +229,9 @@ def test_otlp_export_when_configured(tmp_path, fake_upstream):
         "OTEL_METRIC_EXPORT_INTERVAL": "200",
     }
     with RouterProcess(write_config(tmp_path, fake_upstream.url), env=env) as router:
-        client = openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        )
         client.chat.completions.create(model="backup", messages=[{"role": "user", "content": "x"}])
         deadline = time.monotonic() + 10
         while not (fake_upstream.received("/v1/traces") and fake_upstream.received("/v1/metrics")):

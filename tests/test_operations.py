@@ -16,7 +16,7 @@ import openai
 import orjson
 import pytest
 
-from router.testing import FakeUpstream, Reply, RouterProcess
+from router.testing import FakeUpstream, Reply, RouterProcess, closed_after_test
 from router.testing.media import (
     PNG_B64,
     UploadReader,
@@ -80,8 +80,8 @@ class Served:
         config = tmp / "router.yaml"
         config.write_text(CONFIG.format(url=self.upstream.url, models=_models()))
         self.router = RouterProcess(config).start()
-        self.client = openai.OpenAI(
-            base_url=self.router.base_url, api_key="x", max_retries=0, timeout=20
+        self.client = closed_after_test(
+            openai.OpenAI(base_url=self.router.base_url, api_key="x", max_retries=0, timeout=20)
         )
         self.wav = tmp / "speech.wav"
         _write_wav(self.wav, seconds=2.0)

@@ -17,7 +17,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from router.observability import tracing
-from router.testing import FakeUpstream, RouterProcess, RouterServer
+from router.testing import FakeUpstream, RouterProcess, RouterServer, closed_after_test
 from router.testing.media import UploadReader, openai_error, speech_reply
 
 CONFIG = """
@@ -71,7 +71,9 @@ def served(tmp_path_factory) -> Iterator[tuple[RouterProcess, FakeUpstream, Path
 
 
 def _client(router: RouterProcess, key: str = "sk-app-1234") -> openai.OpenAI:
-    return openai.OpenAI(base_url=router.base_url, api_key=key, max_retries=0, timeout=20)
+    return closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key=key, max_retries=0, timeout=20)
+    )
 
 
 def test_a_keys_allow_list_applies(served):

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from router.cli import main
-from router.testing import FakeUpstream, RouterProcess
+from router.testing import FakeUpstream, RouterProcess, closed_after_test
 
 pytest.importorskip("llm_router_telkom")
 pytest.importorskip("llm_router_telnyx")
@@ -58,7 +58,7 @@ def served(tmp_path_factory) -> Iterator[tuple[RouterProcess, FakeUpstream]]:
 )
 def test_operations_a_model_does_not_serve_are_a_400_naming_both(served, tmp_path, model, serves):
     router, upstream = served
-    client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+    client = closed_after_test(openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0))
     wav = tmp_path / "a.wav"
     wav.write_bytes(b"RIFF....WAVE" + bytes(2000))
     calls = {

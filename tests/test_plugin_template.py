@@ -9,7 +9,9 @@ from pathlib import Path
 import openai
 import pytest
 
-from router.testing import RouterProcess, chat_completion, json_reply
+from router.testing import RouterProcess, chat_completion, closed_after_test, json_reply
+
+pytestmark = pytest.mark.slow  # packages and installs the template with pip
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "plugins" / "_template"
 
@@ -76,7 +78,9 @@ models:
     )
     assert "acme\tllm-switchyard-acme 0.1.0" in listed.stdout
     with RouterProcess(config, env=env) as router:
-        client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        )
         reply = client.chat.completions.create(
             model="chat", messages=[{"role": "user", "content": "hi"}], user="u1"
         )
@@ -123,7 +127,9 @@ def test_template_region_header_is_shown_and_rewritable_and_its_key_is_not(
     assert "x-acme-key: ***" in explained.stdout
     assert "acme-secret-key" not in explained.stdout
     with RouterProcess(config, env={"PYTHONPATH": str(site)}) as router:
-        client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        )
         client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
     (seen,) = fake_upstream.received("/v1/chat/completions")
     assert seen.headers["x-acme-region"] == "ap"

@@ -15,7 +15,13 @@ import pytest
 
 import router.spec
 from router.spec import Provider, ProviderConfig
-from router.testing import FakeUpstream, RouterProcess, chat_completion, json_reply
+from router.testing import (
+    FakeUpstream,
+    RouterProcess,
+    chat_completion,
+    closed_after_test,
+    json_reply,
+)
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "writing-a-plugin.md"
 SHOUT_SOURCE = Path(__file__).parent / "contract_plugin"
@@ -134,7 +140,9 @@ def test_a_translation_declared_nowhere_is_never_skipped(tmp_path, fake_upstream
         "models: {m: {targets: [{provider: s, model: up}]}}\n"
     )
     with RouterProcess(config, env=_install(tmp_path / "site")) as served:
-        client = openai.OpenAI(base_url=served.base_url, api_key="x", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=served.base_url, api_key="x", max_retries=0)
+        )
         reply = client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "hi"}]
         )

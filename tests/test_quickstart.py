@@ -11,15 +11,16 @@ import httpx
 import openai
 import orjson
 
-from router.testing import RouterProcess
-from router.testing.openapi import spec_path
+from router.testing import RouterProcess, closed_after_test
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "configs" / "quickstart.yaml"
 
 
 def test_quickstart_serves_streamed_and_plain_answers():
     with RouterProcess(QUICKSTART) as router:
-        client = openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        )
         stream = client.chat.completions.create(
             model="demo", messages=[{"role": "user", "content": "Hello!"}], stream=True
         )
@@ -62,13 +63,14 @@ def _wav(path: Path, seconds: float, rate: int = 16_000) -> Path:
     return path
 
 
-def test_quickstart_serves_every_operation_offline(tmp_path, request):
+def test_quickstart_serves_every_operation_offline(tmp_path, openapi):
     """Images, speech, transcriptions, moderations and rerank, answered by the mock in the
     shapes OpenAI's own description gives (checked where the description is available)."""
-    spec = request.getfixturevalue("openapi") if spec_path() else None
     recording = _wav(tmp_path / "hello.wav", 2.0)
     with RouterProcess(QUICKSTART) as router:
-        client = openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        )
         images = client.images.generate(
             model="demo", prompt="a fox", n=2, response_format="b64_json"
         )
@@ -116,11 +118,10 @@ def test_quickstart_serves_every_operation_offline(tmp_path, request):
         ).json()
         assert [r["index"] for r in ranked["results"]] == [1, 0]
         listed = client.models.with_raw_response.list()
-        if spec is not None:
-            spec.validate("ImagesResponse", images.model_dump(exclude_unset=True))
-            spec.validate("CreateModerationResponse", orjson.loads(moderated.content))
-            spec.validate("CreateTranscriptionResponseVerboseJson", orjson.loads(verbose.content))
-            spec.validate("ListModelsResponse", orjson.loads(listed.content))
+        openapi.validate("ImagesResponse", images.model_dump(exclude_unset=True))
+        openapi.validate("CreateModerationResponse", orjson.loads(moderated.content))
+        openapi.validate("CreateTranscriptionResponseVerboseJson", orjson.loads(verbose.content))
+        openapi.validate("ListModelsResponse", orjson.loads(listed.content))
 
 
 def test_the_working_name_remains_an_alias_of_the_command():
@@ -128,8 +129,10 @@ def test_the_working_name_remains_an_alias_of_the_command():
     router = RouterProcess(QUICKSTART)
     assert Path(router.command[0]).name == "llm-switchyard"
     router.command[0] = str(Path(router.command[0]).with_name("llm-router"))
-    with router:
-        client = openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+    with (
+        router,
+        openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0) as client,
+    ):
         reply = client.chat.completions.create(
             model="demo", messages=[{"role": "user", "content": "Hello!"}]
         )

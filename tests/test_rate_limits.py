@@ -17,6 +17,7 @@ from router.testing import (
     RouterProcess,
     chat_chunks,
     chat_completion,
+    closed_after_test,
     json_reply,
     sse_reply,
 )
@@ -59,7 +60,7 @@ keys:
 
 
 def client(server, key: str = "sk-app") -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    return closed_after_test(openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0))
 
 
 def raw(server, key: str = "sk-app", **body) -> httpx.Response:

@@ -98,6 +98,7 @@ def replicas(tmp_path_factory):
             client.delete(*keys)
 
 
+@pytest.mark.slow  # three `llm-switchyard serve` replicas
 def test_three_replicas_admit_exactly_n_requests(replicas):
     urls, upstream = replicas
     statuses = _burst(urls, "req", 8)  # 24 concurrent requests for a budget of 10
@@ -106,6 +107,7 @@ def test_three_replicas_admit_exactly_n_requests(replicas):
     assert len(upstream.received("/v1/chat/completions")) == 10
 
 
+@pytest.mark.slow  # three `llm-switchyard serve` replicas
 def test_three_replicas_share_max_concurrent(replicas):
     urls, _upstream = replicas
     statuses = _burst(urls, "conc", 4)  # 12 at once, each held 1.5 s upstream
@@ -115,6 +117,7 @@ def test_three_replicas_share_max_concurrent(replicas):
     assert _burst(urls, "conc", 1) == [200, 200, 200]
 
 
+@pytest.mark.slow  # three `llm-switchyard serve` replicas
 def test_three_replicas_share_token_budget_and_reconcile(replicas):
     urls, _ = replicas
     # each request is estimated at 5 prompt tokens + 95 max_tokens = 100: 7 fit in 700
@@ -132,6 +135,7 @@ def test_three_replicas_share_token_budget_and_reconcile(replicas):
     assert response.headers["x-ratelimit-remaining-tokens"] == str(700 - 7 * 7 - 100)
 
 
+@pytest.mark.slow  # three `llm-switchyard serve` replicas
 def test_three_replicas_share_a_token_counter_and_reconcile(replicas):
     # 5,000 a minute is past the exact-log threshold: a sliding-window counter, as exact
     # within one window and reconciled the same way
@@ -149,6 +153,7 @@ def test_three_replicas_share_a_token_counter_and_reconcile(replicas):
     assert response.headers["x-ratelimit-remaining-tokens"] == str(5000 - 5 * 7 - 1000)
 
 
+@pytest.mark.slow  # three `llm-switchyard serve` replicas
 def test_a_fresh_window_says_when_it_frees_a_slot(replicas):
     urls, _ = replicas
     response = httpx.post(

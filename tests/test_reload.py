@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 from router.config.loader import load_config_text
 from router.graph.compile import compile_graph
 from router.graph.reload import carry_over
-from router.testing import RouterServer
+from router.testing import RouterServer, closed_after_test, wait_until
 
 ADMIN = "adm-reload-key"
 CONFIG = """
@@ -52,7 +53,9 @@ class Load:
         self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(threads)]
 
     def run(self, n: int) -> None:
-        client = openai.OpenAI(base_url=self.base_url, api_key="sk-reload-client", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=self.base_url, api_key="sk-reload-client", max_retries=0)
+        )
         messages = [{"role": "user", "content": "hi"}]
         i = 0
         while not self.stop.is_set():
@@ -95,7 +98,7 @@ def answer_of(url: str) -> str:
     return str(reply.json()["choices"][0]["message"]["content"])
 
 
-def wait_for_answer(url: str, expected: str, within: float = 1.0) -> float:
+def wait_for_answer(url: str, expected: str, within: float = 10.0) -> float:
     """Seconds until the router answers `expected`; fails past `within`."""
     start = time.monotonic()
     while True:
@@ -110,6 +113,12 @@ def admin_config(url: str) -> dict:
     reply = httpx.get(url + "/admin/config", headers={"authorization": f"Bearer {ADMIN}"})
     assert reply.status_code == 200, reply.text
     return reply.json()
+
+
+def rejects_more(url: str) -> Callable[[], bool]:
+    """True once the router at `url` has rejected one more config than it has now."""
+    before = admin_config(url)["reloads"]["failed"]
+    return lambda: admin_config(url)["reloads"]["failed"] > before
 
 
 def swap_configmap(root: Path, version: int, text: str) -> None:
@@ -140,9 +149,11 @@ def test_reload_under_load_file_rewrites_and_configmap_swaps(tmp_path: Path) -> 
         }
         with Load(plain_server.base_url) as load_a, Load(cm_server.base_url, 2) as load_b:
             for version in range(1, 7):
+                tried = [rejects_more(plain_server.url), rejects_more(cm_server.url)]
                 plain.write_text(INVALID[version % len(INVALID)])  # rejected; v(n-1) serves
                 swap_configmap(cm, 100 + version, INVALID[version % len(INVALID)])
-                time.sleep(0.3)
+                for check in tried:
+                    wait_until(check, "the invalid config was not tried")
                 assert answer_of(plain_server.url) == f"v{version - 1}"
                 assert answer_of(cm_server.url) == f"c{version - 1}"
                 failed = admin_config(plain_server.url)
@@ -159,7 +170,9 @@ def test_reload_under_load_file_rewrites_and_configmap_swaps(tmp_path: Path) -> 
 
     assert load_a.failures == [] and load_b.failures == []
     assert load_a.count > 50 and load_b.count > 20, (load_a.count, load_b.count)
-    assert slowest < 1.0
+    # The file is polled every 0.2 s: each change is live in a fraction of a second. The
+    # bound leaves a loaded machine room, and still fails a watcher that polls rarely.
+    assert slowest < 5.0
     assert steady_after == steady_before  # unchanged provider + model: same Target object
     assert status["reloads"]["ok"] == 6 and status["reloads"]["failed"] >= 6
     assert status["last_error"] is None
@@ -202,7 +215,9 @@ def test_a_key_removed_by_a_reload_is_refused_even_after_use(tmp_path: Path) -> 
     text = config("first").replace("server: {", "server: {watch_config: false, ")
     path.write_text(text.replace("keys:\n", "keys:\n  gone: {key: sk-soon-gone}\n"))
     with RouterServer(path) as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="sk-soon-gone", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=server.base_url, api_key="sk-soon-gone", max_retries=0)
+        )
         messages = [{"role": "user", "content": "hi"}]
         for _ in range(3):
             assert client.chat.completions.create(model="chat", messages=messages).choices

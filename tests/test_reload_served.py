@@ -26,7 +26,7 @@ from router.http.state import RouterState
 from router.observability import logs
 from router.plugins import ProviderPlugin, provider_plugins
 from router.providers.mock import MockProvider, MockTransport
-from router.testing import FakeUpstream, RouterProcess, RouterServer, free_port
+from router.testing import FakeUpstream, RouterProcess, RouterServer, closed_after_test, free_port
 from router.testing.fake_upstream import chat_completion, json_reply
 from router.types import RoutingGraph
 
@@ -89,7 +89,9 @@ class Load:
     """A client thread sending chat requests (every other one streamed) the whole time."""
 
     def __init__(self, base_url: str) -> None:
-        self.client = openai.OpenAI(base_url=base_url, api_key=CLIENT, max_retries=0)
+        self.client = closed_after_test(
+            openai.OpenAI(base_url=base_url, api_key=CLIENT, max_retries=0)
+        )
         self.failures: list[str] = []
         self.count = 0
         self.stop = threading.Event()

@@ -22,6 +22,7 @@ from router.testing import (
     FakeUpstream,
     RouterProcess,
     chat_chunks,
+    closed_after_test,
     json_reply,
     sse_reply,
 )
@@ -267,7 +268,9 @@ def test_an_unexpected_exception_is_a_500_with_one_line(in_process, monkeypatch)
     monkeypatch.setattr("router.http.endpoints.check_body", broken)
     labels = {"status": "500", "outcome": "failed", "error": "internal_error"}
     before = _requests_total(in_process.url, **labels)
-    client = openai.OpenAI(base_url=in_process.base_url, api_key=CLIENT_KEY, max_retries=0)
+    client = closed_after_test(
+        openai.OpenAI(base_url=in_process.base_url, api_key=CLIENT_KEY, max_retries=0)
+    )
     with structlog.testing.capture_logs() as entries:
         with pytest.raises(openai.InternalServerError) as failed:
             client.chat.completions.create(
@@ -299,7 +302,9 @@ def test_an_unexpected_exception_mid_stream_ends_it_with_an_error_event(in_proce
     monkeypatch.setattr(StreamRelay, "__aiter__", breaks_after_one_frame)
     labels = {"model": "quick", "outcome": "stream_failed", "error": "internal_error"}
     before = _requests_total(in_process.url, **labels)
-    client = openai.OpenAI(base_url=in_process.base_url, api_key=CLIENT_KEY, max_retries=0)
+    client = closed_after_test(
+        openai.OpenAI(base_url=in_process.base_url, api_key=CLIENT_KEY, max_retries=0)
+    )
     with structlog.testing.capture_logs() as entries:
         stream = client.chat.completions.create(model="quick", messages=MESSAGES, stream=True)
         with pytest.raises(openai.APIError) as failed:

@@ -1,10 +1,13 @@
 """Circuit breakers: the state machine, a primary that goes down and comes back, and the
-state and transitions at `/metrics`."""
+state and transitions at `/metrics`.
+
+The served breakers stay open for 2 s: long enough that a loaded machine still asks its
+requests while one is open; the tests then wait for it to half-open by polling, not by
+sleeping for a guessed time."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import time
 
 import httpx
 import openai
@@ -12,7 +15,7 @@ import pytest
 
 from router.config.resilience import BreakerConfig
 from router.routing.breaker import Breaker, State
-from router.testing import chat_completion, json_reply
+from router.testing import chat_completion, closed_after_test, json_reply, wait_until
 
 A = "/a/v1/chat/completions"
 B = "/b/v1/chat/completions"
@@ -27,7 +30,7 @@ models:
   chat:
     targets: [{{provider: a, model: ma}}, {{provider: b, model: mb}}]
     retries: {{attempts: 0}}
-    breaker: {{consecutive_failures: 2, failure_rate: null, open_for: 0.6}}
+    breaker: {{consecutive_failures: 2, failure_rate: null, open_for: 2}}
 """
 
 
@@ -88,7 +91,9 @@ def _states(router):
 def test_primary_down_then_back_breaker_opens_fallback_serves_primary_returns(
     router, fake_upstream
 ):
-    client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=10)
+    client = closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=10)
+    )
     down = {"on": True}
 
     def primary(_received):
@@ -107,14 +112,13 @@ def test_primary_down_then_back_breaker_opens_fallback_serves_primary_returns(
     assert len(fake_upstream.received(A)) == 2
     state = _states(router)["a/ma"]
     assert state["state"] == "open" and state["opened_total"] == 1
-    assert 0 < state["retry_in"] <= 0.6
+    assert 0 < state["retry_in"] <= 2
 
     assert [ask() for _ in range(3)] == [("from b", "1")] * 3  # a skipped, not tried
     assert len(fake_upstream.received(A)) == 2
 
     down["on"] = False
-    time.sleep(0.7)  # open_for has passed
-    assert _states(router)["a/ma"]["state"] == "half_open"
+    wait_until(lambda: _states(router)["a/ma"]["state"] == "half_open", "still open")
     assert ask() == ("from a", "1")  # the probe goes to a and closes the breaker
     assert _states(router)["a/ma"]["state"] == "closed"
     assert [ask() for _ in range(2)] == [("from a", "1")] * 2
@@ -122,12 +126,14 @@ def test_primary_down_then_back_breaker_opens_fallback_serves_primary_returns(
 
 
 def test_half_open_sends_a_single_probe_under_concurrency(router, fake_upstream):
-    client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=10)
+    client = closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=10)
+    )
     fake_upstream.add(A, *[json_reply({"error": {"message": "down"}}, 500)] * 2)
     fake_upstream.set_default(B, json_reply(chat_completion("from b", model="mb")))
     for _ in range(2):
         client.chat.completions.create(model="chat", messages=MSGS)
-    time.sleep(0.7)
+    wait_until(lambda: _states(router)["a/ma"]["state"] == "half_open", "still open")
     fake_upstream.set_default(A, lambda _r: _slow_ok())
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -147,7 +153,9 @@ def _slow_ok():
 
 
 def test_client_errors_do_not_open_a_breaker(router, fake_upstream):
-    client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=10)
+    client = closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=10)
+    )
     bad = {"error": {"message": "temperature must be <= 2", "param": "temperature"}}
     fake_upstream.set_default(A, json_reply(bad, 400))
     for _ in range(3):
@@ -188,7 +196,9 @@ def _moves(url: str, target: str) -> dict[str, float]:
 
 
 def test_metrics_show_each_targets_breaker_state_and_transitions(router, fake_upstream):
-    client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=10)
+    client = closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=10)
+    )
     a, b = '{model="chat",target="a/ma"}', '{model="chat",target="b/mb"}'
     assert _state(router.url) == {a: 0, b: 0}
     assert _moves(router.url, "a/ma") == {"open": 0, "half_open": 0, "closed": 0}
@@ -200,8 +210,7 @@ def test_metrics_show_each_targets_breaker_state_and_transitions(router, fake_up
     assert _state(router.url) == {a: 2, b: 0}  # open
     assert _moves(router.url, "a/ma") == {"open": 1, "half_open": 0, "closed": 0}
 
-    time.sleep(0.7)  # open_for has passed: the next request probes
-    assert _state(router.url)[a] == 1
+    wait_until(lambda: _state(router.url)[a] == 1, "not half-open")  # the next one probes
     fake_upstream.set_default(A, json_reply(chat_completion("from a", model="ma")))
     assert client.chat.completions.create(model="chat", messages=MSGS).model == "ma"
     assert _state(router.url) == {a: 0, b: 0}

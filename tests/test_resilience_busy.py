@@ -13,7 +13,14 @@ import openai
 import pytest
 
 from router.routing import recovery
-from router.testing import RouterProcess, chat_chunks, chat_completion, json_reply, sse_reply
+from router.testing import (
+    RouterProcess,
+    chat_chunks,
+    chat_completion,
+    closed_after_test,
+    json_reply,
+    sse_reply,
+)
 from router.testing.fake_upstream import Received, Reply
 
 A = "/a/v1/chat/completions"
@@ -49,7 +56,9 @@ def _answers(name: str) -> Callable[[Received], Reply]:
 
 
 def _client(router) -> openai.OpenAI:
-    return openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=15)
+    return closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=15)
+    )
 
 
 def _ask(client: openai.OpenAI, model: str = "chat") -> str:

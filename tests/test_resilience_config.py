@@ -13,7 +13,7 @@ from router.config import ConfigError
 from router.config.resilience import BreakerConfig, FailureSteps
 from router.graph.load import load_graph
 from router.routing import strategies
-from router.testing import chat_completion, json_reply
+from router.testing import chat_completion, closed_after_test, json_reply
 
 A = "/a/v1/chat/completions"
 B = "/b/v1/chat/completions"
@@ -68,7 +68,9 @@ def test_every_resilience_key_is_documented():
 def test_configured_steps_are_enforced(fake_upstream, router_server, tmp_path):
     extra = "on_failure: {server: next, content_policy: next}"
     server = router_server(_yaml(extra, url=fake_upstream.url))
-    client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=10)
+    client = closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=10)
+    )
     fake_upstream.add(A, json_reply({"error": {"message": "boom"}}, 500))
     fake_upstream.set_default(B, json_reply(chat_completion("from b", model="mb")))
     raw = client.chat.completions.with_raw_response.create(model="chat", messages=MSGS)
@@ -137,7 +139,9 @@ def test_round_robin_and_weighted_through_the_router(fake_upstream, router_serve
         """
     config = _yaml("strategy: round_robin", url=fake_upstream.url, more=more)
     server = router_server(config)
-    client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=10)
+    client = closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=10)
+    )
     fake_upstream.set_default(A, json_reply(chat_completion("a", model="ma")))
     fake_upstream.set_default(B, json_reply(chat_completion("b", model="mb")))
     seen = []

@@ -13,7 +13,7 @@ import time
 import openai
 import pytest
 
-from router.testing import Reply, chat_completion, json_reply
+from router.testing import Reply, chat_completion, closed_after_test, json_reply
 
 A = "/a/v1/chat/completions"
 B = "/b/v1/chat/completions"
@@ -47,7 +47,9 @@ models:
 @pytest.fixture
 def client(fake_upstream, router_server):
     server = router_server(CONFIG.format(url=fake_upstream.url))
-    return openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=15)
+    return closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=15)
+    )
 
 
 def call(client, model="chat"):

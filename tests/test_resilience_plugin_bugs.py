@@ -20,6 +20,7 @@ from router.testing import (
     RouterProcess,
     chat_chunks,
     chat_completion,
+    closed_after_test,
     json_reply,
     sse_reply,
 )
@@ -91,8 +92,8 @@ class Served:
         config = tmp / "router.yaml"
         config.write_text(CONFIG.format(url=self.upstream.url, key=SECRET, models=_models()))
         self.router = RouterProcess(config, env=_install_plugin(tmp / "site")).start()
-        self.client = openai.OpenAI(
-            base_url=self.router.base_url, api_key="x", max_retries=0, timeout=15
+        self.client = closed_after_test(
+            openai.OpenAI(base_url=self.router.base_url, api_key="x", max_retries=0, timeout=15)
         )
 
     def events(self, name: str) -> list[dict]:

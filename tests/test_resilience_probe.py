@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from router.testing import RouterProcess, chat_completion, free_port, json_reply
+from router.testing import RouterProcess, chat_completion, closed_after_test, free_port, json_reply
 from router.testing.fake_upstream import Received, Reply
 
 A = "/a/v1/chat/completions"
@@ -70,7 +70,9 @@ class Upstreams:
 
 
 def _ask(router) -> str:
-    client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=10)
+    client = closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=10)
+    )
     return client.chat.completions.create(model="chat", messages=MSGS).choices[0].message.content
 
 

@@ -8,7 +8,7 @@ import time
 import openai
 import pytest
 
-from router.testing import chat_chunks, json_reply, sse_reply
+from router.testing import chat_chunks, closed_after_test, json_reply, sse_reply
 
 A = "/a/v1/chat/completions"
 B = "/b/v1/chat/completions"
@@ -49,7 +49,9 @@ models:
 @pytest.fixture
 def client(fake_upstream, router_server):
     server = router_server(CONFIG.format(url=fake_upstream.url))
-    return openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=15)
+    return closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=15)
+    )
 
 
 def stream(client, model="chat", usage=False):
@@ -224,7 +226,9 @@ def test_mock_provider_demonstrates_continuation(router_server):
         targets: [{provider: steady, model: m}]
     """
     server = router_server(config)
-    client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=15)
+    client = closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=15)
+    )
     reference = client.chat.completions.create(model="whole", messages=MSGS)
     text, _, error, _ = stream(client, "chat")
     assert error is None

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from router.testing import RouterProcess, chat_chunk, json_reply, sse_reply
+from router.testing import RouterProcess, chat_chunk, closed_after_test, json_reply, sse_reply
 from router.testing.server import cli_command
 
 UP_KEY = "sk-proj-Tq9xWv3LmZ8kPb2NcR7dYh4FsJ6gA1gU"
@@ -87,7 +87,9 @@ def served(tmp_path_factory):
 
 
 def _client(router: RouterProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+    return closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+    )
 
 
 @pytest.mark.parametrize("echo", sorted(ECHOES))

@@ -15,7 +15,15 @@ import openai
 import orjson
 import yaml
 
-from router.testing import FakeUpstream, Reply, RouterProcess
+from router.testing import (
+    FakeUpstream,
+    Reply,
+    RouterProcess,
+    chat_chunk,
+    chat_chunks,
+    closed_after_test,
+    sse_reply,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """
@@ -75,13 +83,15 @@ def test_sighup_reloads_and_sigterm_drains_streams_in_flight(tmp_path: Path, fak
     path = tmp_path / "router.yaml"
     path.write_text(CONFIG.format(drain=10, answer="one", upstream=fake_upstream.url))
     fake_upstream.set_default("/v1/chat/completions", Reply(hang=True))
+    release = threading.Event()
+    held: socket.socket | None = None
     router = RouterProcess(path).start()
     try:
         assert router.process is not None
         assert ask(router.url).json()["choices"][0]["message"]["content"].startswith("one")
         path.write_text(CONFIG.format(drain=10, answer="two", upstream=fake_upstream.url))
         router.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while not ask(router.url).json()["choices"][0]["message"]["content"].startswith("two"):
             assert time.monotonic() < deadline, "SIGHUP did not reload"
             time.sleep(0.05)
@@ -89,10 +99,16 @@ def test_sighup_reloads_and_sigterm_drains_streams_in_flight(tmp_path: Path, fak
         # This request keeps the router draining while the test looks at it: without it, a
         # slow test could find the router gone once the stream below had finished.
         held = hold_a_request(router, fake_upstream)
-        # A stream of 4 words, 250 ms apart, is in flight (`create` returns with its first
-        # chunk) when SIGTERM arrives.
-        client = openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
-        stream = client.chat.completions.create(model="chat", messages=MESSAGES, stream=True)
+        # A stream is in flight (`create` returns with its first chunk) when SIGTERM arrives;
+        # the rest of it waits for `release`, so it is mid-stream however slow the machine.
+        # (The router answers once the first words are in: they come with the first frame.)
+        first = chat_chunk({"role": "assistant", "content": "two"})
+        frames = [first, *chat_chunks([" and", " more", " words"])[1:]]
+        fake_upstream.add("/v1/chat/completions", sse_reply(frames, release=release))
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        )
+        stream = client.chat.completions.create(model="held", messages=MESSAGES, stream=True)
         received: list[str] = []
         reader = threading.Thread(
             target=lambda: received.extend(
@@ -107,13 +123,20 @@ def test_sighup_reloads_and_sigterm_drains_streams_in_flight(tmp_path: Path, fak
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == "shutting_down"
         assert refused.headers["connection"] == "close" and refused.headers["retry-after"] == "1"
+        assert reader.is_alive()  # the stream is still waiting for its upstream
+        release.set()
         reader.join(10)
         assert not reader.is_alive()
+        stream.close()
+        client.close()
         assert "".join(received) == "two and more words"  # finished, not cut
         assert router.process.poll() is None  # still draining: a request is in flight
         held.close()  # the last request in flight: its client leaves
         assert router.process.wait(10) is not None
     finally:
+        release.set()
+        if held is not None:
+            held.close()
         _, err = router.stop()
     assert b'"event":"drained"' in err and b'"left_in_flight":0' in err
     assert b'"interrupted":0' in err
@@ -132,7 +155,9 @@ def test_work_in_flight_when_the_drain_ends_is_told_it_was_cut(tmp_path: Path, f
     raw_started = threading.Event()
     try:
         assert router.process is not None
-        client = openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0)
+        )
         # Each `create` returns once the stream's first words are out; the rest stalls.
         sdk_stream = client.chat.completions.create(
             model="stalls",
@@ -181,6 +206,7 @@ def test_work_in_flight_when_the_drain_ends_is_told_it_was_cut(tmp_path: Path, f
         for reader in readers:
             reader.join(15)
             assert not reader.is_alive()
+        client.close()
         assert router.process.wait(10) is not None
     finally:
         _, err = router.stop()

@@ -3,7 +3,7 @@
 import openai
 import pytest
 
-from router.testing import chat_chunks, chat_completion, json_reply, sse_reply
+from router.testing import chat_chunks, chat_completion, closed_after_test, json_reply, sse_reply
 
 CONFIG = """
 server: {{auth: keys}}
@@ -23,7 +23,9 @@ keys:
 @pytest.fixture
 def client(fake_upstream, router_server):
     server = router_server(CONFIG.format(url=fake_upstream.url))
-    return openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+    return closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+    )
 
 
 def test_non_stream_round_trip(client, fake_upstream):

@@ -22,6 +22,7 @@ from router.testing import (
     RouterProcess,
     chat_chunks,
     chat_completion,
+    closed_after_test,
     json_reply,
     sse_reply,
 )
@@ -94,7 +95,9 @@ def router(upstream, tmp_path_factory) -> Iterator[RouterProcess]:
 @pytest.fixture
 def client(router, upstream) -> openai.OpenAI:
     upstream.reset()
-    return openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=60)
+    return closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=60)
+    )
 
 
 def test_a_silent_upstream_is_left_after_the_first_token_limit_without_streaming(client, upstream):
@@ -263,8 +266,10 @@ def test_a_reload_applies_a_changed_model_timeout(tmp_path, fake_upstream):
     path.write_text(RELOADED.format(admin=ADMIN, url=fake_upstream.url, first_token=5))
     fake_upstream.set_default(SHARED, answer_after(1.5, "answered"))
     with RouterProcess(path) as router:
-        client = openai.OpenAI(
-            base_url=router.base_url, api_key="sk-timeouts-client", max_retries=0, timeout=30
+        client = closed_after_test(
+            openai.OpenAI(
+                base_url=router.base_url, api_key="sk-timeouts-client", max_retries=0, timeout=30
+            )
         )
         assert client.chat.completions.create(model="chat", messages=MSGS).choices
         path.write_text(RELOADED.format(admin=ADMIN, url=fake_upstream.url, first_token=0.5))

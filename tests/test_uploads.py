@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from router.testing import FakeUpstream, RouterProcess
+from router.testing import FakeUpstream, RouterProcess, closed_after_test
 from router.testing.media import UploadReader
 
 MB = 1024 * 1024
@@ -105,7 +105,9 @@ def _digest(path: Path) -> str:
 
 
 def test_memory_stays_flat_while_a_50_mb_upload_is_transcribed(big, tmp_path):
-    client = openai.OpenAI(base_url=big.router.base_url, api_key="x", max_retries=0, timeout=60)
+    client = closed_after_test(
+        openai.OpenAI(base_url=big.router.base_url, api_key="x", max_retries=0, timeout=60)
+    )
     warm = _audio(tmp_path / "warm.mp3", 2 * MB)  # the code paths run once before measuring
     with warm.open("rb") as audio:
         client.audio.transcriptions.create(model="whisper", file=audio)

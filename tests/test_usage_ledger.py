@@ -31,6 +31,7 @@ from router.testing import (
     chat_chunk,
     chat_chunks,
     chat_completion,
+    closed_after_test,
     json_reply,
     sse_reply,
 )
@@ -96,7 +97,9 @@ class Served:
         self.router, self.upstream, self.config, self.url = router, upstream, config, url
 
     def client(self, key: str = APP_KEY) -> openai.OpenAI:
-        return openai.OpenAI(api_key=key, base_url=self.router.base_url, max_retries=0)
+        return closed_after_test(
+            openai.OpenAI(api_key=key, base_url=self.router.base_url, max_retries=0)
+        )
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ logged, and what is queued at shutdown written before the router exits."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import textwrap
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from router.testing import RouterProcess
+from router.testing import RouterProcess, wait_until
 from router.testing.ledger import ledger_rows
 
 CONFIG = """
@@ -28,6 +29,17 @@ def _router(tmp_path: Path, ledger: str) -> tuple[RouterProcess, str]:
     path = tmp_path / "router.yaml"
     path.write_text(textwrap.dedent(CONFIG.format(path=db, ledger=ledger)))
     return RouterProcess(path), f"sqlite:///{db}"
+
+
+def _ledger_ready(url: str) -> bool:
+    """The writer has opened the database and created its table: a lock taken now makes
+    its writes fail, not its start."""
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        found = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'llm_router_usage'"
+        return conn.execute(found).fetchone() is not None
 
 
 def _metric(router: RouterProcess, name: str) -> float:
@@ -55,11 +67,7 @@ def test_a_full_queue_drops_the_oldest_rows_counts_and_logs_them(tmp_path: Path)
         tmp_path, "queue_size: 5, batch_size: 2, flush_interval: 0.05, timeout: 0.05"
     )
     with router:
-        deadline = time.monotonic() + 10
-        while not Path(url.removeprefix("sqlite:///")).exists():  # the writer opened it
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        time.sleep(0.2)
+        wait_until(lambda: _ledger_ready(url), "the writer has not created its table")
         locker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")  # another writer holds the file: every write fails
         try:
@@ -101,11 +109,7 @@ def test_rows_left_at_shutdown_are_counted_as_dropped_and_logged(tmp_path: Path)
     router, url = _router(tmp_path, "flush_interval: 0.05, timeout: 0.05, shutdown_flush: 0.5")
     db = url.removeprefix("sqlite:///")
     with router:
-        deadline = time.monotonic() + 10
-        while not Path(db).exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        time.sleep(0.2)
+        wait_until(lambda: _ledger_ready(url), "the writer has not created its table")
         locker = sqlite3.connect(db, isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
         try:

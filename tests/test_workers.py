@@ -68,21 +68,20 @@ def _chat(url: str) -> int:
 
 
 def test_a_reload_cannot_bring_in_memory_limits_to_several_workers(tmp_path):
-    upstream = FakeUpstream().start()
-    upstream.set_default("/v1/chat/completions", json_reply(chat_completion()))
-    path = tmp_path / "router.yaml"
-    path.write_text(_config(upstream.url, limits=False))
-    router = RouterProcess(path, env=ENV, args=["--workers", "2"]).start()
-    try:
-        path.write_text(_config(upstream.url, limits=True))
-        reply = httpx.post(router.url + "/admin/reload", headers={"x-api-key": ADMIN}, timeout=10)
-        assert reply.status_code == 400
-        assert "server.rate_limit_backend.url: 2 workers with in-memory rate limits" in reply.text
-        statuses = [_chat(router.base_url) for _ in range(7)]
-        assert statuses == [200] * 7  # the active config, without limits, keeps serving
-    finally:
-        router.stop()
-        upstream.stop()
+    with FakeUpstream() as upstream:
+        upstream.set_default("/v1/chat/completions", json_reply(chat_completion()))
+        path = tmp_path / "router.yaml"
+        path.write_text(_config(upstream.url, limits=False))
+        with RouterProcess(path, env=ENV, args=["--workers", "2"]) as router:
+            path.write_text(_config(upstream.url, limits=True))
+            reply = httpx.post(
+                router.url + "/admin/reload", headers={"x-api-key": ADMIN}, timeout=10
+            )
+            assert reply.status_code == 400
+            assert "2 workers with in-memory rate limits" in reply.text
+            assert "server.rate_limit_backend.url" in reply.text
+            statuses = [_chat(router.base_url) for _ in range(7)]
+            assert statuses == [200] * 7  # the active config, without limits, keeps serving
 
 
 def _redis_up() -> bool:
@@ -96,16 +95,14 @@ def _redis_up() -> bool:
 
 @pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
 def test_two_workers_share_a_key_limit_through_redis(tmp_path):
-    upstream = FakeUpstream().start()
-    upstream.set_default("/v1/chat/completions", json_reply(chat_completion()))
-    path = tmp_path / "router.yaml"
-    path.write_text(_config(upstream.url, redis_url="redis://127.0.0.1:6379/0"))
-    router = RouterProcess(path, env=ENV, args=["--workers", "2"]).start()
-    try:
-        with ThreadPoolExecutor(10) as pool:
+    with FakeUpstream() as upstream:
+        upstream.set_default("/v1/chat/completions", json_reply(chat_completion()))
+        path = tmp_path / "router.yaml"
+        path.write_text(_config(upstream.url, redis_url="redis://127.0.0.1:6379/0"))
+        with (
+            RouterProcess(path, env=ENV, args=["--workers", "2"]) as router,
+            ThreadPoolExecutor(10) as pool,
+        ):
             statuses = list(pool.map(lambda _: _chat(router.base_url), range(10)))
-    finally:
-        router.stop()
-        upstream.stop()
     assert sorted(statuses) == [200] * 5 + [429] * 5
     assert len(upstream.received("/v1/chat/completions")) == 5

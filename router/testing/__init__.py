@@ -5,6 +5,7 @@ including a third-party provider plugin, gets the `fake_upstream` and `router_se
 fixtures without configuration.
 """
 
+from router.testing.closing import closed_after_test
 from router.testing.fake_upstream import (
     FakeUpstream,
     Received,
@@ -25,6 +26,7 @@ from router.testing.faults import (
     words,
 )
 from router.testing.server import RouterProcess, RouterServer, free_port, wait_ready
+from router.testing.waiting import wait_until
 
 __all__ = [
     "PREFILL_REFUSAL",
@@ -36,6 +38,7 @@ __all__ = [
     "chat_chunk",
     "chat_chunks",
     "chat_completion",
+    "closed_after_test",
     "free_port",
     "has_prefill",
     "json_reply",
@@ -44,6 +47,7 @@ __all__ = [
     "text_reply",
     "usage_block",
     "wait_ready",
+    "wait_until",
     "word_stream",
     "words",
 ]

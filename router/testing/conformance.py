@@ -23,6 +23,7 @@ import httpx
 import orjson
 import pytest
 
+from router.testing.closing import closed_after_test
 from router.testing.fake_upstream import FakeUpstream, Received, Reply
 from router.types import Operation
 
@@ -121,7 +122,9 @@ class ProviderConformance:
         import openai
 
         server = router_server(self.config(fake_upstream))
-        client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+        )
         return fake_upstream, server, client
 
     # -- the suite ------------------------------------------------------------------------

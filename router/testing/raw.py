@@ -17,12 +17,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from router.testing.closing import closed_after_test
+
 
 def connect(port: int, timeout: float = 10.0) -> socket.socket:
     """A loopback connection whose every `send` leaves at once (no Nagle delay)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+    return closed_after_test(sock)  # (closing it twice is harmless)
 
 
 def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
@@ -34,6 +36,26 @@ def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+def read_kept_alive_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """(status, lower-case headers, body) of the next answer on a connection the server
+    keeps open: read up to the end of its `content-length` body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection before answering")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    while len(body) < int(headers.get("content-length", "0")):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection mid-answer")
+        body += chunk
     return int(lines[0].split()[1]), headers, body
 
 
@@ -95,4 +117,4 @@ class SlowCrowd:
             writer.close()
 
 
-__all__ = ["SlowClient", "SlowCrowd", "connect", "read_answer"]
+__all__ = ["SlowClient", "SlowCrowd", "connect", "read_answer", "read_kept_alive_answer"]

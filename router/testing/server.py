@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from router.graph.load import load_graph
+from router.http import edge, gctune
 from router.http.app import create_app
 from router.http.serving import uvicorn_options
 
@@ -28,7 +30,7 @@ def free_port() -> int:
 
 
 def wait_ready(
-    url: str, timeout: float = 15.0, process: subprocess.Popen[bytes] | None = None
+    url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -43,8 +45,17 @@ def wait_ready(
     raise TimeoutError(f"router at {url} not ready after {timeout}s")
 
 
+@functools.cache
+def _tune_gc_once() -> None:
+    """The collector settings `serve` applies (`router.http.gctune`), once per test process
+    as once per served process: frozen again at each server, objects of earlier tests that
+    are garbage in cycles would never be collected."""
+    gctune.tune()
+
+
 class RouterServer:
-    """The router app under uvicorn in a background thread: fast to start, same code path."""
+    """The router app under uvicorn in a background thread: fast to start, same code path,
+    same settings as `llm-switchyard serve` (event loop, HTTP parser, collector)."""
 
     def __init__(
         self,
@@ -60,6 +71,9 @@ class RouterServer:
         self.config_path = str(config_path)
         self.port = free_port()
         self.graph = load_graph(self.config_path, environ)
+        # The config's limits on headers and connections, as `serve` sets them before it
+        # accepts anything (per process: the servers of one test share the latest).
+        edge.configure(edge.EdgeLimits.of(self.graph.config.server))
         self.app = create_app(self.graph)
         if customize is not None:
             customize(self.app)
@@ -68,6 +82,7 @@ class RouterServer:
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **options)
         )
         self._thread = threading.Thread(target=self._run, daemon=True)
+        _tune_gc_once()
 
     def _run(self) -> None:
         self._server.run()  # the production event loop (see `router.http.serving`)
@@ -138,12 +153,18 @@ class RouterProcess:
     def base_url(self) -> str:
         return self.url + "/v1"
 
-    def start(self, timeout: float = 20.0) -> RouterProcess:
+    def start(self, timeout: float = 60.0) -> RouterProcess:
+        """Start and wait until ready: generous, since on a loaded machine several workers
+        can take many seconds to import and load, and only a broken start waits it out."""
         self.process = subprocess.Popen(
             self.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         self._out, self._err = _PipeReader(self.process.stdout), _PipeReader(self.process.stderr)
-        wait_ready(self.url, timeout, self.process)
+        try:
+            wait_ready(self.url, timeout, self.process)
+        except BaseException:
+            self.stop()  # not left running, nor its pipes open, when it never got ready
+            raise
         return self
 
     def stderr_lines(self) -> list[bytes]:

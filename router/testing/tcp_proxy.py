@@ -67,11 +67,12 @@ class TcpProxy:
         self._call(self._listen())
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        self.cut()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self.cut()
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        if not self._loop.is_running() and not self._loop.is_closed():
+            self._loop.close()  # (its self-pipe is a socket pair: closed with it)
 
     def __enter__(self) -> TcpProxy:
         return self.start()

@@ -55,3 +55,16 @@ def test_example_config_loads_and_matches_the_schema(path, monkeypatch):
     raw = yaml.safe_load(text)
     errors = [e.message for e in Draft202012Validator(schema).iter_errors(raw)]
     assert not [e for e in errors if "${" not in e], errors
+
+
+def test_config_reference_shows_readable_types():
+    """Types as a reader of the YAML thinks of them, not Python's typing reprs."""
+    lines = render().splitlines()[4:-2]
+    rows = {line.split(" | ")[0][3:-1]: line.split(" | ")[1] for line in lines}
+    for noise in ("Annotated", "FieldInfo", "Optional[", "typing", "NoneType", "<class"):
+        assert not [row for row in rows.values() if noise in row], noise
+    assert rows["rate_limits.<name>.requests_per_minute"] == r"int (>= 1, <= 1000000000000) \| null"
+    assert rows["server.auth"] == r'"keys" \| "none"'
+    assert rows["server.max_body_bytes_by_operation"] == "dict[str, int (>= 1024)]"
+    assert rows["providers.<name>.api_key"] == r"str (secret) \| null"
+    assert rows["models.<name>.targets"] == "list[TargetConfig]"

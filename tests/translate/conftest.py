@@ -12,6 +12,7 @@ import openai
 import orjson
 import pytest
 
+from router.testing import closed_after_test
 from router.testing.openapi import OpenAPIValidator, spec_path
 from router.upstream.sse import SSEDecoder
 
@@ -166,11 +167,13 @@ def openai_client() -> Iterable[Serve]:
         data = body if isinstance(body, bytes) else orjson.dumps(body)
         kind = "text/event-stream" if stream else "application/json"
         transport = _transport(data, status, kind, [])
-        client = openai.OpenAI(
-            api_key="test-key",
-            base_url="http://router.test/v1",
-            max_retries=0,
-            http_client=http.Client(transport=transport),
+        client = closed_after_test(
+            openai.OpenAI(
+                api_key="test-key",
+                base_url="http://router.test/v1",
+                max_retries=0,
+                http_client=http.Client(transport=transport),
+            )
         )
         clients.append(client)
         return client
@@ -190,11 +193,13 @@ def anthropic_client() -> Iterable[Serve]:
         data = body if isinstance(body, bytes) else orjson.dumps(body)
         kind = "text/event-stream" if stream else "application/json"
         transport = _transport(data, status, kind, [])
-        client = anthropic.Anthropic(
-            api_key="test-key",
-            base_url="http://router.test",
-            max_retries=0,
-            http_client=http.Client(transport=transport),
+        client = closed_after_test(
+            anthropic.Anthropic(
+                api_key="test-key",
+                base_url="http://router.test",
+                max_retries=0,
+                http_client=http.Client(transport=transport),
+            )
         )
         clients.append(client)
         return client

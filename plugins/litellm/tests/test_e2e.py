@@ -8,7 +8,7 @@ import orjson
 import pytest
 from llm_router_litellm import testing as fake
 
-from router.testing import Reply
+from router.testing import Reply, closed_after_test
 
 CHAT = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -47,7 +47,9 @@ def start(fake_upstream, router_server):
         fake.FakeLiteLLMProxy(keys=[PROXY_KEY], models=MODELS).install(fake_upstream)
         text = CONFIG.format(url=fake_upstream.url, key=key, header=header, attempts=attempts)
         server = router_server(text)
-        client = openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+        )
         clients.append(client)
         return server, client
 

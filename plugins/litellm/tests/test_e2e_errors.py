@@ -10,7 +10,7 @@ import openai
 import pytest
 from llm_router_litellm import testing as fake
 
-from router.testing import FakeUpstream, RouterServer
+from router.testing import FakeUpstream, RouterServer, closed_after_test
 
 CHAT = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -80,7 +80,9 @@ def setup(tmp_path_factory):
     path = tmp_path_factory.mktemp("litellm") / "router.yaml"
     path.write_text(CONFIG.format(url=upstream.url))
     server = RouterServer(path).start()
-    client = openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+    client = closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+    )
     try:
         yield upstream, client
     finally:
@@ -142,7 +144,9 @@ def test_content_policy_step_applies_to_litellm_refusals(tmp_path):
     try:
         upstream.add(CHAT, fake.content_policy())
         upstream.add(CHAT, fake.chat_response("judged fine"))
-        client = openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+        )
         reply = client.chat.completions.create(model="chat", messages=MESSAGES)
         assert reply.choices[0].message.content == "judged fine"
         first, second = upstream.received(CHAT)

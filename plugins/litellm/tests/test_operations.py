@@ -14,7 +14,7 @@ import openai
 import pytest
 from llm_router_litellm import testing as fake
 
-from router.testing import FakeUpstream, RouterProcess
+from router.testing import FakeUpstream, RouterProcess, closed_after_test
 
 KEY = "sk-litellm-test"
 MODELS = (
@@ -97,7 +97,9 @@ def served(module_served: Served) -> Served:
 
 
 def _client(router: RouterProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=20)
+    return closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=20)
+    )
 
 
 def test_each_operation_is_served(served):

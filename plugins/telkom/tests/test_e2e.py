@@ -11,7 +11,7 @@ from llm_router_telkom import testing as telkom
 
 from router.graph.load import load_graph
 from router.spec import Operation
-from router.testing import FakeUpstream, RouterServer
+from router.testing import FakeUpstream, RouterServer, closed_after_test
 
 KEY = "0123456789abcdef0123456789abcdef"
 CLIENT_KEY = "sk-client-telkom"
@@ -52,7 +52,9 @@ def start(fake_upstream, router_server):
             url=fake_upstream.url, settings=settings, retries=retries, client_key=CLIENT_KEY
         )
         server = router_server(config, environ={"TELKOM_API_KEY": KEY})
-        return openai.OpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0)
+        return closed_after_test(
+            openai.OpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0)
+        )
 
     return run
 
@@ -171,11 +173,11 @@ def shared(tmp_path_factory) -> Iterator[tuple[FakeUpstream, openai.OpenAI]]:
     with FakeUpstream() as upstream:
         path = tmp_path_factory.mktemp("telkom") / "router.yaml"
         path.write_text(config.replace("{url}", upstream.url))
-        with RouterServer(path, {"TELKOM_API_KEY": KEY}) as server:
-            yield (
-                upstream,
-                openai.OpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0),
-            )
+        with (
+            RouterServer(path, {"TELKOM_API_KEY": KEY}) as server,
+            openai.OpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0) as client,
+        ):
+            yield upstream, client
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

@@ -8,6 +8,8 @@ import orjson
 import pytest
 from llm_router_telnyx import testing as fake
 
+from router.testing import closed_after_test
+
 UPSTREAM_KEY = "KEY0193upstreamsecret"
 
 CONFIG = """
@@ -38,7 +40,9 @@ USER = [{"role": "user", "content": "Say hello"}]
 def start(fake_upstream, router_server):
     def start(settings: str = "{}", key: str = UPSTREAM_KEY) -> openai.OpenAI:
         server = router_server(CONFIG.format(url=fake_upstream.url, key=key, settings=settings))
-        return openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+        return closed_after_test(
+            openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+        )
 
     return start
 
@@ -249,7 +253,8 @@ def _sse(response: httpx.Response) -> list[dict]:
     return [orjson.loads(line[6:]) for line in lines if line != "data: [DONE]"]
 
 
-def test_output_matches_openai_schema(openapi, fake_upstream, router_server):
+def test_output_matches_openai_schema(openapi_spec, fake_upstream, router_server):
+    openapi = openapi_spec
     fake.install(fake_upstream, api_key=UPSTREAM_KEY)
     server = router_server(CONFIG.format(url=fake_upstream.url, key=UPSTREAM_KEY, settings="{}"))
     url = server.base_url + "/chat/completions"

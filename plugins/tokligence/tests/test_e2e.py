@@ -6,7 +6,7 @@ import openai
 import pytest
 from llm_router_tokligence import testing as fake
 
-from router.testing import FakeUpstream, RouterServer
+from router.testing import FakeUpstream, RouterServer, closed_after_test
 
 CHAT = fake.CHAT_PATH
 CONFIG = """
@@ -58,7 +58,9 @@ def server(upstream, tmp_path_factory):
 @pytest.fixture
 def client(server, upstream):
     upstream.reset()
-    return openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+    return closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="sk-client-1", max_retries=0)
+    )
 
 
 def test_chat_round_trip(client, upstream):
@@ -272,7 +274,9 @@ def _gateway_client(router_server, upstream, key="", header="authorization"):
     key_line = f"api_key: {key}" if key else ""
     config = GATEWAY_CONFIG.format(url=upstream.url, key=key_line, header=header)
     server = router_server(config)
-    return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    return closed_after_test(
+        openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    )
 
 
 @pytest.mark.parametrize("header", ["authorization", "x-api-key"])

@@ -15,7 +15,7 @@ import openai
 import pytest
 from llm_router_tokligence import testing as fake
 
-from router.testing import FakeUpstream, RouterProcess
+from router.testing import FakeUpstream, RouterProcess, closed_after_test
 
 KEY = "tok_gateway_secret"
 CONFIG = """
@@ -59,8 +59,8 @@ class Served:
             CONFIG.format(hosted=self.hosted.url, second=self.second.url, open=self.open.url)
         )
         self.router = RouterProcess(config, env={"TOK_KEY": KEY})
-        self.client = openai.OpenAI(
-            base_url=self.router.base_url, api_key="x", max_retries=0, timeout=20
+        self.client = closed_after_test(
+            openai.OpenAI(base_url=self.router.base_url, api_key="x", max_retries=0, timeout=20)
         )
 
     def reset(self) -> None:
