@@ -1,5 +1,6 @@
 """The plugin API is pinned, and plugins are found the way third parties' would be."""
 
+import ast
 import re
 import subprocess
 import sys
@@ -113,3 +114,31 @@ def test_console_script_runs():
     assert result.returncode == 0
     for command in ("serve", "check", "schema", "plugins"):
         assert command in result.stdout
+
+
+def _router_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {name for name in names if name == "router" or name.startswith("router.")}
+
+
+def test_plugins_import_only_the_spec_and_their_test_kits_the_testing_kit():
+    """The four plugins and the template import `router.spec` only; the test kits they ship
+    (a `testing` module or package) may also import `router.testing`."""
+    plugins = Path(__file__).resolve().parents[1] / "plugins"
+    packages = [p for p in plugins.glob("*/llm_router_*") if p.is_dir()]
+    assert len(packages) == 5
+    for package in packages:
+        for path in package.rglob("*.py"):
+            kit = "testing" in path.relative_to(package).parts or path.stem == "testing"
+            extra = {
+                name
+                for name in _router_imports(path)
+                if name != "router.spec" and not (kit and name.startswith("router.testing"))
+            }
+            assert not extra, f"{path.relative_to(plugins)} imports {sorted(extra)}"
