@@ -164,8 +164,7 @@ def compile_graph(
     keys, anonymous = compile_keys(config, source, issues, routes)
 
     identities = clients(keys, anonymous)
-    allowed_models = {k.name: k.allowed for k in identities}
-    limits = compile_limits(config, source, issues, allowed_models)
+    limits = compile_limits(config, source, issues)
     rewrites = compile_rewrites(config, source, issues, runtimes)
     body_limits = compile_body_limits(config, source, issues)
     if issues:

@@ -19,6 +19,7 @@ import orjson
 import structlog
 import structlog.contextvars
 
+from router.observability.needles import Needles
 from router.observability.redaction import MASK as MASK  # (re-exported: what every mask reads as)
 from router.observability.redaction import MIN_FREE_TEXT, digests
 
@@ -28,9 +29,9 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
-_secrets: tuple[str, ...] = ()  # secrets and their digests
-_rendered_secrets: tuple[bytes, ...] = ()  # each secret as it appears in a JSON line
-_rendered_all: tuple[bytes, ...] = ()  # ... and their digests
+_secrets: Needles[str] = Needles(set())  # secrets and their digests
+_rendered_secrets: Needles[bytes] = Needles(set())  # each secret as it appears in a JSON line
+_rendered_all: Needles[bytes] = Needles(set())  # ... and their digests
 # The JSON-bytes set-up `configure` installed: (its processor list, that list's length, the
 # stream it writes to), for `info_line`; None in any other format.
 _json_sink: tuple[list[Any], int, Any] | None = None
@@ -48,17 +49,14 @@ def register_secrets(secrets: list[str]) -> None:
     global _secrets, _rendered_secrets, _rendered_all
     values = {s for s in secrets if len(s) >= MIN_FREE_TEXT}
     hashes = {d for s in values for d in digests(s)}
-    _secrets = tuple(sorted(values | hashes, key=len, reverse=True))
+    _secrets = Needles(values | hashes)
     forms = {f for s in values for f in (s.encode(), orjson.dumps(s)[1:-1])}
-    _rendered_secrets = tuple(sorted(forms, key=len, reverse=True))
-    _rendered_all = tuple(sorted(forms | {d.encode() for d in hashes}, key=len, reverse=True))
+    _rendered_secrets = Needles(forms)
+    _rendered_all = Needles(forms | {d.encode() for d in hashes})
 
 
 def mask(text: str) -> str:
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    return text
+    return _secrets.replace(text, MASK)
 
 
 def _mask_value(value: Any) -> Any:
@@ -83,11 +81,8 @@ def _mask_rendered(_: Any, __: str, line: bytes) -> bytes:
     return _masked(line, _rendered_all)
 
 
-def _masked(line: bytes, needles: tuple[bytes, ...]) -> bytes:
-    for needle in needles:
-        if line.find(needle) != -1:  # (`in` on bytes first tries the needle as an int)
-            line = line.replace(needle, b"***")
-    return line
+def _masked(line: bytes, needles: Needles[bytes]) -> bytes:
+    return needles.replace(line, b"***")
 
 
 def _orjson_dumps(event: dict[str, Any], **_: Any) -> str:
