@@ -3,10 +3,17 @@ keys x models, and a request's rate-limit set is the same as if every pair were 
 
 from __future__ import annotations
 
+import collections
+import gc
 import hashlib
+import sys
+
+import pytest
 
 from router.config.loader import load_config_text
+from router.graph import reload
 from router.graph.compile import compile_graph
+from router.graph.reload import carry_over
 from router.limits.policies import PAIRS_KEPT, LimitTable
 from router.types import RoutingGraph
 
@@ -94,3 +101,31 @@ def test_the_combined_pairs_kept_are_bounded() -> None:
             break
     table.for_request("k00002", "m0003")
     assert len(table.pairs) == 1  # started afresh, with the one just combined
+
+
+def test_compiling_and_replacing_a_graph_leaves_no_cyclic_garbage() -> None:
+    """A reload's compile must not leave work for the garbage collector, which holds the
+    interpreter (and so the event loop) while it walks: the YAML nodes, the source map and a
+    replaced graph are freed by reference counting alone."""
+    text = _config(30, 300, model_policy_every=3)
+    old = compile_graph(*load_config_text(text, "big.yaml"))
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        new = compile_graph(*load_config_text(text, "big.yaml"))
+        carried = carry_over(old, new)
+        del old, new, carried
+        assert gc.collect() == 0, collections.Counter(type(o).__name__ for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+def test_a_reloads_compile_runs_without_collections_and_with_quick_switches() -> None:
+    interval = sys.getswitchinterval()
+    with reload._loop_first():
+        assert not gc.isenabled()
+        assert sys.getswitchinterval() == pytest.approx(reload.RELOAD_SWITCH_SECONDS)
+    assert gc.isenabled() and sys.getswitchinterval() == interval

@@ -69,13 +69,14 @@ def _check_cycles(
                     reported.add(frozenset(cycle))
                     issues.append(source.issue(path, "fallback cycle: " + " -> ".join(cycle)))
             elif nxt not in state:
-                visit(nxt)
+                visit(nxt)  # noqa: F821 (deleted once done: see below)
         stack.pop()
         state[name] = 2
 
     for name in models:
         if name not in state:
             visit(name)
+    del visit  # (it refers to itself: a cycle holding the source map until a full collection)
 
 
 def compile_graph(

@@ -55,9 +55,12 @@ def reach_per_key(
     }
     everything = frozenset(routes)
     by_allowed: dict[frozenset[str], Reach] = {everything: Reach(chains, context)}
+    # Keys with one allow-list share its frozenset (`router.graph.keys`): looked up by
+    # identity, not by comparing a thousand names for each of 10,000 keys.
+    by_list: dict[int, Reach] = {}
     out: dict[str, Reach] = {}
     for key in clients:
-        reach = by_allowed.get(key.allowed)  # (keys with one list share its frozenset)
+        reach = by_list.get(id(key.allowed))
         if reach is None:
             allowed = key.allowed & everything
             reach = by_allowed.get(allowed)
@@ -67,7 +70,7 @@ def reach_per_key(
                     {n: _only(context[n], allowed) for n in allowed if n in context},
                 )
                 by_allowed[allowed] = reach
-            by_allowed[key.allowed] = reach
+            by_list[id(key.allowed)] = reach
         out[key.name] = reach  # the anonymous key last: with `auth: none` it is the one used
     return out
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -43,16 +44,35 @@ _second = -1  # the wall-clock second `_second_text` spells, for `timestamp`
 _second_text = ""
 
 
-def register_secrets(secrets: list[str]) -> None:
+Masks = tuple[Needles[str], Needles[bytes], Needles[bytes]]
+_prepared: tuple[tuple[str, ...], Masks] | None = None  # the last `prepare_secrets`
+
+
+def prepare_secrets(secrets: Sequence[str]) -> Masks:
+    """What `register_secrets` installs for `secrets`, built now and kept for it: a reload
+    calls this in its worker thread, so that the swap on the event loop finds it ready (10,000
+    secrets take a third of a second to hash and index)."""
+    global _prepared
+    given = tuple(secrets)
+    if _prepared is not None and _prepared[0] == given:
+        return _prepared[1]
+    values = {s for s in given if len(s) >= MIN_FREE_TEXT}
+    hashes = {d for s in values for d in digests(s)}
+    forms = {f for s in values for f in (s.encode(), orjson.dumps(s)[1:-1])}
+    masks = (
+        Needles(values | hashes),
+        Needles(forms),
+        Needles(forms | {d.encode() for d in hashes}),
+    )
+    _prepared = (given, masks)
+    return masks
+
+
+def register_secrets(secrets: Sequence[str]) -> None:
     """Secrets of the active config (those long enough to search free text for); longest
     first so that none is half-masked."""
     global _secrets, _rendered_secrets, _rendered_all
-    values = {s for s in secrets if len(s) >= MIN_FREE_TEXT}
-    hashes = {d for s in values for d in digests(s)}
-    _secrets = Needles(values | hashes)
-    forms = {f for s in values for f in (s.encode(), orjson.dumps(s)[1:-1])}
-    _rendered_secrets = Needles(forms)
-    _rendered_all = Needles(forms | {d.encode() for d in hashes})
+    _secrets, _rendered_secrets, _rendered_all = prepare_secrets(secrets)
 
 
 def mask(text: str) -> str:
