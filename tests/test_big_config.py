@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from router.config.loader import load_config_text
-from router.graph import reload
+from router.graph import load, reload
 from router.graph.compile import compile_graph
 from router.graph.reload import carry_over
 from router.limits.policies import PAIRS_KEPT, LimitTable
@@ -129,3 +129,18 @@ def test_a_reloads_compile_runs_without_collections_and_with_quick_switches() ->
         assert not gc.isenabled()
         assert sys.getswitchinterval() == pytest.approx(reload.RELOAD_SWITCH_SECONDS)
     assert gc.isenabled() and sys.getswitchinterval() == interval
+
+
+def test_serve_compiles_the_config_once(tmp_path) -> None:
+    """`serve` compiles to fail fast and hands that graph to the app it makes in the same
+    process; a file changed in between is compiled afresh."""
+    path = tmp_path / "router.yaml"
+    path.write_text(_config(3, 4))
+    graph = load.load_graph(path)
+    load.hand_over(path, graph)
+    assert load.load_graph_once(str(path)) is graph
+    assert load.load_graph_once(path) is not graph  # taken once
+    load.hand_over(path, graph)
+    path.write_text(_config(3, 5))
+    changed = load.load_graph_once(path)
+    assert changed is not graph and len(changed.keys) == 5
