@@ -123,12 +123,13 @@ def test_compiling_and_replacing_a_graph_leaves_no_cyclic_garbage() -> None:
         gc.enable()
 
 
-def test_a_reloads_compile_runs_without_collections_and_with_quick_switches() -> None:
-    interval = sys.getswitchinterval()
+def test_a_reloads_compile_runs_young_collections_only_and_with_quick_switches() -> None:
+    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
     with reload._loop_first():
-        assert not gc.isenabled()
+        assert gc.isenabled() and gc.get_threshold()[0] == thresholds[0]  # young ones run
+        assert gc.get_threshold()[1:] == (reload.YOUNG_ONLY, reload.YOUNG_ONLY)
         assert sys.getswitchinterval() == pytest.approx(reload.RELOAD_SWITCH_SECONDS)
-    assert gc.isenabled() and sys.getswitchinterval() == interval
+    assert gc.get_threshold() == thresholds and sys.getswitchinterval() == interval
 
 
 def test_serve_compiles_the_config_once(tmp_path) -> None:

@@ -56,6 +56,7 @@ from router.types import RoutingGraph, Target
 log = logs.get_logger("router.graph.reload")
 POLL_SECONDS = 0.2
 RELOAD_SWITCH_SECONDS = 0.0002  # see `_loop_first`
+YOUNG_ONLY = 1_000_000_000  # an older generation's threshold that a reload never reaches
 
 # Settings only read when the process starts, as dotted paths into the config: a reload that
 # changes one cannot apply it. The one list of them: a new start-up-only setting goes here.
@@ -188,23 +189,24 @@ def _compiled(data: bytes, path: str) -> RoutingGraph:
 def _loop_first() -> Iterator[None]:
     """While a reload compiles in its thread, keep the event loop serving. The loop gets the
     interpreter back within `RELOAD_SWITCH_SECONDS` of asking, not Python's default 5 ms
-    (each step of a request waited that long behind a big config's compile). And the garbage
-    collector waits: a compile makes no cyclic garbage, but hundreds of thousands of objects
-    that young collections would walk again and again, each walk holding the interpreter
-    (40-140 ms apiece, and a full one of 0.4 s, for 10,000 keys). Once compiled, the new
-    graph is moved out of the collector's sight like the start-up objects (`gctune`); an old
-    graph, once replaced, is freed by reference counting, cycles being none."""
+    (each step of a request waited that long behind a big config's compile). And only young
+    collections run, which see a few thousand objects each: a compile makes no cyclic
+    garbage, but hundreds of thousands of objects that the older generations' collections
+    would walk, each walk holding the interpreter (40-140 ms apiece, and a full one of 0.4 s,
+    for 10,000 keys), while the young ones still collect what requests leave meanwhile. Once
+    compiled, the new graph is moved out of the collector's sight like the start-up objects
+    (`gctune`); an old graph, once replaced, is freed by reference counting, cycles being
+    none."""
     before = sys.getswitchinterval()
     sys.setswitchinterval(min(before, RELOAD_SWITCH_SECONDS))
-    collecting = gc.isenabled()
-    gc.disable()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], YOUNG_ONLY, YOUNG_ONLY)
     try:
         yield
     finally:
         sys.setswitchinterval(before)
-        if collecting:
-            gc.freeze()
-            gc.enable()
+        gc.freeze()
+        gc.set_threshold(*thresholds)
 
 
 def _check_workers(graph: RoutingGraph, path: str) -> None:
