@@ -29,6 +29,7 @@ class ScriptBatcher:
         self.client = client
         self._queue: list[_Queued] = []
         self._sending = False
+        self._drainer: asyncio.Task[None] | None = None  # (held: the loop keeps weak refs)
         self.round_trips = 0  # calls and pipelines sent (what Redis's reads count)
 
     async def call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
@@ -43,7 +44,7 @@ class ScriptBatcher:
             return await script(keys=keys, args=args)  # (loads the script if Redis lacks it)
         finally:
             if self._queue:
-                asyncio.get_running_loop().create_task(self._drain())
+                self._drainer = asyncio.get_running_loop().create_task(self._drain())
             else:
                 self._sending = False
 
@@ -56,6 +57,7 @@ class ScriptBatcher:
                     await self._send(batch)
         finally:
             self._sending = False
+            self._drainer = None
             for *_, future in self._queue:  # (only if this task itself was cancelled)
                 if not future.done():
                     future.set_exception(rx.ConnectionError("the router is shutting down"))
