@@ -60,6 +60,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     os.environ["LLM_ROUTER_WORKERS"] = str(workers)  # each worker checks its reloads too
+    if workers <= 1:  # the app is made in this process: it takes this graph, not a new one
+        from router.graph.load import hand_over
+
+        hand_over(config, graph)
     uvicorn.run(
         "router.http.app:create_app_from_env",
         factory=True,

@@ -44,6 +44,18 @@ def _inline_secrets(config: RouterConfig, source: SourceMap) -> list[ConfigIssue
 
 
 def _keys_without_models(config: RouterConfig, source: SourceMap) -> list[ConfigIssue]:
+    names_some: dict[str, bool] = {}  # per pattern, matched once however many keys share it
+
+    def matches(pattern: str) -> bool:
+        found = names_some.get(pattern)
+        if found is None:
+            if any(ch in pattern for ch in "*?["):
+                found = bool(fnmatch.filter(config.models, pattern))
+            else:
+                found = pattern in config.models
+            names_some[pattern] = found
+        return found
+
     return [
         source.issue(
             ("keys", name, "models"),
@@ -51,7 +63,7 @@ def _keys_without_models(config: RouterConfig, source: SourceMap) -> list[Config
             "warning",
         )
         for name, key in config.keys.items()
-        if not any(fnmatch.filter(config.models, pattern) for pattern in key.models)
+        if not any(matches(pattern) for pattern in key.models)
     ]
 
 

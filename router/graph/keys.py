@@ -35,6 +35,13 @@ def _models_body(objects: Mapping[str, dict[str, Any]], names: list[str]) -> byt
     return orjson.dumps({"object": "list", "data": [objects[n] for n in names]})
 
 
+def _matching(pattern: str, models: Mapping[str, object]) -> list[str]:
+    """The models `pattern` names: itself when it is one (a dict look-up), else the glob's."""
+    if not any(ch in pattern for ch in "*?["):
+        return [pattern] if pattern in models else []
+    return fnmatch.filter(models, pattern)
+
+
 def compile_keys(
     config: RouterConfig,
     source: SourceMap,
@@ -47,10 +54,16 @@ def compile_keys(
     objects = {name: model_object(name, created, found.get(name)) for name in config.models}
 
     keys: dict[bytes, ClientKey] = {}
+    matches: dict[str, list[str]] = {}  # per pattern: the models it names, matched once
+    # Per allow-list: the one frozenset and `/v1/models` body its keys share, so that
+    # 10,000 keys allowed `*` hold one list of the models, not 10,000.
+    lists: dict[frozenset[str], tuple[frozenset[str], bytes]] = {}
     for name, key in config.keys.items():
         allowed: set[str] = set()
         for i, pattern in enumerate(key.models):
-            matched = fnmatch.filter(config.models, pattern)
+            matched = matches.get(pattern)
+            if matched is None:
+                matched = matches[pattern] = _matching(pattern, config.models)
             if not matched and not any(ch in pattern for ch in "*?["):
                 issues.append(
                     source.issue(
@@ -68,9 +81,11 @@ def compile_keys(
                 source.issue(("keys", name), f"same key as '{keys[digest].name}'; keys must differ")
             )
             continue
-        keys[digest] = ClientKey(
-            name, digest, frozenset(allowed), _models_body(objects, sorted(allowed))
-        )
+        shared = lists.get(frozenset(allowed))
+        if shared is None:
+            names = frozenset(allowed)
+            shared = lists[names] = (names, _models_body(objects, sorted(names)))
+        keys[digest] = ClientKey(name, digest, *shared)
 
     anonymous = None
     if config.server.auth == "none":

@@ -45,7 +45,9 @@ def reach_per_key(
     chains: Mapping[str, tuple[Route, ...]],
 ) -> dict[str, Reach]:
     """Each client key's `Reach`, computed once per distinct allow-list, from `routes`
-    themselves, so a graph that a reload rebuilt with kept targets reaches those."""
+    themselves, so a graph that a reload rebuilt with kept targets reaches those. A list's
+    `Reach` holds the models it allows only (a request for another is refused before it
+    looks), so the tables grow with the allow-lists' own lengths, not lists x models."""
     context = {
         name: chains[route.context_fallback]
         for name, route in routes.items()
@@ -53,15 +55,22 @@ def reach_per_key(
     }
     everything = frozenset(routes)
     by_allowed: dict[frozenset[str], Reach] = {everything: Reach(chains, context)}
+    # Keys with one allow-list share its frozenset (`router.graph.keys`): looked up by
+    # identity, not by comparing a thousand names for each of 10,000 keys.
+    by_list: dict[int, Reach] = {}
     out: dict[str, Reach] = {}
     for key in clients:
-        allowed = key.allowed & everything
-        reach = by_allowed.get(allowed)
+        reach = by_list.get(id(key.allowed))
         if reach is None:
-            reach = by_allowed[allowed] = Reach(
-                {n: _only(chain, allowed) for n, chain in chains.items()},
-                {n: _only(chain, allowed) for n, chain in context.items()},
-            )
+            allowed = key.allowed & everything
+            reach = by_allowed.get(allowed)
+            if reach is None:
+                reach = Reach(
+                    {n: _only(chains[n], allowed) for n in allowed if n in chains},
+                    {n: _only(context[n], allowed) for n in allowed if n in context},
+                )
+                by_allowed[allowed] = reach
+            by_list[id(key.allowed)] = reach
         out[key.name] = reach  # the anonymous key last: with `auth: none` it is the one used
     return out
 

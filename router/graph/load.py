@@ -41,3 +41,29 @@ def load_graph(path: str | Path, environ: Mapping[str, str] | None = None) -> Ro
         issue = ConfigIssue(str(path), None, "", f"cannot read: {exc.strerror}")
         raise ConfigError([issue]) from None
     return graph_from_bytes(data, str(path), environ)
+
+
+_handed: tuple[Path, RoutingGraph] | None = None  # see `hand_over`
+
+
+def hand_over(path: str | Path, graph: RoutingGraph) -> None:
+    """Keep `graph`, compiled from `path`, for the next `load_graph_once` of that file in this
+    process: `llm-switchyard serve` compiles the config to fail fast, then the app's factory
+    would compile it again (a 10,000-key config's start-up took twice its compile)."""
+    global _handed
+    _handed = (Path(path).absolute(), graph)
+
+
+def load_graph_once(path: str | Path) -> RoutingGraph:
+    """The graph `hand_over` kept for `path` if the file's bytes are still the ones it was
+    compiled from (taken once), else `load_graph(path)`."""
+    global _handed
+    handed, _handed = _handed, None
+    if handed is not None and handed[0] == Path(path).absolute():
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            data = b""
+        if handed[1].config_hash and file_hash(data) == handed[1].config_hash:
+            return handed[1]
+    return load_graph(path)

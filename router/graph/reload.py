@@ -28,11 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import os
 import signal
+import sys
 import time
 import traceback
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,8 @@ from router.types import RoutingGraph, Target
 
 log = logs.get_logger("router.graph.reload")
 POLL_SECONDS = 0.2
+RELOAD_SWITCH_SECONDS = 0.0002  # see `_loop_first`
+YOUNG_ONLY = 1_000_000_000  # an older generation's threshold that a reload never reaches
 
 # Settings only read when the process starts, as dotted paths into the config: a reload that
 # changes one cannot apply it. The one list of them: a new start-up-only setting goes here.
@@ -175,6 +180,38 @@ def carry_over(old: RoutingGraph, new: RoutingGraph) -> RoutingGraph:
     return relink(new, routes)
 
 
+def _compiled(data: bytes, path: str) -> RoutingGraph:
+    """The graph, and its secrets' masks made ready for the swap (`logs.prepare_secrets`):
+    in the reload's worker thread, not on the event loop."""
+    graph = graph_from_bytes(data, path)
+    logs.prepare_secrets(graph.secrets)
+    return graph
+
+
+@contextlib.contextmanager
+def _loop_first() -> Iterator[None]:
+    """While a reload compiles in its thread, keep the event loop serving. The loop gets the
+    interpreter back within `RELOAD_SWITCH_SECONDS` of asking, not Python's default 5 ms
+    (each step of a request waited that long behind a big config's compile). And only young
+    collections run, which see a few thousand objects each: a compile makes no cyclic
+    garbage, but hundreds of thousands of objects that the older generations' collections
+    would walk, each walk holding the interpreter (40-140 ms apiece, and a full one of 0.4 s,
+    for 10,000 keys), while the young ones still collect what requests leave meanwhile. Once
+    compiled, the new graph is moved out of the collector's sight like the start-up objects
+    (`gctune`); an old graph, once replaced, is freed by reference counting, cycles being
+    none."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, RELOAD_SWITCH_SECONDS))
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], YOUNG_ONLY, YOUNG_ONLY)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+        gc.freeze()
+        gc.set_threshold(*thresholds)
+
+
 def _check_workers(graph: RoutingGraph, path: str) -> None:
     """A reload cannot bring in limits that this process's sibling workers would not share."""
     problem = unshared_limits(graph.config, graph.limits, Settings().workers)
@@ -273,7 +310,8 @@ class Reloader:
                 if not force and digest == self._seen_hash:
                     return {"result": "unchanged", "hash": self.status.file_hash}
                 self._seen_hash = digest
-                graph = await asyncio.to_thread(graph_from_bytes, data, str(self.path))
+                with _loop_first():
+                    graph = await asyncio.to_thread(_compiled, data, str(self.path))
                 _check_workers(graph, str(self.path))
                 self.state.attach(graph)  # before `carry_over` moves old targets onto it
                 old = self.state.graph

@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from router.config.settings import Settings
-from router.graph.load import load_graph
+from router.graph.load import load_graph_once
 from router.graph.reload import Reloader
 from router.http import edge, gctune
 from router.http.admin import admin_routes
@@ -105,7 +105,7 @@ def create_app_from_env() -> Starlette:
     tracing.configure()  # on only if an OTLP endpoint is configured
     if not settings.config:
         raise SystemExit("LLM_ROUTER_CONFIG is not set: give the path of a config file")
-    graph = load_graph(settings.config)
+    graph = load_graph_once(settings.config)  # (`serve` has compiled it already)
     edge.configure(edge.EdgeLimits.of(graph.config.server))  # before uvicorn accepts anything
     if not settings.access_log:
         logs.configure("warning", settings.log_format)

@@ -14,6 +14,7 @@ otherwise the server would go on reading, and discarding, whatever the client st
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,24 +87,30 @@ async def read_body(
     due = now + limits.idle
     deadlines = clock.deadlines
     deadlines.watch(task, due if due < last else last)
-    chunks: list[bytes] = []
+    # A body in several messages is gathered in a BytesIO, which grows its buffer in place
+    # and hands that buffer over as the bytes (no copy): a list of the pieces and a join
+    # held the body twice at the end, and copied it once more.
+    chunks: io.BytesIO | None = None
     size = 0
     try:
         while True:
             message = await receive()
             if message["type"] == "http.request":
                 body = message.get("body", b"")
-                if not message.get("more_body", False) and not chunks:
+                more = message.get("more_body", False)
+                if not more and chunks is None:
                     if len(body) > limits.max_bytes:  # (a chunked body in one message)
                         raise _too_large(limits)
                     return body  # the usual case: the whole body in one message
                 size += len(body)
                 if size > limits.max_bytes:
                     raise _too_large(limits)
-                if body:
-                    chunks.append(body)
-                if not message.get("more_body", False):
-                    return b"".join(chunks)
+                if chunks is None:
+                    chunks = io.BytesIO()
+                chunks.write(body)
+                del body, message  # (the piece is in the buffer now)
+                if not more:
+                    return chunks.getvalue()
                 due = time.monotonic() + limits.idle
                 deadlines.watch(task, due if due < last else last)
             elif message["type"] == "http.disconnect":

@@ -1,9 +1,15 @@
-"""Rate-limit policies compiled into per-(key, model) and per-provider lookup tables.
+"""Rate-limit policies compiled into per-key, per-model and per-provider lookup tables.
 
 A policy is a named budget; each place it is attached (the router, a key, a model, a
 provider) gets its own counters, called buckets. Everything a request needs (which buckets,
 their limits and windows, what to do on a limit or a backend failure) is resolved here at
-load time, so admission is one dict lookup and one backend call.
+load time, so admission is a dict lookup or two and one backend call.
+
+The tables grow with keys + models, not keys x models: a request's set is its key's (with the
+global policies) when its model has none, its model's when its key has none, and only when
+both have policies the two together, built on the first request that needs that pair and
+kept (at most `PAIRS_KEPT` pairs: a config of 10,000 keys and 1,000 models would otherwise
+hold ten million sets, most never used).
 """
 
 from __future__ import annotations
@@ -88,12 +94,28 @@ class PolicySet:
 EMPTY = PolicySet((), (), False, False)
 
 
+Refs = tuple[tuple[str, str], ...]  # (policy name, scope) pairs, in the order they apply
+PAIRS_KEPT = 65_536  # combined (key, model) sets kept; past it the cache starts afresh
+
+
 @dataclass(frozen=True, slots=True)
 class LimitTable:
-    """Per-(key name, public model) admission sets and per-provider attempt sets."""
+    """The global set, per-key and per-model sets and per-provider attempt sets.
 
-    admission: Mapping[tuple[str, str], PolicySet]
+    `keys[k]` is the global policies and key k's; `models[m]` the global policies and model
+    m's. A request for a model without policies reads its key's set, one without a key's
+    policies its model's; a pair where both have policies is combined once, on first use."""
+
+    base: PolicySet  # the global policies alone: a key and a model without policies
+    keys: Mapping[str, PolicySet]
+    models: Mapping[str, PolicySet]
     providers: Mapping[str, PolicySet]
+    # What a pair's combined set is built from: the refs of the global policies, of each
+    # model and of each key (only those with policies), the policies and the default on_error.
+    refs: tuple[Refs, Mapping[str, Refs], Mapping[str, Refs]] = ((), {}, {})
+    policies: Mapping[str, RateLimitPolicyConfig] = field(default_factory=dict, repr=False)
+    default_closed: bool = False
+    pairs: dict[tuple[str, str], PolicySet] = field(default_factory=dict, repr=False)
     providers_count_tokens: bool = field(init=False)  # some provider policy counts tokens
 
     def __post_init__(self) -> None:
@@ -101,10 +123,42 @@ class LimitTable:
         object.__setattr__(self, "providers_count_tokens", counts)
 
     def for_request(self, key: str, model: str) -> PolicySet:
-        return self.admission.get((key, model), EMPTY)
+        """The set a request of `key` for `model` is admitted by (the caller has checked that
+        the key may use the model)."""
+        if not self.models:
+            return self.keys.get(key, self.base)
+        by_model = self.models.get(model)
+        if by_model is None:
+            return self.keys.get(key, self.base)
+        if key not in self.keys:
+            return by_model
+        pair = self.pairs.get((key, model))
+        if pair is None:
+            pair = self._combine(key, model)
+        return pair
+
+    def _combine(self, key: str, model: str) -> PolicySet:
+        glob, per_model, per_key = self.refs
+        pair = _policy_set(
+            [*glob, *per_model[model], *per_key[key]], self.policies, self.default_closed
+        )
+        if len(self.pairs) >= PAIRS_KEPT:
+            self.pairs.clear()
+        self.pairs[(key, model)] = pair
+        return pair
 
     def for_provider(self, provider: str) -> PolicySet:
         return self.providers.get(provider, EMPTY)
+
+    @property
+    def admits(self) -> bool:
+        """Whether any key, model or global policy applies to requests."""
+        return bool(self.base.limits or self.keys or self.models)
+
+    def entries(self) -> int:
+        """Sets compiled (pairs combined since not counted): the global one, and one per key,
+        model and provider with policies."""
+        return 1 + len(self.keys) + len(self.models) + len(self.providers)
 
 
 def _policy_set(
@@ -158,9 +212,8 @@ def compile_limits(
     config: RouterConfig,
     source: SourceMap,
     issues: list[ConfigIssue],
-    allowed: Mapping[str, frozenset[str]],
 ) -> LimitTable:
-    """Resolve every attachment; `allowed` maps each key name to the models it may use."""
+    """Resolve every attachment, once per key, per model and per provider."""
     default_closed = config.server.rate_limit_backend.on_error == "closed"
     policies = config.rate_limits
     glob = _refs(
@@ -202,16 +255,26 @@ def compile_limits(
                     "attached to a key, model or globally, where a limit always rejects",
                 )
             )
-    admission: dict[tuple[str, str], PolicySet] = {}
     if issues:
-        return LimitTable(admission, providers)
-    for key_name, models in allowed.items():
-        key_refs = per_key.get(key_name, [])
-        for model in models:
-            refs = glob + per_model.get(model, []) + key_refs
-            if refs:
-                admission[(key_name, model)] = _policy_set(refs, policies, default_closed)
-    return LimitTable(admission, providers)
+        return LimitTable(EMPTY, {}, {}, providers)
+    base = _policy_set(glob, policies, default_closed)
+    key_refs = {name: tuple(refs) for name, refs in per_key.items() if refs}
+    model_refs = {name: tuple(refs) for name, refs in per_model.items() if refs}
+    return LimitTable(
+        base,
+        {
+            name: _policy_set([*glob, *refs], policies, default_closed)
+            for name, refs in key_refs.items()
+        },
+        {
+            name: _policy_set([*glob, *refs], policies, default_closed)
+            for name, refs in model_refs.items()
+        },
+        providers,
+        (tuple(glob), model_refs, key_refs),
+        policies,
+        default_closed,
+    )
 
 
 def unshared_limits(config: RouterConfig, table: LimitTable, workers: int) -> str | None:
@@ -219,7 +282,7 @@ def unshared_limits(config: RouterConfig, table: LimitTable, workers: int) -> st
     keeps its own counters, so N workers would admit N times every budget, silently."""
     if workers <= 1 or config.server.rate_limit_backend.url is not None:
         return None
-    if not table.admission and not table.providers:
+    if not table.admits and not table.providers:
         return None
     return (
         f"{workers} workers with in-memory rate limits would each keep their own counters "

@@ -1,4 +1,5 @@
-"""Rate-limit counters in Redis, shared by every replica: one Lua script call per admission.
+"""Rate-limit counters in Redis, shared by every replica: one Lua script call per admission,
+the calls made while one is under way sent together (`router.limits.redis_batch`).
 
 The scripts implement `router.limits.windows` step for step, with Redis's own clock (`TIME`),
 so that both backends give the same answers. Per limit they see two keys: its own (a sorted
@@ -26,6 +27,7 @@ from redis import exceptions as rx
 
 from router.limits.backends import BackendBroken, BackendDown, BackendRefused, Verdict
 from router.limits.policies import Limit
+from router.limits.redis_batch import ScriptBatcher
 
 _REDIS_CLOCK = """
 local t = redis.call('TIME')
@@ -308,6 +310,7 @@ class RedisBackend:
         self._finish = self.client.register_script(_FINISH)
         self._renew = self.client.register_script(prelude + _RENEW)
         self._clock = clock
+        self.batcher = ScriptBatcher(self.client)
 
     async def check(self) -> None:
         """At start-up: refuse a Redis Cluster node (raises `BackendRefused`); a Redis that
@@ -343,7 +346,7 @@ class RedisBackend:
         if self._clock is not None:
             args.append(self._clock())
         try:
-            ok, used, resets, at = await self._acquire(keys=self._keys(limits), args=args)
+            ok, used, resets, at = await self.batcher.call(self._acquire, self._keys(limits), args)
         except Exception as exc:
             raise classify(exc) from exc
         return Verdict(
@@ -357,7 +360,7 @@ class RedisBackend:
         for limit in limits:
             args += [limit.kind, limit.span_ms]
         try:
-            await self._finish(keys=self._keys(limits), args=args)
+            await self.batcher.call(self._finish, self._keys(limits), args)
         except Exception as exc:
             raise classify(exc) from exc
 
@@ -369,7 +372,7 @@ class RedisBackend:
         if self._clock is not None:
             args.append(self._clock())
         try:
-            lost = await self._renew(keys=keys, args=args)
+            lost = await self.batcher.call(self._renew, keys, args)
         except Exception as exc:
             raise classify(exc) from exc
         return [int(i) - 1 for i in lost]

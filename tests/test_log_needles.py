@@ -1,0 +1,54 @@
+"""Log lines are searched for many secrets at a cost that does not grow with their number,
+and every secret is still found, wherever it sits in the line."""
+
+from __future__ import annotations
+
+import random
+import string
+
+import orjson
+import pytest
+
+from router.observability import logs
+from router.observability.needles import SCAN_AT_MOST, Needles
+
+
+def _secrets(n: int, seed: int) -> list[str]:
+    rnd = random.Random(seed)
+    alphabet = string.ascii_letters + string.digits + "-_"
+    return ["sk-" + "".join(rnd.choices(alphabet, k=rnd.randint(5, 45))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("count", [3, SCAN_AT_MOST + 1, 2_000])
+def test_every_secret_is_masked_wherever_it_sits(count: int) -> None:
+    secrets = _secrets(count, count)
+    needles = Needles({s.encode() for s in secrets})
+    rnd = random.Random(7)
+    for secret in rnd.sample(secrets, min(count, 300)):
+        head = "".join(rnd.choices('ab{}":, .', k=rnd.randint(0, 13)))
+        line = orjson.dumps({"note": f"{head}{secret}{head}", "model": secret})
+        masked = needles.replace(line, b"***")
+        assert secret.encode() not in masked and masked.count(b"***") == 2
+
+
+def test_longest_first_and_unrelated_text_untouched() -> None:
+    secrets = {s.encode() for s in _secrets(100, 1)} | {b"sk-abcdefgh", b"sk-abcdefghijkl"}
+    needles = Needles(secrets)
+    assert needles.replace(b'{"k":"x sk-abcdefghijkl y"}', b"***") == b'{"k":"x *** y"}'
+    line = b'{"event":"access","status":200,"path":"/v1/chat/completions"}'
+    assert needles.replace(line, b"***") is line
+
+
+def test_short_needles_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Needles({b"short"})
+
+
+def test_mask_with_thousands_of_secrets() -> None:
+    secrets = _secrets(3_000, 3)
+    logs.register_secrets(secrets)
+    try:
+        text = f"upstream said: bad key {secrets[1234]}, try {secrets[17]}."
+        assert logs.mask(text) == "upstream said: bad key ***, try ***."
+    finally:
+        logs.register_secrets([])
