@@ -154,7 +154,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
             row["rss"] = f"{row['idle_rss_mb']} / {row['open_rss_mb']}"
             row["p50s"] = f"{row['idle_p50_ms']:.2f} / {row['busy_p50_ms']:.2f}"
             row["p99s"] = f"{row['idle_p99_ms']:.2f} / {row['busy_p99_ms']:.2f}"
-            row["ratios"] = f"{num(row['p50_ratio'], 2)}x / {num(row['p99_ratio'], 2)}x"
+            row["ratios"] = " / ".join(
+                f"{num(r, 2)}x" if r is not None else "n/a (none answered)"
+                for r in (row["p50_ratio"], row["p99_ratio"])
+            )
             report.rows.append(row)
             print(
                 f"  {count:,} streams: {row['kb_per_stream']} KB and "
