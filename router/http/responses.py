@@ -51,12 +51,16 @@ def router_headers(call: Any, request_id: str, rate: RawHeaders) -> RawHeaders:
     target = call.target
     answered = call.answered_by or call.route
     provider = target.runtime.name if target else ""
+    if call.budget is not None:
+        rate = rate + call.budget.header_pairs()
     return _pairs(request_id, answered.name, provider, len(call.attempts), rate)
 
 
 def attempt_headers(call: Any, target: Any, request_id: str, rate: RawHeaders) -> RawHeaders:
     """What `router_headers` will give if the attempt now under way at `target` answers."""
     route = call.trying or call.route
+    if call.budget is not None:
+        rate = rate + call.budget.header_pairs()
     return _pairs(request_id, route.name, target.runtime.name, len(call.attempts) + 1, rate)
 
 

@@ -123,6 +123,14 @@ async def execute(
                             call.attempts.append(Attempt(target.label, "quota_fallback", 0.0))
                             last, step = last or refused, Step.NEXT
                             break
+                    budget = call.budget
+                    if budget is not None and target.runtime.name in budget.table.providers:
+                        # the provider's spend budget, per attempt
+                        refused = await budget.before_attempt(target)
+                        if refused is not None:
+                            call.attempts.append(Attempt(target.label, "budget_fallback", 0.0))
+                            last, step = last or refused, Step.NEXT
+                            break
                     started = time.monotonic()
                     target.in_flight += 1
                     call.trying = route
@@ -143,6 +151,8 @@ async def execute(
                     verdict = True
                     if call.limits is not None:
                         call.limits.after_attempt(False)
+                    if call.budget is not None:
+                        call.budget.after_attempt()
                 else:
                     call.attempts.append(Attempt(target.label, "ok", time.monotonic() - started))
                     call.answered_by = route

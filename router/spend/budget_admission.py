@@ -1,0 +1,292 @@
+"""Enforcing budgets on one request: reserve its estimated cost at admission, fall back to
+a cheaper model or refuse with 429 `budget_exceeded`, reserve per attempt for provider
+budgets, and reconcile with what the request really cost when it ends.
+
+The estimate is an upper bound (the prompt's estimate plus `max_tokens`, priced at the
+highest price among the targets the request may reach), reserved atomically with the check
+(one Lua script in Redis), so that however many replicas admit at once, what they admit
+never exceeds the budget while requests use no more than they asked for. When the request
+ends, its reported usage (a stream's at its end; for a client that left mid-stream, what the
+upstream had produced) replaces the estimate; a request that failed gives it all back.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from router import errors
+from router.limits.admission import Limiter, Ticket
+from router.observability import metrics
+from router.spend.budget_table import Budget, BudgetSet, BudgetTable, Counters
+from router.spend.entry import relayed_chars
+from router.spend.prices import NANOS, Price, cost_nanos, tokens
+from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
+
+if TYPE_CHECKING:
+    from router.observability.access import RequestRecord
+    from router.types import Call, RoutingGraph, Target
+
+# What each budget had left when this process last admitted against it, per
+# (budget, scope, unit): (remaining, amount) in the unit (currency or tokens).
+_seen: dict[tuple[str, str, str], tuple[float, float]] = {}
+
+
+def _rows() -> list[tuple[tuple[Any, ...], float]]:
+    return [(labels, remaining) for labels, (remaining, _) in _seen.items()]
+
+
+remaining_gauge = metrics.LabeledGauge(
+    "llm_router.budget.remaining",
+    "What a budget had left (currency or tokens) when this replica last admitted a request "
+    "against it, by budget, scope (global, key:NAME, model:NAME, provider:NAME) and unit.",
+    ("budget", "scope", "unit"),
+)
+remaining_gauge.sources.append(_rows)
+
+
+def _amount(budget: Budget, value: int) -> float:
+    return value / NANOS if budget.money else float(value)
+
+
+def _text(budget: Budget, value: int) -> str:
+    """A figure for a header: money exact to the nano, tokens as an integer."""
+    if not budget.money:
+        return str(value)
+    return f"{(Decimal(value) / NANOS).normalize():f}"
+
+
+@dataclass(slots=True)
+class Held:
+    """One reservation: the ticket, its counters, the estimate, the attempt's target (None
+    for an admission's)."""
+
+    ticket: Ticket
+    counters: Counters
+    target: Target | None = None
+
+
+@dataclass(slots=True)
+class CallBudget:
+    """One request's reservations, settled once when it ends (`settle`)."""
+
+    limiter: Limiter
+    table: BudgetTable
+    prompt: int  # the prompt's estimated tokens
+    asked: int | None  # the completion tokens the request asked for at most
+    unit: int | None  # the operation's own unit (`router.limits.units`), where not tokens
+    held: list[Held] = field(default_factory=list)
+    attempt: Held | None = None
+    # The tightest budget after admission: (budget, remaining, reset in s), for the headers.
+    tightest: tuple[Budget, int, int] | None = None
+    settled: bool = False
+
+    def estimate(self, money: bool, price: Price | None, output_tokens: int) -> int:
+        """What a request may cost: nanos, or tokens (at least 1, so a spent budget refuses
+        even a request estimated at nothing)."""
+        if self.unit is not None and not money:
+            return max(1, self.unit)
+        out = self.asked if self.asked is not None else output_tokens
+        if not money:
+            return max(1, self.prompt + out)
+        if price is None or self.unit is not None:
+            return 1
+        return max(1, cost_nanos(price, self.prompt, 0, out))
+
+    async def reserve(
+        self, bset: BudgetSet, price: Price | None, target: Target | None
+    ) -> errors.BudgetExceeded | None:
+        """Reserve in every counter of `bset`, or in none: the refusal if one is spent."""
+        now = time.time()
+        taken: list[Held] = []
+        for counters in bset.counters(now):
+            money = counters.budgets[0].money
+            cost = self.estimate(money, price, bset.output_tokens)
+            ticket = await self.limiter.acquire(counters.pset, cost, 0)
+            verdict = ticket.verdict
+            if verdict is not None:
+                self._note(counters, verdict.used, verdict.resets, now, cost)
+                if not verdict.admitted:
+                    for held in taken:
+                        self.limiter.finish_soon(held.ticket, 0)
+                    return self._refusal(counters, verdict.used, verdict.resets, cost, now)
+            taken.append(Held(ticket, counters, target))
+        self._retire(bset)
+        self.held += taken
+        if target is not None:
+            self.attempt = taken[-1] if taken else None
+        return None
+
+    def _retire(self, bset: BudgetSet) -> None:
+        """Forget the in-process counters of periods that have ended."""
+        if bset.retired:
+            local = self.limiter.local
+            for key in bset.retired:
+                if local is not None:
+                    local.buckets.pop(key, None)
+            bset.retired.clear()
+
+    def _note(
+        self,
+        counters: Counters,
+        used: tuple[int, ...],
+        resets: tuple[int, ...],
+        now: float,
+        cost: int,
+    ) -> None:
+        for i, budget in enumerate(counters.budgets):
+            left = max(0, budget.amount - used[i])
+            _seen[(budget.name, budget.scope, budget.unit)] = (
+                _amount(budget, left),
+                _amount(budget, budget.amount),
+            )
+            if self.tightest is None or left * self.tightest[0].amount < (
+                self.tightest[1] * budget.amount
+            ):
+                self.tightest = (budget, left, self._reset(counters, i, resets, now))
+
+    @staticmethod
+    def _reset(counters: Counters, i: int, resets: tuple[int, ...], now: float) -> int:
+        """Seconds until budget `i` has room again: its period's end, or its window's."""
+        ends = counters.ends[i]
+        seconds = ends - now if ends != float("inf") else resets[i] / 1000
+        return max(1, -int(-seconds // 1))
+
+    def _refusal(
+        self,
+        counters: Counters,
+        used: tuple[int, ...],
+        resets: tuple[int, ...],
+        cost: int,
+        now: float,
+    ) -> errors.BudgetExceeded:
+        over = [i for i, b in enumerate(counters.budgets) if used[i] + cost > b.amount]
+        over.sort(key=lambda i: counters.budgets[i].on_exceeded != "reject")  # rejects first
+        wait = max(self._reset(counters, i, resets, now) for i in over)
+        budget = counters.budgets[over[0]]
+        self.tightest = (budget, max(0, budget.amount - used[over[0]]), wait)
+        headers = dict(self.headers())
+        headers["retry-after"] = str(wait)
+        return errors.BudgetExceeded(budget.describe(), headers=headers)
+
+    def headers(self) -> list[tuple[str, str]]:
+        """`x-budget-*`: the tightest budget's amount, what it has left, its unit and the
+        seconds until it starts afresh (or until its window frees room)."""
+        if self.tightest is None:
+            return []
+        budget, left, reset = self.tightest
+        return [
+            ("x-budget-limit", _text(budget, budget.amount)),
+            ("x-budget-remaining", _text(budget, left)),
+            ("x-budget-unit", budget.unit),
+            ("x-budget-reset", str(reset)),
+        ]
+
+    def header_pairs(self) -> list[tuple[bytes, bytes]]:
+        return [(name.encode(), value.encode("latin-1")) for name, value in self.headers()]
+
+    # -- per attempt (provider budgets) ---------------------------------------------------------
+
+    async def before_attempt(self, target: Target) -> errors.RouterError | None:
+        """A provider budget: None to go ahead, an error to move on (`fallback`); raises to
+        fail the request (`reject`)."""
+        bset = self.table.providers[target.runtime.name]
+        refused = await self.reserve(bset, target.price, target)
+        if refused is None:
+            return None
+        if any(b.on_exceeded == "reject" for b in bset.budgets):
+            raise refused
+        return refused
+
+    def after_attempt(self) -> None:
+        """A failed attempt gives back its provider reservation."""
+        held, self.attempt = self.attempt, None
+        if held is not None:
+            self.held.remove(held)
+            self.limiter.finish_soon(held.ticket, 0)
+
+    # -- the end ------------------------------------------------------------------------------
+
+    def settle(self, record: RequestRecord, call: Call) -> None:
+        """Replace each reservation by what the request cost (once)."""
+        if self.settled:
+            return
+        self.settled = True
+        spent = _spent(record, call)
+        for held in self.held:
+            money = held.counters.budgets[0].money
+            if held.target is not None and held.target is not call.target:
+                actual: int | None = 0  # an attempt that did not answer
+            elif spent is None:
+                actual = None if record.status == 200 else 0
+            else:
+                actual = spent[0] if money else spent[1]
+                if money and actual is None:
+                    actual = None if record.status == 200 else 0
+            self.limiter.finish_soon(held.ticket, actual)
+
+
+def _spent(record: RequestRecord, call: Call) -> tuple[int | None, int] | None:
+    """(nanos, tokens) the request used, as its ledger row counts them; None when unknown
+    (an answer that reported no usage: the estimate stands)."""
+    usage = call.usage
+    if usage is not None:
+        prompt, cached, completion = tokens(usage)
+    elif record.relay is not None:  # a stream that ended before its usage came
+        prompt, cached = estimate_prompt_tokens(call.body), 0
+        completion = estimate_tokens(relayed_chars(record.relay))
+    elif call.target is not None and record.status == 200:
+        return None
+    else:
+        return 0, 0
+    target = call.target
+    price = target.price if target is not None else None
+    nanos = cost_nanos(price, prompt, cached, completion) if price is not None else None
+    return nanos, prompt + completion
+
+
+def _asked(body: dict[str, Any]) -> int | None:
+    most = body.get("max_completion_tokens") or body.get("max_tokens")
+    return most if type(most) is int and most >= 0 else None
+
+
+async def admit(limiter: Limiter, graph: RoutingGraph, call: Call) -> CallBudget | None:
+    """Reserve the request's estimate in every budget that applies to it: None when none
+    can; raises 429 `budget_exceeded`. A spent budget with `on_exceeded: fallback` sends
+    the request to its fallback model (if the key may use it and it serves the operation),
+    whose own budgets then apply."""
+    table = graph.budgets
+    bset = table.for_request(call.key.name, call.route.name)
+    if bset is None and not table.providers:
+        return None
+    unit = call.op.cost
+    prompt = estimate_prompt_tokens(call.body) if unit is None else 0
+    budget = CallBudget(
+        limiter, table, prompt, _asked(call.body), unit(call.body) if unit else None
+    )
+    tried = {call.route.name}
+    while bset is not None:
+        refused = await budget.reserve(bset, bset.price, None)
+        if refused is None:
+            break
+        assert budget.tightest is not None
+        spent = budget.tightest[0]
+        to = graph.routes.get(spent.fallback or "")
+        if (
+            spent.on_exceeded != "fallback"
+            or to is None
+            or to.name in tried
+            or to.name not in call.key.allowed
+            or call.op not in to.operations
+        ):
+            raise refused
+        tried.add(to.name)
+        call.route = to
+        budget.tightest = None
+        bset = table.for_request(call.key.name, to.name)
+    return budget
+
+
+__all__ = ["CallBudget", "admit"]
