@@ -1,0 +1,221 @@
+"""Spend budgets through `llm-router serve`: money and tokens per period, reserved at
+admission, reconciled with the reported usage, refused with 429 `budget_exceeded` or sent to
+a cheaper model, and shown in headers and `/metrics`."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from router.testing import (
+    FakeUpstream,
+    RouterProcess,
+    chat_chunks,
+    chat_completion,
+    json_reply,
+    sse_reply,
+)
+from router.upstream.usage import estimate_prompt_tokens
+
+MESSAGES = [{"role": "user", "content": "hello there"}]
+# input 1000/M, output 2000/M: a token costs 0.001, an answer token 0.002
+PRICE = "{input: 1000, output: 2000}"
+CHEAP = "{input: 10, output: 20}"
+ADMIN = "admin-key-for-the-budget-tests-0123456789"
+
+
+def config(upstream: str, extra: str = "", budgets: str = "") -> str:
+    return textwrap.dedent(
+        f"""
+        server: {{auth: keys, watch_config: false, admin_key: "{ADMIN}"}}
+        budgets:
+          daily: {{amount: 0.05, period: day, timezone: Europe/Paris}}
+          to-cheap: {{amount: 0.05, period: month, on_exceeded: fallback, fallback: cheap}}
+          tokens: {{tokens: 40, window: 3600}}
+          {budgets}
+        providers:
+          up: {{plugin: openai, base_url: {upstream}/v1, api_key: sk-up}}
+        models:
+          pricey: {{targets: [{{provider: up, model: big, price: {PRICE}}}], budgets: [daily]}}
+          falls: {{targets: [{{provider: up, model: big, price: {PRICE}}}], budgets: [to-cheap]}}
+          cheap: {{targets: [{{provider: up, model: small, price: {CHEAP}}}]}}
+          counted: {{targets: [{{provider: up, model: big, price: {PRICE}}}], budgets: [tokens]}}
+        keys:
+          app: {{key: sk-app}}
+          narrow: {{key: sk-narrow, models: [falls]}}
+        {extra}
+        """
+    )
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        fake.set_default("/v1/chat/completions", json_reply(chat_completion(usage=(5, 2))))
+        yield fake
+
+
+def _serve(tmp_path: Path, text: str) -> RouterProcess:
+    path = tmp_path / "router.yaml"
+    path.write_text(text)
+    return RouterProcess(path).start()
+
+
+def _client(router: RouterProcess, key: str = "sk-app") -> openai.OpenAI:
+    return openai.OpenAI(base_url=router.base_url, api_key=key, max_retries=0)
+
+
+def _estimate(max_tokens: int) -> float:
+    """The router's admission estimate at PRICE for MESSAGES and `max_tokens`."""
+    prompt = estimate_prompt_tokens({"model": "pricey", "messages": MESSAGES})
+    return prompt * 0.001 + max_tokens * 0.002
+
+
+def _until_refused(client: openai.OpenAI, model: str, **body: object) -> tuple[int, object]:
+    for n in range(200):
+        try:
+            client.chat.completions.create(model=model, messages=MESSAGES, **body)  # type: ignore[call-overload]
+        except openai.RateLimitError as exc:
+            return n, exc
+    raise AssertionError("never refused")
+
+
+def test_a_money_budget_admits_what_it_can_pay_for_then_refuses_until_its_period_ends(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    with _serve(tmp_path, config(upstream.url)) as router:
+        client = _client(router)
+        raw = client.chat.completions.with_raw_response.create(
+            model="pricey", messages=MESSAGES, max_tokens=10
+        )
+        # the estimate was reserved, then replaced by what the answer cost (5 + 2 tokens)
+        assert raw.headers["x-budget-limit"] == "0.05"
+        assert raw.headers["x-budget-unit"] == "USD"
+        left = float(raw.headers["x-budget-remaining"])
+        assert left == pytest.approx(0.05 - _estimate(10), abs=1e-9)  # as admitted
+        cost = 5 * 0.001 + 2 * 0.002
+        answered, refusal = _until_refused(client, "pricey", max_tokens=10)
+        # each answer cost 0.009; a request is admitted while the spent plus its estimate fit
+        spent = cost * (1 + answered)
+        assert spent <= 0.05
+        assert spent + _estimate(10) > 0.05
+        error = refusal.response  # type: ignore[attr-defined]
+        assert error.status_code == 429
+        body = error.json()["error"]
+        assert body["code"] == "budget_exceeded"
+        assert body["type"] == "rate_limit_error"
+        assert "budget 'daily' (model:pricey)" in body["message"]
+        paris = datetime.now(UTC).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
+        midnight = (paris + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        assert abs(int(error.headers["retry-after"]) - (midnight - paris).total_seconds()) <= 3
+        assert error.headers["x-budget-reset"] == error.headers["retry-after"]
+        # a cheaper request that still fits is admitted: the check is the estimate, not a flag
+        small = client.chat.completions.create(model="pricey", messages=MESSAGES, max_tokens=1)
+        assert small.choices[0].message.content == "Hello!"
+        metrics = httpx.get(router.url + "/metrics").text
+    line = [m for m in metrics.splitlines() if m.startswith("llm_router_budget_remaining{")]
+    assert line == [
+        f'llm_router_budget_remaining{{budget="daily",scope="model:pricey",unit="USD"}} '
+        f"{line[0].rsplit(' ', 1)[1]}"
+    ]
+    assert 0 <= float(line[0].rsplit(" ", 1)[1]) < 0.05
+
+
+def test_a_spent_budget_with_fallback_sends_requests_to_the_cheaper_model(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    with _serve(tmp_path, config(upstream.url)) as router:
+        client = _client(router)
+        models = []
+        for _ in range(12):
+            raw = client.chat.completions.with_raw_response.create(
+                model="falls", messages=MESSAGES, max_tokens=10
+            )
+            models.append(raw.headers["x-router-model"])
+        assert models[0] == "falls" and models[-1] == "cheap"
+        cut = models.index("cheap")
+        assert models[cut:] == ["cheap"] * (12 - cut)
+        sent = [r.json()["model"] for r in upstream.received("/v1/chat/completions")]
+        assert sent == ["big"] * cut + ["small"] * (12 - cut)
+        # a key that may not use the fallback model is refused instead
+        with pytest.raises(openai.RateLimitError) as refused:
+            _client(router, "sk-narrow").chat.completions.create(
+                model="falls", messages=MESSAGES, max_tokens=10
+            )
+    assert refused.value.response.json()["error"]["code"] == "budget_exceeded"
+
+
+def test_a_token_budget_counts_the_reported_usage_over_a_rolling_window(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    with _serve(tmp_path, config(upstream.url)) as router:
+        client = _client(router)
+        answered, refusal = _until_refused(client, "counted", max_tokens=5)
+        # 7 tokens per answer (5 + 2), each admitted while spent + estimate <= 40
+        prompt = estimate_prompt_tokens({"model": "counted", "messages": MESSAGES})
+        assert 7 * answered <= 40 < 7 * answered + prompt + 5
+        error = refusal.response  # type: ignore[attr-defined]
+        assert error.headers["x-budget-unit"] == "tokens"
+        # the window frees room when the first answer leaves it: at most one of its 100
+        # sub-windows (36 s) late
+        assert 3500 < int(error.headers["retry-after"]) <= 3600 + 36 + 1
+
+
+def test_streams_are_charged_at_their_end_and_a_client_that_leaves_for_what_was_produced(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    budgets = "streamed: {tokens: 100000, period: day}"
+    text = config(upstream.url, budgets=budgets).replace(
+        "models:\n",
+        f"  st: {{plugin: openai, base_url: {upstream.url}/s, api_key: sk-up}}\nmodels:\n"
+        f"  streams: {{targets: [{{provider: st, model: big, price: {PRICE}}}], "
+        "budgets: [streamed]}\n",
+    )
+    upstream.set_default("/s/chat/completions", json_reply(chat_completion(usage=(5, 2))))
+    long = ["word " * 50] * 40  # 40 pieces of 250 characters
+    upstream.add("/s/chat/completions", sse_reply(chat_chunks(usage=(11, 600))))
+    with _serve(tmp_path, text) as router:
+        client = _client(router)
+        stream = client.chat.completions.create(
+            model="streams", messages=MESSAGES, stream=True, max_tokens=10
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        first = _remaining(client)
+        assert first == 100000 - 611  # the usage the stream reported at its end
+        upstream.add(
+            "/s/chat/completions",
+            sse_reply(chat_chunks(pieces=long, usage=(11, 2500)), delay=0.05),
+        )
+        stream = client.chat.completions.create(
+            model="streams", messages=MESSAGES, stream=True, max_tokens=10
+        )
+        for n, _ in enumerate(stream):
+            if n == 5:
+                break
+        stream.close()  # the client leaves mid-stream
+        deadline, probes = time.monotonic() + 10, 1
+        while True:
+            left = _remaining(client)
+            charged = first - left - 7 * probes  # (each probe's own answer: 5 + 2 tokens)
+            probes += 1
+            if charged > 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    # what the upstream had produced when the client left: some pieces, not all 2500 tokens
+    assert 0 < charged < 2511
+
+
+def _remaining(client: openai.OpenAI) -> int:
+    """What the `streamed` budget has left before the estimate of one more request."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="streams", messages=MESSAGES, max_tokens=1, stream=False
+    )
+    prompt = estimate_prompt_tokens({"model": "streams", "messages": MESSAGES})
+    return int(raw.headers["x-budget-remaining"]) + prompt + 1
