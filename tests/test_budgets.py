@@ -219,3 +219,135 @@ def _remaining(client: openai.OpenAI) -> int:
     )
     prompt = estimate_prompt_tokens({"model": "streams", "messages": MESSAGES})
     return int(raw.headers["x-budget-remaining"]) + prompt + 1
+
+
+PROVIDERS = """
+server: {{auth: none, watch_config: false, admin_key: "{admin}"}}
+budgets:
+  skip: {{amount: 0.02, period: week, on_exceeded: fallback}}
+  stop: {{amount: 0.02, period: week}}
+  global: {{tokens: 1000000, period: month}}
+providers:
+  lim: {{plugin: openai, base_url: {upstream}/lim, api_key: sk-up, budgets: [skip]}}
+  hard: {{plugin: openai, base_url: {upstream}/hard, api_key: sk-up, budgets: [stop]}}
+  up: {{plugin: openai, base_url: {upstream}/v1, api_key: sk-up}}
+models:
+  multi:
+    targets:
+      - {{provider: lim, model: big, price: {price}}}
+      - {{provider: up, model: big, price: {price}}}
+  strict: {{targets: [{{provider: hard, model: big, price: {price}}}]}}
+"""
+
+
+def test_a_provider_budget_is_checked_per_attempt_and_skips_or_refuses(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    for path in ("/lim/chat/completions", "/hard/chat/completions"):
+        upstream.set_default(path, json_reply(chat_completion(usage=(5, 2))))
+    text = PROVIDERS.format(admin=ADMIN, upstream=upstream.url, price=PRICE)
+    with _serve(tmp_path, text) as router:
+        client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        providers = []
+        for _ in range(6):
+            raw = client.chat.completions.with_raw_response.create(
+                model="multi", messages=MESSAGES, max_tokens=1
+            )
+            providers.append(raw.headers["x-router-provider"])
+        assert providers[0] == "lim" and providers[-1] == "up"
+        cut = providers.index("up")
+        assert providers[cut:] == ["up"] * (6 - cut)
+        assert raw.headers["x-router-attempts"] == "2"  # the skipped one, then `up`
+        answered, refusal = _until_refused(client, "strict", max_tokens=1)
+        assert answered >= 1
+        assert refusal.response.json()["error"]["code"] == "budget_exceeded"  # type: ignore[attr-defined]
+        assert "budget 'stop' (provider:hard)" in refusal.response.json()["error"]["message"]  # type: ignore[attr-defined]
+
+
+def test_the_messages_and_responses_apis_refuse_in_their_own_shapes(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    with _serve(tmp_path, config(upstream.url)) as router:
+        _until_refused(_client(router), "pricey", max_tokens=10)
+        messages = httpx.post(
+            router.url + "/v1/messages",
+            headers={"x-api-key": "sk-app", "anthropic-version": "2023-06-01"},
+            json={"model": "pricey", "max_tokens": 10, "messages": MESSAGES},
+        )
+        responses = httpx.post(
+            router.base_url + "/responses",
+            headers={"authorization": "Bearer sk-app"},
+            json={"model": "pricey", "input": "hello there", "max_output_tokens": 10},
+        )
+    assert messages.status_code == 429
+    assert messages.json()["type"] == "error"
+    assert messages.json()["error"]["type"] == "rate_limit_error"
+    assert "budget 'daily'" in messages.json()["error"]["message"]
+    assert int(messages.headers["retry-after"]) >= 1
+    assert responses.status_code == 429
+    assert responses.json()["error"]["code"] == "budget_exceeded"
+    assert int(responses.headers["retry-after"]) >= 1
+
+
+def test_a_reload_keeps_what_was_spent(tmp_path: Path, upstream: FakeUpstream) -> None:
+    with _serve(tmp_path, config(upstream.url)) as router:
+        client = _client(router)
+        before = client.chat.completions.with_raw_response.create(
+            model="pricey", messages=MESSAGES, max_tokens=10
+        )
+        left = float(before.headers["x-budget-remaining"])
+        path = tmp_path / "router.yaml"
+        path.write_text(
+            path.read_text().replace("amount: 0.05, period: day", "amount: 0.06, period: day")
+        )
+        reload = httpx.post(
+            router.url + "/admin/reload", headers={"authorization": f"Bearer {ADMIN}"}
+        )
+        assert reload.status_code == 200, reload.text
+        after = client.chat.completions.with_raw_response.create(
+            model="pricey", messages=MESSAGES, max_tokens=10
+        )
+    assert after.headers["x-budget-limit"] == "0.06"
+    # the first answer's 0.009 is still spent, now out of 0.06
+    spent_first = 5 * 0.001 + 2 * 0.002
+    assert float(after.headers["x-budget-remaining"]) == pytest.approx(
+        0.06 - spent_first - _estimate(10), abs=1e-9
+    )
+    assert left == pytest.approx(0.05 - _estimate(10), abs=1e-9)
+
+
+def test_check_reports_a_target_a_money_budget_needs_that_has_no_price(tmp_path: Path) -> None:
+    import subprocess
+
+    from router.testing.server import cli_command
+
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            server: {auth: none}
+            budgets:
+              spend: {amount: 10, period: month, timezone: Mars/Olympus}
+              tok: {tokens: 100, window: 3600, on_exceeded: fallback}
+            providers:
+              up: {plugin: mock}
+            models:
+              priced: {targets: [{provider: up, model: a, price: {input: 1, output: 1}}],
+                       fallbacks: [free], budgets: [spend]}
+              free: {targets: [{provider: up, model: b}], budgets: [tok, nope]}
+            """
+        )
+    )
+    out = subprocess.run([cli_command(), "check", str(path)], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "unknown time zone 'Mars/Olympus'" in out.stdout + out.stderr
+    path.write_text(path.read_text().replace("Mars/Olympus", "Europe/Paris"))
+    out = subprocess.run([cli_command(), "check", str(path)], capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert (
+        "models.free.targets[0]: target up/b has no price, but money budget 'spend' applies "
+        "to requests that may reach it"
+    ) in text
+    assert "unknown budget 'nope'" in text
+    assert "budgets.tok.on_exceeded: `fallback` needs the model" in text

@@ -84,6 +84,6 @@ class BudgetConfig(BaseModel):
             raise ValueError("give exactly one of `amount` (money) or `tokens`")
         if (self.period is None) == (self.window is None):
             raise ValueError("give exactly one of `period` (day, week, month) or `window`")
-        if (self.on_exceeded == "fallback") != (self.fallback is not None):
-            raise ValueError("`fallback` names the model for `on_exceeded: fallback`, and only it")
+        if self.fallback is not None and self.on_exceeded != "fallback":
+            raise ValueError("`fallback` is the model for `on_exceeded: fallback`, and only it")
         return self

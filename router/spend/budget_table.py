@@ -205,6 +205,7 @@ def compile_budgets(
                 )
             )
     glob = refs(config.server.budgets, "global", ("server", "budgets"))
+    _need_fallback(config, source, issues)
     per_model = {
         name: refs(m.budgets, f"model:{name}", ("models", name, "budgets"))
         for name, m in config.models.items()
@@ -217,8 +218,6 @@ def compile_budgets(
         name: refs(p.budgets, f"provider:{name}", ("providers", name, "budgets"))
         for name, p in config.providers.items()
     }
-    if issues:
-        return EMPTY
     providers = {}
     for name, found in per_provider.items():
         if found:
@@ -236,7 +235,23 @@ def compile_budgets(
             if found:
                 admission[(key_name, model)] = BudgetSet(tuple(found), prices[model])
     unpriced_targets(config, source, issues, routes, admission, providers)
-    return BudgetTable(admission, providers)
+    return EMPTY if issues else BudgetTable(admission, providers)
+
+
+def _need_fallback(config: RouterConfig, source: SourceMap, issues: list[ConfigIssue]) -> None:
+    """`on_exceeded: fallback` on a key, model or global budget needs the model to go to."""
+    names = set(config.server.budgets)
+    for attached in (*config.models.values(), *config.keys.values()):
+        names.update(attached.budgets)
+    for name, spec in config.budgets.items():
+        if name in names and spec.on_exceeded == "fallback" and spec.fallback is None:
+            issues.append(
+                source.issue(
+                    ("budgets", name, "on_exceeded"),
+                    "`fallback` needs the model to send requests to (`fallback: MODEL`) "
+                    "where the budget is attached to a key, a model or globally",
+                )
+            )
 
 
 def unpriced_targets(
@@ -264,12 +279,12 @@ def unpriced_targets(
                 if target.runtime.name == name and target.price is None:
                     needs.setdefault((route.name, i), money[0])
     for (model, i), budget in sorted(needs.items()):
-        spec = config.models[model].targets[i]
+        spec = routes[model].targets[i]
         issues.append(
             source.issue(
                 ("models", model, "targets", i),
-                f"target {spec.provider}/{spec.model} has no price, but money budget "
-                f"'{budget}' applies to requests that may reach it: give it a `price`, or "
-                f"`providers.{spec.provider}.prices.{spec.model}`",
+                f"target {spec.label} has no price, but money budget '{budget}' applies to "
+                "requests that may reach it: give it a `price`, or "
+                f"`providers.{spec.runtime.name}.prices.{spec.model}`",
             )
         )

@@ -46,13 +46,8 @@ def _next_first_day(period: str, first: date) -> date:
 
 
 def _midnight(day: date, zone: ZoneInfo) -> float:
-    """Unix seconds of the first instant of `day` in `zone` (a midnight that a DST change
-    skips is the first instant that exists)."""
-    local = datetime(day.year, day.month, day.day, tzinfo=zone)
-    moment = local.astimezone(UTC)
-    # A skipped midnight maps to a time after it in the zone's other offset; `fold` keeps
-    # the earlier reading, which is what "the day starts" means.
-    return moment.timestamp()
+    """Unix seconds of midnight starting `day` in `zone`."""
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC).timestamp()
 
 
 def current(period: str, zone: ZoneInfo, now: float) -> Current:
