@@ -241,8 +241,10 @@ def compile_budgets(
 def _need_fallback(config: RouterConfig, source: SourceMap, issues: list[ConfigIssue]) -> None:
     """`on_exceeded: fallback` on a key, model or global budget needs the model to go to."""
     names = set(config.server.budgets)
-    for attached in (*config.models.values(), *config.keys.values()):
-        names.update(attached.budgets)
+    for model in config.models.values():
+        names.update(model.budgets)
+    for key in config.keys.values():
+        names.update(key.budgets)
     for name, spec in config.budgets.items():
         if name in names and spec.on_exceeded == "fallback" and spec.fallback is None:
             issues.append(
