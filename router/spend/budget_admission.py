@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from router import errors
@@ -29,13 +28,17 @@ if TYPE_CHECKING:
     from router.observability.access import RequestRecord
     from router.types import Call, RoutingGraph, Target
 
-# What each budget had left when this process last admitted against it, per
-# (budget, scope, unit): (remaining, amount) in the unit (currency or tokens).
-_seen: dict[tuple[str, str, str], tuple[float, float]] = {}
+# What each budget had counted (nanos or tokens) when this process last admitted a request
+# against it, per (budget, scope, unit): read by `/metrics` only.
+_seen: dict[tuple[str, str, str], tuple[Budget, int]] = {}
 
 
-def _rows() -> list[tuple[tuple[Any, ...], float]]:
-    return [(labels, remaining) for labels, (remaining, _) in _seen.items()]
+def _rows() -> list[tuple[tuple[str, str, str], float]]:
+    rows = []
+    for labels, (budget, used) in list(_seen.items()):
+        left = max(0, budget.amount - used)
+        rows.append((labels, left / NANOS if budget.money else float(left)))
+    return rows
 
 
 remaining_gauge = metrics.LabeledGauge(
@@ -47,21 +50,18 @@ remaining_gauge = metrics.LabeledGauge(
 remaining_gauge.sources.append(_rows)
 
 
-def _amount(budget: Budget, value: int) -> float:
-    return value / NANOS if budget.money else float(value)
-
-
 def _text(budget: Budget, value: int) -> str:
     """A figure for a header: money exact to the nano, tokens as an integer."""
     if not budget.money:
         return str(value)
-    return f"{(Decimal(value) / NANOS).normalize():f}"
+    units, nanos = divmod(value, NANOS)
+    return f"{units}.{nanos:09d}".rstrip("0").rstrip(".") if nanos else str(units)
 
 
 @dataclass(slots=True)
 class Held:
-    """One reservation: the ticket, its counters, the estimate, the attempt's target (None
-    for an admission's)."""
+    """One reservation: the ticket, its counters, and the attempt's target (None for an
+    admission's)."""
 
     ticket: Ticket
     counters: Counters
@@ -79,8 +79,9 @@ class CallBudget:
     unit: int | None  # the operation's own unit (`router.limits.units`), where not tokens
     held: list[Held] = field(default_factory=list)
     attempt: Held | None = None
-    # The tightest budget after admission: (budget, remaining, reset in s), for the headers.
-    tightest: tuple[Budget, int, int] | None = None
+    now: float = 0.0  # unix seconds of the last reservation
+    # The budget that refused (budget, remaining, reset in s), for the refusal's headers.
+    spent: tuple[Budget, int, int] | None = None
     settled: bool = False
 
     def estimate(self, money: bool, price: Price | None, output_tokens: int) -> int:
@@ -99,21 +100,27 @@ class CallBudget:
         self, bset: BudgetSet, price: Price | None, target: Target | None
     ) -> errors.BudgetExceeded | None:
         """Reserve in every counter of `bset`, or in none: the refusal if one is spent."""
-        now = time.time()
+        self.now = now = time.time()
+        limiter = self.limiter
         taken: list[Held] = []
         for counters in bset.counters(now):
             money = counters.budgets[0].money
             cost = self.estimate(money, price, bset.output_tokens)
-            ticket = await self.limiter.acquire(counters.pset, cost, 0)
+            if limiter.local is not None:  # in-process: nothing to await
+                ticket = limiter.acquire_local(counters.pset, cost, 0)
+            else:
+                ticket = await limiter.acquire(counters.pset, cost, 0)
             verdict = ticket.verdict
             if verdict is not None:
-                self._note(counters, verdict.used, verdict.resets, now, cost)
+                for budget, used in zip(counters.budgets, verdict.used, strict=True):
+                    _seen[budget.labels] = (budget, used)
                 if not verdict.admitted:
                     for held in taken:
-                        self.limiter.finish_soon(held.ticket, 0)
+                        limiter.finish_soon(held.ticket, 0)
                     return self._refusal(counters, verdict.used, verdict.resets, cost, now)
             taken.append(Held(ticket, counters, target))
-        self._retire(bset)
+        if bset.retired:
+            self._retire(bset)
         self.held += taken
         if target is not None:
             self.attempt = taken[-1] if taken else None
@@ -121,31 +128,11 @@ class CallBudget:
 
     def _retire(self, bset: BudgetSet) -> None:
         """Forget the in-process counters of periods that have ended."""
-        if bset.retired:
-            local = self.limiter.local
-            for key in bset.retired:
-                if local is not None:
-                    local.buckets.pop(key, None)
-            bset.retired.clear()
-
-    def _note(
-        self,
-        counters: Counters,
-        used: tuple[int, ...],
-        resets: tuple[int, ...],
-        now: float,
-        cost: int,
-    ) -> None:
-        for i, budget in enumerate(counters.budgets):
-            left = max(0, budget.amount - used[i])
-            _seen[(budget.name, budget.scope, budget.unit)] = (
-                _amount(budget, left),
-                _amount(budget, budget.amount),
-            )
-            if self.tightest is None or left * self.tightest[0].amount < (
-                self.tightest[1] * budget.amount
-            ):
-                self.tightest = (budget, left, self._reset(counters, i, resets, now))
+        local = self.limiter.local
+        for key in bset.retired:
+            if local is not None:
+                local.buckets.pop(key, None)
+        bset.retired.clear()
 
     @staticmethod
     def _reset(counters: Counters, i: int, resets: tuple[int, ...], now: float) -> int:
@@ -166,17 +153,40 @@ class CallBudget:
         over.sort(key=lambda i: counters.budgets[i].on_exceeded != "reject")  # rejects first
         wait = max(self._reset(counters, i, resets, now) for i in over)
         budget = counters.budgets[over[0]]
-        self.tightest = (budget, max(0, budget.amount - used[over[0]]), wait)
+        self.spent = (budget, max(0, budget.amount - used[over[0]]), wait)
         headers = dict(self.headers())
         headers["retry-after"] = str(wait)
         return errors.BudgetExceeded(budget.describe(), headers=headers)
 
+    def _tightest(self) -> tuple[Budget, int, int] | None:
+        """(budget, remaining, reset s) of the budget with the least left for its size."""
+        best: tuple[Budget, int, int] | None = self.spent
+        if best is not None:
+            return best
+        chosen: tuple[Counters, int, int, tuple[int, ...]] | None = None
+        for held in self.held:
+            verdict = held.ticket.verdict
+            if verdict is None:
+                continue
+            counters = held.counters
+            for i, budget in enumerate(counters.budgets):
+                left = max(0, budget.amount - verdict.used[i])
+                if chosen is None or left * chosen[0].budgets[chosen[1]].amount < (
+                    chosen[2] * budget.amount
+                ):
+                    chosen = (counters, i, left, verdict.resets)
+        if chosen is None:
+            return None
+        counters, i, left, resets = chosen
+        return counters.budgets[i], left, self._reset(counters, i, resets, self.now)
+
     def headers(self) -> list[tuple[str, str]]:
         """`x-budget-*`: the tightest budget's amount, what it has left, its unit and the
         seconds until it starts afresh (or until its window frees room)."""
-        if self.tightest is None:
+        tightest = self._tightest()
+        if tightest is None:
             return []
-        budget, left, reset = self.tightest
+        budget, left, reset = tightest
         return [
             ("x-budget-limit", _text(budget, budget.amount)),
             ("x-budget-remaining", _text(budget, left)),
@@ -271,8 +281,8 @@ async def admit(limiter: Limiter, graph: RoutingGraph, call: Call) -> CallBudget
         refused = await budget.reserve(bset, bset.price, None)
         if refused is None:
             break
-        assert budget.tightest is not None
-        spent = budget.tightest[0]
+        assert budget.spent is not None
+        spent = budget.spent[0]
         to = graph.routes.get(spent.fallback or "")
         if (
             spent.on_exceeded != "fallback"
@@ -284,7 +294,7 @@ async def admit(limiter: Limiter, graph: RoutingGraph, call: Call) -> CallBudget
             raise refused
         tried.add(to.name)
         call.route = to
-        budget.tightest = None
+        budget.spent = None
         bset = table.for_request(call.key.name, to.name)
     return budget
 

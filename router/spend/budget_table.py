@@ -42,6 +42,10 @@ class Budget:
     output_tokens: int
     fail_closed: bool
     unit: str  # the currency, or "tokens"
+    labels: tuple[str, str, str] = ("", "", "")  # (name, scope, unit): its metric's labels
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", (self.name, self.scope, self.unit))
 
     def key(self, period: str) -> str:
         kind = "m" if self.money else "t"
