@@ -351,3 +351,83 @@ def test_check_reports_a_target_a_money_budget_needs_that_has_no_price(tmp_path:
     ) in text
     assert "unknown budget 'nope'" in text
     assert "budgets.tok.on_exceeded: `fallback` needs the model" in text
+
+
+SCOPES = """
+server: {{auth: keys, watch_config: false}}
+budgets:
+  everyone: {{amount: 100, period: month, timezone: America/New_York}}
+  per-key: {{tokens: 5000, period: day, output_tokens: 300}}
+providers:
+  up: {{plugin: openai, base_url: {upstream}/v1, api_key: sk-up}}
+models:
+  a: {{targets: [{{provider: up, model: big, price: {price}}}]}}
+  b: {{targets: [{{provider: up, model: big, price: {price}}}]}}
+keys:
+  one: {{key: sk-one, budgets: [per-key]}}
+  two: {{key: sk-two, budgets: [per-key]}}
+"""
+
+
+def test_global_and_key_budgets_count_each_attachment_apart_and_failures_cost_nothing(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    text = SCOPES.format(upstream=upstream.url, price=PRICE).replace(
+        "server: {auth: keys, watch_config: false}",
+        "server: {auth: keys, watch_config: false, budgets: [everyone]}",
+    )
+    prompt = estimate_prompt_tokens({"model": "a", "messages": MESSAGES})
+    with _serve(tmp_path, text) as router:
+        one, two = _client(router, "sk-one"), _client(router, "sk-two")
+
+        def left(client: openai.OpenAI, model: str) -> int:
+            raw = client.chat.completions.with_raw_response.create(model=model, messages=MESSAGES)
+            assert raw.headers["x-budget-unit"] == "tokens"  # the tighter of the two
+            return int(raw.headers["x-budget-remaining"])
+
+        # no max_tokens: the estimate takes the budget's `output_tokens` (300)
+        assert left(one, "a") == 5000 - prompt - 300
+        # key `one`'s budget counts both models; key `two` has its own
+        assert left(one, "b") == 5000 - 7 - prompt - 300
+        assert left(two, "a") == 5000 - prompt - 300
+        # a request that fails upstream costs nothing
+        upstream.add("/v1/chat/completions", json_reply({"error": {"message": "no"}}, 400))
+        with pytest.raises(openai.BadRequestError):
+            one.chat.completions.create(model="a", messages=MESSAGES)
+        assert left(one, "a") == 5000 - 7 - 7 - prompt - 300
+        metrics = httpx.get(router.url + "/metrics").text
+    assert 'llm_router_budget_remaining{budget="per-key",scope="key:one",unit="tokens"}' in metrics
+    assert 'llm_router_budget_remaining{budget="per-key",scope="key:two",unit="tokens"}' in metrics
+    assert 'llm_router_budget_remaining{budget="everyone",scope="global",unit="USD"}' in metrics
+
+
+def test_an_unreachable_shared_backend_admits_or_refuses_as_on_error_says(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    from router.testing import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    text = textwrap.dedent(
+        f"""
+        server:
+          auth: none
+          watch_config: false
+          rate_limit_backend: {{url: "{dead}", timeout: 0.2}}
+        budgets:
+          open: {{amount: 1, period: day}}
+          closed: {{amount: 1, period: day, on_error: closed}}
+        providers:
+          up: {{plugin: openai, base_url: {upstream.url}/v1, api_key: sk-up}}
+        models:
+          lenient: {{targets: [{{provider: up, model: big, price: {PRICE}}}], budgets: [open]}}
+          strict: {{targets: [{{provider: up, model: big, price: {PRICE}}}], budgets: [closed]}}
+        """
+    )
+    with _serve(tmp_path, text) as router:
+        client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        answer = client.chat.completions.create(model="lenient", messages=MESSAGES)
+        assert answer.choices[0].message.content == "Hello!"
+        with pytest.raises(openai.InternalServerError) as refused:
+            client.chat.completions.create(model="strict", messages=MESSAGES)
+    assert refused.value.status_code == 503
+    assert refused.value.response.json()["error"]["code"] == "rate_limit_backend_unavailable"

@@ -105,7 +105,7 @@ class CallBudget:
         taken: list[Held] = []
         for counters in bset.counters(now):
             money = counters.budgets[0].money
-            cost = self.estimate(money, price, bset.output_tokens)
+            cost = self.estimate(money, price, counters.output_tokens)
             if limiter.local is not None:  # in-process: nothing to await
                 ticket = limiter.acquire_local(counters.pset, cost, 0)
             else:

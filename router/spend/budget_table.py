@@ -65,6 +65,7 @@ class Counters:
     budgets: tuple[Budget, ...]
     pset: PolicySet
     ends: tuple[float, ...]
+    output_tokens: int  # the most any of them assumes for a request without `max_tokens`
 
 
 @dataclass(slots=True)
@@ -74,13 +75,9 @@ class BudgetSet:
 
     budgets: tuple[Budget, ...]
     price: Price | None
-    output_tokens: int = field(init=False)
     _until: float = -math.inf  # when some period ends and the counters' keys change
     _counters: tuple[Counters, ...] = ()
     retired: list[str] = field(default_factory=list)  # keys of periods that have ended
-
-    def __post_init__(self) -> None:
-        self.output_tokens = max(b.output_tokens for b in self.budgets)
 
     def counters(self, now: float) -> tuple[Counters, ...]:
         """Money then tokens counters for the period `now` (unix s) falls in."""
@@ -109,7 +106,8 @@ class BudgetSet:
             )
             closed = any(b.fail_closed for b in chosen)
             pset = PolicySet(policies, tuple(limits), True, closed)
-            out.append(Counters(chosen, pset, tuple(ends)))
+            most = max(b.output_tokens for b in chosen)
+            out.append(Counters(chosen, pset, tuple(ends), most))
         self._counters, self._until = tuple(out), until
         fresh = {limit.key for c in out for limit in c.pset.limits}
         self.retired += [key for key in old if key not in fresh]
