@@ -431,3 +431,65 @@ def test_an_unreachable_shared_backend_admits_or_refuses_as_on_error_says(
             client.chat.completions.create(model="strict", messages=MESSAGES)
     assert refused.value.status_code == 503
     assert refused.value.response.json()["error"]["code"] == "rate_limit_backend_unavailable"
+
+
+def test_a_token_budget_counts_an_operation_without_tokens_in_its_own_unit(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    from router.testing.media import image_reply
+
+    upstream.set_default("/v1/images/generations", image_reply(1))
+    upstream.set_default(
+        "/v1/embeddings",
+        json_reply(
+            {
+                "object": "list",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+                "model": "e",
+                "usage": {"prompt_tokens": 3, "total_tokens": 3},
+            }
+        ),
+    )
+    text = textwrap.dedent(
+        f"""
+        server: {{auth: none, watch_config: false}}
+        budgets:
+          pictures: {{tokens: 2500, period: day}}
+          vectors: {{tokens: 10, period: day}}
+        providers:
+          up: {{plugin: openai, base_url: {upstream.url}/v1, api_key: sk-up}}
+        models:
+          draw: {{targets: [{{provider: up, model: img}}], budgets: [pictures]}}
+          embed: {{targets: [{{provider: up, model: e}}], budgets: [vectors]}}
+        """
+    )
+    with _serve(tmp_path, text) as router:
+        client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        client.images.generate(model="draw", prompt="a cat", n=2)  # 2 x 1,000 of 2,500
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.images.generate(model="draw", prompt="a cat")
+        # embeddings count their reported tokens (3 each), estimated at the prompt's alone
+        # (1: no completion): the fourth fits its estimate in what is left (9 + 1 <= 10)
+        vectors = [client.embeddings.create(model="embed", input="hi") for _ in range(4)]
+        with pytest.raises(openai.RateLimitError):
+            client.embeddings.create(model="embed", input="hi")
+    assert refused.value.response.json()["error"]["code"] == "budget_exceeded"
+    assert len(vectors) == 4
+
+
+def test_a_calendar_budget_counts_each_period_under_a_key_of_its_own() -> None:
+    from zoneinfo import ZoneInfo
+
+    from router.spend.budget_table import Budget, BudgetSet
+
+    budget = Budget(
+        "b", "global", True, 10, "day", ZoneInfo("Europe/Paris"), 2 * 86_400_000,
+        "reject", None, 1024, False, "USD",
+    )  # fmt: skip
+    budgets = BudgetSet((budget,), None)
+    evening = datetime(2026, 12, 1, 22, 59, tzinfo=UTC).timestamp()  # 23:59 in Paris
+    first = budgets.counters(evening)[0].pset.limits[0].key
+    assert first.endswith(":2026-12-01")
+    assert budgets.counters(evening + 30)[0].pset.limits[0].key == first
+    assert budgets.counters(evening + 61)[0].pset.limits[0].key.endswith(":2026-12-02")
+    assert budgets.retired == [first]  # its in-process counter is then forgotten

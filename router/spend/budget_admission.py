@@ -273,9 +273,10 @@ async def admit(limiter: Limiter, graph: RoutingGraph, call: Call) -> CallBudget
         return None
     unit = call.op.cost
     prompt = estimate_prompt_tokens(call.body) if unit is None else 0
-    budget = CallBudget(
-        limiter, table, prompt, _asked(call.body), unit(call.body) if unit else None
-    )
+    # An answer of text (chat, completions, ...: what can stream) may be as long as
+    # `max_tokens` allows; embeddings and the like answer no completion tokens.
+    asked = _asked(call.body) if call.op.streams else 0
+    budget = CallBudget(limiter, table, prompt, asked, unit(call.body) if unit else None)
     tried = {call.route.name}
     while bset is not None:
         refused = await budget.reserve(bset, bset.price, None)
