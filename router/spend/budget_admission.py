@@ -160,9 +160,8 @@ class CallBudget:
 
     def _tightest(self) -> tuple[Budget, int, int] | None:
         """(budget, remaining, reset s) of the budget with the least left for its size."""
-        best: tuple[Budget, int, int] | None = self.spent
-        if best is not None:
-            return best
+        if self.spent is not None:
+            return self.spent
         chosen: tuple[Counters, int, int, tuple[int, ...]] | None = None
         for held in self.held:
             verdict = held.ticket.verdict
@@ -170,7 +169,9 @@ class CallBudget:
                 continue
             counters = held.counters
             for i, budget in enumerate(counters.budgets):
-                left = max(0, budget.amount - verdict.used[i])
+                left = budget.amount - verdict.used[i]
+                if left < 0:
+                    left = 0
                 if chosen is None or left * chosen[0].budgets[chosen[1]].amount < (
                     chosen[2] * budget.amount
                 ):
@@ -183,19 +184,20 @@ class CallBudget:
     def headers(self) -> list[tuple[str, str]]:
         """`x-budget-*`: the tightest budget's amount, what it has left, its unit and the
         seconds until it starts afresh (or until its window frees room)."""
+        return [(name.decode(), value.decode()) for name, value in self.header_pairs()]
+
+    def header_pairs(self) -> list[tuple[bytes, bytes]]:
+        """`headers` as the byte pairs of an answer's raw headers."""
         tightest = self._tightest()
         if tightest is None:
             return []
         budget, left, reset = tightest
         return [
-            ("x-budget-limit", _text(budget, budget.amount)),
-            ("x-budget-remaining", _text(budget, left)),
-            ("x-budget-unit", budget.unit),
-            ("x-budget-reset", str(reset)),
+            (b"x-budget-limit", budget.amount_text),
+            (b"x-budget-remaining", _text(budget, left).encode()),
+            (b"x-budget-unit", budget.unit_bytes),
+            (b"x-budget-reset", str(reset).encode()),
         ]
-
-    def header_pairs(self) -> list[tuple[bytes, bytes]]:
-        return [(name.encode(), value.encode("latin-1")) for name, value in self.headers()]
 
     # -- per attempt (provider budgets) ---------------------------------------------------------
 

@@ -43,9 +43,17 @@ class Budget:
     fail_closed: bool
     unit: str  # the currency, or "tokens"
     labels: tuple[str, str, str] = ("", "", "")  # (name, scope, unit): its metric's labels
+    amount_text: bytes = b""  # `amount` as the `x-budget-limit` header says it
+    unit_bytes: bytes = b""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", (self.name, self.scope, self.unit))
+        units, nanos = divmod(self.amount, NANOS)
+        text = f"{units}.{nanos:09d}".rstrip("0") if self.money and nanos else str(units)
+        if not self.money:
+            text = str(self.amount)
+        object.__setattr__(self, "amount_text", text.encode())
+        object.__setattr__(self, "unit_bytes", self.unit.encode())
 
     def key(self, period: str) -> str:
         kind = "m" if self.money else "t"
