@@ -63,9 +63,10 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 def _serve(tmp_path: Path, text: str) -> RouterProcess:
+    """The router for `text`, started (and stopped) by the `with` that takes it."""
     path = tmp_path / "router.yaml"
     path.write_text(text)
-    return RouterProcess(path).start()
+    return RouterProcess(path)
 
 
 def _client(router: RouterProcess, key: str = "sk-app") -> openai.OpenAI:
@@ -493,3 +494,36 @@ def test_a_calendar_budget_counts_each_period_under_a_key_of_its_own() -> None:
     assert budgets.counters(evening + 30)[0].pset.limits[0].key == first
     assert budgets.counters(evening + 61)[0].pset.limits[0].key.endswith(":2026-12-02")
     assert budgets.retired == [first]  # its in-process counter is then forgotten
+
+
+def test_the_default_ledger_needs_no_setup_and_a_budget_s_refusals_are_rows_too(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """`spend.ledger: {}`: a SQLite file in the working directory, created by the router."""
+    import json
+    import subprocess
+
+    from router.testing.ledger import wait_for_rows
+    from router.testing.server import cli_command
+
+    work = tmp_path / "work"
+    work.mkdir()
+    path = work / "router.yaml"
+    path.write_text(config(upstream.url, extra="spend: {ledger: {flush_interval: 0.05}}"))
+    with RouterProcess(path, cwd=work) as router:
+        answered, _ = _until_refused(_client(router), "pricey", max_tokens=10)
+        url = f"sqlite:///{work}/llm-router-usage.db"
+        rows = wait_for_rows(url, answered + 1)
+    assert sorted(r["status"] for r in rows) == [200] * answered + [429]
+    assert [r["error"] for r in rows if r["status"] == 429] == ["budget_exceeded"]
+    spent = sum(r["cost_nanos"] for r in rows)
+    assert spent <= 50_000_000  # the budget: 0.05 USD
+    report = subprocess.run(
+        [cli_command(), "usage", "--config", "router.yaml", "--by", "", "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        timeout=60,
+    )
+    totals = json.loads(report.stdout)["totals"]
+    assert totals["requests"] == len(rows) and totals["cost_nanos"] == spent

@@ -13,11 +13,13 @@ upstream had produced) replaces the estimate; a request that failed gives it all
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from router import errors
 from router.limits.admission import Limiter, Ticket
+from router.limits.backends import MemoryBackend
+from router.limits.windows import Bucket, WindowCounter
 from router.observability import metrics
 from router.spend.budget_table import Budget, BudgetSet, BudgetTable, Counters
 from router.spend.entry import relayed_chars
@@ -58,41 +60,73 @@ def _text(budget: Budget, value: int) -> str:
     return f"{units}.{nanos:09d}".rstrip("0").rstrip(".") if nanos else str(units)
 
 
-@dataclass(slots=True)
 class Held:
-    """One reservation: the ticket, its counters, and the attempt's target (None for an
-    admission's)."""
+    """One reservation (`ok`) or refusal: its counters, what they had counted with it
+    (`used`; before it for a refusal), when each frees room (`resets`, ms), the estimate,
+    the backend's time of it (ms), the attempt's target (None for an admission's) and,
+    with a shared backend, its ticket."""
 
-    ticket: Ticket
-    counters: Counters
-    target: Target | None = None
+    __slots__ = ("at", "cost", "counters", "ok", "resets", "target", "ticket", "used")
+
+    def __init__(
+        self,
+        counters: Counters,
+        used: tuple[int, ...] | list[int] | None,
+        resets: tuple[int, ...] | list[int],
+        cost: int,
+        at: int,
+        target: Target | None,
+        ticket: Ticket | None,
+        ok: bool = True,
+    ) -> None:
+        self.counters, self.used, self.resets, self.cost = counters, used, resets, cost
+        self.at, self.target, self.ticket, self.ok = at, target, ticket, ok
 
 
-@dataclass(slots=True)
 class CallBudget:
     """One request's reservations, settled once when it ends (`settle`)."""
 
-    limiter: Limiter
-    table: BudgetTable
-    prompt: int  # the prompt's estimated tokens
-    asked: int | None  # the completion tokens the request asked for at most
-    unit: int | None  # the operation's own unit (`router.limits.units`), where not tokens
-    held: list[Held] = field(default_factory=list)
-    attempt: Held | None = None
-    now: float = 0.0  # unix seconds of the last reservation
-    # The budget that refused (budget, remaining, reset in s), for the refusal's headers.
-    spent: tuple[Budget, int, int] | None = None
-    settled: bool = False
+    __slots__ = (
+        "asked",
+        "attempt",
+        "held",
+        "limiter",
+        "now",
+        "prompt",
+        "settled",
+        "spent",
+        "table",
+        "unit",
+    )
+
+    def __init__(
+        self,
+        limiter: Limiter,
+        table: BudgetTable,
+        prompt: int,
+        asked: int | None,
+        unit: int | None,
+    ) -> None:
+        self.limiter, self.table = limiter, table
+        self.prompt = prompt  # the prompt's estimated tokens
+        self.asked = asked  # the completion tokens the request asked for at most
+        self.unit = unit  # the operation's own unit (`router.limits.units`), where not tokens
+        self.held: list[Held] = []
+        self.attempt: Held | None = None
+        self.now = 0.0  # unix seconds of the last reservation
+        # The budget that refused (budget, remaining, reset in s), for the refusal's headers.
+        self.spent: tuple[Budget, int, int] | None = None
+        self.settled = False
 
     def estimate(self, money: bool, price: Price | None, output_tokens: int) -> int:
         """What a request may cost: nanos, or tokens (at least 1, so a spent budget refuses
         even a request estimated at nothing)."""
-        if self.unit is not None and not money:
-            return max(1, self.unit)
+        if self.unit is not None:
+            return max(1, self.unit) if not money else 1
         out = self.asked if self.asked is not None else output_tokens
         if not money:
             return max(1, self.prompt + out)
-        if price is None or self.unit is not None:
+        if price is None:
             return 1
         return max(1, cost_nanos(price, self.prompt, 0, out))
 
@@ -102,29 +136,48 @@ class CallBudget:
         """Reserve in every counter of `bset`, or in none: the refusal if one is spent."""
         self.now = now = time.time()
         limiter = self.limiter
+        local = limiter.local
         taken: list[Held] = []
         for counters in bset.counters(now):
-            money = counters.budgets[0].money
-            cost = self.estimate(money, price, counters.output_tokens)
-            if limiter.local is not None:  # in-process: nothing to await
-                ticket = limiter.acquire_local(counters.pset, cost, 0)
+            cost = self.estimate(counters.budgets[0].money, price, counters.output_tokens)
+            if local is not None:  # in-process: straight to the counters, nothing to await
+                held = _reserve_local(local, counters, cost, target)
             else:
                 ticket = await limiter.acquire(counters.pset, cost, 0)
-            verdict = ticket.verdict
-            if verdict is not None:
-                for budget, used in zip(counters.budgets, verdict.used, strict=True):
-                    _seen[budget.labels] = (budget, used)
-                if not verdict.admitted:
-                    for held in taken:
-                        limiter.finish_soon(held.ticket, 0)
-                    return self._refusal(counters, verdict.used, verdict.resets, cost, now)
-            taken.append(Held(ticket, counters, target))
+                verdict = ticket.verdict
+                if verdict is None:  # the backend is down and the budgets fail open
+                    held = Held(counters, None, (), cost, 0, target, ticket)
+                else:
+                    held = Held(counters, verdict.used, verdict.resets, cost, verdict.at,
+                                target, ticket, verdict.admitted)  # fmt: skip
+            used = held.used
+            if used is not None:
+                for budget, count in zip(counters.budgets, used, strict=True):
+                    _seen[budget.labels] = (budget, count)
+                if not held.ok:
+                    for earlier in taken:
+                        self._give_back(earlier)
+                    return self._refusal(counters, used, held.resets, cost, now)
+            taken.append(held)
         if bset.retired:
             self._retire(bset)
         self.held += taken
         if target is not None:
             self.attempt = taken[-1] if taken else None
         return None
+
+    def _give_back(self, held: Held, actual: int | None = 0) -> None:
+        """Replace `held`'s estimate by `actual` (None: the estimate stands)."""
+        if held.ticket is not None:
+            self.limiter.finish_soon(held.ticket, actual)
+        elif actual is not None and actual != held.cost:
+            local = self.limiter.local
+            if local is not None:
+                buckets = local.buckets
+                for limit in held.counters.pset.limits:
+                    bucket = buckets.get(limit.key)
+                    if isinstance(bucket, WindowCounter):
+                        bucket.reconcile("", held.at, held.cost, actual)
 
     def _retire(self, bset: BudgetSet) -> None:
         """Forget the in-process counters of periods that have ended."""
@@ -135,7 +188,7 @@ class CallBudget:
         bset.retired.clear()
 
     @staticmethod
-    def _reset(counters: Counters, i: int, resets: tuple[int, ...], now: float) -> int:
+    def _reset(counters: Counters, i: int, resets: Sequence[int], now: float) -> int:
         """Seconds until budget `i` has room again: its period's end, or its window's."""
         ends = counters.ends[i]
         seconds = ends - now if ends != float("inf") else resets[i] / 1000
@@ -144,8 +197,8 @@ class CallBudget:
     def _refusal(
         self,
         counters: Counters,
-        used: tuple[int, ...],
-        resets: tuple[int, ...],
+        used: Sequence[int],
+        resets: Sequence[int],
         cost: int,
         now: float,
     ) -> errors.BudgetExceeded:
@@ -162,24 +215,24 @@ class CallBudget:
         """(budget, remaining, reset s) of the budget with the least left for its size."""
         if self.spent is not None:
             return self.spent
-        chosen: tuple[Counters, int, int, tuple[int, ...]] | None = None
+        chosen: tuple[Held, int, int] | None = None
         for held in self.held:
-            verdict = held.ticket.verdict
-            if verdict is None:
+            used = held.used
+            if used is None:
                 continue
-            counters = held.counters
-            for i, budget in enumerate(counters.budgets):
-                left = budget.amount - verdict.used[i]
+            for i, budget in enumerate(held.counters.budgets):
+                left = budget.amount - used[i]
                 if left < 0:
                     left = 0
-                if chosen is None or left * chosen[0].budgets[chosen[1]].amount < (
+                if chosen is None or left * chosen[0].counters.budgets[chosen[1]].amount < (
                     chosen[2] * budget.amount
                 ):
-                    chosen = (counters, i, left, verdict.resets)
+                    chosen = (held, i, left)
         if chosen is None:
             return None
-        counters, i, left, resets = chosen
-        return counters.budgets[i], left, self._reset(counters, i, resets, self.now)
+        held, i, left = chosen
+        counters = held.counters
+        return counters.budgets[i], left, self._reset(counters, i, held.resets, self.now)
 
     def headers(self) -> list[tuple[str, str]]:
         """`x-budget-*`: the tightest budget's amount, what it has left, its unit and the
@@ -217,7 +270,7 @@ class CallBudget:
         held, self.attempt = self.attempt, None
         if held is not None:
             self.held.remove(held)
-            self.limiter.finish_soon(held.ticket, 0)
+            self._give_back(held)
 
     # -- the end ------------------------------------------------------------------------------
 
@@ -237,7 +290,35 @@ class CallBudget:
                 actual = spent[0] if money else spent[1]
                 if money and actual is None:
                     actual = None if record.status == 200 else 0
-            self.limiter.finish_soon(held.ticket, actual)
+            self._give_back(held, actual)
+
+
+def _reserve_local(
+    local: MemoryBackend, counters: Counters, cost: int, target: Target | None
+) -> Held:
+    """Check and reserve in the in-process counters: `MemoryBackend.acquire_now` for
+    budgets alone, without its tickets (every budget counter is a `WindowCounter`)."""
+    at = int(time.monotonic() * 1000) if local.clock is None else local.clock()
+    buckets = local.buckets
+    found: list[Bucket] = []
+    used: list[int] = []
+    resets: list[int] = []
+    ok = True
+    for limit in counters.pset.limits:
+        bucket = buckets.get(limit.key)
+        if bucket is None:
+            bucket = buckets[limit.key] = WindowCounter(limit.window_ms, limit.span_ms)
+        count, reset = bucket.check(at, cost, limit.limit)
+        found.append(bucket)
+        used.append(count)
+        resets.append(reset)
+        if count + cost > limit.limit:
+            ok = False
+    if ok:
+        for i, bucket in enumerate(found):
+            resets[i] = bucket.add(at, "", cost)
+            used[i] += cost
+    return Held(counters, used, resets, cost, at, target, None, ok)
 
 
 def _spent(record: RequestRecord, call: Call) -> tuple[int | None, int] | None:

@@ -112,8 +112,10 @@ class RouterProcess:
         config_path: str | Path,
         env: Mapping[str, str] | None = None,
         args: list[str] | None = None,
+        cwd: str | Path | None = None,
     ) -> None:
         self.port = free_port()
+        self.cwd = cwd  # the working directory (default: this process's)
         self.command = [
             cli_command(),
             "serve",
@@ -140,7 +142,11 @@ class RouterProcess:
 
     def start(self, timeout: float = 20.0) -> RouterProcess:
         self.process = subprocess.Popen(
-            self.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            self.command,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.cwd,
         )
         self._out, self._err = _PipeReader(self.process.stdout), _PipeReader(self.process.stderr)
         wait_ready(self.url, timeout, self.process)
