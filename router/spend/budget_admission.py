@@ -17,70 +17,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from router import errors
-from router.limits.admission import Limiter, Ticket
-from router.limits.backends import MemoryBackend
-from router.limits.windows import Bucket, WindowCounter
-from router.observability import metrics
+from router.limits.admission import Limiter
+from router.limits.windows import WindowCounter
+from router.spend.budget_state import INF, Held, reserve_local, seen, text
 from router.spend.budget_table import Budget, BudgetSet, BudgetTable, Counters
 from router.spend.entry import relayed_chars
-from router.spend.prices import NANOS, Price, cost_nanos, tokens
+from router.spend.prices import Price, cost_nanos, tokens
 from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
 
 if TYPE_CHECKING:
     from router.observability.access import RequestRecord
     from router.types import Call, RoutingGraph, Target
-
-# What each budget had counted (nanos or tokens) when this process last admitted a request
-# against it, per (budget, scope, unit): read by `/metrics` only.
-_seen: dict[tuple[str, str, str], tuple[Budget, int]] = {}
-
-
-def _rows() -> list[tuple[tuple[str, str, str], float]]:
-    rows = []
-    for labels, (budget, used) in list(_seen.items()):
-        left = max(0, budget.amount - used)
-        rows.append((labels, left / NANOS if budget.money else float(left)))
-    return rows
-
-
-remaining_gauge = metrics.LabeledGauge(
-    "llm_router.budget.remaining",
-    "What a budget had left (currency or tokens) when this replica last admitted a request "
-    "against it, by budget, scope (global, key:NAME, model:NAME, provider:NAME) and unit.",
-    ("budget", "scope", "unit"),
-)
-remaining_gauge.sources.append(_rows)
-
-
-def _text(budget: Budget, value: int) -> str:
-    """A figure for a header: money exact to the nano, tokens as an integer."""
-    if not budget.money:
-        return str(value)
-    units, nanos = divmod(value, NANOS)
-    return f"{units}.{nanos:09d}".rstrip("0").rstrip(".") if nanos else str(units)
-
-
-class Held:
-    """One reservation (`ok`) or refusal: its counters, what they had counted with it
-    (`used`; before it for a refusal), when each frees room (`resets`, ms), the estimate,
-    the backend's time of it (ms), the attempt's target (None for an admission's) and,
-    with a shared backend, its ticket."""
-
-    __slots__ = ("at", "cost", "counters", "ok", "resets", "target", "ticket", "used")
-
-    def __init__(
-        self,
-        counters: Counters,
-        used: tuple[int, ...] | list[int] | None,
-        resets: tuple[int, ...] | list[int],
-        cost: int,
-        at: int,
-        target: Target | None,
-        ticket: Ticket | None,
-        ok: bool = True,
-    ) -> None:
-        self.counters, self.used, self.resets, self.cost = counters, used, resets, cost
-        self.at, self.target, self.ticket, self.ok = at, target, ticket, ok
 
 
 class CallBudget:
@@ -141,7 +88,7 @@ class CallBudget:
         for counters in bset.counters(now):
             cost = self.estimate(counters.budgets[0].money, price, counters.output_tokens)
             if local is not None:  # in-process: straight to the counters, nothing to await
-                held = _reserve_local(local, counters, cost, target)
+                held = reserve_local(local, counters, cost, target)
             else:
                 ticket = await limiter.acquire(counters.pset, cost, 0)
                 verdict = ticket.verdict
@@ -152,8 +99,8 @@ class CallBudget:
                                 target, ticket, verdict.admitted)  # fmt: skip
             used = held.used
             if used is not None:
-                for budget, count in zip(counters.budgets, used, strict=True):
-                    _seen[budget.labels] = (budget, count)
+                for budget, count in zip(counters.budgets, used):  # noqa: B905 (equal)
+                    seen[budget.labels] = (budget, count)
                 if not held.ok:
                     for earlier in taken:
                         self._give_back(earlier)
@@ -172,12 +119,18 @@ class CallBudget:
             self.limiter.finish_soon(held.ticket, actual)
         elif actual is not None and actual != held.cost:
             local = self.limiter.local
-            if local is not None:
-                buckets = local.buckets
+            if local is None:
+                return
+            if held.counters.fixed:
+                sums = local.sums
                 for limit in held.counters.pset.limits:
-                    bucket = buckets.get(limit.key)
-                    if isinstance(bucket, WindowCounter):
-                        bucket.reconcile("", held.at, held.cost, actual)
+                    sums[limit.key] = sums.get(limit.key, 0) + actual - held.cost
+                return
+            buckets = local.buckets
+            for limit in held.counters.pset.limits:
+                bucket = buckets.get(limit.key)
+                if isinstance(bucket, WindowCounter):
+                    bucket.reconcile("", held.at, held.cost, actual)
 
     def _retire(self, bset: BudgetSet) -> None:
         """Forget the in-process counters of periods that have ended."""
@@ -185,6 +138,7 @@ class CallBudget:
         for key in bset.retired:
             if local is not None:
                 local.buckets.pop(key, None)
+                local.sums.pop(key, None)
         bset.retired.clear()
 
     @staticmethod
@@ -241,14 +195,27 @@ class CallBudget:
 
     def header_pairs(self) -> list[tuple[bytes, bytes]]:
         """`headers` as the byte pairs of an answer's raw headers."""
+        held = self.held[0] if len(self.held) == 1 and self.spent is None else None
+        if held is not None and held.used is not None and len(held.used) == 1:
+            # one budget (the usual case): nothing to compare
+            budget, ends = held.counters.budgets[0], held.counters.ends[0]
+            left = budget.amount - held.used[0]
+            seconds = ends - self.now if ends != INF else held.resets[0] / 1000
+            reset = max(1, -int(-seconds // 1))
+            return [
+                budget.limit_header,
+                (b"x-budget-remaining", text(budget, left if left > 0 else 0).encode()),
+                budget.unit_header,
+                (b"x-budget-reset", str(reset).encode()),
+            ]
         tightest = self._tightest()
         if tightest is None:
             return []
         budget, left, reset = tightest
         return [
-            (b"x-budget-limit", budget.amount_text),
-            (b"x-budget-remaining", _text(budget, left).encode()),
-            (b"x-budget-unit", budget.unit_bytes),
+            budget.limit_header,
+            (b"x-budget-remaining", text(budget, left).encode()),
+            budget.unit_header,
             (b"x-budget-reset", str(reset).encode()),
         ]
 
@@ -291,34 +258,6 @@ class CallBudget:
                 if money and actual is None:
                     actual = None if record.status == 200 else 0
             self._give_back(held, actual)
-
-
-def _reserve_local(
-    local: MemoryBackend, counters: Counters, cost: int, target: Target | None
-) -> Held:
-    """Check and reserve in the in-process counters: `MemoryBackend.acquire_now` for
-    budgets alone, without its tickets (every budget counter is a `WindowCounter`)."""
-    at = int(time.monotonic() * 1000) if local.clock is None else local.clock()
-    buckets = local.buckets
-    found: list[Bucket] = []
-    used: list[int] = []
-    resets: list[int] = []
-    ok = True
-    for limit in counters.pset.limits:
-        bucket = buckets.get(limit.key)
-        if bucket is None:
-            bucket = buckets[limit.key] = WindowCounter(limit.window_ms, limit.span_ms)
-        count, reset = bucket.check(at, cost, limit.limit)
-        found.append(bucket)
-        used.append(count)
-        resets.append(reset)
-        if count + cost > limit.limit:
-            ok = False
-    if ok:
-        for i, bucket in enumerate(found):
-            resets[i] = bucket.add(at, "", cost)
-            used[i] += cost
-    return Held(counters, used, resets, cost, at, target, None, ok)
 
 
 def _spent(record: RequestRecord, call: Call) -> tuple[int | None, int] | None:

@@ -43,8 +43,9 @@ class Budget:
     fail_closed: bool
     unit: str  # the currency, or "tokens"
     labels: tuple[str, str, str] = ("", "", "")  # (name, scope, unit): its metric's labels
-    amount_text: bytes = b""  # `amount` as the `x-budget-limit` header says it
-    unit_bytes: bytes = b""
+    # `x-budget-limit` and `x-budget-unit` as an answer's raw headers: the same every time
+    limit_header: tuple[bytes, bytes] = (b"", b"")
+    unit_header: tuple[bytes, bytes] = (b"", b"")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", (self.name, self.scope, self.unit))
@@ -52,8 +53,8 @@ class Budget:
         text = f"{units}.{nanos:09d}".rstrip("0") if self.money and nanos else str(units)
         if not self.money:
             text = str(self.amount)
-        object.__setattr__(self, "amount_text", text.encode())
-        object.__setattr__(self, "unit_bytes", self.unit.encode())
+        object.__setattr__(self, "limit_header", (b"x-budget-limit", text.encode()))
+        object.__setattr__(self, "unit_header", (b"x-budget-unit", self.unit.encode()))
 
     def key(self, period: str) -> str:
         kind = "m" if self.money else "t"
@@ -74,6 +75,7 @@ class Counters:
     pset: PolicySet
     ends: tuple[float, ...]
     output_tokens: int  # the most any of them assumes for a request without `max_tokens`
+    fixed: bool  # every one a calendar period: in process, plain sums suffice
 
 
 @dataclass(slots=True)
@@ -115,7 +117,8 @@ class BudgetSet:
             closed = any(b.fail_closed for b in chosen)
             pset = PolicySet(policies, tuple(limits), True, closed)
             most = max(b.output_tokens for b in chosen)
-            out.append(Counters(chosen, pset, tuple(ends), most))
+            fixed = all(b.period is not None for b in chosen)
+            out.append(Counters(chosen, pset, tuple(ends), most, fixed))
         self._counters, self._until = tuple(out), until
         fresh = {limit.key for c in out for limit in c.pset.limits}
         self.retired += [key for key in old if key not in fresh]
