@@ -351,6 +351,12 @@ def test_check_reports_a_target_a_money_budget_needs_that_has_no_price(tmp_path:
         "to requests that may reach it"
     ) in text
     assert "unknown budget 'nope'" in text
+    # an invalid entry elsewhere does not hide the budgets from the reference checks
+    path.write_text(path.read_text().replace("up: {plugin: mock}", "up: {plugin: mock, bad: 1}"))
+    out = subprocess.run([cli_command(), "check", str(path)], capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    assert "providers.up.bad" in text and "unknown budget 'spend'" not in text
+    assert "unknown budget 'nope'" in text
     assert "budgets.tok.on_exceeded: `fallback` needs the model" in text
 
 
