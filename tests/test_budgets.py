@@ -47,6 +47,10 @@ def config(upstream: str, extra: str = "", budgets: str = "") -> str:
           falls: {{targets: [{{provider: up, model: big, price: {PRICE}}}], budgets: [to-cheap]}}
           cheap: {{targets: [{{provider: up, model: small, price: {CHEAP}}}]}}
           counted: {{targets: [{{provider: up, model: big, price: {PRICE}}}], budgets: [tokens]}}
+          mixed:
+            targets: [{{provider: up, model: small, price: {CHEAP}}}]
+            fallbacks: [pricey]
+            budgets: [daily]
         keys:
           app: {{key: sk-app}}
           narrow: {{key: sk-narrow, models: [falls]}}
@@ -127,6 +131,17 @@ def test_a_money_budget_admits_what_it_can_pay_for_then_refuses_until_its_period
         f"{line[0].rsplit(' ', 1)[1]}"
     ]
     assert 0 <= float(line[0].rsplit(" ", 1)[1]) < 0.05
+
+
+def test_the_estimate_takes_the_highest_price_a_request_may_reach(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    with _serve(tmp_path, config(upstream.url)) as router:
+        raw = _client(router).chat.completions.with_raw_response.create(
+            model="mixed", messages=MESSAGES, max_tokens=10
+        )
+    # priced as its fallback `pricey` (PRICE), not as its own cheap target
+    assert float(raw.headers["x-budget-remaining"]) == pytest.approx(0.05 - _estimate(10), abs=1e-9)
 
 
 def test_a_spent_budget_with_fallback_sends_requests_to_the_cheaper_model(
