@@ -9,6 +9,7 @@ and reports the router's cost per unit of it at each size, with a "flat within 1
   big-bodies    prompts of 100 KB, 1 MB and 4 MB
   long-streams  answers of up to 10,000 chunks
   workers       `--workers 1` and `2` sharing limits through Redis
+  spend         a money budget and the usage ledger on, against off (CPU per request)
   axes          all five in turn, and one line per axis in bench/results/axes.md
 """
 
@@ -23,7 +24,16 @@ from bench.scenario import RESULTS
 
 QUICK_RESULTS = targets.CACHE / "quick"  # a --quick run never replaces a full run's results
 
-SCENARIOS = ("compare", "streams", "big-config", "big-bodies", "long-streams", "workers", "axes")
+SCENARIOS = (
+    "compare",
+    "streams",
+    "big-config",
+    "big-bodies",
+    "long-streams",
+    "workers",
+    "spend",
+    "axes",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

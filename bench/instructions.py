@@ -9,7 +9,8 @@ start-up are not counted), and divides by the requests or streams completed.
 
 Run: `python -m bench.instructions [--only router,relay] [--seconds 20] [--stream]`;
 `--only router,router-responses,router-messages` compares the APIs the router translates
-with chat completions.
+with chat completions; `--only router,router-spend` the router with a money budget and the
+usage ledger on against the same without them.
 Needs Debian's `valgrind` and `wrk` (it does not install them).
 """
 
@@ -29,7 +30,7 @@ from bench.procs import free_port as _free_port
 from bench.procs import stop as _stop
 from bench.procs import wait_port as _wait_port
 
-COUNTED = ("router", "relay", "router-responses", "router-messages")
+COUNTED = ("router", "relay", "router-responses", "router-messages", "router-spend")
 
 
 def _callgrind_total(files: list[Path]) -> int:

@@ -57,6 +57,7 @@ class RouterConfig:
     admin: bool = False
     backend_url: str | None = None
     limited: int | None = None  # requests a minute for a second key, `limited`
+    top: str = ""  # more top-level YAML (e.g. `budgets:`, `spend:`), written as given
 
     def text(self) -> str:
         lines = [
@@ -98,7 +99,28 @@ class RouterConfig:
         lines += ["keys:", CLIENT_KEY_LINE]
         if self.limited:
             lines.append('  limited: {key: "${BENCH_LIMITED_KEY}", rate_limits: [exact]}')
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + self.top
+
+
+SPEND = """budgets:
+  daily: {amount: 1000000, period: day, timezone: Europe/Paris}
+spend:
+  ledger: {url: "sqlite:///spend-bench-usage.db"}
+"""
+
+
+def spend_config(port: int, upstream: int, spend: bool = True) -> str:
+    """The usual config, or (`spend`) that one with a price for its upstream model, a money
+    budget per day on its public model, far above what a run spends, and the usage ledger."""
+    if not spend:
+        return RouterConfig(port, upstream).text()
+    return RouterConfig(
+        port,
+        upstream,
+        provider={"prices": {"up-model": {"input": 2.5, "output": 10}}},
+        model_settings={MODEL: {"budgets": ["daily"]}},
+        top=SPEND,
+    ).text()
 
 
 @functools.cache

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.routerconf import CLIENT_KEY, EXE, MODEL, UPSTREAM_KEY, RouterConfig, router_env
+from bench.routerconf import (
+    CLIENT_KEY,
+    EXE,
+    MODEL,
+    UPSTREAM_KEY,
+    RouterConfig,
+    router_env,
+    spend_config,
+)
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -131,6 +139,11 @@ def build(name: str, port: int, upstream: int) -> Target:
             api, "llm-switchyard, Messages API"
         )
         return Target(name, label, port, command, router_env(), api=api)
+    if name == "router-spend":  # (for `bench.instructions` and the `spend` scenario)
+        config = write("router-spend.yaml", spend_config(port, upstream))
+        command = [EXE, "serve", "--config", str(config)]
+        label = "llm-switchyard, a budget and the ledger on"
+        return Target(name, label, port, command, router_env())
     if name == "relay":
         command = [sys.executable, "-m", "uvicorn", "bench.relay:app", "--port", str(port)]
         command += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]

@@ -158,6 +158,12 @@ class RateLimited(ClientError):
     kind = ErrorKind.RATE_LIMITED
 
 
+class BudgetExceeded(RateLimited):
+    """A spend budget cannot pay for the request (`router.spend.budget_admission`)."""
+
+    code = "budget_exceeded"
+
+
 class ClientDisconnected(ClientError):
     """The client went away before the answer; nobody reads this, but the log does."""
 

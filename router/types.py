@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from router.limits.policies import LimitTable
     from router.routing.breaker import Breaker
     from router.routing.failure import Step
+    from router.spend.budget_admission import CallBudget
+    from router.spend.budget_table import BudgetTable
     from router.spend.prices import Price
     from router.upstream.provider import PlainRequest, Provider
     from router.upstream.transport import Transport
@@ -258,6 +260,7 @@ class RoutingGraph:
     reach: Mapping[str, Reach]
     limits: LimitTable
     rewrites: HeaderRules
+    budgets: BudgetTable
     # `config.server.max_body_bytes`, read on every request: a plain field, not three
     # attribute look-ups through pydantic models.
     max_body_bytes: int
@@ -309,6 +312,7 @@ class Call:
     target: Target | None = None
     usage: dict[str, Any] | None = None
     limits: CallLimits | None = None  # when rate-limit policies apply
+    budget: CallBudget | None = None  # when spend budgets apply
     prepare: PrepareHeaders | None = None  # sets upstream request headers
     trying: Route | None = None  # the route of the target an attempt is under way at
     running: int = 0  # attempts under way (two while a hedge races the first)

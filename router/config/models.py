@@ -16,6 +16,7 @@ from router.config.policies import (
     RateLimitPolicyConfig,
 )
 from router.config.resilience import BreakerConfig, FailureSteps, HedgeConfig, StreamRecovery
+from router.spend.budget_config import BudgetConfig
 from router.spend.config import PriceConfig, SpendConfig
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
@@ -101,6 +102,10 @@ class ServerConfig(Strict):
     rate_limits: list[str] = Field(
         default_factory=list,
         description="Names of `rate_limits` policies applied to every request (one budget).",
+    )
+    budgets: list[str] = Field(
+        default_factory=list,
+        description="Names of `budgets` for every request (one shared budget).",
     )
     rate_limit_backend: RateLimitBackendConfig = Field(
         default_factory=RateLimitBackendConfig,  # type: ignore[arg-type]
@@ -202,6 +207,10 @@ class ProviderConfigModel(Strict):
         default_factory=list,
         description="Policies for this upstream's quota, shared by every model routed to it; "
         "checked before each attempt.",
+    )
+    budgets: list[str] = Field(
+        default_factory=list,
+        description="Names of `budgets` for this upstream, checked before each attempt.",
     )
     prices: dict[str, PriceConfig] = Field(
         default_factory=dict,
@@ -336,6 +345,9 @@ class ModelConfig(Strict):
     rate_limits: list[str] = Field(
         default_factory=list, description="Policies for this public model (its own budget)."
     )
+    budgets: list[str] = Field(
+        default_factory=list, description="Names of `budgets` for this public model."
+    )
 
 
 class KeyConfig(Strict):
@@ -355,6 +367,9 @@ class KeyConfig(Strict):
     )
     rate_limits: list[str] = Field(
         default_factory=list, description="Policies for this client key (its own budget)."
+    )
+    budgets: list[str] = Field(
+        default_factory=list, description="Names of `budgets` for this client key."
     )
 
     @model_validator(mode="after")
@@ -382,6 +397,9 @@ class RouterConfig(Strict):
     )
     rate_limits: dict[str, RateLimitPolicyConfig] = Field(
         default_factory=dict, description="Named rate-limit policies, attached by name."
+    )
+    budgets: dict[str, BudgetConfig] = Field(
+        default_factory=dict, description="Named spend budgets, attached by name."
     )
     header_rewrites: list[HeaderRewriteConfig] = Field(
         default_factory=list,

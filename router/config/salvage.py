@@ -2,7 +2,7 @@
 
 pydantic rejects a config as a whole, but `llm-switchyard check` should list every problem in
 one run: an unknown plugin or fallback must not wait until a typo elsewhere is fixed. So
-each entry (the server block, a provider, a model, a key, a policy, a header rule) is
+each entry (the server block, a provider, a model, a key, a policy, a budget, a header rule) is
 validated on its own. An invalid entry keeps its valid keys when that is enough to validate
 it, and otherwise becomes an inert stand-in under its own name, so that references to it
 still resolve. The paths replaced are returned: the reference checks skip anything inside
@@ -25,6 +25,7 @@ from router.config.models import (
     ServerConfig,
 )
 from router.config.policies import HeaderRewriteConfig, RateLimitPolicyConfig
+from router.spend.budget_config import BudgetConfig
 
 Path_ = tuple[str | int, ...]
 
@@ -44,6 +45,10 @@ _SECTIONS: dict[str, tuple[type[BaseModel], Callable[[], BaseModel]]] = {
     "rate_limits": (
         RateLimitPolicyConfig,
         lambda: RateLimitPolicyConfig.model_validate({"max_concurrent": 1}),
+    ),
+    "budgets": (
+        BudgetConfig,
+        lambda: BudgetConfig.model_validate({"tokens": 1, "period": "day"}),
     ),
 }
 

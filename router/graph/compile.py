@@ -38,6 +38,7 @@ from router.plugins import plugin_manager
 from router.routing.breaker import Breaker
 from router.routing.failure import failure_steps
 from router.routing.strategies import strategy_for
+from router.spend.budget_table import compile_budgets
 from router.spend.prices import target_price
 from router.types import ProviderRuntime, Route, RoutingGraph, Target
 
@@ -170,7 +171,9 @@ def compile_graph(
     keys, anonymous = compile_keys(config, source, issues, routes)
 
     identities = clients(keys, anonymous)
+    allowed_models = {k.name: k.allowed for k in identities}
     limits = compile_limits(config, source, issues)
+    budgets = compile_budgets(config, source, issues, routes, allowed_models)
     rewrites = compile_rewrites(config, source, issues, runtimes)
     body_limits = compile_body_limits(config, source, issues)
     if issues:
@@ -204,6 +207,7 @@ def compile_graph(
         },
         limits=limits,
         rewrites=rewrites,
+        budgets=budgets,
         config_hash=config_hash,
         secrets=tuple(secrets),
         redactor=redactor,

@@ -42,6 +42,7 @@ from router.observability import access, logs, tracing
 from router.operations import names as names_of
 from router.routing import recovery
 from router.routing.dispatch import execute
+from router.spend.budget_admission import admit as admit_budgets
 from router.types import Call, ClientKey, Operation, Route, RoutingGraph, Target
 from router.upstream.media import BinaryRelay, open_binary
 from router.upstream.relay import JsonAnswerBody, StreamRelay, open_stream, send_json
@@ -246,12 +247,13 @@ class Exchange:
     async def start(
         self, op: Operation, body: dict[str, Any], stream: bool, key: ClientKey, route: Route
     ) -> Call:
-        """The request's `Call`, admitted by the rate limits, and watched from here on for
-        its client leaving (or the drain's time running out)."""
+        """The request's `Call`, admitted by the spend budgets (which may send it to a cheaper
+        model) and the rate limits, then watched for its client leaving (or the drain)."""
         deadline = time.monotonic() + route.retries.deadline
         call = Call(op, body, stream, key, self.request_id, route, deadline)
         self.record.call = self.call = call
         call.prepare = _preparer(self.graph, call, self.headers)
+        call.budget = await admit_budgets(self.state.limiter, self.graph, call)  # (may reroute)
         call.limits = self.limits = await admit(self.state.limiter, self.graph.limits, call)
         self.watch = DisconnectWatch(self.request.receive, self.drain)
         return call

@@ -51,6 +51,8 @@ def router_headers(call: Any, request_id: str, rate: RawHeaders) -> RawHeaders:
     target = call.target
     answered = call.answered_by or call.route
     provider = target.runtime.name if target else ""
+    if call.budget is not None:
+        rate = rate + call.budget.header_pairs()
     return _pairs(request_id, answered.name, provider, len(call.attempts), rate)
 
 
@@ -58,6 +60,8 @@ def attempt_headers(call: Any, target: Any, request_id: str, rate: RawHeaders) -
     """What `router_headers` will give if the attempt now under way at `target` answers."""
     route = call.trying or call.route
     begun = len(call.attempts) + call.running  # (those under way: a hedge racing it too)
+    if call.budget is not None:
+        rate = rate + call.budget.header_pairs()
     return _pairs(request_id, route.name, target.runtime.name, begun, rate)
 
 

@@ -83,6 +83,9 @@ class MemoryBackend:
 
     def __init__(self, clock: Callable[[], int] | None = None) -> None:
         self.buckets: dict[str, Bucket] = {}
+        # Spend budgets' calendar periods: a plain sum per period's key, which nothing
+        # leaves before the period ends (`router.spend.budget_admission`).
+        self.sums: dict[str, int] = {}
         self.clock = clock
         self._members = itertools.count()
 

@@ -137,6 +137,8 @@ class RequestRecord:
         if call is not None:
             _call_metrics(call, usage, self.ttft, started)
         tracing.end_request(self.span, call, status)
+        if call is not None and call.budget is not None:
+            call.budget.settle(self, call)
         if self.ledger is not None:
             self.ledger.put(self, call, seconds)
 

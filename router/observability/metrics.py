@@ -132,6 +132,16 @@ class Gauge:
         _all.append(self)
 
 
+class LabeledGauge:
+    """Values read when `/metrics` is scraped, one per label set: each source yields
+    (label values, value) rows. Not exported over OTLP."""
+
+    def __init__(self, name: str, description: str, labels: tuple[str, ...]) -> None:
+        self.name, self.description, self.unit, self.labels = name, description, "1", labels
+        self.sources: list[Callable[[], Iterable[tuple[tuple[Any, ...], float]]]] = []
+        _all.append(self)
+
+
 duration = Histogram(
     "llm_router.request.duration",
     "Time from request to last byte sent.",
@@ -271,6 +281,12 @@ def prometheus_text() -> str:
             value = sum(source() for source in list(metric.sources))
             out += [f"# HELP {name} {metric.description}", f"# TYPE {name} gauge"]
             out.append(f"{name} {_number(value)}")
+            continue
+        if isinstance(metric, LabeledGauge):
+            out += [f"# HELP {name} {metric.description}", f"# TYPE {name} gauge"]
+            for source in list(metric.sources):
+                for key, value in source():
+                    out.append(f"{name}{_labels(metric.labels, key)} {_number(value)}")
             continue
         if isinstance(metric, Counter | CountOf):
             out += [f"# HELP {name}_total {metric.description}", f"# TYPE {name}_total counter"]

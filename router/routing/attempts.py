@@ -2,7 +2,8 @@
 fallback, a hedge (`router.routing.hedge`), a stream's continuation or its regeneration
 (`router.routing.recovery`) alike.
 
-An attempt passes the target's breaker and its provider's quota before it is sent, counts in
+An attempt passes the target's breaker, its provider's quota and its provider's spend budget
+before it is sent, counts in
 the target's `in_flight` while it runs, and leaves one entry in `call.attempts` (the access
 log, `x-router-attempts` and the metrics read them) and a verdict for the breaker, however
 it ends: answered, failed, or cancelled (a hedge that lost, a client that left).
@@ -63,6 +64,19 @@ async def attempt_at(
                 call.attempts.append(Attempt(target.label, f"{kind}quota_fallback", 0.0))
                 raise Skipped(got)
             ticket = got
+        budget = call.budget
+        if budget is not None and target.runtime.name in budget.table.providers:
+            try:
+                refused = await budget.before_attempt(target)  # the provider's spend budget
+            except errors.RouterError:
+                if ticket is not None and limits is not None:
+                    quota.give_back(limits, ticket)
+                raise  # a `reject` budget: the request fails
+            if refused is not None:  # a `fallback` budget: move on
+                if ticket is not None and limits is not None:
+                    quota.give_back(limits, ticket)
+                call.attempts.append(Attempt(target.label, f"{kind}budget_fallback", 0.0))
+                raise Skipped(refused)
         started = time.monotonic()
         target.in_flight += 1
         call.trying = route
@@ -79,10 +93,14 @@ async def attempt_at(
         verdict = True
         if ticket is not None and limits is not None:
             quota.give_back(limits, ticket)
+        if call.budget is not None:
+            call.budget.after_attempt(target)
         raise
     except asyncio.CancelledError:
         if ticket is not None and limits is not None:
             quota.give_back(limits, ticket)
+        if call.budget is not None:
+            call.budget.after_attempt(target)
         seconds = time.monotonic() - started
         # It reached the upstream, which may have read the prompt: counted as spent.
         spent = estimate_prompt_tokens(call.body)

@@ -127,8 +127,10 @@ class RouterProcess:
         config_path: str | Path,
         env: Mapping[str, str] | None = None,
         args: list[str] | None = None,
+        cwd: str | Path | None = None,
     ) -> None:
         self.port = free_port()
+        self.cwd = cwd  # the working directory (default: this process's)
         self.command = [
             cli_command(),
             "serve",
@@ -157,7 +159,11 @@ class RouterProcess:
         """Start and wait until ready: generous, since on a loaded machine several workers
         can take many seconds to import and load, and only a broken start waits it out."""
         self.process = subprocess.Popen(
-            self.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            self.command,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.cwd,
         )
         self._out, self._err = _PipeReader(self.process.stdout), _PipeReader(self.process.stderr)
         try:

@@ -9,7 +9,7 @@ Anthropic's documented set, and what of the router's tree (`router.errors`) land
     403 permission_error        PermissionDenied, UpstreamPermissionError
     404 not_found_error         NotFound, UpstreamNotFound
     413 request_too_large       PayloadTooLarge
-    429 rate_limit_error        RateLimited, UpstreamRateLimited, InsufficientQuota
+    429 rate_limit_error        RateLimited, BudgetExceeded, UpstreamRateLimited, InsufficientQuota
     500 api_error               InternalError, and the 502s: UpstreamServerError,
                                 UpstreamConnectionError, MalformedResponse (PluginError too)
     504 timeout_error           UpstreamTimeout

@@ -29,6 +29,7 @@ CASES = [
     (errors.PayloadTooLarge("big"), 413, "request_too_large", anthropic.ContentTooLargeError),
     (errors.RateLimited("slow"), 429, "rate_limit_error", anthropic.RateLimitError),
     (errors.UpstreamRateLimited("slow"), 429, "rate_limit_error", anthropic.RateLimitError),
+    (errors.BudgetExceeded("spent"), 429, "rate_limit_error", anthropic.RateLimitError),
     (errors.InsufficientQuota("broke"), 429, "rate_limit_error", anthropic.RateLimitError),
     (errors.InternalError("bug"), 500, "api_error", anthropic.InternalServerError),
     (errors.UpstreamServerError("boom"), 500, "api_error", anthropic.InternalServerError),
