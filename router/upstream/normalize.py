@@ -64,8 +64,7 @@ def _complete_parts(op: Operation, data: dict[str, Any]) -> bool:
     changed = False
     choices = data.get("choices")
     if isinstance(choices, list):
-        position = 0
-        for choice in choices:
+        for position, choice in enumerate(choices):
             if isinstance(choice, dict) and not (
                 op is Operation.CHAT
                 and choice.keys() >= _CHOICE_KEYS
@@ -73,7 +72,6 @@ def _complete_parts(op: Operation, data: dict[str, Any]) -> bool:
                 and message.keys() >= _MESSAGE_KEYS
             ):
                 changed = _complete_choice(op, choice, position) or changed
-            position += 1
     usage = data.get("usage")
     if isinstance(usage, dict) and "total_tokens" not in usage:
         changed = _complete_usage(data, embeddings=False) or changed
