@@ -119,10 +119,11 @@ class _BodyChunks:
         raise StopAsyncIteration
 
 
-class _HeadTimer:
+class HeadTimer:
     """Cancels the running task if an answer's head takes longer than `seconds`: what
     `asyncio.timeout` does, without its rescheduling and state machine, for the one timer
-    every non-streaming attempt arms (and, almost always, disarms)."""
+    every attempt arms and almost always disarms (`disarm` via `handle.cancel()`, then
+    `timed_out()` on a CancelledError tells whether it was this timer's)."""
 
     __slots__ = ("_cancelling", "_task", "expired", "handle")
 
@@ -162,9 +163,9 @@ class AiohttpTransport:
         self, request: Sendable, timeout: float, connect: float, first_byte: float
     ) -> UpstreamResponse:
         url, headers, data = _parts(request)
-        # aiohttp bounds the whole exchange (`timeout`); `_HeadTimer`, only its head, and only
+        # aiohttp bounds the whole exchange (`timeout`); `HeadTimer`, only its head, and only
         # when that is shorter: a silent upstream is given up on after `first_byte`.
-        head = _HeadTimer(first_byte) if first_byte < timeout else None
+        head = HeadTimer(first_byte) if first_byte < timeout else None
         try:
             try:
                 response = await self.session.request(
