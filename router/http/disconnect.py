@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import weakref
 from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import Receive
 
 from router import errors
+from router.http.deadlines import Deadlines
 from router.http.drain import Drain
 
 WATCH_AFTER = 0.05  # seconds into a request before its client is watched (DisconnectWatch)
@@ -23,12 +26,14 @@ class DisconnectWatch:
     the last byte of the answer is sent (uvicorn then reports a disconnect of its own).
     Between the two it is among the drain's requests at work.
 
-    The watcher task starts only once the request has run for `WATCH_AFTER` seconds: an
-    answer faster than that (a cached or small model's, most embeddings) never pays for a
-    task; a client that left sooner is noticed then, its disconnect being queued already.
+    The watcher task starts only once the request has run for `WATCH_AFTER` seconds (up to
+    a `TICK` of `router.http.deadlines` later: the loop's one coarse timer starts it, not a
+    timer of its own): an answer faster than that (a cached or small model's, most
+    embeddings) never pays for a task; a client that left sooner is noticed then, its
+    disconnect being queued already.
     """
 
-    __slots__ = ("_drain", "_receive", "_task", "_timer", "_watcher", "cause")
+    __slots__ = ("_drain", "_receive", "_starts", "_task", "_watcher", "cause")
 
     def __init__(self, receive: Receive, drain: Drain) -> None:
         self.cause: errors.RouterError | None = None  # what the cancellation it caused means
@@ -37,9 +42,8 @@ class DisconnectWatch:
         self._drain = drain
         drain.at_work.add(self)
         self._watcher: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
-            WATCH_AFTER, self._start
-        )
+        self._starts: Deadlines[DisconnectWatch] | None = _starts_of(asyncio.get_running_loop())
+        self._starts.watch(self, time.monotonic() + WATCH_AFTER)
 
     @property
     def gone(self) -> bool:
@@ -47,7 +51,7 @@ class DisconnectWatch:
         return isinstance(self.cause, errors.ClientDisconnected)
 
     def _start(self) -> None:
-        self._timer = None
+        self._starts = None
         self._watcher = asyncio.get_running_loop().create_task(self._watch(self._receive))
 
     async def _watch(self, receive: Receive) -> None:
@@ -67,9 +71,9 @@ class DisconnectWatch:
 
     def stop(self) -> None:
         self._drain.at_work.discard(self)
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
+        starts, self._starts = self._starts, None
+        if starts is not None:
+            starts.forget(self)
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.cancel()
@@ -97,3 +101,16 @@ class DisconnectWatch:
             if cause is not None:
                 raise cause from None
             raise
+
+
+_starts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines[DisconnectWatch]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _starts_of(loop: asyncio.AbstractEventLoop) -> Deadlines[DisconnectWatch]:
+    """The watches of `loop` waiting for their `WATCH_AFTER` to pass."""
+    starts = _starts.get(loop)
+    if starts is None:
+        starts = _starts[loop] = Deadlines(DisconnectWatch._start)
+    return starts

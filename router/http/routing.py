@@ -43,7 +43,8 @@ class ApiRouter(Router):
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.posts.get(route_path(scope))
+            path = route_path(scope) if scope.get("root_path") else scope["path"]
+            endpoint = self.posts.get(path)
             if endpoint is not None:
                 if "router" not in scope:
                     scope["router"] = self

@@ -61,7 +61,8 @@ def check_body(op: Operation, body: Any) -> tuple[str, bool]:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise _invalid("'stream_options' must be an object", "stream_options")
-    for name in sorted(body.keys() & _TYPED):  # (sorted: the same first error every time)
+    typed = body.keys() & _TYPED
+    for name in sorted(typed) if typed else ():  # (sorted: the same first error every time)
         number = body[name]
         if number is None or (type(number) is int or (type(number) is float and name in _NUMBERS)):
             continue

@@ -18,6 +18,17 @@ from typing import Any
 from router.types import Operation
 
 _COMPLETED = frozenset({Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS})
+# What a complete answer, choice and chat message have: checked as one key-set comparison (in
+# C), so an answer lacking nothing is not walked field by field.
+_ANSWER_KEYS = frozenset({"object", "model", "id", "created"})
+_CHOICE_KEYS = frozenset({"index", "finish_reason", "logprobs"})
+_MESSAGE_KEYS = frozenset({"role", "content", "refusal"})
+_NULL_CHOICE_FIELDS = ("finish_reason", "logprobs")
+_MESSAGE_DEFAULTS: tuple[tuple[str, str | None], ...] = (
+    ("role", "assistant"),
+    ("content", None),
+    ("refusal", None),
+)
 
 
 def complete_answer(op: Operation, data: dict[str, Any], model: str) -> bool:
@@ -28,6 +39,8 @@ def complete_answer(op: Operation, data: dict[str, Any], model: str) -> bool:
     `model` (the target's upstream model) stands in for a missing `model`."""
     if op not in _COMPLETED:
         return False
+    if op is not Operation.EMBEDDINGS and data.keys() >= _ANSWER_KEYS:
+        return _complete_parts(op, data)
     changed = False
     if "object" not in data:
         data["object"] = op.object_name
@@ -43,40 +56,50 @@ def complete_answer(op: Operation, data: dict[str, Any], model: str) -> bool:
     if "created" not in data:
         data["created"] = int(time.time())
         changed = True
+    return _complete_parts(op, data) or changed
+
+
+def _complete_parts(op: Operation, data: dict[str, Any]) -> bool:
+    """The choices and the usage of a chat completion's or a completion's answer."""
+    changed = False
     choices = data.get("choices")
     if isinstance(choices, list):
         for position, choice in enumerate(choices):
-            if isinstance(choice, dict):
+            if isinstance(choice, dict) and not (
+                op is Operation.CHAT
+                and choice.keys() >= _CHOICE_KEYS
+                and isinstance(message := choice.get("message"), dict)
+                and message.keys() >= _MESSAGE_KEYS
+            ):
                 changed = _complete_choice(op, choice, position) or changed
-    if data.get("usage") is not None:
+    usage = data.get("usage")
+    if isinstance(usage, dict) and "total_tokens" not in usage:
         changed = _complete_usage(data, embeddings=False) or changed
     return changed
 
 
 def _complete_choice(op: Operation, choice: dict[str, Any], position: int) -> bool:
-    added = 0
-    defaults: tuple[tuple[str, Any], ...] = (
-        ("index", position),
-        ("finish_reason", None),
-        ("logprobs", None),
-    )
-    for name, value in defaults:
+    added = False
+    if "index" not in choice:
+        choice["index"] = position
+        added = True
+    for name in _NULL_CHOICE_FIELDS:
         if name not in choice:
-            choice[name] = value
-            added += 1
+            choice[name] = None
+            added = True
     if op is Operation.COMPLETIONS:
         if "text" not in choice:
             choice["text"] = ""
-            added += 1
-        return bool(added)
+            added = True
+        return added
     message = choice.get("message")
     if not isinstance(message, dict):
-        return bool(added)
-    for name, value in (("role", "assistant"), ("content", None), ("refusal", None)):
+        return added
+    for name, value in _MESSAGE_DEFAULTS:
         if name not in message:
             message[name] = value
-            added += 1
-    return bool(added)
+            added = True
+    return added
 
 
 def _complete_usage(data: dict[str, Any], *, embeddings: bool) -> bool:

@@ -119,6 +119,32 @@ class _BodyChunks:
         raise StopAsyncIteration
 
 
+class HeadTimer:
+    """Cancels the running task if an answer's head takes longer than `seconds`: what
+    `asyncio.timeout` does, without its rescheduling and state machine, for the one timer
+    every attempt arms and almost always disarms (`disarm` via `handle.cancel()`, then
+    `timed_out()` on a CancelledError tells whether it was this timer's)."""
+
+    __slots__ = ("_cancelling", "_task", "expired", "handle")
+
+    def __init__(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._cancelling = task.cancelling()
+        self.expired = False
+        self.handle = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        self._task.cancel()
+
+    def timed_out(self) -> bool:
+        """Whether the cancellation being handled is this timer's (it is then cleared), not
+        one from elsewhere (the client leaving, a shutdown)."""
+        return self.expired and self._task.uncancel() <= self._cancelling
+
+
 class AiohttpTransport:
     """Pooled keep-alive connections to one upstream endpoint."""
 
@@ -137,11 +163,11 @@ class AiohttpTransport:
         self, request: Sendable, timeout: float, connect: float, first_byte: float
     ) -> UpstreamResponse:
         url, headers, data = _parts(request)
-        # aiohttp bounds the whole exchange (`timeout`); this timer, only its head, and only
+        # aiohttp bounds the whole exchange (`timeout`); `HeadTimer`, only its head, and only
         # when that is shorter: a silent upstream is given up on after `first_byte`.
-        head = asyncio.timeout(first_byte if first_byte < timeout else None)
+        head = HeadTimer(first_byte) if first_byte < timeout else None
         try:
-            async with head:
+            try:
                 response = await self.session.request(
                     request.method,
                     url,
@@ -150,16 +176,20 @@ class AiohttpTransport:
                     timeout=_timeout(timeout, connect),
                     allow_redirects=False,
                 )
-                head.reschedule(None)
+            finally:
+                if head is not None:
+                    head.handle.cancel()
             async with response:
                 body = await response.read()
                 return UpstreamResponse(response.status, response.headers, body)
-        except TimeoutError as exc:
-            if head.expired():
+        except asyncio.CancelledError:
+            if head is not None and head.timed_out():
                 raise errors.UpstreamTimeout(
                     f"upstream '{self.provider}' sent no answer within {first_byte:g}s",
                     provider=self.provider,
                 ) from None
+            raise
+        except TimeoutError as exc:
             raise errors.UpstreamTimeout(
                 f"upstream '{self.provider}' did not answer within {timeout:g}s",
                 provider=self.provider,
