@@ -35,6 +35,8 @@ import httptools
 import orjson
 import uvloop
 
+# The answer OpenAI's API gives, every field its schema requires included (a provider that
+# leaves some out costs the router a completion and a re-encode: router.upstream.normalize).
 COMPLETION = orjson.dumps(
     {
         "id": "chatcmpl-bench",
@@ -44,7 +46,11 @@ COMPLETION = orjson.dumps(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": "Hello from the bench upstream!"},
+                "message": {
+                    "role": "assistant",
+                    "content": "Hello from the bench upstream!",
+                    "refusal": None,  # as OpenAI's own answers carry it
+                },
                 "logprobs": None,
                 "finish_reason": "stop",
             }

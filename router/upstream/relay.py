@@ -30,7 +30,7 @@ from router.upstream import plugin_calls
 from router.upstream.normalize import complete_answer
 from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
 from router.upstream.streaming import Frames, Recover, Rescue, StreamRelay, error_frame
-from router.upstream.transport import AiohttpTransport, Transport, UpstreamStream
+from router.upstream.transport import AiohttpTransport, HeadTimer, Transport, UpstreamStream
 
 __all__ = [
     "Frames",
@@ -168,8 +168,9 @@ async def open_stream(
     budget = min(timeouts.total, remaining)
     first_token = min(timeouts.first_token, budget)
     upstream: UpstreamStream | None = None
+    head = HeadTimer(first_token)  # cheaper than asyncio.timeout, see transport.HeadTimer
     try:
-        async with asyncio.timeout(first_token):
+        try:
             upstream = await _transport(runtime).open(request, timeouts.connect)
             if not 200 <= upstream.status < 300:
                 content = await upstream.read()
@@ -184,13 +185,17 @@ async def open_stream(
             if on_open is not None:
                 on_open(relay)
             await relay.prime()
-    except TimeoutError:
+        finally:
+            head.handle.cancel()
+    except asyncio.CancelledError:
         if upstream is not None:
             upstream.close()
-        raise errors.UpstreamTimeout(
-            f"upstream '{provider.name}' sent no answer within {first_token:g}s",
-            provider=provider.name,
-        ) from None
+        if head.timed_out():
+            raise errors.UpstreamTimeout(
+                f"upstream '{provider.name}' sent no answer within {first_token:g}s",
+                provider=provider.name,
+            ) from None
+        raise
     except BaseException as exc:
         if upstream is not None:
             upstream.close()
