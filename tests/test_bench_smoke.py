@@ -80,7 +80,12 @@ def test_streams_scenario_holds_streams_open_and_reports_per_stream_costs(tmp_pa
         assert row["idle_p99_ms"] > 0 and row["busy_p99_ms"] > 0
     figures = [v["figure"] for v in data["verdicts"]]
     assert figures == ["memory per open stream", "CPU per chunk", "descriptors per open stream"]
-    assert all(v["flat"] in (True, False) for v in data["verdicts"])
+    for v in data["verdicts"]:
+        assert len(v["values"]) == 2
+        # A verdict needs two positive values; 20 streams may not move the RSS on a busy
+        # machine (a value of 0 or less), which gives no ratio rather than a wrong one.
+        measured = [x for x in v["values"] if x is not None]
+        assert v["flat"] in (True, False) or min(measured, default=0) <= 0, v
     assert "open streams (20 to 60" in data["line"]
     assert "| per unit of work |" in out.with_suffix(".md").read_text()
 
