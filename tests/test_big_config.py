@@ -145,3 +145,27 @@ def test_serve_compiles_the_config_once(tmp_path) -> None:
     path.write_text(_config(3, 5))
     changed = load.load_graph_once(path)
     assert changed is not graph and len(changed.keys) == 5
+
+
+def _with_budget(text: str) -> str:
+    """The same config with a global money budget and a price on its one target."""
+    text = text.replace(
+        "server: {auth: keys, rate_limits: [everyone]}",
+        "server: {auth: keys, rate_limits: [everyone], budgets: [monthly]}\n"
+        "budgets:\n  monthly: {amount: 100, period: month}",
+    )
+    return text.replace(
+        "{provider: up, model: x}", "{provider: up, model: x, price: {input: 1, output: 2}}"
+    )
+
+
+def test_a_global_budget_compiles_to_maps_per_key_and_model_not_per_pair() -> None:
+    graph = compile_graph(*load_config_text(_with_budget(_config(200, 2_000)), "big.yaml"))
+    table = graph.budgets
+    assert table.glob and not table.pairs  # nothing combined before a request
+    assert len(table.allowed) == 2_000 and len(table.prices) == 200
+    first = table.for_request("k00000", "m0007")  # k00000 may use every model
+    assert first is not None and [b.name for b in first.budgets] == ["monthly"]
+    assert table.for_request("k00000", "m0007") is first  # combined once, then kept
+    assert table.for_request("k00001", "m0199") is None  # not a model k00001 may use
+    assert len(table.pairs) == 2

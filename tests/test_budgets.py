@@ -19,6 +19,7 @@ from router.testing import (
     RouterProcess,
     chat_chunks,
     chat_completion,
+    closed_after_test,
     json_reply,
     sse_reply,
 )
@@ -74,7 +75,7 @@ def _serve(tmp_path: Path, text: str) -> RouterProcess:
 
 
 def _client(router: RouterProcess, key: str = "sk-app") -> openai.OpenAI:
-    return openai.OpenAI(base_url=router.base_url, api_key=key, max_retries=0)
+    return closed_after_test(openai.OpenAI(base_url=router.base_url, api_key=key, max_retries=0))
 
 
 def _estimate(max_tokens: int) -> float:
@@ -263,7 +264,9 @@ def test_a_provider_budget_is_checked_per_attempt_and_skips_or_refuses(
         upstream.set_default(path, json_reply(chat_completion(usage=(5, 2))))
     text = PROVIDERS.format(admin=ADMIN, upstream=upstream.url, price=PRICE)
     with _serve(tmp_path, text) as router:
-        client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        )
         providers = []
         for _ in range(6):
             raw = client.chat.completions.with_raw_response.create(
@@ -446,7 +449,9 @@ def test_an_unreachable_shared_backend_admits_or_refuses_as_on_error_says(
         """
     )
     with _serve(tmp_path, text) as router:
-        client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        )
         answer = client.chat.completions.create(model="lenient", messages=MESSAGES)
         assert answer.choices[0].message.content == "Hello!"
         with pytest.raises(openai.InternalServerError) as refused:
@@ -486,7 +491,9 @@ def test_a_token_budget_counts_an_operation_without_tokens_in_its_own_unit(
         """
     )
     with _serve(tmp_path, text) as router:
-        client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        )
         client.images.generate(model="draw", prompt="a cat", n=2)  # 2 x 1,000 of 2,500
         with pytest.raises(openai.RateLimitError) as refused:
             client.images.generate(model="draw", prompt="a cat")

@@ -14,7 +14,15 @@ import httpx
 import openai
 import pytest
 
-from router.testing import FakeUpstream, Received, Reply, RouterProcess, chat_completion, json_reply
+from router.testing import (
+    FakeUpstream,
+    Received,
+    Reply,
+    RouterProcess,
+    chat_completion,
+    closed_after_test,
+    json_reply,
+)
 from router.testing.ledger import ledger_rows, postgres_available, scratch_database, wait_for_rows
 
 redis = pytest.importorskip("redis")
@@ -101,7 +109,9 @@ def test_three_replicas_keep_a_money_budget_and_the_ledger_holds_each_request_on
             ids = [f"burst-{n}" for n in range(60)]
 
             def send(n: int) -> tuple[int, str]:
-                client = openai.OpenAI(base_url=routers[n % 3].base_url, api_key="x", max_retries=0)
+                client = closed_after_test(
+                    openai.OpenAI(base_url=routers[n % 3].base_url, api_key="x", max_retries=0)
+                )
                 raw = client.chat.completions.with_raw_response.create(
                     model="gpt",
                     messages=MESSAGES,

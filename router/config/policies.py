@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from router.config.strict import Strict
 
 Count = Annotated[int, Field(ge=1, le=10**12)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RateLimitPolicyConfig(_Strict):
+class RateLimitPolicyConfig(Strict):
     """A named budget. Attached to a key, model, provider or globally; each attachment point
     (each key, each model, each provider, the whole router) gets its own counters."""
 
@@ -68,7 +66,7 @@ class RateLimitPolicyConfig(_Strict):
         return self
 
 
-class RateLimitBackendConfig(_Strict):
+class RateLimitBackendConfig(Strict):
     """Where counters live: in this process (default) or in Redis, shared by all replicas."""
 
     url: str | None = Field(
@@ -120,7 +118,7 @@ class RateLimitBackendConfig(_Strict):
 Scope = Literal["global", "provider", "model", "key"]
 
 
-class HeaderRewriteConfig(_Strict):
+class HeaderRewriteConfig(Strict):
     """One header rule. Values may use `${ENV}` and the placeholders `{key}`, `{request_id}`,
     `{model}`, `{provider}` and `{upstream_model}` (`{{` and `}}` for literal braces)."""
 

@@ -7,20 +7,17 @@ to the same model.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
+from router.config.strict import PositiveSeconds, Strict
+
 Transient = Literal["retry", "next", "fail"]
 Persistent = Literal["next", "fail"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FailureSteps(_Strict):
+class FailureSteps(Strict):
     """The next step per failure class. `retry`: the same target again after a backoff
     (bounded by `retries.attempts`); `next`: the next target, then the fallbacks; `fail`: the
     client gets the error now; `context`: the model's `context_fallback`."""
@@ -66,7 +63,7 @@ class FailureSteps(_Strict):
     )
 
 
-class BreakerConfig(_Strict):
+class BreakerConfig(Strict):
     """A circuit breaker on each of the model's targets: after enough failures the target is
     skipped for `open_for` seconds, then one probe request decides whether it closes again.
     Failures are 5xx, timeouts, connection and malformed-response errors, auth/permission/
@@ -103,7 +100,7 @@ class BreakerConfig(_Strict):
 StreamRecovery = Literal["error", "continue", "regenerate", "continue_or_regenerate"]
 
 
-class HedgeConfig(_Strict):
+class HedgeConfig(Strict):
     """A second attempt started beside a first that has not begun its answer in time (a
     stream's first token, a JSON answer); whichever begins first is served, the other is
     cancelled. Hedges pass the same limits and breakers as any attempt, and cost what the

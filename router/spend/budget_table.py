@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from router.config.loader import ConfigIssue, SourceMap, did_you_mean
 from router.config.models import RouterConfig
 from router.graph.links import walk_fallbacks
-from router.limits.policies import SUBWINDOWS, TOKENS, Limit, Policy, PolicySet
+from router.limits.policies import PAIRS_KEPT, SUBWINDOWS, TOKENS, Limit, Policy, PolicySet
 from router.spend.budget_config import BudgetConfig
 from router.spend.periods import COUNTS_FOR_MS, current
 from router.spend.prices import NANOS, Price
@@ -127,14 +127,35 @@ class BudgetSet:
 
 @dataclass(frozen=True, slots=True)
 class BudgetTable:
-    admission: Mapping[tuple[str, str], BudgetSet]
+    """The budgets per key, per model and global, combined into a pair's `BudgetSet` on the
+    pair's first request and kept (at most `PAIRS_KEPT`), as the rate-limit tables are: a
+    global budget over 10,000 keys and 1,000 models compiles to three small maps, not ten
+    million sets."""
+
+    glob: tuple[Budget, ...]
+    per_model: Mapping[str, tuple[Budget, ...]]
+    per_key: Mapping[str, tuple[Budget, ...]]
+    prices: Mapping[str, Price | None]  # per model: the highest among what it may reach
+    allowed: Mapping[str, frozenset[str]]  # per key: the models it may use
     providers: Mapping[str, BudgetSet]
+    pairs: dict[tuple[str, str], BudgetSet | None] = field(default_factory=dict)
 
     def for_request(self, key: str, model: str) -> BudgetSet | None:
-        return self.admission.get((key, model))
+        pairs = self.pairs
+        if (key, model) in pairs:
+            return pairs[(key, model)]
+        found = None
+        if model in self.prices and model in self.allowed.get(key, ()):
+            budgets = self.glob + self.per_model.get(model, ()) + self.per_key.get(key, ())
+            if budgets:
+                found = BudgetSet(budgets, self.prices[model])
+        if len(pairs) >= PAIRS_KEPT:
+            pairs.clear()
+        pairs[(key, model)] = found
+        return found
 
 
-EMPTY = BudgetTable({}, {})
+EMPTY = BudgetTable((), {}, {}, {}, {}, {})
 
 
 def _budget(name: str, scope: str, spec: BudgetConfig, config: RouterConfig) -> Budget:
@@ -236,19 +257,19 @@ def compile_budgets(
         if found:
             mine = [t for r in routes.values() for t in r.targets if t.runtime.name == name]
             providers[name] = BudgetSet(tuple(found), _highest(mine))
-    admission: dict[tuple[str, str], BudgetSet] = {}
     prices = {
         name: _highest([t for r in reachable(routes, name) for t in r.targets]) for name in routes
     }
-    for key_name, models in allowed.items():
-        for model in models:
-            if model not in routes:
-                continue
-            found = glob + per_model.get(model, []) + per_key.get(key_name, [])
-            if found:
-                admission[(key_name, model)] = BudgetSet(tuple(found), prices[model])
-    unpriced_targets(config, source, issues, routes, admission, providers)
-    return EMPTY if issues else BudgetTable(admission, providers)
+    table = BudgetTable(
+        tuple(glob),
+        {name: tuple(found) for name, found in per_model.items() if found},
+        {name: tuple(found) for name, found in per_key.items() if found},
+        prices,
+        allowed,
+        providers,
+    )
+    unpriced_targets(config, source, issues, routes, table)
+    return EMPTY if issues else table
 
 
 def _need_fallback(config: RouterConfig, source: SourceMap, issues: list[ConfigIssue]) -> None:
@@ -269,24 +290,42 @@ def _need_fallback(config: RouterConfig, source: SourceMap, issues: list[ConfigI
             )
 
 
+def _money_models(table: BudgetTable) -> dict[str, str]:
+    """Each model a money budget counts requests to, with one such budget's name: a
+    global or model budget for every model some key may use, a key budget for that key's."""
+    found: dict[str, str] = {}
+    glob = next((b.name for b in table.glob if b.money), None)
+    lists = {id(models): models for models in table.allowed.values()}  # shared lists once
+    usable = frozenset().union(*lists.values())
+    for model in usable:
+        name = glob or next((b.name for b in table.per_model.get(model, ()) if b.money), None)
+        if name is not None:
+            found[model] = name
+    for key, budgets in table.per_key.items():
+        money = next((b.name for b in budgets if b.money), None)
+        if money is None:
+            continue
+        for model in table.allowed.get(key, ()):
+            found.setdefault(model, money)
+    return found
+
+
 def unpriced_targets(
     config: RouterConfig,
     source: SourceMap,
     issues: list[ConfigIssue],
     routes: Mapping[str, Route],
-    admission: Mapping[tuple[str, str], BudgetSet],
-    providers: Mapping[str, BudgetSet],
+    table: BudgetTable,
 ) -> None:
     """A money budget cannot count a target without a price: each such target is an error
     naming a budget that needs it."""
     needs: dict[tuple[str, int], str] = {}  # (model, target index) -> a budget's name
-    for (_, model), bset in admission.items():
-        money = [b.name for b in bset.budgets if b.money]
-        if money:
-            for route in reachable(routes, model):
-                for i, target in enumerate(route.targets):
-                    if target.price is None:
-                        needs.setdefault((route.name, i), money[0])
+    for model, budget in _money_models(table).items():
+        for route in reachable(routes, model) if model in routes else ():
+            for i, target in enumerate(route.targets):
+                if target.price is None:
+                    needs.setdefault((route.name, i), budget)
+    providers = table.providers
     for name, bset in providers.items():
         money = [b.name for b in bset.budgets if b.money]
         for route in routes.values() if money else ():

@@ -4,18 +4,14 @@ the connection close). Through `llm-switchyard serve` with the openai SDK."""
 
 from __future__ import annotations
 
-import textwrap
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import orjson
-import pytest
 
 from router.testing import (
     FakeUpstream,
-    RouterProcess,
     chat_completion,
     json_reply,
     word_stream,
@@ -51,34 +47,6 @@ models:
     retries: {{deadline: 90}}
     hedge: {{after: 30, percentile: p90, floor: 0.3, min_samples: 3}}
 """
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def router(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Any]:
-    path = tmp_path_factory.mktemp("hedge") / "router.yaml"
-    path.write_text(textwrap.dedent(CONFIG.format(url=upstream.url)))
-    with RouterProcess(path) as served:
-        yield served
-
-
-@pytest.fixture
-def fake(upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    upstream.reset()
-    upstream.disconnects.clear()
-    yield upstream
-    upstream.reset()
-
-
-@pytest.fixture
-def client(router: Any) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=60) as c:
-        yield c
 
 
 def access_line(router: Any, request_id: str) -> dict[str, Any]:

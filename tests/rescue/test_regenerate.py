@@ -4,8 +4,6 @@ Through `llm-switchyard serve`, a fault-injecting fake upstream and the openai S
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +14,6 @@ import pytest
 from router.testing import (
     FakeUpstream,
     Received,
-    RouterProcess,
     has_prefill,
     refusing_prefill,
     word_stream,
@@ -46,33 +43,6 @@ models:
     targets: [{{provider: a, model: ma}}, {{provider: b, model: mb, continuation: false}}]
     stream_recovery: continue
 """
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def router(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Any]:
-    path = tmp_path_factory.mktemp("rescue") / "router.yaml"
-    path.write_text(textwrap.dedent(CONFIG.format(url=upstream.url)))
-    with RouterProcess(path) as served:
-        yield served
-
-
-@pytest.fixture
-def fake(upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    upstream.reset()
-    yield upstream
-    upstream.reset()
-
-
-@pytest.fixture
-def client(router: Any) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=30) as c:
-        yield c
 
 
 def stream(client: openai.OpenAI, model: str, request_id: str) -> tuple[str, list[Any], Any]:

@@ -4,9 +4,7 @@ breaker. Through `llm-switchyard serve` with a fault-injecting fake upstream."""
 
 from __future__ import annotations
 
-import textwrap
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -15,7 +13,6 @@ import pytest
 
 from router.testing import (
     FakeUpstream,
-    RouterProcess,
     chat_completion,
     has_prefill,
     json_reply,
@@ -48,33 +45,6 @@ models:
     targets: [{{provider: a, model: ma}}, {{provider: c, model: mc}}]
     retries: {{attempts: 0}}
 """
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def router(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Any]:
-    path = tmp_path_factory.mktemp("admission") / "router.yaml"
-    path.write_text(textwrap.dedent(CONFIG.format(url=upstream.url)))
-    with RouterProcess(path) as served:
-        yield served
-
-
-@pytest.fixture
-def fake(upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    upstream.reset()
-    yield upstream
-    upstream.reset()
-
-
-@pytest.fixture
-def client(router: Any) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=30) as c:
-        yield c
 
 
 def stream(client: openai.OpenAI, model: str, request_id: str) -> tuple[str, Any]:
