@@ -2,11 +2,12 @@
 candidate beside it, serve whichever begins first, and cancel the other.
 
 A stream's attempt has begun when its first token is primed (`router.upstream.relay`), a
-JSON attempt when its answer has arrived. The hedge is an attempt like any other
-(`router.routing.attempts`): it passes its target's breaker and its provider's quota, is
-logged (outcome `hedge_...`) and counts in `x-router-attempts`. The attempt that loses is
-cancelled, so its upstream sees the connection close (outcome `cancelled`), and its
-provider's quota gets back the tokens it held, not the request.
+JSON attempt when its answer's status and headers have arrived (`answer_began`, set by the
+transport; a transport that does not set it counts the whole answer). The hedge is an
+attempt like any other (`router.routing.attempts`): it passes its target's breaker and its
+provider's quota, is logged (outcome `hedge_...`) and counts in `x-router-attempts`. The
+attempt that loses is cancelled, so its upstream sees the connection close (outcome
+`cancelled`), and its provider's quota gets back the tokens it held, not the request.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from router import errors
 from router.routing.attempts import Attempter, Skipped, attempt_at
 from router.routing.breaker import State
 from router.types import Call, HedgePolicy, Route, Target
+from router.upstream.transport import answer_began
 
 T = TypeVar("T")
 
@@ -70,50 +72,95 @@ async def race(
     """`attempt` at `target`, hedged by the next candidate if it has not begun in time."""
     policy = call.route.hedge
     assert policy is not None
-    first = asyncio.ensure_future(attempt_at(call, route, target, remaining, attempt))
+    first, first_began = _start(call, route, target, remaining, attempt)
+    watch = asyncio.ensure_future(first_began.wait())
     try:
-        began, _ = await asyncio.wait((first,), timeout=delay(policy, target))
+        began, _ = await asyncio.wait(
+            (first, watch), timeout=delay(policy, target), return_when=asyncio.FIRST_COMPLETED
+        )
     except asyncio.CancelledError:
         first.cancel()
         raise
+    finally:
+        watch.cancel()
     spare = None if began else _spare(call, routes, route, target)
     if spare is None:
         return await first
     hedge_route, hedge_target = spare
     call.hedged = [*(call.hedged or ()), hedge_target]
     budget = call.deadline - time.monotonic()
-    second = asyncio.ensure_future(
-        attempt_at(call, hedge_route, hedge_target, budget, attempt, "hedge_", "hedge_ok")
+    second, second_began = _start(
+        call, hedge_route, hedge_target, budget, attempt, "hedge_", "hedge_ok"
     )
     where: dict[asyncio.Future[T], tuple[Route, Target]] = {
         first: (route, target),
         second: (hedge_route, hedge_target),
     }
+    heads: dict[asyncio.Future[bool], asyncio.Future[T]] = {
+        asyncio.ensure_future(first_began.wait()): first,
+        asyncio.ensure_future(second_began.wait()): second,
+    }
     pending: set[asyncio.Future[T]] = {first, second}
     failures: dict[asyncio.Future[T], BaseException] = {}
     try:
         while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=lambda t: t is second):
+            watched: set[asyncio.Future[Any]] = {*pending, *heads}
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            finished: set[asyncio.Future[T]] = {t for t in pending if t in done}
+            pending -= finished
+            for task in sorted(finished, key=lambda t: t is second):
                 failure = asyncio.CancelledError() if task.cancelled() else task.exception()
                 if failure is not None:
                     failures[task] = failure
                     continue
-                for other in done - {task}:  # began at the same moment: not needed
+                for other in finished - {task}:  # began at the same moment: not needed
                     if not other.cancelled() and other.exception() is None:
                         _discard(other.result())
                 call.answered_by, call.target = where[task]
                 call.trying = call.answered_by
                 return task.result()
+            for head in [h for h in heads if h in done]:
+                task = heads.pop(head)
+                if task in pending and len(pending) > 1:  # its answer began first
+                    await _cancel(pending - {task})
+                    pending = {task}
     finally:
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)  # each records its attempt and closes its upstream
-            for task in pending:  # (one that began before its cancel arrived: let it go)
-                if not task.cancelled() and task.exception() is None:
-                    _discard(task.result())
+        for head in heads:
+            head.cancel()
+        await _cancel(pending)
     raise _reason(failures.get(first), failures.get(second))
+
+
+def _start(
+    call: Call,
+    route: Route,
+    target: Target,
+    remaining: float,
+    attempt: Attempter[T],
+    kind: str = "",
+    ok: str = "ok",
+) -> tuple[asyncio.Future[T], asyncio.Event]:
+    """The attempt as a task of its own, with the event its transport sets when the answer
+    begins (the task runs in a copy of this context, taken with the event in it)."""
+    began = asyncio.Event()
+    token = answer_began.set(began)
+    try:
+        task = asyncio.ensure_future(attempt_at(call, route, target, remaining, attempt, kind, ok))
+    finally:
+        answer_began.reset(token)
+    return task, began
+
+
+async def _cancel(tasks: set[asyncio.Future[T]]) -> None:
+    """Cancel the attempts not needed and wait until each has recorded its attempt and
+    closed its upstream; one that began before its cancel arrived is let go."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is None:
+                _discard(task.result())
 
 
 def _reason(first: BaseException | None, second: BaseException | None) -> BaseException:

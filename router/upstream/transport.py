@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -119,6 +120,12 @@ class _BodyChunks:
         raise StopAsyncIteration
 
 
+#: Set, for the attempt it runs, by a hedge race (`router.routing.hedge`): an answer that has
+#: begun (its status and headers arrived) sets it before its body is read, so that a JSON
+#: answer is raced on its first byte, as a stream is on its first token.
+answer_began: ContextVar[asyncio.Event | None] = ContextVar("answer_began", default=None)
+
+
 class HeadTimer:
     """Cancels the running task if an answer's head takes longer than `seconds`: what
     `asyncio.timeout` does, without its rescheduling and state machine, for the one timer
@@ -179,6 +186,9 @@ class AiohttpTransport:
             finally:
                 if head is not None:
                     head.handle.cancel()
+            began = answer_began.get()
+            if began is not None:
+                began.set()
             async with response:
                 body = await response.read()
                 return UpstreamResponse(response.status, response.headers, body)

@@ -12,6 +12,7 @@ import orjson
 
 from router.testing import (
     FakeUpstream,
+    Reply,
     chat_completion,
     json_reply,
     word_stream,
@@ -176,3 +177,22 @@ def test_a_hedge_counts_against_its_providers_quota(
         ("bq/mb", "hedge_quota_fallback"),
         ("a/ma", "ok"),
     ]
+
+
+def test_a_json_answer_that_has_begun_in_time_is_not_hedged(
+    client: openai.OpenAI, fake: FakeUpstream, router: Any
+) -> None:
+    """A JSON answer is raced on its first byte: one whose status and headers came at once is
+    waited for, however long its body then takes (3.5 s here, past the 2 s `after`)."""
+    body = orjson.dumps(chat_completion("begun at once"))
+    json_head = {"content-type": "application/json"}
+    fake.add(A, Reply(200, json_head, frames=[body[:20], body[20:]], delay=3.5))
+    fake.set_default(B, json_reply(chat_completion("quick")))
+    raw = client.chat.completions.with_raw_response.create(
+        model="hedged",
+        messages=MSGS,  # type: ignore[arg-type]
+        extra_headers={"x-request-id": "hedge-json-begun"},
+    )
+    assert raw.parse().choices[0].message.content == "begun at once"
+    assert raw.headers["x-router-attempts"] == "1"
+    assert not fake.received(B)
