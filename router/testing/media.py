@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from router.providers.mock_media import CATEGORIES  # OpenAI's moderation categories
 from router.testing.fake_upstream import Received, Reply, json_reply
 from router.upstream.multipart import MultipartParser, Part, boundary_of
 
@@ -76,30 +77,13 @@ def transcription_reply(text: str, response_format: str = "json", duration: floa
     return Reply(200, {"content-type": "text/plain; charset=utf-8"}, body.encode())
 
 
-_CATEGORIES = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/intent",
-    "self-harm/instructions",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
-
-
 def moderation_reply(flagged: Sequence[str] = (), model: str = "omni-moderation-latest") -> Reply:
     """One moderation result, with the categories in `flagged` flagged."""
     result = {
         "flagged": bool(flagged),
-        "categories": {c: c in flagged for c in _CATEGORIES},
-        "category_scores": {c: 0.9 if c in flagged else 0.001 for c in _CATEGORIES},
-        "category_applied_input_types": {c: ["text"] for c in _CATEGORIES},
+        "categories": {c: c in flagged for c in CATEGORIES},
+        "category_scores": {c: 0.9 if c in flagged else 0.001 for c in CATEGORIES},
+        "category_applied_input_types": {c: ["text"] for c in CATEGORIES},
     }
     return json_reply({"id": "modr-fake", "model": model, "results": [result]})
 
