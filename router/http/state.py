@@ -14,7 +14,7 @@ from router.observability import logs, metrics
 from router.routing.breaker import breaker_states
 from router.spend.ledger import open_ledger
 from router.types import RoutingGraph
-from router.upstream.transport import AiohttpTransport, Transport
+from router.upstream.transport import HttpTransport, Transport
 
 
 class RouterState:
@@ -43,7 +43,7 @@ class RouterState:
         for runtime in graph.providers.values():
             transport = self._transports.get(runtime.definition)
             if transport is None:
-                transport = runtime.provider.local_transport() or AiohttpTransport(
+                transport = runtime.provider.local_transport() or HttpTransport(
                     runtime.name, runtime.max_connections
                 )
                 self._transports[runtime.definition] = transport

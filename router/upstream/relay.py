@@ -30,7 +30,7 @@ from router.upstream import plugin_calls
 from router.upstream.normalize import complete_answer
 from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
 from router.upstream.streaming import Frames, Recover, Rescue, StreamRelay, error_frame
-from router.upstream.transport import AiohttpTransport, HeadTimer, Transport, UpstreamStream
+from router.upstream.transport import HeadTimer, HttpTransport, Transport, UpstreamStream
 
 __all__ = [
     "Frames",
@@ -50,7 +50,7 @@ def _request(
     """The upstream request; a `PlainRequest` when the core's own HTTP transport sends it."""
     provider = runtime.provider
     try:
-        if type(runtime.transport) is AiohttpTransport:
+        if type(runtime.transport) is HttpTransport:
             return provider.plain_request(call.op, body, model, stream=stream)
         return provider.build_request(call.op, body, model, stream=stream)
     except errors.RouterError:
