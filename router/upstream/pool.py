@@ -2,8 +2,9 @@
 
 Connections are lent one exchange at a time, the most recently used first (its socket is
 the least likely to have been closed by the upstream while idle), and one idle for longer
-than `KEEP_IDLE` seconds is closed rather than lent: servers close idle connections after a
-while (uvicorn after 5 s, nginx after 75 s), and a request written as they do is lost. A
+than `KEEP_IDLE` seconds is closed rather than lent. Servers close idle connections after a
+while (uvicorn after 5 s, nginx after 75 s): a connection they closed is seen closed and
+passed over, and a request written just as they close it is sent again by the transport. A
 request beyond `limit` waits for a connection to come back, in order of arrival.
 """
 
@@ -15,7 +16,7 @@ from collections import deque
 
 from router.upstream.connection import Connection
 
-KEEP_IDLE = 4.0  # seconds an idle connection is kept: under the shortest server timeout seen
+KEEP_IDLE = 15.0  # seconds an idle connection is kept (as aiohttp's client did)
 
 
 class Pool:
