@@ -76,6 +76,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    if (args.path is None) == (args.config is None):
+        print("error: give the config file, as PATH or as --config PATH", file=sys.stderr)
+        return 2
+    args.config = args.config or args.path
     graph = _load(args.config, args.strict)
     if graph is None:
         return 1
@@ -161,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     check = sub.add_parser("check", help="validate a config and summarise its routing graph")
-    check.add_argument("config")
+    check.add_argument("path", nargs="?", help="config file (or --config)")
+    check.add_argument("--config", help="config file, as `serve` and `explain` take it")
     check.add_argument(
         "--strict", action="store_true", help="fail on warnings too (exit 1), not only errors"
     )

@@ -311,6 +311,9 @@ class Call:
     answered_by: Route | None = None
     target: Target | None = None
     usage: dict[str, Any] | None = None
+    # What a metered operation's answer counts for its price (`router.spend.metered`):
+    # images generated, milliseconds of audio transcribed, characters spoken; 0 otherwise.
+    units: int = 0
     limits: CallLimits | None = None  # when rate-limit policies apply
     budget: CallBudget | None = None  # when spend budgets apply
     prepare: PrepareHeaders | None = None  # sets upstream request headers

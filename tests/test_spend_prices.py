@@ -48,6 +48,24 @@ def test_prices_compile_to_whole_nanos_per_million_tokens():
     assert cheap == Price(100_000_000, 37_500_000, 300_000_000)
 
 
+def test_unit_prices_compile_to_nanos_and_round_once():
+    from router.spend.prices import request_nanos
+
+    price = compile_price(
+        PriceConfig(per_image=0.04, per_audio_second=0.0001, per_million_characters=15)
+    )
+    assert price == Price(0, 0, 0, 40_000_000, 100_000, 15_000_000_000)  # no tokens: 0
+    assert request_nanos(price, "images", 0, 0, 0, 3) == 120_000_000
+    # milliseconds of audio: 7.5 s at 0.0001 a second; 1 ms rounds half up to a nano
+    assert request_nanos(price, "transcriptions", 0, 0, 0, 7_500) == 750_000
+    assert request_nanos(price, "transcriptions", 0, 0, 0, 1) == 100
+    assert request_nanos(price, "speech", 0, 0, 0, 11) == 165_000  # characters
+    # an operation's units without their price: no cost; tokens are priced as ever
+    tokens_only = compile_price(PriceConfig(input=1, output=2))
+    assert request_nanos(tokens_only, "images", 0, 0, 0, 1) is None
+    assert request_nanos(tokens_only, "images", 10, 0, 5, 0) == 20_000
+
+
 def test_a_cost_is_exact_to_the_nano_and_sums_do_not_drift():
     price = compile_price(PriceConfig(input=0.1, cached_input=0.025, output=0.4))
     # 1000 prompt tokens (400 cached), 250 completion: 600 x 0.1 + 400 x 0.025 + 250 x 0.4

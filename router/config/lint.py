@@ -87,6 +87,26 @@ def _unattached_policies(config: RouterConfig, source: SourceMap) -> list[Config
     ]
 
 
+def _unattached_budgets(config: RouterConfig, source: SourceMap) -> list[ConfigIssue]:
+    attached = set(config.server.budgets)
+    for names in (
+        *(p.budgets for p in config.providers.values()),
+        *(m.budgets for m in config.models.values()),
+        *(k.budgets for k in config.keys.values()),
+    ):
+        attached.update(names)
+    return [
+        source.issue(
+            ("budgets", name),
+            "budget attached to nothing, so it limits nothing: name it in `server.budgets` "
+            "or in a provider's, model's or key's `budgets`",
+            "warning",
+        )
+        for name in config.budgets
+        if name not in attached
+    ]
+
+
 def _short_admin_key(config: RouterConfig, source: SourceMap) -> list[ConfigIssue]:
     key = config.server.admin_key
     if key is None or len(key.get_secret_value()) >= MIN_ADMIN_KEY:
@@ -105,6 +125,7 @@ def config_warnings(config: RouterConfig, source: SourceMap) -> list[ConfigIssue
             *_inline_secrets(config, source),
             *_keys_without_models(config, source),
             *_unattached_policies(config, source),
+            *_unattached_budgets(config, source),
             *_short_admin_key(config, source),
             *price_warnings(config, source),
         ]

@@ -38,7 +38,7 @@ from router.plugins import plugin_manager
 from router.routing.breaker import Breaker
 from router.routing.failure import failure_steps
 from router.routing.strategies import strategy_for
-from router.spend.budget_table import compile_budgets
+from router.spend.budget_compile import compile_budgets
 from router.spend.prices import target_price
 from router.types import ProviderRuntime, Route, RoutingGraph, Target
 
@@ -173,13 +173,14 @@ def compile_graph(
     identities = clients(keys, anonymous)
     allowed_models = {k.name: k.allowed for k in identities}
     limits = compile_limits(config, source, issues)
-    budgets = compile_budgets(config, source, issues, routes, allowed_models)
+    budget_warnings: list[ConfigIssue] = []
+    budgets = compile_budgets(config, source, issues, routes, allowed_models, budget_warnings)
     rewrites = compile_rewrites(config, source, issues, runtimes)
     body_limits = compile_body_limits(config, source, issues)
     if issues:
         found = [i for i in issues[len(known) :] if not is_under(i.parts, replaced)]
         raise ConfigError(by_line([*known, *found]))
-    warnings = config_warnings(config, source)
+    warnings = by_line([*config_warnings(config, source), *budget_warnings])
     if warnings and config.server.strict_config:
         raise ConfigError([w.as_error("with `server.strict_config`") for w in warnings])
     secrets = config_secrets(config, source)

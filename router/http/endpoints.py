@@ -42,6 +42,7 @@ from router.observability import access, logs, tracing
 from router.operations import names as names_of
 from router.routing import recovery
 from router.routing.dispatch import execute
+from router.spend import metered
 from router.spend.budget_admission import admit as admit_budgets
 from router.types import Call, ClientKey, Operation, Route, RoutingGraph, Target
 from router.upstream.media import BinaryRelay, open_binary
@@ -264,6 +265,8 @@ class Exchange:
         assert watch is not None
         answer = await watch.run(execute(self.graph, call, tracing.traced_attempt(call, attempt)))
         watch.stop()
+        if call.op is Operation.IMAGES:  # priced per image (`router.spend.metered`)
+            call.units = metered.images_in(answer.data)
         ttft = time.perf_counter()
         headers = _router_headers(call, self.request_id, self.limits)
         response = self.finish_headers(JsonAnswer(answer.content, headers), call.key.name, None)
@@ -309,6 +312,12 @@ class Exchange:
         headers = _router_headers(call, call.request_id, limits)
         headers.append((b"content-type", relay.content_type.encode("latin-1", "replace")))
 
+        chunks = relay.__aiter__()
+        if call.op is Operation.TRANSCRIPTIONS:  # priced per second of audio
+            chunks = metered.metered_transcript(call, chunks, relay.content_type)
+        elif call.op is Operation.SPEECH:  # priced per character spoken
+            call.units = metered.characters(call.body)
+
         def closed() -> None:
             relay.close()
             if form is not None:
@@ -316,7 +325,7 @@ class Exchange:
             if limits is not None:
                 limits.finish_soon(call.usage)
 
-        response = BinaryAnswer(relay.__aiter__(), headers, watch, self.record, on_close=closed)
+        response = BinaryAnswer(chunks, headers, watch, self.record, on_close=closed)
         self.form = None  # closed by the answer, when it ends
         self.streaming = True  # (as for a stream: the answer's end ends the request)
         return self.finish_headers(response, call.key.name, None)

@@ -22,7 +22,8 @@ from router.limits.windows import WindowCounter
 from router.spend.budget_state import INF, Held, reserve_local, seen, text
 from router.spend.budget_table import Budget, BudgetSet, BudgetTable, Counters
 from router.spend.entry import relayed_chars
-from router.spend.prices import Price, cost_nanos, tokens
+from router.spend.metered import estimate as metered_estimate
+from router.spend.prices import Price, cost_nanos, request_nanos, tokens, unit_nanos
 from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class CallBudget:
         "attempt",
         "held",
         "limiter",
+        "metered",
         "now",
         "prompt",
         "settled",
@@ -53,8 +55,10 @@ class CallBudget:
         prompt: int,
         asked: int | None,
         unit: int | None,
+        metered: tuple[str, int] | None = None,
     ) -> None:
         self.limiter, self.table = limiter, table
+        self.metered = metered  # (kind, units) a metered operation expects (`metered.estimate`)
         self.prompt = prompt  # the prompt's estimated tokens
         self.asked = asked  # the completion tokens the request asked for at most
         self.unit = unit  # the operation's own unit (`router.limits.units`), where not tokens
@@ -68,7 +72,13 @@ class CallBudget:
         """What a request may cost: nanos, or tokens (at least 1, so a spent budget refuses
         even a request estimated at nothing)."""
         if self.unit is not None:
-            return max(1, self.unit) if not money else 1
+            if not money:
+                return max(1, self.unit)
+            metered = self.metered
+            cost = None
+            if metered is not None and price is not None:
+                cost = unit_nanos(price, metered[0], metered[1])
+            return max(1, cost) if cost is not None else 1
         out = self.asked if self.asked is not None else output_tokens
         if not money:
             return max(1, self.prompt + out)
@@ -252,16 +262,25 @@ class CallBudget:
             elif spent is None:
                 actual = None if record.status == 200 else 0
             else:
-                actual = spent[0] if money else spent[1]
+                actual = spent[0] if money else spent[1]  # (None: the estimate stands)
                 if money and actual is None:
                     actual = None if record.status == 200 else 0
             self._give_back(held, actual)
 
 
-def _spent(record: RequestRecord, call: Call) -> tuple[int | None, int] | None:
+def _spent(record: RequestRecord, call: Call) -> tuple[int | None, int | None] | None:
     """(nanos, tokens) the request used, as its ledger row counts them; None when unknown
-    (an answer that reported no usage: the estimate stands)."""
+    (an answer that reported no usage: the estimate stands). A metered operation's answer
+    costs its units at its target's price; its own unit's estimate stands in tokens."""
     usage = call.usage
+    if call.units:
+        target = call.target
+        if target is None or target.price is None:
+            return None
+        prompt, cached, completion = tokens(usage)
+        return request_nanos(
+            target.price, call.op.name, prompt, cached, completion, call.units
+        ), None
     if usage is not None:
         prompt, cached, completion = tokens(usage)
     elif record.relay is not None:  # a stream that ended before its usage came
@@ -296,7 +315,14 @@ async def admit(limiter: Limiter, graph: RoutingGraph, call: Call) -> CallBudget
     # An answer of text (chat, completions, ...: what can stream) may be as long as
     # `max_tokens` allows; embeddings and the like answer no completion tokens.
     asked = _asked(call.body) if call.op.streams else 0
-    budget = CallBudget(limiter, table, prompt, asked, unit(call.body) if unit else None)
+    budget = CallBudget(
+        limiter,
+        table,
+        prompt,
+        asked,
+        unit(call.body) if unit else None,
+        metered_estimate(call.op, call.body) if unit else None,
+    )
     tried = {call.route.name}
     while bset is not None:
         refused = await budget.reserve(bset, bset.price, None)

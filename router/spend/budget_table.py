@@ -16,12 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from router.config.loader import ConfigIssue, SourceMap, did_you_mean
-from router.config.models import RouterConfig
 from router.graph.links import walk_fallbacks
 from router.limits.policies import PAIRS_KEPT, SUBWINDOWS, TOKENS, Limit, Policy, PolicySet
-from router.spend.budget_config import BudgetConfig
-from router.spend.periods import COUNTS_FOR_MS, current
+from router.spend.periods import current
 from router.spend.prices import NANOS, Price
 from router.types import Route, Target
 
@@ -158,20 +155,12 @@ class BudgetTable:
 EMPTY = BudgetTable((), {}, {}, {}, {}, {})
 
 
-def _budget(name: str, scope: str, spec: BudgetConfig, config: RouterConfig) -> Budget:
-    closed = (spec.on_error or config.server.rate_limit_backend.on_error) == "closed"
-    money = spec.amount is not None
-    amount = round(spec.amount * NANOS) if spec.amount is not None else spec.tokens or 0
-    window = spec.window * 1000 if spec.window is not None else COUNTS_FOR_MS[spec.period or ""]
-    unit = config.spend.currency if money else "tokens"
-    zone = ZoneInfo(spec.timezone)
-    return Budget(
-        name, scope, money, amount, spec.period, zone, window, spec.on_exceeded,
-        spec.fallback, spec.output_tokens, closed, unit,
-    )  # fmt: skip
+def _most(values: list[int | None]) -> int | None:
+    given = [v for v in values if v is not None]
+    return max(given) if given else None
 
 
-def _highest(targets: list[Target]) -> Price | None:
+def highest_price(targets: list[Target]) -> Price | None:
     prices = [t.price for t in targets if t.price is not None]
     if not prices:
         return None
@@ -179,6 +168,9 @@ def _highest(targets: list[Target]) -> Price | None:
         max(p.input for p in prices),
         max(p.cached_input for p in prices),
         max(p.output for p in prices),
+        _most([p.image for p in prices]),
+        _most([p.audio_second for p in prices]),
+        _most([p.characters for p in prices]),
     )
 
 
@@ -194,151 +186,3 @@ def reachable(routes: Mapping[str, Route], model: str) -> tuple[Route, ...]:
                 if extra is not None and extra in routes and extra not in out:
                     queue.append(routes[extra])
     return tuple(out.values())
-
-
-class _Refs:
-    """Budget names attached somewhere, checked, as compiled `Budget`s."""
-
-    def __init__(self, config: RouterConfig, source: SourceMap, issues: list[ConfigIssue]):
-        self.config, self.source, self.issues = config, source, issues
-
-    def __call__(self, names: list[str], scope: str, path: tuple[str | int, ...]) -> list[Budget]:
-        out: list[Budget] = []
-        budgets = self.config.budgets
-        for i, name in enumerate(names):
-            if name not in budgets:
-                hint = did_you_mean(name, budgets)
-                self.issues.append(self.source.issue((*path, i), f"unknown budget '{name}'{hint}"))
-            elif all(b.name != name for b in out):
-                out.append(_budget(name, scope, budgets[name], self.config))
-        return out
-
-
-def compile_budgets(
-    config: RouterConfig,
-    source: SourceMap,
-    issues: list[ConfigIssue],
-    routes: Mapping[str, Route],
-    allowed: Mapping[str, frozenset[str]],
-) -> BudgetTable:
-    """Resolve every attachment; `allowed` maps each key name to the models it may use."""
-    attached = [
-        *(p.budgets for p in config.providers.values()),
-        *(m.budgets for m in config.models.values()),
-        *(k.budgets for k in config.keys.values()),
-    ]
-    if not config.budgets and not config.server.budgets and not any(attached):
-        return EMPTY
-    refs = _Refs(config, source, issues)
-    for name, spec in config.budgets.items():
-        if spec.fallback is not None and spec.fallback not in config.models:
-            hint = did_you_mean(spec.fallback, config.models)
-            issues.append(
-                source.issue(
-                    ("budgets", name, "fallback"), f"unknown model '{spec.fallback}'{hint}"
-                )
-            )
-    glob = refs(config.server.budgets, "global", ("server", "budgets"))
-    _need_fallback(config, source, issues)
-    per_model = {
-        name: refs(m.budgets, f"model:{name}", ("models", name, "budgets"))
-        for name, m in config.models.items()
-    }
-    per_key = {
-        name: refs(k.budgets, f"key:{name}", ("keys", name, "budgets"))
-        for name, k in config.keys.items()
-    }
-    per_provider = {
-        name: refs(p.budgets, f"provider:{name}", ("providers", name, "budgets"))
-        for name, p in config.providers.items()
-    }
-    providers = {}
-    for name, found in per_provider.items():
-        if found:
-            mine = [t for r in routes.values() for t in r.targets if t.runtime.name == name]
-            providers[name] = BudgetSet(tuple(found), _highest(mine))
-    prices = {
-        name: _highest([t for r in reachable(routes, name) for t in r.targets]) for name in routes
-    }
-    table = BudgetTable(
-        tuple(glob),
-        {name: tuple(found) for name, found in per_model.items() if found},
-        {name: tuple(found) for name, found in per_key.items() if found},
-        prices,
-        allowed,
-        providers,
-    )
-    unpriced_targets(config, source, issues, routes, table)
-    return EMPTY if issues else table
-
-
-def _need_fallback(config: RouterConfig, source: SourceMap, issues: list[ConfigIssue]) -> None:
-    """`on_exceeded: fallback` on a key, model or global budget needs the model to go to."""
-    names = set(config.server.budgets)
-    for model in config.models.values():
-        names.update(model.budgets)
-    for key in config.keys.values():
-        names.update(key.budgets)
-    for name, spec in config.budgets.items():
-        if name in names and spec.on_exceeded == "fallback" and spec.fallback is None:
-            issues.append(
-                source.issue(
-                    ("budgets", name, "on_exceeded"),
-                    "`fallback` needs the model to send requests to (`fallback: MODEL`) "
-                    "where the budget is attached to a key, a model or globally",
-                )
-            )
-
-
-def _money_models(table: BudgetTable) -> dict[str, str]:
-    """Each model a money budget counts requests to, with one such budget's name: a
-    global or model budget for every model some key may use, a key budget for that key's."""
-    found: dict[str, str] = {}
-    glob = next((b.name for b in table.glob if b.money), None)
-    lists = {id(models): models for models in table.allowed.values()}  # shared lists once
-    usable = frozenset().union(*lists.values())
-    for model in usable:
-        name = glob or next((b.name for b in table.per_model.get(model, ()) if b.money), None)
-        if name is not None:
-            found[model] = name
-    for key, budgets in table.per_key.items():
-        money = next((b.name for b in budgets if b.money), None)
-        if money is None:
-            continue
-        for model in table.allowed.get(key, ()):
-            found.setdefault(model, money)
-    return found
-
-
-def unpriced_targets(
-    config: RouterConfig,
-    source: SourceMap,
-    issues: list[ConfigIssue],
-    routes: Mapping[str, Route],
-    table: BudgetTable,
-) -> None:
-    """A money budget cannot count a target without a price: each such target is an error
-    naming a budget that needs it."""
-    needs: dict[tuple[str, int], str] = {}  # (model, target index) -> a budget's name
-    for model, budget in _money_models(table).items():
-        for route in reachable(routes, model) if model in routes else ():
-            for i, target in enumerate(route.targets):
-                if target.price is None:
-                    needs.setdefault((route.name, i), budget)
-    providers = table.providers
-    for name, bset in providers.items():
-        money = [b.name for b in bset.budgets if b.money]
-        for route in routes.values() if money else ():
-            for i, target in enumerate(route.targets):
-                if target.runtime.name == name and target.price is None:
-                    needs.setdefault((route.name, i), money[0])
-    for (model, i), budget in sorted(needs.items()):
-        spec = routes[model].targets[i]
-        issues.append(
-            source.issue(
-                ("models", model, "targets", i),
-                f"target {spec.label} has no price, but money budget '{budget}' applies to "
-                "requests that may reach it: give it a `price`, or "
-                f"`providers.{spec.runtime.name}.prices.{spec.model}`",
-            )
-        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PER_MILLION = "Per million {} tokens, in `spend.currency`"
 
@@ -14,9 +14,17 @@ class _Strict(BaseModel):
 
 
 class PriceConfig(_Strict):
-    """What one target's tokens cost, per million, in `spend.currency`."""
+    """What one target's answers cost, in `spend.currency`: its tokens per million, and for
+    the operations that do not count tokens, per image, per second of audio transcribed and
+    per million characters spoken."""
 
-    input: float = Field(ge=0, le=1_000_000, description=PER_MILLION.format("prompt") + ".")
+    input: float | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description=PER_MILLION.format("prompt")
+        + "; required unless a `per_*` price is given (then unset means 0).",
+    )
     cached_input: float | None = Field(
         None,
         ge=0,
@@ -24,11 +32,45 @@ class PriceConfig(_Strict):
         description=PER_MILLION.format("cached prompt")
         + " (the upstream's `prompt_tokens_details.cached_tokens`); unset: the `input` price.",
     )
-    output: float = Field(
+    output: float | None = Field(
+        None,
         ge=0,
         le=1_000_000,
-        description=PER_MILLION.format("completion") + " (`0` for embeddings).",
+        description=PER_MILLION.format("completion")
+        + " (`0` for embeddings); required unless a `per_*` price is given (then unset means 0).",
     )
+    per_image: float | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description="Per image generated (`/v1/images/generations`: each item of the "
+        "answer's `data`), in `spend.currency`; unset: images are not priced.",
+    )
+    per_audio_second: float | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description="Per second of audio transcribed (`/v1/audio/transcriptions`), in "
+        "`spend.currency`: the seconds the upstream's answer reports (`usage.seconds`, else "
+        "`duration`), else the upload's own length; unset: transcriptions are not priced.",
+    )
+    per_million_characters: float | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description="Per million characters of `input` spoken (`/v1/audio/speech`), in "
+        "`spend.currency`; unset: speech is not priced.",
+    )
+
+    @model_validator(mode="after")
+    def _tokens_or_units(self) -> PriceConfig:
+        units = (self.per_image, self.per_audio_second, self.per_million_characters)
+        if all(u is None for u in units) and (self.input is None or self.output is None):
+            raise ValueError(
+                "give `input` and `output` (per million tokens), or a `per_image`, "
+                "`per_audio_second` or `per_million_characters` price"
+            )
+        return self
 
 
 DEFAULT_LEDGER_URL = "sqlite:///llm-switchyard-usage.db"

@@ -11,15 +11,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from router.spend.prices import Price, cost_nanos, tokens
+from router.spend.prices import Price, request_nanos, tokens
 from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
 
 if TYPE_CHECKING:
     from router.observability.access import RequestRecord
 
 # (seq, at, request_id, key, model, provider, upstream_model, operation, attempts, usage,
-#  estimate, price, outcome, status, error, seconds); `estimate` is (prompt tokens, answer
-#  characters) for a stream that ended before its upstream reported usage.
+#  estimate, price, outcome, status, error, seconds, units); `estimate` is (prompt tokens,
+#  answer characters) for a stream that ended before its upstream reported usage, `units`
+#  what a metered operation's answer counts (`Call.units`).
 Entry = tuple[Any, ...]
 
 # The ledger's columns, in the order of a row.
@@ -88,6 +89,7 @@ def entry(seq: int, record: RequestRecord, call: Any, seconds: float) -> Entry:
             record.status,
             record.error,
             seconds,
+            0,
         )
     target, usage = call.target, call.usage
     estimate = None
@@ -114,6 +116,7 @@ def entry(seq: int, record: RequestRecord, call: Any, seconds: float) -> Entry:
         record.status,
         record.error,
         seconds,
+        call.units,
     )
 
 
@@ -129,8 +132,8 @@ def relayed_chars(relay: Any) -> int:
 
 def row(item: Entry, replica: str, currency: str) -> tuple[Any, ...]:
     """The database row for a queued entry, in `COLUMNS` order, `NULL_AS` standing for NULL.
-    A request that used no tokens costs 0; one that used tokens on a target without a price
-    has no cost (NULL)."""
+    A request that used no tokens (and no metered units) costs 0; one that used them on a
+    target without their price has no cost (NULL)."""
     (
         seq,
         at,
@@ -148,6 +151,7 @@ def row(item: Entry, replica: str, currency: str) -> tuple[Any, ...]:
         status,
         error,
         seconds,
+        units,
     ) = item
     if usage is not None:
         prompt, cached, completion = tokens(usage)
@@ -155,9 +159,13 @@ def row(item: Entry, replica: str, currency: str) -> tuple[Any, ...]:
         prompt, cached, completion = estimate[0], 0, estimate_tokens(estimate[1])
     else:
         prompt = cached = completion = 0
-    cost = 0
-    if prompt or completion:
-        cost = cost_nanos(price, prompt, cached, completion) if isinstance(price, Price) else -1
+    cost: int | None = 0
+    if prompt or completion or units:
+        cost = None
+        if isinstance(price, Price):
+            cost = request_nanos(price, operation, prompt, cached, completion, units)
+        if cost is None:
+            cost = -1
     return (
         replica,
         seq,

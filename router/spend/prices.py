@@ -24,11 +24,25 @@ MILLION = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """Nanos per million tokens of each kind."""
+    """Nanos per million tokens of each kind; for the metered operations (`METERED`), nanos
+    per image, per second of audio and per million characters (None: not priced)."""
 
     input: int
     cached_input: int
     output: int
+    image: int | None = None
+    audio_second: int | None = None
+    characters: int | None = None
+
+
+# What a metered operation counts (`Call.units`) and the price that applies to it.
+IMAGES, AUDIO_MS, CHARACTERS = "image", "audio_ms", "characters"
+METERED = {"images": IMAGES, "transcriptions": AUDIO_MS, "speech": CHARACTERS}
+UNIT_FIELDS = {
+    IMAGES: "per_image",
+    AUDIO_MS: "per_audio_second",
+    CHARACTERS: "per_million_characters",
+}
 
 
 def _nanos(value: float) -> int:
@@ -37,8 +51,13 @@ def _nanos(value: float) -> int:
 
 
 def compile_price(config: PriceConfig) -> Price:
-    cached = config.input if config.cached_input is None else config.cached_input
-    return Price(_nanos(config.input), _nanos(cached), _nanos(config.output))
+    given = (config.per_image, config.per_audio_second, config.per_million_characters)
+    image, second, characters = (None if v is None else _nanos(v) for v in given)
+    prompt = config.input or 0.0
+    cached = prompt if config.cached_input is None else config.cached_input
+    return Price(
+        _nanos(prompt), _nanos(cached), _nanos(config.output or 0.0), image, second, characters
+    )
 
 
 def price_config(config: RouterConfig, target: TargetConfig) -> PriceConfig | None:
@@ -61,6 +80,41 @@ def cost_nanos(price: Price, prompt: int, cached: int, completion: int) -> int:
     total = (prompt - cached) * price.input + cached * price.cached_input
     total += completion * price.output
     return (total + MILLION // 2) // MILLION
+
+
+def unit_price(price: Price, kind: str) -> int | None:
+    """The price of one `kind` of `METERED` unit (see `unit_nanos`), None if not priced."""
+    if kind == IMAGES:
+        return price.image
+    if kind == AUDIO_MS:
+        return price.audio_second
+    return price.characters
+
+
+def unit_nanos(price: Price, kind: str, units: int) -> int | None:
+    """What `units` of `kind` cost (images; milliseconds of audio; characters), rounded once
+    to a whole nano (half up); None when `price` has no price for them."""
+    each = unit_price(price, kind)
+    if each is None:
+        return None
+    if kind == IMAGES:
+        return units * each
+    if kind == AUDIO_MS:
+        return (units * each + 500) // 1000
+    return (units * each + MILLION // 2) // MILLION
+
+
+def request_nanos(
+    price: Price, operation: str, prompt: int, cached: int, completion: int, units: int
+) -> int | None:
+    """A request's cost: its tokens, plus the `units` of a metered operation (None when
+    they have no price)."""
+    cost = cost_nanos(price, prompt, cached, completion)
+    if not units:
+        return cost
+    kind = METERED.get(operation)
+    extra = unit_nanos(price, kind, units) if kind is not None else 0
+    return None if extra is None else cost + extra
 
 
 def tokens(usage: Any) -> tuple[int, int, int]:
