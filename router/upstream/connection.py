@@ -132,8 +132,10 @@ class Connection(asyncio.Protocol):
         self._buffered = 0
         return self._decoded(data, final=True)
 
-    async def next_chunk(self) -> bytes:
-        """The next bytes of a streamed answer's body, decoded; b"" once it has ended."""
+    async def next_chunk(self, within: float | None = None) -> bytes:
+        """The next bytes of a streamed answer's body, decoded; b"" once it has ended.
+        `within`: seconds to wait for them, then TimeoutError (one timer, armed only when
+        nothing is waiting to be read)."""
         while True:
             chunks = self._chunks
             if chunks:
@@ -152,7 +154,14 @@ class Connection(asyncio.Protocol):
             if self.error is not None:
                 raise self.error
             self._waiter = waiter = self._loop.create_future()
-            await waiter
+            if within is None:
+                await waiter
+                continue
+            timer = self._loop.call_later(within, _time_out, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
 
     def finish(self) -> None:
         """The exchange is over: give the connection back to its pool if it can serve the
@@ -279,6 +288,11 @@ class Connection(asyncio.Protocol):
         self.complete = True
         self.keep_alive = self.parser.should_keep_alive()
         self._wake()
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())

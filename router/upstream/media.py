@@ -107,9 +107,12 @@ class BinaryRelay:
                 f"upstream '{name}' answer exceeded its total time budget", provider=name
             )
         idle = min(self.target.timeouts.idle, left)
+        upstream = self.upstream
         try:
+            if upstream.read_within is not None:
+                return await upstream.read_within(idle) or None
             async with asyncio.timeout(idle):
-                return await anext(self.upstream.chunks)
+                return await anext(upstream.chunks)
         except StopAsyncIteration:
             return None
         except TimeoutError:

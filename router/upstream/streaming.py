@@ -139,11 +139,14 @@ class StreamRelay:
                 f"upstream '{self.provider.name}' stream exceeded its total time budget",
                 provider=self.provider.name,
             )
+        upstream = self.upstream
         try:
             if priming:  # `open_stream`'s first-token timeout, never later than `left`, governs
-                return await anext(self.upstream.chunks)
+                return await anext(upstream.chunks)
+            if upstream.read_within is not None:
+                return await upstream.read_within(min(idle, left)) or None
             async with asyncio.timeout(min(idle, left)):
-                return await anext(self.upstream.chunks)
+                return await anext(upstream.chunks)
         except StopAsyncIteration:
             return None
         except TimeoutError:
@@ -297,7 +300,12 @@ class StreamRelay:
 
     async def _drain(self) -> None:
         """Read to the upstream's end of body so its connection goes back to the pool."""
+        read_within = self.upstream.read_within
         try:
+            if read_within is not None:  # (no timer at all when the end is already here)
+                while await read_within(0.05):
+                    pass
+                return
             async with asyncio.timeout(0.05):
                 async for _ in self.upstream.chunks:
                     pass

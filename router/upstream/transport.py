@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import urllib.parse
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Container, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Container, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
@@ -58,6 +58,9 @@ class UpstreamStream:
     headers: Mapping[str, str]
     chunks: AsyncIterator[bytes]
     _close: object = None
+    # The next chunk within so many seconds (TimeoutError), b"" at the end: where the
+    # transport can time a read itself, cheaper than `asyncio.timeout` around `chunks`.
+    read_within: Callable[[float], Awaitable[bytes]] | None = None
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks])
@@ -113,20 +116,25 @@ class _BodyChunks:
         return self
 
     async def __anext__(self) -> bytes:
+        chunk = await self.within(None)
+        if chunk:
+            return chunk
+        raise StopAsyncIteration
+
+    async def within(self, seconds: float | None) -> bytes:
+        """The next chunk, waiting at most `seconds` for it; b"" at the body's end."""
         if self._done:
-            raise StopAsyncIteration
+            return b""
         conn = self._conn
         try:
-            chunk = await conn.next_chunk()
+            chunk = await conn.next_chunk(seconds)
         except ConnectionError as exc:
             self.close()
             raise _connection_error(self._provider, exc, mid_body=True) from exc
-        if chunk:
-            return chunk
-        if not self._done:
+        if not chunk:
             self._done = True
             conn.finish()
-        raise StopAsyncIteration
+        return chunk
 
     def close(self) -> None:
         """Give up on the rest of the body: the connection cannot serve another exchange."""
@@ -322,7 +330,7 @@ class HttpTransport:
         conn = await self._exchange(request, connect, False, None)  # (a stream begins at its
         # first token: the relay tells the hedge, not the transport)
         chunks = _BodyChunks(conn, self.provider)
-        return UpstreamStream(conn.status, conn.headers, chunks, chunks.close)
+        return UpstreamStream(conn.status, conn.headers, chunks, chunks.close, chunks.within)
 
     async def aclose(self) -> None:
         for pool in self._pools.values():
