@@ -3,7 +3,9 @@ report (JSON with every raw figure, Markdown with one row per size and the verdi
 
 A scenario measures one axis of work (open streams, config size, body size, stream length,
 workers) at several sizes and reports the cost per unit of work at each, so that flatness can
-be read off: "flat" means the largest per-unit figure is within 10% of the smallest.
+be read off: "flat" means the largest per-unit figure is within 10% of the smallest. A figure
+that is not flat says which way it goes: one that falls as the work grows (a fixed cost
+shared by more work) is not a cost that grows with it; one that grows is the defect sought.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def verdict(figure: str, sizes: list[Any], values: list[float | None], unit: str
         "values": values,
         "max_over_min": None if ratio is None else round(ratio, 3),
         "flat": None if ratio is None else ratio <= FLAT,
+        # the largest size's figure more than 10% above the cheapest size's: it grows
+        "grows": None if ratio is None else nums[-1] > min(nums) * FLAT,
     }
 
 
@@ -138,7 +142,7 @@ class Report:
                       "| flat within 10%? |", "|---|---|---|---|"]  # fmt: skip
             for v in self.verdicts:
                 values = ", ".join(_cell(x, 4) for x in v["values"])
-                flat = "n/a" if v["flat"] is None else ("yes" if v["flat"] else "**no**")
+                flat = yes(v, bold=True)
                 ratio = _cell(v["max_over_min"], 2)
                 lines.append(f"| {v['figure']} ({v['unit']}) | {values} | {ratio} | {flat} |")
         if self.notes:
@@ -189,5 +193,12 @@ def num(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
-def yes(flat: bool | None) -> str:
-    return "n/a" if flat is None else ("yes" if flat else "no")
+def yes(verdict: dict, bold: bool = False) -> str:
+    """A verdict in words: yes, no (it falls as the work grows), or no (it grows)."""
+    if verdict["flat"] is None:
+        return "n/a"
+    if verdict["flat"]:
+        return "yes"
+    if not verdict.get("grows"):
+        return "no, it falls as the work grows"
+    return "**no, it grows**" if bold else "no, it grows"

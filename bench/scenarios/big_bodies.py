@@ -117,7 +117,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
     report.line = (
         f"big bodies ({sizes[0] / 1e6:g} to {sizes[-1] / 1e6:g} MB): "
         f"{num(last.get('marginal_ms_per_mb'), 2)} ms CPU a MB at {sizes[-1] / 1e6:g} MB "
-        f"(max/min {num(cpu['max_over_min'], 2)}, flat: {yes(cpu['flat'])}); peak memory "
-        f"{num(last['copies'], 1)}x the body (flat: {yes(mem['flat'])})"
+        f"(max/min {num(cpu['max_over_min'], 2)}, flat: {yes(cpu)}); peak memory "
+        f"{num(last['copies'], 1)}x the body (flat: {yes(mem)})"
     )
     return report

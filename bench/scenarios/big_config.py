@@ -198,12 +198,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
         f"p99 while reloading within 2x of the p99 without: {'yes' if p99_ok else '**no**'}.",
     ]
     cpu = report.verdicts[0]
-    check, reload, rss = (yes(v["flat"]) for v in report.verdicts[1:])
+    check, reload, rss = (yes(v) for v in report.verdicts[1:])
     report.line = (
         f"big config ({first['size']} to {last['size']} models / providers / keys): "
         f"{num(last['cpu_ms_per_request'], 3)} ms CPU a request against "
         f"{num(first['cpu_ms_per_request'], 3)} (max/min {num(cpu['max_over_min'], 2)}, flat: "
-        f"{yes(cpu['flat'])}); `check` {num(last['check_s'], 1)} s, reload "
+        f"{yes(cpu)}); `check` {num(last['check_s'], 1)} s, reload "
         f"{num(last['reload_s'], 2)} s, idle RSS {num(last['idle_rss_mb'], 0)} MB (flat per "
         f"1,000 entries: `check` {check}, reload {reload}, RSS {rss}); p99 while reloading "
         f"{num(last['p99_ratio'], 1)}x calm"

@@ -109,8 +109,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
     report.line = (
         f"long streams ({sizes[0]:,} to {sizes[-1]:,} chunks): "
         f"{num(last.get('marginal_us_per_chunk'), 1)} µs CPU a chunk at {sizes[-1]:,} "
-        f"(max/min over lengths {num(cpu['max_over_min'], 2)}, flat: {yes(cpu['flat'])}); "
+        f"(max/min over lengths {num(cpu['max_over_min'], 2)}, flat: {yes(cpu)}); "
         f"peak memory a stream {num(first['peak_kb_per_stream'], 0)} to "
-        f"{num(last['peak_kb_per_stream'], 0)} KB (flat: {yes(mem['flat'])})"
+        f"{num(last['peak_kb_per_stream'], 0)} KB (flat: {yes(mem)})"
     )
     return report

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import time
 
@@ -186,13 +187,21 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
         f"they are open; the issue's bound is 2x idle for p50 and p99, without errors: "
         f"{'met at every count' if latency_ok else '**not met** at every count'}."
     )
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2 * sizes[-1] + 1024:
+        report.notes.append(
+            f"This machine allows {hard:,} descriptors a process, and each open stream takes "
+            f"two of the router's (its client's connection and its upstream's): about "
+            f"{(hard - 1024) // 2:,} streams can be held at once, and the streams past that "
+            f"are refused (the errors at {sizes[-1]:,})."
+        )
     mem, cpu, _ = report.verdicts
     last = report.rows[-1]
     report.line = (
         f"open streams ({sizes[0]:,} to {sizes[-1]:,}, a chunk a second): "
         f"{num(last['kb_per_stream'], 1)} KB and {num(last['fds_per_stream'], 1)} descriptors "
-        f"an open stream (flat: {yes(mem['flat'])}), {num(last['cpu_us_per_chunk'], 1)} µs CPU "
-        f"a chunk (flat: {yes(cpu['flat'])}); short requests' p50/p99 at {sizes[-1]:,} open: "
+        f"an open stream (flat: {yes(mem)}), {num(last['cpu_us_per_chunk'], 1)} µs CPU "
+        f"a chunk (flat: {yes(cpu)}); short requests' p50/p99 at {sizes[-1]:,} open: "
         f"{last['ratios']} idle"
     )
     return report
