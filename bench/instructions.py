@@ -10,7 +10,9 @@ start-up are not counted), and divides by the requests or streams completed.
 Run: `python -m bench.instructions [--only router,relay] [--seconds 20] [--stream]`;
 `--only router,router-responses,router-messages` compares the APIs the router translates
 with chat completions; `--only router,router-spend` the router with a money budget and the
-usage ledger on against the same without them.
+usage ledger on against the same without them; `--only router-big1,router-big` the big
+config (1,000 models, 200 providers, 10,000 keys, half as digests; requests cycling over 200
+keys and models) against the same config's smallest size (1 model, 1 provider, 10 keys).
 Needs Debian's `valgrind` and `wrk` (it does not install them).
 """
 
@@ -25,12 +27,21 @@ import sys
 import time
 from pathlib import Path
 
-from bench import measure, targets
+from bench import bigconfig, measure, targets
 from bench.procs import free_port as _free_port
 from bench.procs import stop as _stop
 from bench.procs import wait_port as _wait_port
+from bench.routerconf import EXE, router_env
 
-COUNTED = ("router", "relay", "router-responses", "router-messages", "router-spend")
+COUNTED = (
+    "router",
+    "relay",
+    "router-responses",
+    "router-messages",
+    "router-spend",
+    "router-big1",
+    "router-big",
+)
 
 
 def _callgrind_total(files: list[Path]) -> int:
@@ -45,8 +56,25 @@ def _callgrind_total(files: list[Path]) -> int:
     return total
 
 
+def _big(name: str, port: int, upstream: int) -> tuple[targets.Target, Path]:
+    """The big config's router (`router-big1`: its smallest size), and the file of the keys
+    and models its requests cycle over."""
+    size = bigconfig.Size.scaled(1 if name == "router-big1" else 1_000)
+    config = targets.CACHE / f"{name}.yaml"
+    config.write_text(bigconfig.text(port, upstream, size))
+    command = [EXE, "serve", "--config", str(config)]
+    env = {**router_env(), **bigconfig.key_env(size)}
+    label = f"llm-switchyard, the big config at {size.label} models / providers / keys"
+    target = targets.Target(name, label, port, command, env)
+    return target, bigconfig.write_pairs(targets.CACHE / f"{name}-keys.txt", size)
+
+
 def count(name: str, upstream: int, seconds: float, concurrency: int, stream: bool) -> dict:
-    target = targets.build(name, _free_port(), upstream)
+    keys = None
+    if name.startswith("router-big"):
+        target, keys = _big(name, _free_port(), upstream)
+    else:
+        target = targets.build(name, _free_port(), upstream)
     out_dir = targets.CACHE / f"callgrind-{name}"
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
@@ -61,11 +89,17 @@ def count(name: str, upstream: int, seconds: float, concurrency: int, stream: bo
             cwd=targets.CACHE,
         )
     try:
-        _wait_port(target.port, timeout=300)  # start-up under valgrind takes a while
-        ready = measure.first_200(target.port, target.key, target.model, time.monotonic() + 300)
-        if ready is None:
-            raise RuntimeError(f"{name} never answered 200 under valgrind")
-        load = measure.stream if stream else measure.wrk
+        _wait_port(target.port, timeout=900)  # start-up under valgrind takes a while
+        if keys is None:
+            ready = measure.first_200(target.port, target.key, target.model, time.monotonic() + 300)
+            if ready is None:
+                raise RuntimeError(f"{name} never answered 200 under valgrind")
+
+        def load(target: targets.Target, pid: int, concurrency: int, seconds: float) -> dict:
+            if stream:
+                return measure.stream(target, pid, concurrency, seconds)
+            return measure.wrk(target, pid, concurrency, seconds, keys=keys)
+
         load(target, process.pid, concurrency, 5)  # warm-up, not counted
         subprocess.run(["callgrind_control", "-i", "on", str(process.pid)], check=True)
         run = load(target, process.pid, concurrency, seconds)
@@ -115,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  {result['label']}: {millions:.3f} M"
             f" ({result['completed']} {what}s, {result['errors']} errors)"
         )
-    for name in ("relay", "router-responses", "router-messages"):
+    if "router-big1" in results and "router-big" in results:
+        big, small = (results[n]["instructions_per_item"] for n in ("router-big", "router-big1"))
+        print(f"  router-big / router-big1: {big / small:.2f}x" if big and small else "n/a")
+    for name in ("relay", "router-responses", "router-messages", "router-spend"):
         if "router" in results and name in results:
             mine, base = (
                 results[name]["instructions_per_item"],
@@ -123,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if name == "relay":
                 mine, base = base, mine
-            label = "router / relay" if name == "relay" else f"{name} / router (chat)"
+            label = "router / relay" if name == "relay" else f"{name} / router"
             print(f"  {label}: {mine / base:.2f}x" if mine and base else f"  {label}: n/a")
     print(json.dumps(results))
     return 0

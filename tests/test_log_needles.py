@@ -52,3 +52,20 @@ def test_mask_with_thousands_of_secrets() -> None:
         assert logs.mask(text) == "upstream said: bad key ***, try ***."
     finally:
         logs.register_secrets([])
+
+
+@pytest.mark.parametrize("shortest", [8, 12, 16, 30])
+def test_a_longer_stride_for_long_secrets_still_finds_each_at_every_offset(shortest: int) -> None:
+    """Secrets all at least `shortest` long let the line be cut into fewer pieces; each is
+    still found at every offset of the line."""
+    rnd = random.Random(shortest)
+    alphabet = string.ascii_letters + string.digits
+    secrets = [
+        "".join(rnd.choices(alphabet, k=rnd.randint(shortest, shortest + 30)))
+        for _ in range(SCAN_AT_MOST * 3)
+    ]
+    needles = Needles({s.encode() for s in secrets})
+    for offset in range(14):
+        for secret in rnd.sample(secrets, 20):
+            line = ("x" * offset + secret + "y" * offset).encode()
+            assert needles.replace(line, b"***") == b"x" * offset + b"***" + b"y" * offset
