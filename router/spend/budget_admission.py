@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from router import errors
 from router.limits.admission import Limiter
@@ -36,6 +36,7 @@ class CallBudget:
     __slots__ = (
         "asked",
         "attempt",
+        "counted",
         "held",
         "limiter",
         "now",
@@ -63,6 +64,8 @@ class CallBudget:
         # The budget that refused (budget, remaining, reset in s), for the refusal's headers.
         self.spent: tuple[Budget, int, int] | None = None
         self.settled = False
+        # (prompt, cached, completion tokens, cost in nanos: -1 unknown) once settled
+        self.counted: tuple[int, int, int, int] | None = None
 
     def estimate(self, money: bool, price: Price | None, output_tokens: int) -> int:
         """What a request may cost: nanos, or tokens (at least 1, so a spent budget refuses
@@ -240,46 +243,90 @@ class CallBudget:
     # -- the end ------------------------------------------------------------------------------
 
     def settle(self, record: RequestRecord, call: Call) -> None:
-        """Replace each reservation by what the request cost (once)."""
+        """Replace each reservation by what the request cost (once), and keep what it
+        counted (`counted`) for its ledger row."""
         if self.settled:
             return
         self.settled = True
-        spent = _spent(record, call)
+        usage, target = call.usage, call.target
+        if usage is not None:
+            prompt, cached, completion = tokens(usage)
+        elif record.relay is not None:  # a stream that ended before its usage came
+            prompt, cached = estimate_prompt_tokens(call.body), 0
+            completion = estimate_tokens(relayed_chars(record.relay))
+        else:  # no usage: none counted; an answer's estimate stands (its cost is unknown)
+            self.counted = (0, 0, 0, 0)
+            unknown = target is not None and record.status == 200
+            for held in self.held:
+                answered = held.target is None or held.target is target
+                self._give_back(held, None if unknown and answered else 0)
+            return
+        price = target.price if target is not None else None
+        nanos = cost_nanos(price, prompt, cached, completion) if price is not None else None
+        cost = (-1 if nanos is None else nanos) if prompt or completion else 0
+        self.counted = (prompt, cached, completion, cost)
+        used = prompt + completion
         for held in self.held:
-            money = held.counters.budgets[0].money
-            if held.target is not None and held.target is not call.target:
+            if held.target is not None and held.target is not target:
                 actual: int | None = 0  # an attempt that did not answer
-            elif spent is None:
-                actual = None if record.status == 200 else 0
+            elif not held.counters.budgets[0].money:
+                actual = used
+            elif nanos is not None:
+                actual = nanos
             else:
-                actual = spent[0] if money else spent[1]
-                if money and actual is None:
-                    actual = None if record.status == 200 else 0
+                actual = None if record.status == 200 else 0
             self._give_back(held, actual)
-
-
-def _spent(record: RequestRecord, call: Call) -> tuple[int | None, int] | None:
-    """(nanos, tokens) the request used, as its ledger row counts them; None when unknown
-    (an answer that reported no usage: the estimate stands)."""
-    usage = call.usage
-    if usage is not None:
-        prompt, cached, completion = tokens(usage)
-    elif record.relay is not None:  # a stream that ended before its usage came
-        prompt, cached = estimate_prompt_tokens(call.body), 0
-        completion = estimate_tokens(relayed_chars(record.relay))
-    elif call.target is not None and record.status == 200:
-        return None
-    else:
-        return 0, 0
-    target = call.target
-    price = target.price if target is not None else None
-    nanos = cost_nanos(price, prompt, cached, completion) if price is not None else None
-    return nanos, prompt + completion
 
 
 def _asked(body: dict[str, Any]) -> int | None:
     most = body.get("max_completion_tokens") or body.get("max_tokens")
     return most if type(most) is int and most >= 0 else None
+
+
+def admit_now(
+    limiter: Limiter, graph: RoutingGraph, call: Call
+) -> CallBudget | Literal[False] | None:
+    """`admit` without awaiting anything, for the usual case: budgets counted in this
+    process, one calendar-period counter for the request's pair, a request priced in
+    tokens, and room in the budget. False when `admit` must decide instead (a shared
+    backend, several counters, a spent budget: nothing is reserved then)."""
+    local = limiter.local
+    if local is None:
+        return False
+    table = graph.budgets
+    bset = table.for_request(call.key.name, call.route.name)
+    if bset is None:
+        return False if table.providers else None
+    op = call.op
+    if op.cost is not None:
+        return False
+    now = time.time()
+    counters = bset.counters(now)
+    if len(counters) != 1 or not counters[0].single or bset.retired:
+        return False  # (a period that ended: `admit` forgets its counters)
+    held_in = counters[0]
+    body = call.body
+    prompt = estimate_prompt_tokens(body)
+    asked = _asked(body) if op.streams else 0
+    out = asked if asked is not None else held_in.output_tokens
+    budget = held_in.budgets[0]
+    if not budget.money:
+        cost = max(1, prompt + out)
+    elif (price := bset.price) is None:
+        cost = 1
+    else:
+        cost = max(1, cost_nanos(price, prompt, 0, out))
+    limit = held_in.pset.limits[0]
+    sums = local.sums
+    count = sums.get(limit.key, 0) + cost
+    if count > limit.limit:
+        return False  # spent: `admit` refuses, or falls back
+    sums[limit.key] = count
+    seen[budget.labels] = (budget, count)
+    admitted = CallBudget(limiter, table, prompt, asked, None)
+    admitted.now = now
+    admitted.held.append(Held(held_in, (count,), (0,), cost, 0, None, None))
+    return admitted
 
 
 async def admit(limiter: Limiter, graph: RoutingGraph, call: Call) -> CallBudget | None:
@@ -320,4 +367,4 @@ async def admit(limiter: Limiter, graph: RoutingGraph, call: Call) -> CallBudget
     return budget
 
 
-__all__ = ["CallBudget", "admit"]
+__all__ = ["CallBudget", "admit", "admit_now"]
