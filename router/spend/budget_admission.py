@@ -23,7 +23,7 @@ from router.spend.budget_state import INF, Held, reserve_local, seen, text
 from router.spend.budget_table import Budget, BudgetSet, BudgetTable, Counters
 from router.spend.entry import relayed_chars
 from router.spend.prices import Price, cost_nanos, tokens
-from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
+from router.upstream.usage import CHARS_PER_TOKEN, estimate_prompt_tokens, estimate_tokens
 
 if TYPE_CHECKING:
     from router.observability.access import RequestRecord
@@ -278,6 +278,21 @@ class CallBudget:
             self._give_back(held, actual)
 
 
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """`estimate_prompt_tokens`, without its generator for the usual chat body (messages
+    whose content is text); any other body is left to it."""
+    messages = body.get("messages")
+    if type(messages) is not list:
+        return estimate_prompt_tokens(body)
+    chars = 0
+    for message in messages:
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is not str:
+            return estimate_prompt_tokens(body)
+        chars += len(content)
+    return -(-chars // CHARS_PER_TOKEN) + 4 * len(messages)
+
+
 def _asked(body: dict[str, Any]) -> int | None:
     most = body.get("max_completion_tokens") or body.get("max_tokens")
     return most if type(most) is int and most >= 0 else None
@@ -294,7 +309,9 @@ def admit_now(
     if local is None:
         return False
     table = graph.budgets
-    bset = table.for_request(call.key.name, call.route.name)
+    bset = table.pairs.get((call.key.name, call.route.name), False)
+    if bset is False:  # the pair's first request
+        bset = table.for_request(call.key.name, call.route.name)
     if bset is None:
         return False if table.providers else None
     op = call.op
@@ -306,7 +323,7 @@ def admit_now(
         return False  # (a period that ended: `admit` forgets its counters)
     held_in = counters[0]
     body = call.body
-    prompt = estimate_prompt_tokens(body)
+    prompt = _prompt_tokens(body)
     asked = _asked(body) if op.streams else 0
     out = asked if asked is not None else held_in.output_tokens
     budget = held_in.budgets[0]
@@ -339,7 +356,7 @@ async def admit(limiter: Limiter, graph: RoutingGraph, call: Call) -> CallBudget
     if bset is None and not table.providers:
         return None
     unit = call.op.cost
-    prompt = estimate_prompt_tokens(call.body) if unit is None else 0
+    prompt = _prompt_tokens(call.body) if unit is None else 0
     # An answer of text (chat, completions, ...: what can stream) may be as long as
     # `max_tokens` allows; embeddings and the like answer no completion tokens.
     asked = _asked(call.body) if call.op.streams else 0
