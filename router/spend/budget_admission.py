@@ -309,9 +309,8 @@ def admit_now(
     if local is None:
         return False
     table = graph.budgets
-    bset = table.pairs.get((call.key.name, call.route.name), False)
-    if bset is False:  # the pair's first request
-        bset = table.for_request(call.key.name, call.route.name)
+    pairs, pair = table.pairs, (call.key.name, call.route.name)
+    bset = pairs[pair] if pair in pairs else table.for_request(*pair)
     if bset is None:
         return False if table.providers else None
     op = call.op
