@@ -267,14 +267,21 @@ class CallBudget:
         self.counted = (prompt, cached, completion, cost)
         used = prompt + completion
         for held in self.held:
+            counters = held.counters
             if held.target is not None and held.target is not target:
                 actual: int | None = 0  # an attempt that did not answer
-            elif not held.counters.budgets[0].money:
+            elif not counters.budgets[0].money:
                 actual = used
             elif nanos is not None:
                 actual = nanos
             else:
                 actual = None if record.status == 200 else 0
+            local = self.limiter.local
+            if counters.single and held.ticket is None and local is not None:
+                if actual is not None and actual != held.cost:  # `_give_back`, inlined
+                    key = counters.pset.limits[0].key
+                    local.sums[key] = local.sums.get(key, 0) + actual - held.cost
+                continue
             self._give_back(held, actual)
 
 
