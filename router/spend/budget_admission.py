@@ -22,7 +22,7 @@ from router.limits.windows import WindowCounter
 from router.spend.budget_state import INF, Held, reserve_local, seen, text
 from router.spend.budget_table import Budget, BudgetSet, BudgetTable, Counters
 from router.spend.entry import relayed_chars
-from router.spend.prices import Price, cost_nanos, tokens
+from router.spend.prices import MILLION, NANOS, Price, cost_nanos, tokens
 from router.upstream.usage import CHARS_PER_TOKEN, estimate_prompt_tokens, estimate_tokens
 
 if TYPE_CHECKING:
@@ -200,11 +200,18 @@ class CallBudget:
             # one budget (the usual case): nothing to compare
             budget, ends = held.counters.budgets[0], held.counters.ends[0]
             left = budget.amount - held.used[0]
+            if left <= 0:
+                remaining = "0"
+            elif budget.money:  # `text`, inlined
+                units, nanos = divmod(left, NANOS)
+                remaining = f"{units}.{nanos:09d}".rstrip("0") if nanos else str(units)
+            else:
+                remaining = str(left)
             seconds = ends - self.now if ends != INF else held.resets[0] / 1000
             reset = max(1, -int(-seconds // 1))
             return [
                 budget.limit_header,
-                (b"x-budget-remaining", text(budget, left if left > 0 else 0).encode()),
+                (b"x-budget-remaining", remaining.encode()),
                 budget.unit_header,
                 (b"x-budget-reset", str(reset).encode()),
             ]
@@ -337,8 +344,8 @@ def admit_now(
         cost = max(1, prompt + out)
     elif (price := bset.price) is None:
         cost = 1
-    else:
-        cost = max(1, cost_nanos(price, prompt, 0, out))
+    else:  # `cost_nanos(price, prompt, 0, out)`, without its call and its clamps
+        cost = max(1, (prompt * price.input + out * price.output + MILLION // 2) // MILLION)
     limit = held_in.pset.limits[0]
     sums = local.sums
     count = sums.get(limit.key, 0) + cost
