@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from router.limits.policies import LimitTable
     from router.routing.breaker import Breaker
     from router.routing.failure import Step
-    from router.spend.budget_admission import CallBudget
     from router.spend.budget_table import BudgetTable
+    from router.spend.call_budget import CallBudget
     from router.spend.prices import Price
     from router.upstream.provider import PlainRequest, Provider
     from router.upstream.transport import Transport

@@ -105,6 +105,29 @@ def test_rows_queued_at_shutdown_are_written_before_the_router_exits(tmp_path: P
     assert sorted(r["request_id"] for r in ledger_rows(url)) == ids
 
 
+def test_a_batch_of_many_rows_is_written_whole_each_row_once_in_its_columns(
+    tmp_path: Path,
+) -> None:
+    """75 rows in one batch: written as several multi-row statements (32 + 32 + 8 + 2 + 1),
+    none lost, none twice, none shifted into another row's columns."""
+    router, url = _router(tmp_path, "flush_interval: 3600, batch_size: 1000")
+    with router:
+        ids = [f"b-{n:02}" for n in range(75)]
+        _send(router, ids)
+    rows = sorted(ledger_rows(url), key=lambda r: r["seq"])
+    assert [r["request_id"] for r in rows] == ids  # in order: seq follows the requests
+    assert [r["seq"] for r in rows] == list(range(1, 76))
+    assert len({r["replica"] for r in rows}) == 1
+    for r in rows:
+        assert (r["model"], r["provider"], r["upstream_model"]) == ("demo", "m", "echo")
+        assert (r["operation"], r["outcome"], r["status"], r["error"]) == (
+            "chat", "answered", 200, None,
+        )  # fmt: skip
+        assert r["attempts"] == 1 and r["currency"] == "USD" and r["latency_ms"] > 0
+        assert r["prompt_tokens"] > 0 and r["completion_tokens"] > 0
+        assert r["cost_nanos"] is None  # no price: tokens without a cost
+
+
 def test_rows_left_at_shutdown_are_counted_as_dropped_and_logged(tmp_path: Path) -> None:
     router, url = _router(tmp_path, "flush_interval: 0.05, timeout: 0.05, shutdown_flush: 0.5")
     db = url.removeprefix("sqlite:///")

@@ -44,6 +44,7 @@ from router.routing import recovery
 from router.routing.dispatch import execute
 from router.spend import metered
 from router.spend.budget_admission import admit as admit_budgets
+from router.spend.budget_admission import admit_now as admit_budgets_now
 from router.types import Call, ClientKey, Operation, Route, RoutingGraph, Target
 from router.upstream.media import BinaryRelay, open_binary
 from router.upstream.relay import JsonAnswerBody, StreamRelay, open_stream, send_json
@@ -254,7 +255,10 @@ class Exchange:
         call = Call(op, body, stream, key, self.request_id, route, deadline)
         self.record.call = self.call = call
         call.prepare = _preparer(self.graph, call, self.headers)
-        call.budget = await admit_budgets(self.state.limiter, self.graph, call)  # (may reroute)
+        budget = admit_budgets_now(self.state.limiter, self.graph, call)
+        if budget is False:  # a shared backend, a spent budget, ...: see `admit_budgets`
+            budget = await admit_budgets(self.state.limiter, self.graph, call)  # (may reroute)
+        call.budget = budget
         call.limits = self.limits = await admit(self.state.limiter, self.graph.limits, call)
         self.watch = DisconnectWatch(self.request.receive, self.drain)
         return call

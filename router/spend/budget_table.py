@@ -73,6 +73,7 @@ class Counters:
     ends: tuple[float, ...]
     output_tokens: int  # the most any of them assumes for a request without `max_tokens`
     fixed: bool  # every one a calendar period: in process, plain sums suffice
+    single: bool = False  # one budget, over calendar periods: one plain sum
 
 
 @dataclass(slots=True)
@@ -115,7 +116,8 @@ class BudgetSet:
             pset = PolicySet(policies, tuple(limits), True, closed)
             most = max(b.output_tokens for b in chosen)
             fixed = all(b.period is not None for b in chosen)
-            out.append(Counters(chosen, pset, tuple(ends), most, fixed))
+            single = fixed and len(chosen) == 1
+            out.append(Counters(chosen, pset, tuple(ends), most, fixed, single))
         self._counters, self._until = tuple(out), until
         fresh = {limit.key for c in out for limit in c.pset.limits}
         self.retired += [key for key in old if key not in fresh]

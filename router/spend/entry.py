@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 # (seq, at, request_id, key, model, provider, upstream_model, operation, attempts, usage,
 #  estimate, price, outcome, status, error, seconds, units); `estimate` is (prompt tokens,
 #  answer characters) for a stream that ended before its upstream reported usage, `units`
-#  what a metered operation's answer counts (`Call.units`).
+#  what a metered operation's answer counts (`Call.units`). When budgets applied, `usage` is
+#  what settling them counted: (prompt, cached, completion, cost), the row's own figures,
+#  computed once for both.
 Entry = tuple[Any, ...]
 
 # The ledger's columns, in the order of a row.
@@ -91,9 +93,11 @@ def entry(seq: int, record: RequestRecord, call: Any, seconds: float) -> Entry:
             seconds,
             0,
         )
-    target, usage = call.target, call.usage
+    target, usage, budget = call.target, call.usage, call.budget
     estimate = None
-    if usage is None and record.relay is not None:  # a stream cut before its usage came
+    if budget is not None and budget.counted is not None:
+        usage = budget.counted  # what settling its budgets counted: tokens and cost
+    elif usage is None and record.relay is not None:  # a stream cut before its usage came
         estimate = (estimate_prompt_tokens(call.body), relayed_chars(record.relay))
     if target is None:
         provider = upstream = price = None
@@ -153,19 +157,21 @@ def row(item: Entry, replica: str, currency: str) -> tuple[Any, ...]:
         seconds,
         units,
     ) = item
-    if usage is not None:
-        prompt, cached, completion = tokens(usage)
-    elif estimate is not None:
-        prompt, cached, completion = estimate[0], 0, estimate_tokens(estimate[1])
+    if type(usage) is tuple:  # counted when the request's budgets were settled
+        prompt, cached, completion, cost = usage
     else:
-        prompt = cached = completion = 0
-    cost: int | None = 0
-    if prompt or completion or units:
-        cost = None
-        if isinstance(price, Price):
-            cost = request_nanos(price, operation, prompt, cached, completion, units)
-        if cost is None:
-            cost = -1
+        if usage is not None:
+            prompt, cached, completion = tokens(usage)
+        elif estimate is not None:
+            prompt, cached, completion = estimate[0], 0, estimate_tokens(estimate[1])
+        else:
+            prompt = cached = completion = 0
+        cost = 0
+        if prompt or completion or units:
+            nanos = None
+            if isinstance(price, Price):
+                nanos = request_nanos(price, operation, prompt, cached, completion, units)
+            cost = -1 if nanos is None else nanos
     return (
         replica,
         seq,

@@ -3,9 +3,10 @@
 A request's last step (`RequestRecord.finish`) appends a small tuple (`router.spend.entry`)
 to the queue, which never blocks and never fails: when the database is slow or down, rows
 wait; beyond `queue_size` the oldest are dropped, counted and logged. The writer task turns
-queued tuples into rows and writes them in batches (`batch_size`, or whatever is queued after
-`flush_interval`), retrying a failed batch with backoff until the database answers. On
-shutdown it goes on writing for up to `shutdown_flush` seconds.
+queued tuples into rows and writes them in batches (`batch_size`, or whatever is queued once
+the oldest row has waited `flush_interval`: a write is a transaction and a hand-over to a
+thread, whose cost the batch's rows share), retrying a failed batch with backoff until the
+database answers. On shutdown it goes on writing for up to `shutdown_flush` seconds.
 
 Each process is a replica with its own id, and numbers its rows: (replica, seq) is a row's
 key, so a batch retried after a lost answer is not written twice and two requests never
@@ -83,6 +84,7 @@ class Ledger:
         self._progress = asyncio.Event()  # set (and replaced) after each batch written
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._hurry = 0  # rows up to this seq are written without waiting (`flush`)
         self._closed = False
         self._unlogged_drops = 0
         self._last_drop_warning = -math.inf
@@ -144,12 +146,21 @@ class Ledger:
             self._warn_failure(exc, "ledger_unavailable")
         while True:
             self._warn_drops()
-            if self._pending is None and not self._queue:
-                if self._closing:
-                    return
-                await self._idle()
-                continue
             if self._pending is None:
+                queue = self._queue
+                if not queue:
+                    if self._closing:
+                        return
+                    await self._idle(self.config.flush_interval)
+                    continue
+                if len(queue) < self._batch and not self._closing and queue[0][0] > self._hurry:
+                    # Not a full batch: wait for one, or until the oldest row has waited
+                    # `flush_interval` (after a write too: not a batch of what came meanwhile).
+                    interval = self.config.flush_interval
+                    wait = min(queue[0][1] + interval - time.time(), interval)  # (clock steps)
+                    if wait > 0:
+                        await self._idle(wait)
+                        continue
                 self._take_batch()
                 continue
             try:
@@ -180,11 +191,11 @@ class Ledger:
             progress, self._progress = self._progress, asyncio.Event()
             progress.set()
 
-    async def _idle(self) -> None:
-        """Wait for a full batch, or `flush_interval` (a timer, not `wait_for`: no task and
-        no cancellation each time)."""
+    async def _idle(self, seconds: float) -> None:
+        """Wait for a full batch (or a flush), or `seconds` (a timer, not `wait_for`: no task
+        and no cancellation each time)."""
         self._wake.clear()
-        timer = asyncio.get_running_loop().call_later(self.config.flush_interval, self._wake.set)
+        timer = asyncio.get_running_loop().call_later(seconds, self._wake.set)
         try:
             await self._wake.wait()
         finally:
@@ -220,6 +231,7 @@ class Ledger:
             target = self._pending_first if self._pending is not None else None
         if target is None:
             return True
+        self._hurry = max(self._hurry, target)  # written now, not when a batch is full
         self._wake.set()
         deadline = time.monotonic() + timeout
         while not self._flushed(target):

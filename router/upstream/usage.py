@@ -26,9 +26,16 @@ def _text_length(value: Any) -> int:
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:
-    """Prompt tokens of a chat, completion or embedding request; each message costs ~4 more."""
+    """Prompt tokens of a chat, completion or embedding request; each message costs ~4 more.
+    (A loop, not a generator: budgets estimate every request they admit.)"""
     if "messages" in body:
         messages = body.get("messages") or []
-        chars = sum(_text_length(m.get("content")) for m in messages if isinstance(m, dict))
+        chars = 0
+        for message in messages:
+            if type(message) is dict:
+                content = message.get("content")
+                chars += len(content) if type(content) is str else _text_length(content)
+            elif isinstance(message, dict):
+                chars += _text_length(message.get("content"))
         return estimate_tokens(chars) + 4 * len(messages)
     return estimate_tokens(_text_length(body.get("prompt", body.get("input", ""))))
