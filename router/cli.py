@@ -20,10 +20,11 @@ SCHEMA_PATH = Path("schema/router.schema.json")
 def _load(path: str, strict: bool = False) -> RoutingGraph | None:
     """The compiled graph, or None after printing the file:line:key errors; with `strict`,
     warnings are errors too (as the config's own `server.strict_config` makes them)."""
-    from router.graph.load import load_graph
+    from router.graph.load import load_graph, young_collections_only
 
     try:
-        graph = load_graph(path)
+        with young_collections_only():
+            graph = load_graph(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return None

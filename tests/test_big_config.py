@@ -127,7 +127,7 @@ def test_a_reloads_compile_runs_young_collections_only_and_with_quick_switches()
     interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
     with reload._loop_first():
         assert gc.isenabled() and gc.get_threshold()[0] == thresholds[0]  # young ones run
-        assert gc.get_threshold()[1:] == (reload.YOUNG_ONLY, reload.YOUNG_ONLY)
+        assert gc.get_threshold()[1:] == (load.YOUNG_ONLY, load.YOUNG_ONLY)
         assert sys.getswitchinterval() == pytest.approx(reload.RELOAD_SWITCH_SECONDS)
     assert gc.get_threshold() == thresholds and sys.getswitchinterval() == interval
 
@@ -169,3 +169,27 @@ def test_a_global_budget_compiles_to_maps_per_key_and_model_not_per_pair() -> No
     assert table.for_request("k00000", "m0007") is first  # combined once, then kept
     assert table.for_request("k00001", "m0199") is None  # not a model k00001 may use
     assert len(table.pairs) == 2
+
+
+def test_the_cli_loads_a_config_with_young_collections_only(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`check` and `serve` load the config as a reload compiles it: the older generations'
+    collections, which would walk every object the load made again and again, wait."""
+    from router import cli
+
+    seen: list[tuple[int, int, int]] = []
+    real = load.load_graph
+
+    def spying(path, environ=None):  # type: ignore[no-untyped-def]
+        seen.append(gc.get_threshold())
+        return real(path, environ)
+
+    monkeypatch.setattr(load, "load_graph", spying)
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        "server: {auth: none}\nproviders: {m: {plugin: mock}}\n"
+        "models: {c: {targets: [{provider: m, model: x}]}}\n"
+    )
+    before = gc.get_threshold()
+    assert cli.main(["check", str(path)]) == 0
+    assert seen and seen[0][1:] == (load.YOUNG_ONLY, load.YOUNG_ONLY)
+    assert gc.get_threshold() == before

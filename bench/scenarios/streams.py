@@ -20,6 +20,7 @@ import time
 from bench import measure, procfs, procs, routerconf
 from bench.routerconf import RouterConfig
 from bench.scenario import Report, num, per, router, verdict, yes
+from bench.targets import Target
 
 FULL, QUICK = [1_000, 5_000, 10_000], [200, 1_000]
 SLOW = "stream-3600-1000"  # one chunk a second, for an hour: longer than any window here
@@ -93,6 +94,11 @@ def _measure(upstream: int, count: int, seconds: float, args: argparse.Namespace
             time.sleep(seconds)
             cpu1, mark1 = procfs.cpu_seconds(pid), holder.say("mark")
             busy = measure.wrk(target, pid, LATENCY_CONCURRENCY, seconds)
+            # The same short requests straight to the upstream, which is serving the held
+            # streams too, on the core it shares with the load generators: what of the
+            # latency is the machine's and the upstream's, not the router's.
+            alone = Target("direct", "direct to the upstream", upstream)
+            direct = measure.wrk(alone, None, LATENCY_CONCURRENCY, seconds)
             still = holder.say("mark")
         finally:
             closed = holder.close()
@@ -117,6 +123,7 @@ def _measure(upstream: int, count: int, seconds: float, args: argparse.Namespace
         "idle_p99_ms": idle["p99_ms"],
         "busy_p50_ms": busy["p50_ms"],
         "busy_p99_ms": busy["p99_ms"],
+        "direct_p99_ms": direct["p99_ms"],
         "short_errors": idle["errors"] + busy["errors"],
         "p50_ratio": per(busy["p50_ms"], idle["p50_ms"]) if busy["p50_ms"] else None,
         "p99_ratio": per(busy["p99_ms"], idle["p99_ms"]) if busy["p99_ms"] else None,
@@ -147,6 +154,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
             ("short p50 idle / open ms", "p50s", 2),
             ("short p99 idle / open ms", "p99s", 2),
             ("p50 / p99 ratio", "ratios", 2),
+            ("short p99 to the upstream alone, open ms", "direct_p99_ms", 2),
         ],
     )
     with procs.upstream() as (upstream, _):

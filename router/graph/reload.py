@@ -47,7 +47,7 @@ from router.config.secrets import (
 )
 from router.config.settings import Settings
 from router.graph.links import relink, serving_of
-from router.graph.load import file_hash, graph_from_bytes
+from router.graph.load import file_hash, graph_from_bytes, young_collections_only
 from router.http.state import RouterState
 from router.limits.policies import unshared_limits
 from router.observability import logs, metrics
@@ -56,7 +56,6 @@ from router.types import RoutingGraph, Target
 log = logs.get_logger("router.graph.reload")
 POLL_SECONDS = 0.2
 RELOAD_SWITCH_SECONDS = 0.0002  # see `_loop_first`
-YOUNG_ONLY = 1_000_000_000  # an older generation's threshold that a reload never reaches
 
 # Settings only read when the process starts, as dotted paths into the config: a reload that
 # changes one cannot apply it. The one list of them: a new start-up-only setting goes here.
@@ -202,14 +201,12 @@ def _loop_first() -> Iterator[None]:
     none."""
     before = sys.getswitchinterval()
     sys.setswitchinterval(min(before, RELOAD_SWITCH_SECONDS))
-    thresholds = gc.get_threshold()
-    gc.set_threshold(thresholds[0], YOUNG_ONLY, YOUNG_ONLY)
     try:
-        yield
+        with young_collections_only():
+            yield
     finally:
         sys.setswitchinterval(before)
         gc.freeze()
-        gc.set_threshold(*thresholds)
 
 
 def _check_workers(graph: RoutingGraph, path: str) -> None:
