@@ -7,11 +7,12 @@ import collections
 import gc
 import hashlib
 import sys
+import time
 
 import pytest
 
 from router.config.loader import load_config_text
-from router.graph import load, reload
+from router.graph import load, pacing
 from router.graph.compile import compile_graph
 from router.graph.reload import carry_over
 from router.limits.policies import PAIRS_KEPT, LimitTable
@@ -125,10 +126,10 @@ def test_compiling_and_replacing_a_graph_leaves_no_cyclic_garbage() -> None:
 
 def test_a_reloads_compile_runs_young_collections_only_and_with_quick_switches() -> None:
     interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
-    with reload._loop_first():
+    with pacing.loop_first():
         assert gc.isenabled() and gc.get_threshold()[0] == thresholds[0]  # young ones run
         assert gc.get_threshold()[1:] == (load.YOUNG_ONLY, load.YOUNG_ONLY)
-        assert sys.getswitchinterval() == pytest.approx(reload.RELOAD_SWITCH_SECONDS)
+        assert sys.getswitchinterval() == pytest.approx(pacing.RELOAD_SWITCH_SECONDS)
     assert gc.get_threshold() == thresholds and sys.getswitchinterval() == interval
 
 
@@ -193,3 +194,26 @@ def test_the_cli_loads_a_config_with_young_collections_only(tmp_path, monkeypatc
     assert cli.main(["check", str(path)]) == 0
     assert seen and seen[0][1:] == (load.YOUNG_ONLY, load.YOUNG_ONLY)
     assert gc.get_threshold() == before
+
+
+def test_a_reloads_compile_takes_at_most_its_share_of_the_core() -> None:
+    """A compile that allocates all the time (as a big config's does) runs, paced, for
+    about 1 / RELOAD_SHARE times its CPU time: the rest of the core is the loop's."""
+
+    def busy(data: bytes, path: str) -> RoutingGraph:
+        started = time.thread_time()
+        while time.thread_time() - started < 0.2:
+            _ = [{} for _ in range(1000)]  # young collections, as a compile makes
+        return None  # type: ignore[return-value]
+
+    paced = pacing.Paced(busy)
+    threshold = gc.get_threshold()
+    gc.set_threshold(700, *threshold[1:])
+    try:
+        started = time.monotonic()
+        paced.compile(b"", "x.yaml")
+        took = time.monotonic() - started
+    finally:
+        gc.set_threshold(*threshold)
+    assert took >= 0.2 / pacing.RELOAD_SHARE * 0.8
+    assert paced._pace not in gc.callbacks

@@ -28,14 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import os
 import signal
-import sys
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +44,8 @@ from router.config.secrets import (
 )
 from router.config.settings import Settings
 from router.graph.links import relink, serving_of
-from router.graph.load import file_hash, graph_from_bytes, young_collections_only
+from router.graph.load import file_hash, graph_from_bytes
+from router.graph.pacing import Paced, loop_first
 from router.http.state import RouterState
 from router.limits.policies import unshared_limits
 from router.observability import logs, metrics
@@ -55,7 +53,6 @@ from router.types import RoutingGraph, Target
 
 log = logs.get_logger("router.graph.reload")
 POLL_SECONDS = 0.2
-RELOAD_SWITCH_SECONDS = 0.0002  # see `_loop_first`
 
 # Settings only read when the process starts, as dotted paths into the config: a reload that
 # changes one cannot apply it. The one list of them: a new start-up-only setting goes here.
@@ -187,28 +184,6 @@ def _compiled(data: bytes, path: str) -> RoutingGraph:
     return graph
 
 
-@contextlib.contextmanager
-def _loop_first() -> Iterator[None]:
-    """While a reload compiles in its thread, keep the event loop serving. The loop gets the
-    interpreter back within `RELOAD_SWITCH_SECONDS` of asking, not Python's default 5 ms
-    (each step of a request waited that long behind a big config's compile). And only young
-    collections run, which see a few thousand objects each: a compile makes no cyclic
-    garbage, but hundreds of thousands of objects that the older generations' collections
-    would walk, each walk holding the interpreter (40-140 ms apiece, and a full one of 0.4 s,
-    for 10,000 keys), while the young ones still collect what requests leave meanwhile. Once
-    compiled, the new graph is moved out of the collector's sight like the start-up objects
-    (`gctune`); an old graph, once replaced, is freed by reference counting, cycles being
-    none."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, RELOAD_SWITCH_SECONDS))
-    try:
-        with young_collections_only():
-            yield
-    finally:
-        sys.setswitchinterval(before)
-        gc.freeze()
-
-
 def _check_workers(graph: RoutingGraph, path: str) -> None:
     """A reload cannot bring in limits that this process's sibling workers would not share."""
     problem = unshared_limits(graph.config, graph.limits, Settings().workers)
@@ -307,8 +282,8 @@ class Reloader:
                 if not force and digest == self._seen_hash:
                     return {"result": "unchanged", "hash": self.status.file_hash}
                 self._seen_hash = digest
-                with _loop_first():
-                    graph = await asyncio.to_thread(_compiled, data, str(self.path))
+                with loop_first():
+                    graph = await asyncio.to_thread(Paced(_compiled).compile, data, str(self.path))
                 _check_workers(graph, str(self.path))
                 self.state.attach(graph)  # before `carry_over` moves old targets onto it
                 old = self.state.graph
