@@ -8,12 +8,10 @@ checked and reserved without tickets, since nothing here waits.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from router.limits.admission import Ticket
 from router.limits.backends import MemoryBackend
-from router.limits.windows import Bucket, WindowCounter
 from router.observability import metrics
 from router.spend.budget_table import Budget, Counters
 from router.spend.prices import NANOS
@@ -80,8 +78,8 @@ class Held:
 def reserve_local(
     local: MemoryBackend, counters: Counters, cost: int, target: Target | None
 ) -> Held:
-    """Check and reserve in the in-process counters: `MemoryBackend.acquire_now` for
-    budgets alone, without its tickets (every budget counter is a `WindowCounter`)."""
+    """Check and reserve in the in-process counters: calendar periods as plain sums per
+    period, rolling windows by `MemoryBackend.acquire_now` (without a ticket)."""
     limits = counters.pset.limits
     if counters.fixed:  # calendar periods: plain sums, keyed by the period
         sums = local.sums
@@ -98,24 +96,7 @@ def reserve_local(
         for limit in limits:
             sums[limit.key] = sums.get(limit.key, 0) + cost
         return Held(counters, [n + cost for n in counts], [0] * len(counts), cost, 0, target, None)
-    at = int(time.monotonic() * 1000) if local.clock is None else local.clock()
-    buckets = local.buckets
-    found: list[Bucket] = []
-    used: list[int] = []
-    resets: list[int] = []
-    ok = True
-    for limit in limits:
-        bucket = buckets.get(limit.key)
-        if bucket is None:
-            bucket = buckets[limit.key] = WindowCounter(limit.window_ms, limit.span_ms)
-        count, reset = bucket.check(at, cost, limit.limit)
-        found.append(bucket)
-        used.append(count)
-        resets.append(reset)
-        if count + cost > limit.limit:
-            ok = False
-    if ok:
-        for i, bucket in enumerate(found):
-            resets[i] = bucket.add(at, "", cost)
-            used[i] += cost
-    return Held(counters, used, resets, cost, at, target, None, ok)
+    verdict = local.acquire_now(limits, "", cost, 0)  # rolling windows: the limiter's own
+    return Held(
+        counters, verdict.used, verdict.resets, cost, verdict.at, target, None, verdict.admitted
+    )
