@@ -67,42 +67,22 @@ def _keys_without_models(config: RouterConfig, source: SourceMap) -> list[Config
     ]
 
 
-def _unattached_policies(config: RouterConfig, source: SourceMap) -> list[ConfigIssue]:
-    attached = set(config.server.rate_limits)
-    for names in (
-        *(p.rate_limits for p in config.providers.values()),
-        *(m.rate_limits for m in config.models.values()),
-        *(k.rate_limits for k in config.keys.values()),
-    ):
-        attached.update(names)
+def _unattached(
+    config: RouterConfig, source: SourceMap, field: str, what: str
+) -> list[ConfigIssue]:
+    """The named `rate_limits` policies or `budgets` (`field`) that neither the server nor
+    any provider, model or key names: they apply to nothing."""
+    attached = set(getattr(config.server, field))
+    for owners in (config.providers, config.models, config.keys):
+        for owner in owners.values():
+            attached.update(getattr(owner, field))
     return [
         source.issue(
-            ("rate_limits", name),
-            "policy attached to nothing: name it in `server.rate_limits` or in a provider's, "
-            "model's or key's `rate_limits`",
+            (field, name),
+            f"{what}: name it in `server.{field}` or in a provider's, model's or key's `{field}`",
             "warning",
         )
-        for name in config.rate_limits
-        if name not in attached
-    ]
-
-
-def _unattached_budgets(config: RouterConfig, source: SourceMap) -> list[ConfigIssue]:
-    attached = set(config.server.budgets)
-    for names in (
-        *(p.budgets for p in config.providers.values()),
-        *(m.budgets for m in config.models.values()),
-        *(k.budgets for k in config.keys.values()),
-    ):
-        attached.update(names)
-    return [
-        source.issue(
-            ("budgets", name),
-            "budget attached to nothing, so it limits nothing: name it in `server.budgets` "
-            "or in a provider's, model's or key's `budgets`",
-            "warning",
-        )
-        for name in config.budgets
+        for name in getattr(config, field)
         if name not in attached
     ]
 
@@ -124,8 +104,10 @@ def config_warnings(config: RouterConfig, source: SourceMap) -> list[ConfigIssue
         [
             *_inline_secrets(config, source),
             *_keys_without_models(config, source),
-            *_unattached_policies(config, source),
-            *_unattached_budgets(config, source),
+            *_unattached(config, source, "rate_limits", "policy attached to nothing"),
+            *_unattached(
+                config, source, "budgets", "budget attached to nothing, so it limits nothing"
+            ),
             *_short_admin_key(config, source),
             *price_warnings(config, source),
         ]
