@@ -107,14 +107,8 @@ class BinaryRelay:
                 f"upstream '{name}' answer exceeded its total time budget", provider=name
             )
         idle = min(self.target.timeouts.idle, left)
-        upstream = self.upstream
         try:
-            if upstream.read_within is not None:
-                return await upstream.read_within(idle) or None
-            async with asyncio.timeout(idle):
-                return await anext(upstream.chunks)
-        except StopAsyncIteration:
-            return None
+            return await self.upstream.next_within(idle)
         except TimeoutError:
             raise errors.UpstreamTimeout(
                 f"upstream '{name}' answer stalled for {idle:g}s", provider=name

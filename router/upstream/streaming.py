@@ -8,7 +8,6 @@ success. `router.upstream.relay` opens and primes the stream this relays.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -142,13 +141,8 @@ class StreamRelay:
         upstream = self.upstream
         try:
             if priming:  # `open_stream`'s first-token timeout, never later than `left`, governs
-                return await anext(upstream.chunks)
-            if upstream.read_within is not None:
-                return await upstream.read_within(min(idle, left)) or None
-            async with asyncio.timeout(min(idle, left)):
-                return await anext(upstream.chunks)
-        except StopAsyncIteration:
-            return None
+                return await anext(upstream.chunks, None)
+            return await upstream.next_within(min(idle, left))
         except TimeoutError:
             raise errors.UpstreamTimeout(
                 f"upstream '{self.provider.name}' stream stalled for {min(idle, left):g}s",
@@ -300,15 +294,11 @@ class StreamRelay:
 
     async def _drain(self) -> None:
         """Read to the upstream's end of body so its connection goes back to the pool."""
-        read_within = self.upstream.read_within
+        end = time.monotonic() + 0.05  # (no timer at all when the end is already here)
         try:
-            if read_within is not None:  # (no timer at all when the end is already here)
-                while await read_within(0.05):
-                    pass
-                return
-            async with asyncio.timeout(0.05):
-                async for _ in self.upstream.chunks:
-                    pass
+            while (left := end - time.monotonic()) > 0:
+                if await self.upstream.next_within(left) is None:
+                    return
         except (TimeoutError, errors.RouterError):
             pass
 

@@ -65,6 +65,13 @@ class UpstreamStream:
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks])
 
+    async def next_within(self, seconds: float) -> bytes | None:
+        """The next chunk, waiting at most `seconds` for it (TimeoutError); None at the end."""
+        if self.read_within is not None:
+            return await self.read_within(seconds) or None
+        async with asyncio.timeout(seconds):
+            return await anext(self.chunks, None)
+
     def close(self) -> None:
         close = self._close
         if callable(close):
