@@ -379,6 +379,57 @@ def test_a_ledger_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     asyncio.run(store.close())
 
 
+# The table as the first ledgers made it: keyed by (replica, seq), without a rowid.
+_KEYED_TABLE = """
+CREATE TABLE llm_router_usage (
+    replica TEXT NOT NULL, seq INTEGER NOT NULL, at REAL NOT NULL, request_id TEXT NOT NULL,
+    key_name TEXT, model TEXT, provider TEXT, upstream_model TEXT, operation TEXT,
+    attempts INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL, cost_nanos INTEGER, currency TEXT NOT NULL,
+    outcome TEXT NOT NULL, status INTEGER NOT NULL, error TEXT, latency_ms REAL NOT NULL,
+    PRIMARY KEY (replica, seq)
+) WITHOUT ROWID;
+CREATE TABLE llm_router_usage_schema (version INTEGER NOT NULL);
+INSERT INTO llm_router_usage_schema VALUES (1);
+"""
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["new file", "keyed file"])
+def test_sqlite_rows_carry_the_ledgers_constants_in_a_new_or_keyed_file(
+    tmp_path: Path, keyed: bool
+) -> None:
+    """The replica id and the currency are constants of the INSERT (quoted: a host name may
+    hold anything), and a file whose table is keyed by (replica, seq) still takes rows, and
+    skips a row it already holds."""
+    path = tmp_path / "usage.db"
+    if keyed:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.executescript(_KEYED_TABLE)
+    replica = "it's-a-host:1:abc123"
+    rows = [
+        (seq, 1_700_000_000.0 + seq, f"req-{seq}", "app", "chat", "up", "up-model", "chat",
+         1, 10, 0, 5, 75_000 if seq % 2 else -1, "answered", 200, "", 1.5)
+        for seq in range(1, 38)  # more than one statement's 32 rows
+    ]  # fmt: skip
+    store = SqliteStore(str(path), 1.0)
+
+    async def write_twice() -> None:
+        await store.write(rows, (replica, "EUR"))
+        if keyed:
+            await store.write(rows[:3], (replica, "EUR"))  # a batch retried
+        await store.close()
+
+    asyncio.run(write_twice())
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        found = conn.execute(
+            "SELECT replica, seq, currency, cost_nanos, error, key_name FROM llm_router_usage "
+            "ORDER BY seq"
+        ).fetchall()
+    assert [r[1] for r in found] == list(range(1, 38))
+    assert {(r[0], r[2], r[4], r[5]) for r in found} == {(replica, "EUR", None, "app")}
+    assert [r[3] for r in found[:2]] == [75_000, None]
+
+
 def test_usage_cli_errors_are_clear(tmp_path: Path) -> None:
     missing = usage_cli("--ledger", f"sqlite:///{tmp_path}/none.db")
     assert missing.returncode == 1 and "no ledger at" in missing.stderr

@@ -48,6 +48,12 @@ COLUMNS = (
     "latency_ms",
 )
 
+# Columns that hold the same value in every row a ledger writes (its replica id and its
+# currency): the stores write them as constants (`Store.write`), not as a value per row.
+PER_LEDGER = ("replica", "currency")
+# A row's values, in this order: the other columns.
+ROW_COLUMNS = tuple(column for column in COLUMNS if column not in PER_LEDGER)
+
 
 # Nullable columns and what stands for NULL in a row: the stores' INSERT turns it back into
 # NULL (`NULLIF`). Binding Python's None costs the sqlite3 module a failed adapter look-up
@@ -134,8 +140,8 @@ def relayed_chars(relay: Any) -> int:
     return chars
 
 
-def row(item: Entry, replica: str, currency: str) -> tuple[Any, ...]:
-    """The database row for a queued entry, in `COLUMNS` order, `NULL_AS` standing for NULL.
+def row(item: Entry) -> tuple[Any, ...]:
+    """The database row for a queued entry, in `ROW_COLUMNS` order, `NULL_AS` standing for NULL.
     A request that used no tokens (and no metered units) costs 0; one that used them on a
     target without their price has no cost (NULL)."""
     (
@@ -173,7 +179,6 @@ def row(item: Entry, replica: str, currency: str) -> tuple[Any, ...]:
                 nanos = request_nanos(price, operation, prompt, cached, completion, units)
             cost = -1 if nanos is None else nanos
     return (
-        replica,
         seq,
         at,
         request_id,
@@ -187,7 +192,6 @@ def row(item: Entry, replica: str, currency: str) -> tuple[Any, ...]:
         cached,
         completion,
         cost,
-        currency,
         outcome,
         status,
         error or "",

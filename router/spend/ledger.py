@@ -73,6 +73,7 @@ class Ledger:
         self.currency = currency
         self.store = store or open_store(config.url, config.timeout)
         self.replica = replica_id()
+        self._per_ledger = (self.replica, currency)  # the values of `PER_LEDGER`
         self.written = self.dropped = 0
         self._queue: deque[Entry] = deque()
         self._seq = itertools.count(1)
@@ -164,7 +165,7 @@ class Ledger:
                 self._take_batch()
                 continue
             try:
-                await self.store.write(self._pending)
+                await self.store.write(self._pending, self._per_ledger)
             except Exception as exc:
                 write_errors.add(1)
                 now = time.monotonic()
@@ -208,7 +209,7 @@ class Ledger:
         for _ in range(min(self._batch, len(queue))):
             item = queue.popleft()
             try:
-                rows.append(row(item, self.replica, self.currency))
+                rows.append(row(item))
             except Exception as exc:  # a bug: lose the row, not the writer
                 log.error("ledger_row_error", exc_info=exc)
                 self._drop(1)

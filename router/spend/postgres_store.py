@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from router.spend.entry import COLUMNS, insert_value
+from router.spend.entry import COLUMNS, PER_LEDGER, ROW_COLUMNS, insert_value
 from router.spend.stores import (
     SCHEMA_VERSION,
     TABLE,
@@ -66,13 +66,17 @@ _CREATE = [
     f"INSERT INTO {VERSION_TABLE} (version) SELECT {SCHEMA_VERSION} "
     f"WHERE NOT EXISTS (SELECT 1 FROM {VERSION_TABLE})",
 ]
-_UNNEST = ", ".join(f"${i}::{_TYPES[name]}[]" for i, name in enumerate(COLUMNS, 1))
+# A row's columns come as arrays (`unnest`), then the `PER_LEDGER` ones as single values.
+_UNNEST = ", ".join(f"${i}::{_TYPES[name]}[]" for i, name in enumerate(ROW_COLUMNS, 1))
+_PER_LEDGER = {
+    name: f"${i}::{_TYPES[name]}" for i, name in enumerate(PER_LEDGER, len(ROW_COLUMNS) + 1)
+}
 _INSERT = (
     f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "
-    f"SELECT {', '.join(insert_value(c, c) for c in COLUMNS)} "
-    f"FROM unnest({_UNNEST}) AS batch ({', '.join(COLUMNS)}) ON CONFLICT DO NOTHING"
+    f"SELECT {', '.join(_PER_LEDGER.get(c) or insert_value(c, c) for c in COLUMNS)} "
+    f"FROM unnest({_UNNEST}) AS batch ({', '.join(ROW_COLUMNS)}) ON CONFLICT DO NOTHING"
 )
-_AT = COLUMNS.index("at")
+_AT = ROW_COLUMNS.index("at")
 _DAY = "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
 
@@ -110,12 +114,12 @@ class PostgresStore:
         if self._conn is None or self._conn.is_closed():
             self._conn = await self._connect(create=True)
 
-    async def write(self, rows: list[tuple[Any, ...]]) -> None:
+    async def write(self, rows: list[tuple[Any, ...]], per_ledger: tuple[Any, ...]) -> None:
         await self.open()
         columns = [list(column) for column in zip(*rows, strict=True)]
         columns[_AT] = [datetime.fromtimestamp(at, UTC) for at in columns[_AT]]
         try:
-            await self._conn.execute(_INSERT, *columns, timeout=self.timeout)
+            await self._conn.execute(_INSERT, *columns, *per_ledger, timeout=self.timeout)
         except BaseException:
             self._drop()  # unknown state: a new connection for the next try
             raise

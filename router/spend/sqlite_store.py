@@ -6,8 +6,13 @@ one file (each waits up to the ledger's `timeout` for the write lock).
 A batch is written as multi-row INSERTs of 32, 16, ..., 1 rows (its size in binary): a
 statement per row (`executemany`) costs the driver a step, a reset and a hand-over of the
 interpreter lock to and from the event loop's thread for every row, a fifth of a row's
-cost. At most six statements are ever prepared, and 32 rows bind 608 values, below the
-999 that old SQLite builds allow.
+cost. The values the same in every row (`PER_LEDGER`) are constants of the statements, not
+bound per row (the driver copies every text it binds). At most six statements are ever
+prepared, and 32 rows bind 544 values, below the 999 that old SQLite builds allow.
+
+The table is a rowid table without a key on (replica, seq) (`router.spend.stores`): each
+row is appended, where a key of a text and a number cost every insert a search of its own
+tree. A file made by an earlier version keeps its key; the same INSERT works on both.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from router.spend.entry import COLUMNS, insert_value
+from router.spend.entry import COLUMNS, PER_LEDGER, ROW_COLUMNS, insert_value
 from router.spend.stores import SCHEMA_VERSION, TABLE, VERSION_TABLE, LedgerError, group_sql
 
 T = TypeVar("T")
@@ -46,24 +51,37 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     outcome TEXT NOT NULL,
     status INTEGER NOT NULL,
     error TEXT,
-    latency_ms REAL NOT NULL,
-    PRIMARY KEY (replica, seq)
-) WITHOUT ROWID;
+    latency_ms REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS {TABLE}_at ON {TABLE} (at);
 CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER NOT NULL);
 INSERT INTO {VERSION_TABLE} (version)
     SELECT {SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM {VERSION_TABLE});
 COMMIT;
 """
-_VALUES = f"({', '.join(insert_value(c, '?') for c in COLUMNS)})"
 CHUNK = 32  # rows per statement at most (a power of two)
-# Per number of rows (each power of two up to CHUNK): its INSERT.
-_INSERTS = {
-    n: f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES {', '.join([_VALUES] * n)} "
-    "ON CONFLICT DO NOTHING"
-    for n in (1 << i for i in range(CHUNK.bit_length()))
-}
-_WIDTH = len(COLUMNS)
+_WIDTH = len(ROW_COLUMNS)
+
+
+def _literal(value: Any) -> str:
+    """A constant of an SQL statement: a number as is, anything else as a quoted string."""
+    if type(value) is int or type(value) is float:
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def inserts(per_ledger: tuple[Any, ...]) -> dict[int, str]:
+    """Per number of rows (each power of two up to CHUNK): the INSERT of that many rows, with
+    `per_ledger` as the `PER_LEDGER` columns' constants."""
+    fixed = dict(zip(PER_LEDGER, per_ledger, strict=True))
+    values = ", ".join(_literal(fixed[c]) if c in fixed else insert_value(c, "?") for c in COLUMNS)
+    return {
+        n: f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES "
+        f"{', '.join([f'({values})'] * n)} ON CONFLICT DO NOTHING"
+        for n in (1 << i for i in range(CHUNK.bit_length()))
+    }
+
+
 _DAY = "strftime('%Y-%m-%d', at, 'unixepoch')"
 
 
@@ -73,6 +91,7 @@ class SqliteStore:
         self.where = f"sqlite {path}"
         self.timeout = timeout
         self._conn: sqlite3.Connection | None = None
+        self._inserts: tuple[tuple[Any, ...], dict[int, str]] = ((), {})  # (for, statements)
         # One thread, so the connection is only ever used by the thread that opened it.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="llm-switchyard-ledger")
 
@@ -106,8 +125,11 @@ class SqliteStore:
     async def open(self) -> None:
         await self._run(self._connection)
 
-    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, rows: list[tuple[Any, ...]], per_ledger: tuple[Any, ...]) -> None:
         conn = self._connection()
+        if self._inserts[0] != per_ledger:
+            self._inserts = (per_ledger, inserts(per_ledger))
+        statements = self._inserts[1]
         values = list(itertools.chain.from_iterable(rows))  # one flat list: sliced per statement
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -115,7 +137,7 @@ class SqliteStore:
             while left:
                 n = CHUNK if left >= CHUNK else 1 << (left.bit_length() - 1)
                 end = at + n * _WIDTH
-                conn.execute(_INSERTS[n], values[at:end])
+                conn.execute(statements[n], values[at:end])
                 at, left = end, left - n
             conn.execute("COMMIT")
         except BaseException:
@@ -123,8 +145,8 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
             raise
 
-    async def write(self, rows: list[tuple[Any, ...]]) -> None:
-        await self._run(lambda: self._write(rows))
+    async def write(self, rows: list[tuple[Any, ...]], per_ledger: tuple[Any, ...]) -> None:
+        await self._run(lambda: self._write(rows, per_ledger))
 
     def _aggregate(self, by: tuple[str, ...], since: float, until: float) -> list[tuple[Any, ...]]:
         conn = self._connect(create=False)

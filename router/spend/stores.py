@@ -1,10 +1,12 @@
 """Where ledger rows go: a SQLite file (the default) or PostgreSQL, behind one small contract.
 
-A store creates its tables when missing, writes batches of rows (a batch is one transaction,
-and a row already there is skipped, so a batch retried after a lost answer is not written
-twice), and sums rows for the reports. Rows are keyed by (replica, seq): the process that
-wrote them and its own counter, so two requests never merge into one row, whatever request
-id a client sent.
+A store creates its tables when missing, writes batches of rows (a batch is one
+transaction), and sums rows for the reports. A row is named by (replica, seq): the process
+that wrote it and its own counter, so two requests never merge into one row, whatever request
+id a client sent. In PostgreSQL that pair is the table's key and a row already there is
+skipped, so a batch retried after a lost answer is not written twice. A SQLite transaction
+has no lost answer (it commits in this process, or raises and is rolled back), so its table
+keeps rows in the order written, without that key: a fifth of a row's cost.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ class Store(Protocol):
     async def open(self) -> None:
         """Connect and create the tables if missing; raises LedgerError or the driver's."""
 
-    async def write(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert rows in one transaction, skipping those already there."""
+    async def write(self, rows: list[tuple[Any, ...]], per_ledger: tuple[Any, ...]) -> None:
+        """Insert rows (values of `ROW_COLUMNS`), each with the values `per_ledger` of the
+        `PER_LEDGER` columns, in one transaction, skipping those already there."""
 
     async def aggregate(
         self, by: tuple[str, ...], since: float, until: float
