@@ -14,7 +14,7 @@ from router.limits.admission import Ticket
 from router.limits.backends import MemoryBackend
 from router.observability import metrics
 from router.spend.budget_table import Budget, Counters
-from router.spend.prices import NANOS
+from router.spend.prices import NANOS, money_text
 
 if TYPE_CHECKING:
     from router.types import Target
@@ -43,10 +43,7 @@ remaining_gauge.sources.append(_rows)
 
 def text(budget: Budget, value: int) -> str:
     """A figure for a header: money exact to the nano, tokens as an integer."""
-    if not budget.money:
-        return str(value)
-    units, nanos = divmod(value, NANOS)
-    return f"{units}.{nanos:09d}".rstrip("0").rstrip(".") if nanos else str(units)
+    return money_text(value) if budget.money else str(value)
 
 
 INF = float("inf")

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from router.graph.links import walk_fallbacks
 from router.limits.policies import PAIRS_KEPT, SUBWINDOWS, TOKENS, Limit, Policy, PolicySet
 from router.spend.periods import current
-from router.spend.prices import NANOS, Price
+from router.spend.prices import NANOS, Price, money_text
 from router.types import Route, Target
 
 
@@ -46,10 +46,7 @@ class Budget:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", (self.name, self.scope, self.unit))
-        units, nanos = divmod(self.amount, NANOS)
-        text = f"{units}.{nanos:09d}".rstrip("0") if self.money and nanos else str(units)
-        if not self.money:
-            text = str(self.amount)
+        text = money_text(self.amount) if self.money else str(self.amount)
         object.__setattr__(self, "limit_header", (b"x-budget-limit", text.encode()))
         object.__setattr__(self, "unit_header", (b"x-budget-unit", self.unit.encode()))
 

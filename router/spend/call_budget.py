@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from math import ceil
 from typing import TYPE_CHECKING
 
 from router import errors
@@ -16,9 +17,9 @@ from router.spend.budget_state import INF, Held, reserve_local, seen, text
 from router.spend.budget_table import Budget, BudgetSet, BudgetTable, Counters
 from router.spend.entry import relayed_chars
 from router.spend.prices import (
-    NANOS,
     Price,
     cost_nanos,
+    money_text,
     request_nanos,
     tokens,
     unit_nanos,
@@ -154,8 +155,8 @@ class CallBudget:
     def _reset(counters: Counters, i: int, resets: Sequence[int], now: float) -> int:
         """Seconds until budget `i` has room again: its period's end, or its window's."""
         ends = counters.ends[i]
-        seconds = ends - now if ends != float("inf") else resets[i] / 1000
-        return max(1, -int(-seconds // 1))
+        seconds = ends - now if ends != INF else resets[i] / 1000
+        return ceil(seconds) if seconds > 1 else 1
 
     def _refusal(
         self,
@@ -209,15 +210,9 @@ class CallBudget:
             # one budget (the usual case): nothing to compare
             budget, ends = held.counters.budgets[0], held.counters.ends[0]
             left = budget.amount - held.used[0]
-            if left <= 0:
-                remaining = "0"
-            elif budget.money:  # `text`, inlined
-                units, nanos = divmod(left, NANOS)
-                remaining = f"{units}.{nanos:09d}".rstrip("0") if nanos else str(units)
-            else:
-                remaining = str(left)
+            remaining = "0" if left <= 0 else money_text(left) if budget.money else str(left)
             seconds = ends - self.now if ends != INF else held.resets[0] / 1000
-            reset = max(1, -int(-seconds // 1))
+            reset = ceil(seconds) if seconds > 1 else 1
             return [
                 budget.limit_header,
                 (b"x-budget-remaining", remaining.encode()),
