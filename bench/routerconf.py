@@ -102,10 +102,11 @@ class RouterConfig:
         return "\n".join(lines) + "\n" + self.top
 
 
-SPEND = """budgets:
-  daily: {amount: 1000000, period: day, timezone: Europe/Paris}
+SPEND_LEDGER = "spend-bench-usage.db"  # in the router's working directory
+SPEND = f"""budgets:
+  daily: {{amount: 1000000, period: day, timezone: Europe/Paris}}
 spend:
-  ledger: {url: "sqlite:///spend-bench-usage.db"}
+  ledger: {{url: "sqlite:///{SPEND_LEDGER}"}}
 """
 
 

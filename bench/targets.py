@@ -24,6 +24,7 @@ from bench.routerconf import (
     CLIENT_KEY,
     EXE,
     MODEL,
+    SPEND_LEDGER,
     UPSTREAM_KEY,
     RouterConfig,
     router_env,
@@ -141,6 +142,8 @@ def build(name: str, port: int, upstream: int) -> Target:
         return Target(name, label, port, command, router_env(), api=api)
     if name == "router-spend":  # (for `bench.instructions` and the `spend` scenario)
         config = write("router-spend.yaml", spend_config(port, upstream))
+        # An empty ledger: one left by earlier runs has a deeper tree (or an older table).
+        (CACHE / SPEND_LEDGER).unlink(missing_ok=True)
         command = [EXE, "serve", "--config", str(config)]
         label = "llm-switchyard, a budget and the ledger on"
         return Target(name, label, port, command, router_env())

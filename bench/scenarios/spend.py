@@ -17,7 +17,7 @@ import argparse
 import statistics
 
 from bench import measure, procs
-from bench.routerconf import spend_config
+from bench.routerconf import SPEND_LEDGER, spend_config
 from bench.scenario import Report, num, router
 from bench.targets import CACHE
 
@@ -27,7 +27,7 @@ CONCURRENCY = 64
 
 def _run(upstream: int, spend: bool, seconds: float, settle: float) -> dict:
     port = procs.free_port()
-    (CACHE / "spend-bench-usage.db").unlink(missing_ok=True)
+    (CACHE / SPEND_LEDGER).unlink(missing_ok=True)
     name = "spend-on" if spend else "spend-off"
     with router(name, spend_config(port, upstream, spend), port, settle=settle) as served:
         run = measure.wrk(served.target, served.pid, CONCURRENCY, seconds)
