@@ -120,6 +120,9 @@ class SourceMap:
         return ConfigIssue(self.file, line, format_path(parts), message, severity, parts)
 
 
+_MERGE = "tag:yaml.org,2002:merge"  # the tag of `<<`
+
+
 class _Builder:
     """Turns composed YAML nodes into plain Python, recording lines and interpolating env."""
 
@@ -128,6 +131,9 @@ class _Builder:
         self.environ = environ
         self.issues: list[ConfigIssue] = []
         self.constructor = yaml.SafeLoader("")
+        # Per mapping node (by id: every node lives until the build ends), how many of its
+        # pairs came from merge keys (`<<`), which flattening puts first.
+        self.merged: dict[int, int] = {}
 
     def close(self) -> None:
         """Let go of every node now: the constructor keeps each it built, and sits in a
@@ -140,15 +146,25 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.source.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
-            self.constructor.flatten_mapping(node)
+            merged = self.merged.get(id(node))
+            if merged is None:  # (an alias builds the same node again, flattened by then)
+                written = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE)
+                self.constructor.flatten_mapping(node)  # merged pairs first, then written ones
+                merged = self.merged[id(node)] = len(node.value) - written
             result: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
+            overridable: set[str] = set()  # keys a merge (`<<: *anchor`) gave
+            for i, (key_node, value_node) in enumerate(node.value):
                 key = self.constructor.construct_object(key_node)
                 if not isinstance(key, str | int | float | bool):
                     self.issues.append(self.source.issue(path, "mapping keys must be scalars"))
                     continue
                 key = str(key)
-                if key in result:
+                if i < merged:
+                    overridable.add(key)  # a later merge, or a key written here, overrides it
+                elif key in overridable:
+                    overridable.discard(key)
+                    del result[key]
+                if key in result and i >= merged:
                     self.source.lines[(*path, key)] = key_node.start_mark.line + 1
                     self.issues.append(
                         self.source.issue((*path, key), "duplicate key (each name must be unique)")
