@@ -269,7 +269,28 @@ def parse_yaml(
         data = builder.build(node, ())
     finally:
         builder.close()
+        _release(node)
     return data, source, builder.issues
+
+
+def _release(root: yaml.Node) -> None:
+    """Free a composed document a node at a time. Dropping the root frees the whole tree in
+    one cascade of C deallocations that no other thread can interrupt: 40-80 ms for a
+    config of 10,000 keys, during which a reloading router's event loop served nothing.
+    Popped one by one in a Python loop, the nodes go while the loop can still run between.
+    (After the build, so a node an alias shares is only let go, not emptied, before it is
+    read again.)"""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        children = node.value
+        if type(children) is list:
+            while children:
+                child = children.pop()
+                if type(child) is tuple:  # a mapping's (key, value)
+                    stack += child
+                else:
+                    stack.append(child)
 
 
 def _model_fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
