@@ -133,6 +133,20 @@ def test_a_reloads_compile_runs_young_collections_only_and_with_quick_switches()
     assert gc.get_threshold() == thresholds and sys.getswitchinterval() == interval
 
 
+def test_overlapping_reloads_put_the_process_settings_back_when_both_are_done() -> None:
+    """Switch interval and collector thresholds are the process's: two apps in one process
+    reloading at once must not leave the reload's values behind."""
+    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
+    first, second = pacing.loop_first(), pacing.loop_first()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert gc.get_threshold()[1:] == (load.YOUNG_ONLY, load.YOUNG_ONLY)  # (second: loading)
+    assert sys.getswitchinterval() == pytest.approx(pacing.RELOAD_SWITCH_SECONDS, abs=2e-6)
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == thresholds and sys.getswitchinterval() == interval
+
+
 def test_serve_compiles_the_config_once(tmp_path) -> None:
     """`serve` compiles to fail fast and hands that graph to the app it makes in the same
     process; a file changed in between is compiled afresh."""

@@ -11,9 +11,13 @@ from pathlib import Path
 
 from router.config.loader import ConfigError, ConfigIssue, parse_config
 from router.graph.compile import compile_graph
+from router.graph.shared_setting import SharedSetting
 from router.types import RoutingGraph
 
 YOUNG_ONLY = 1_000_000_000  # an older generation's threshold that a load never reaches
+
+
+_thresholds = SharedSetting(gc.get_threshold, lambda values: gc.set_threshold(*values))
 
 
 @contextlib.contextmanager
@@ -21,12 +25,8 @@ def young_collections_only() -> Iterator[None]:
     """Only young collections while a config loads: a load makes no cyclic garbage, but
     hundreds of thousands of objects that the older generations' collections would walk
     again and again (for 10,000 keys: 9 full collections, 0.49 s of a 1.26 s load)."""
-    thresholds = gc.get_threshold()
-    gc.set_threshold(thresholds[0], YOUNG_ONLY, YOUNG_ONLY)
-    try:
+    with _thresholds.changed(lambda found: (found[0], YOUNG_ONLY, YOUNG_ONLY)):
         yield
-    finally:
-        gc.set_threshold(*thresholds)
 
 
 def file_hash(data: bytes) -> str:

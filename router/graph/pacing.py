@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 
 from router.graph.load import young_collections_only
+from router.graph.shared_setting import SharedSetting
 from router.types import RoutingGraph
 
 RELOAD_SWITCH_SECONDS = 0.0002  # see `loop_first`
 RELOAD_SHARE = 0.1  # of a core a reload's compile takes at most (see `Paced`)
+_switch = SharedSetting(sys.getswitchinterval, sys.setswitchinterval)
 
 
 class Paced:
@@ -58,13 +60,11 @@ def loop_first() -> Iterator[None]:
     would walk, each walk holding the interpreter (40-140 ms apiece, and a full one of 0.4 s,
     for 10,000 keys), while the young ones still collect what requests leave meanwhile. Once
     compiled, the new graph is moved out of the collector's sight like the start-up objects
-    (`gctune`); an old graph, once replaced, is freed by reference counting, cycles being
-    none."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, RELOAD_SWITCH_SECONDS))
+    (`gctune`); an old graph, once replaced, is freed a batch at a time (`retire`). Two
+    reloads at once (two apps in one process) put the settings back when both are done."""
+    quick = _switch.changed(lambda found: min(found, RELOAD_SWITCH_SECONDS))
     try:
-        with young_collections_only():
+        with quick, young_collections_only():
             yield
     finally:
-        sys.setswitchinterval(before)
         gc.freeze()
