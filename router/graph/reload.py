@@ -46,6 +46,7 @@ from router.config.settings import Settings
 from router.graph.links import relink, serving_of
 from router.graph.load import file_hash, graph_from_bytes
 from router.graph.pacing import Paced, loop_first
+from router.graph.retire import Retiring
 from router.http.state import RouterState
 from router.limits.policies import unshared_limits
 from router.observability import logs, metrics
@@ -204,6 +205,7 @@ class Reloader:
         self._signature: tuple[Any, ...] = ()
         self._seen_hash: str | None = None  # last hash tried, valid or not
         self._retired: list[Any] = []  # transports of replaced providers, not closed yet
+        self._retiring = Retiring()  # replaced graphs, freed a batch at a time once unused
         self._timers: list[asyncio.TimerHandle] = []
         self._signalled: set[asyncio.Task[Any]] = set()  # SIGHUP reloads, held until done
         self._started_with = state.graph.config  # what the RESTART_ONLY settings really are
@@ -230,6 +232,7 @@ class Reloader:
                 await self._task
         for timer in self._timers:
             timer.cancel()
+        await self._retiring.stop()
         await self._close(list(self._retired))
 
     async def _close(self, transports: list[Any]) -> None:
@@ -351,11 +354,12 @@ class Reloader:
                 keys=pending,
                 detail="these settings keep their start-up values until the router restarts",
             )
+        # Requests still on the old graph may use it and its transports: close these after
+        # their longest budget, or when the router stops, whichever comes first.
+        grace = max(r.timeouts.total for r in old.providers.values()) + 1
+        self._retiring.add(old, grace)
         retired = self.state.retire_transports()
         if retired:
-            # Requests still on the old graph may use them: close after their longest budget,
-            # or when the router stops, whichever comes first.
-            grace = max(r.timeouts.total for r in old.providers.values()) + 1
             loop = asyncio.get_running_loop()
             self._retired += retired
             self._timers.append(
