@@ -19,7 +19,6 @@ from router.spend.entry import relayed_chars
 from router.spend.prices import (
     Price,
     cost_nanos,
-    money_text,
     request_nanos,
     tokens,
     unit_nanos,
@@ -208,14 +207,12 @@ class CallBudget:
         held = self.held[0] if len(self.held) == 1 and self.spent is None else None
         if held is not None and held.used is not None and len(held.used) == 1:
             # one budget (the usual case): nothing to compare
-            budget, ends = held.counters.budgets[0], held.counters.ends[0]
+            budget = held.counters.budgets[0]
             left = budget.amount - held.used[0]
-            remaining = "0" if left <= 0 else money_text(left) if budget.money else str(left)
-            seconds = ends - self.now if ends != INF else held.resets[0] / 1000
-            reset = ceil(seconds) if seconds > 1 else 1
+            reset = self._reset(held.counters, 0, held.resets, self.now)
             return [
                 budget.limit_header,
-                (b"x-budget-remaining", remaining.encode()),
+                (b"x-budget-remaining", text(budget, left).encode() if left > 0 else b"0"),
                 budget.unit_header,
                 (b"x-budget-reset", str(reset).encode()),
             ]

@@ -63,18 +63,16 @@ CHUNK = 32  # rows per statement at most (a power of two)
 _WIDTH = len(ROW_COLUMNS)
 
 
-def _literal(value: Any) -> str:
-    """A constant of an SQL statement: a number as is, anything else as a quoted string."""
-    if type(value) is int or type(value) is float:
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+def _quoted(value: str) -> str:
+    """A string as a constant of an SQL statement."""
+    return "'" + value.replace("'", "''") + "'"
 
 
-def inserts(per_ledger: tuple[Any, ...]) -> dict[int, str]:
+def inserts(per_ledger: tuple[str, ...]) -> dict[int, str]:
     """Per number of rows (each power of two up to CHUNK): the INSERT of that many rows, with
     `per_ledger` as the `PER_LEDGER` columns' constants."""
     fixed = dict(zip(PER_LEDGER, per_ledger, strict=True))
-    values = ", ".join(_literal(fixed[c]) if c in fixed else insert_value(c, "?") for c in COLUMNS)
+    values = ", ".join(_quoted(fixed[c]) if c in fixed else insert_value(c, "?") for c in COLUMNS)
     return {
         n: f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES "
         f"{', '.join([f'({values})'] * n)} ON CONFLICT DO NOTHING"
