@@ -430,6 +430,24 @@ def test_sqlite_rows_carry_the_ledgers_constants_in_a_new_or_keyed_file(
     assert [r[3] for r in found[:2]] == [75_000, None]
 
 
+def test_a_served_router_writes_on_to_a_ledger_file_of_the_keyed_layout(tmp_path: Path) -> None:
+    """A ledger file an earlier version made (its table keyed by replica and seq) is written
+    to as before by `llm-switchyard serve`, and reported by `llm-switchyard usage`."""
+    path = tmp_path / "usage.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.executescript(_KEYED_TABLE)
+    with serve(tmp_path, f"sqlite:///{path}") as served:
+        served.upstream.set_default(COMPLETIONS, json_reply(chat_completion(usage=(10, 5))))
+        for _ in range(3):
+            served.client().chat.completions.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
+        rows = wait_for_rows(served.url, 3)
+    assert len({(r["replica"], r["seq"]) for r in rows}) == 3
+    assert {(r["currency"], r["cost_nanos"]) for r in rows} == {("EUR", _cost(10, 0, 5, CHAT))}
+    report = usage_cli("--ledger", f"sqlite:///{path}", "--since", "1h", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["totals"]["requests"] == 3
+
+
 def test_usage_cli_errors_are_clear(tmp_path: Path) -> None:
     missing = usage_cli("--ledger", f"sqlite:///{tmp_path}/none.db")
     assert missing.returncode == 1 and "no ledger at" in missing.stderr
