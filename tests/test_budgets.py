@@ -117,7 +117,10 @@ def test_a_money_budget_admits_what_it_can_pay_for_then_refuses_until_its_period
         body = error.json()["error"]
         assert body["code"] == "budget_exceeded"
         assert body["type"] == "rate_limit_error"
-        assert "budget 'daily' (model:pricey)" in body["message"]
+        assert "budget 'daily' (model:pricey) of 0.05 USD per day has " in body["message"]
+        said = body["message"].split(" has ")[1].split(" USD left, less than this request's")[0]
+        assert float(said) == pytest.approx(0.05 - spent, abs=1e-9)  # what it had left
+        assert f"estimated cost of {_estimate(10):g} USD" in body["message"]
         paris = datetime.now(UTC).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
         midnight = (paris + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         assert abs(int(error.headers["retry-after"]) - (midnight - paris).total_seconds()) <= 3
@@ -125,6 +128,15 @@ def test_a_money_budget_admits_what_it_can_pay_for_then_refuses_until_its_period
         # a cheaper request that still fits is admitted: the check is the estimate, not a flag
         small = client.chat.completions.create(model="pricey", messages=MESSAGES, max_tokens=1)
         assert small.choices[0].message.content == "Hello!"
+        # a request that may cost more than the whole budget never fits: said so, no wait
+        with pytest.raises(openai.RateLimitError) as never:
+            client.chat.completions.create(model="pricey", messages=MESSAGES, max_tokens=1000)
+        assert never.value.code == "budget_exceeded"
+        assert f"estimated cost, {_estimate(1000):g} USD, is more than the whole budget" in (
+            never.value.message
+        )
+        assert "retry-after" not in never.value.response.headers
+        assert never.value.response.headers["x-budget-unit"] == "USD"
         metrics = httpx.get(router.url + "/metrics").text
     line = [m for m in metrics.splitlines() if m.startswith("llm_router_budget_remaining{")]
     assert line == [

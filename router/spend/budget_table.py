@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from router.graph.links import walk_fallbacks
 from router.limits.policies import PAIRS_KEPT, SUBWINDOWS, TOKENS, Limit, Policy, PolicySet
 from router.spend.periods import current
-from router.spend.prices import NANOS, Price, money_text
+from router.spend.prices import Price, money_text
 from router.types import Route, Target
 
 
@@ -54,10 +54,26 @@ class Budget:
         kind = "m" if self.money else "t"
         return f"budget:{self.name}:{self.scope}:{kind}:{period or self.window_ms}"
 
-    def describe(self) -> str:
-        amount = f"{self.amount / NANOS:g} {self.unit}" if self.money else f"{self.amount} tokens"
+    def figure(self, value: int) -> str:
+        """An amount of this budget's unit, for people: "4.25 EUR", "120 tokens"."""
+        return f"{money_text(value)} {self.unit}" if self.money else f"{value} tokens"
+
+    def refusal(self, left: int, cost: int) -> str:
+        """Why a request estimated at `cost` is refused when the budget has `left`: spent,
+        not enough left for it, or (`cost` above the whole amount) never enough."""
         per = f"per {self.period}" if self.period else f"per {self.window_ms // 1000} s"
-        return f"budget '{self.name}' ({self.scope}) of {amount} {per} is spent"
+        what = f"budget '{self.name}' ({self.scope}) of {self.figure(self.amount)} {per}"
+        if cost > self.amount:
+            return (
+                f"this request's estimated cost, {self.figure(cost)}, is more than the whole "
+                f"{what}: it can never be admitted (a smaller max_tokens lowers the estimate)"
+            )
+        if left > 0:
+            return (
+                f"{what} has {self.figure(left)} left, less than this request's estimated "
+                f"cost of {self.figure(cost)}"
+            )
+        return f"{what} is spent"
 
 
 @dataclass(slots=True)

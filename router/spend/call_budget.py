@@ -169,10 +169,12 @@ class CallBudget:
         over.sort(key=lambda i: counters.budgets[i].on_exceeded != "reject")  # rejects first
         wait = max(self._reset(counters, i, resets, now) for i in over)
         budget = counters.budgets[over[0]]
-        self.spent = (budget, max(0, budget.amount - used[over[0]]), wait)
+        left = max(0, budget.amount - used[over[0]])
+        self.spent = (budget, left, wait)
         headers = dict(self.headers())
-        headers["retry-after"] = str(wait)
-        return errors.BudgetExceeded(budget.describe(), headers=headers)
+        if cost <= budget.amount:  # (a request above the whole budget never fits: no wait)
+            headers["retry-after"] = str(wait)
+        return errors.BudgetExceeded(budget.refusal(left, cost), headers=headers)
 
     def _tightest(self) -> tuple[Budget, int, int] | None:
         """(budget, remaining, reset s) of the budget with the least left for its size."""
