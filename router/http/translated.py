@@ -33,7 +33,7 @@ from router.routing.dispatch import fallback_chain
 from router.translate.apis import Api
 from router.types import Call, ClientKey, Operation, Route, RoutingGraph, Target
 from router.upstream.native import NativeRelay
-from router.upstream.relay import JsonAnswerBody, StreamRelay, open_stream, send_json
+from router.upstream.relay import JsonAnswerBody, StreamRelay, open_stream, send_json, unencodable
 from router.upstream.usage import estimate_prompt_tokens
 
 
@@ -77,7 +77,10 @@ class Attempts:
         call.usage = attempt.usage
         data = answer.data
         prompt = 0 if data.get("usage") else self.prompt_tokens()
-        return JsonAnswerBody(data, api.answer(data, self.body, prompt))
+        try:
+            return JsonAnswerBody(data, api.answer(data, self.body, prompt))
+        except TypeError as exc:
+            raise unencodable(target.runtime.name, exc) from None
 
     async def open(
         self, target: Target, remaining: float, on_open: Callable[[StreamRelay], None]

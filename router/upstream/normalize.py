@@ -30,6 +30,9 @@ _MESSAGE_DEFAULTS: tuple[tuple[str, str | None], ...] = (
     ("refusal", None),
 )
 
+# The largest integer the router's JSON encoder (orjson) writes: 64 bits, unsigned.
+JSON_INT_MAX = 2**64 - 1
+
 
 def complete_answer(op: Operation, data: dict[str, Any], model: str) -> bool:
     """Add the fields `data` (an answer to `op`) lacks; True if it added any. Only chat
@@ -115,6 +118,8 @@ def _complete_usage(data: dict[str, Any], *, embeddings: bool) -> bool:
         return False
     completion = usage.get("completion_tokens")
     if "total_tokens" not in usage and isinstance(prompt, int) and isinstance(completion, int):
-        usage["total_tokens"] = prompt + completion
-        return True
+        total = prompt + completion
+        if total <= JSON_INT_MAX:  # (absurd counts add up past what JSON encoders write)
+            usage["total_tokens"] = total
+            return True
     return False

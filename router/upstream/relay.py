@@ -132,7 +132,19 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
         call.usage = usage
     if not completed and provider.answers_pass_through:
         return JsonAnswerBody(data, response.content)
-    return JsonAnswerBody(data, orjson.dumps(data))
+    try:
+        return JsonAnswerBody(data, orjson.dumps(data))
+    except TypeError as exc:
+        raise unencodable(provider.name, exc) from None
+
+
+def unencodable(provider: str, exc: TypeError) -> errors.MalformedResponse:
+    """An answer the router cannot write as JSON: an integer past 64 bits (an upstream's
+    absurd usage, or what the router added up from it) fails the attempt as malformed."""
+    return errors.MalformedResponse(
+        f"upstream '{provider}' answered what cannot be re-encoded as JSON ({exc})",
+        provider=provider,
+    )
 
 
 async def open_stream(

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from router import errors
+
 DONE_FRAME = b"data: [DONE]\n\n"
 
 
@@ -77,7 +79,12 @@ def _parse_event(block: bytes) -> Event | None:
 
 
 def encode(payload: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+    """An SSE event of `payload`; MalformedResponse when it holds what JSON cannot carry
+    (an integer past 64 bits, from an upstream's absurd usage)."""
+    try:
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
+    except TypeError as exc:
+        raise errors.MalformedResponse(f"an event cannot be re-encoded as JSON ({exc})") from None
 
 
 class ErrorFrame(bytes):
