@@ -22,6 +22,7 @@ from router.testing import (
     chat_completion,
     closed_after_test,
     json_reply,
+    wait_until,
 )
 from router.testing.ledger import ledger_rows, postgres_available, scratch_database, wait_for_rows
 
@@ -151,3 +152,61 @@ def test_three_replicas_keep_a_money_budget_and_the_ledger_holds_each_request_on
     assert totals["gpt"]["cost_nanos"] == spent
     assert report["totals"]["requests"] == len(rows)
     assert report["totals"]["cost_nanos"] == sum(r["cost_nanos"] for r in rows)
+
+
+ABSURD = """
+server:
+  auth: none
+  watch_config: false
+  rate_limit_backend: {{url: "redis://127.0.0.1:6379/0", key_prefix: "{prefix}"}}
+rate_limits:
+  tokens: {{tokens_per_minute: 100000000}}
+spend:
+  ledger: {{url: "{ledger}", flush_interval: 0.05}}
+budgets:
+  team: {{amount: 1000, period: day}}
+providers:
+  up: {{plugin: openai, base_url: {upstream}/v1, api_key: sk-up, rate_limits: [tokens]}}
+models:
+  gpt: {{targets: [{{provider: up, model: big, price: {{input: 2, output: 8}}}}], budgets: [team]}}
+"""
+
+
+def test_usage_too_large_to_store_is_clamped_not_a_poisoned_ledger(tmp_path: Path) -> None:
+    """An upstream that reports more tokens than a database integer holds (2**64 - 1, which
+    JSON parsers still read as an integer): the shared budget and token limit reconcile at
+    the largest count Redis holds exactly, the ledger row holds the largest count its column
+    holds, and the rows after it are written (a row the database refuses used to fail its
+    batch again and again, and every row queued behind it)."""
+    absurd = 2**64 - 1
+    prefix = f"test-absurd-{uuid.uuid4().hex}"
+    ledger = f"sqlite:///{tmp_path / 'usage.db'}"
+    with FakeUpstream() as upstream:
+        answer = chat_completion()
+        answer["usage"] = {"prompt_tokens": absurd, "completion_tokens": absurd}
+        upstream.add("/v1/chat/completions", json_reply(answer))
+        upstream.set_default("/v1/chat/completions", json_reply(chat_completion(usage=(5, 2))))
+        path = tmp_path / "router.yaml"
+        path.write_text(ABSURD.format(prefix=prefix, ledger=ledger, upstream=upstream.url))
+        with RouterProcess(path) as router:
+            client = httpx.Client(base_url=router.base_url, timeout=10)
+            body = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
+            first = client.post("/chat/completions", json=body)
+            assert first.status_code == 200
+            # the budget was charged all it could be: the next request is refused by it
+            wait_until(
+                lambda: client.post("/chat/completions", json=body).status_code == 429,
+                "the absurd usage never reached the shared budget",
+            )
+            refused = client.post("/chat/completions", json=body)
+            assert refused.json()["error"]["code"] == "budget_exceeded"
+            wait_until(lambda: len(ledger_rows(ledger)) >= 3, "rows after the absurd one")
+            _, err = router.stop()
+        client.close()
+    rows = sorted(ledger_rows(ledger), key=lambda r: r["seq"])
+    assert rows[0]["prompt_tokens"] == rows[0]["completion_tokens"] == 2**63 - 1
+    assert rows[0]["cost_nanos"] == 2**63 - 1
+    assert [r["status"] for r in rows[1:]] == [429] * (len(rows) - 1)
+    log = err.decode()
+    assert "ledger_write_failed" not in log
+    assert "not an integer" not in log and "out of range" not in log

@@ -246,6 +246,9 @@ end
 return lost
 """
 
+# The largest count a Lua number holds exactly (a double): an upstream's usage beyond it (a
+# buggy or hostile answer) is counted as this much, not sent for Redis to refuse.
+_EXACT = 2**53
 _CONNECTIONS = 100  # per process: each script call holds one for tens of microseconds
 _DOWN = (
     rx.ConnectionError,  # refused, reset, LOADING (BusyLoadingError)
@@ -356,7 +359,11 @@ class RedisBackend:
     async def finish(
         self, limits: tuple[Limit, ...], member: str, cost: int, actual: int | None, at: int
     ) -> None:
-        args: list[Any] = [member, cost, -1 if actual is None else actual, at]
+        if actual is None:
+            actual = -1
+        elif actual > _EXACT:
+            actual = _EXACT
+        args: list[Any] = [member, cost, actual, at]
         for limit in limits:
             args += [limit.kind, limit.span_ms]
         try:

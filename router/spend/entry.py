@@ -55,6 +55,11 @@ PER_LEDGER = ("replica", "currency")
 ROW_COLUMNS = tuple(column for column in COLUMNS if column not in PER_LEDGER)
 
 
+# The largest a ledger's INTEGER column holds (SQLite's and PostgreSQL's BIGINT): a row
+# with a larger count (usage an upstream reported wrongly, and its cost) holds this instead,
+# where the database would refuse the row, and with it the batch and every row after it.
+BIGGEST = 2**63 - 1
+
 # Nullable columns and what stands for NULL in a row: the stores' INSERT turns it back into
 # NULL (`NULLIF`). Binding Python's None costs the sqlite3 module a failed adapter look-up
 # per value, a third of its binding work; a string or an int binds directly.
@@ -178,6 +183,10 @@ def row(item: Entry) -> tuple[Any, ...]:
             if isinstance(price, Price):
                 nanos = request_nanos(price, operation, prompt, cached, completion, units)
             cost = -1 if nanos is None else nanos
+    if max(prompt, cached, completion, cost) > BIGGEST:  # an upstream's absurd usage
+        prompt, cached, completion, cost = (
+            min(n, BIGGEST) for n in (prompt, cached, completion, cost)
+        )
     return (
         seq,
         at,
