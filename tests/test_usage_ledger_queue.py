@@ -167,3 +167,51 @@ def test_worker_processes_share_one_sqlite_ledger(tmp_path: Path) -> None:
     rows = ledger_rows(url)
     assert sorted(r["request_id"] for r in rows) == sorted(ids)
     assert len({(r["replica"], r["seq"]) for r in rows}) == len(ids)
+
+
+def test_a_row_the_database_refuses_is_dropped_alone_and_the_rest_of_its_batch_written(
+    tmp_path: Path,
+) -> None:
+    """A batch holding a row the database cannot store (here a count past 64 bits, which
+    `entry.row` now clamps, standing for any value a driver refuses) is written row by row:
+    the refused row is counted as dropped and logged, the others are written, and the
+    writer goes on (it used to retry the whole batch forever, holding back every row queued
+    after it). A database that fails meanwhile still keeps the rest of the batch pending."""
+    import asyncio
+
+    from router.spend.config import LedgerConfig
+    from router.spend.ledger import Ledger
+    from router.spend.sqlite_store import SqliteStore
+
+    url = f"sqlite:///{tmp_path / 'usage.db'}"
+
+    def one(seq: int, prompt: int) -> tuple[object, ...]:
+        return (seq, time.time(), f"req-{seq}", "", "m", "p", "u", "chat", 1, prompt, 0, 1, 0,
+                "answered", 200, "", 1.5)  # fmt: skip
+
+    async def run() -> tuple[int, int, list[tuple[object, ...]] | None]:
+        store = SqliteStore(str(tmp_path / "usage.db"), 5.0)
+        ledger = Ledger(LedgerConfig(url=url), "USD", store=store)
+        ledger._pending = [one(1, 3), one(2, 2**70), one(3, 4)]
+        await ledger._write_pending()
+        written, dropped = ledger.written, ledger.dropped
+        # a database that fails while the batch is written apart: the rest stays pending
+        ledger._pending = [one(4, 2**70), one(5, 5)]
+        real = store.write
+
+        async def failing(rows: list[tuple[object, ...]], per: tuple[object, ...]) -> None:
+            if rows[0][0] == 5:
+                raise sqlite3.OperationalError("database is locked")
+            await real(rows, per)
+
+        store.write = failing  # type: ignore[method-assign]
+        with contextlib.suppress(sqlite3.OperationalError):
+            await ledger._write_pending()
+        pending = ledger._pending
+        await store.close()
+        return written, dropped, pending
+
+    written, dropped, pending = asyncio.run(run())
+    assert (written, dropped) == (2, 1)
+    assert pending is not None and [row[0] for row in pending] == [5]
+    assert sorted(r["request_id"] for r in ledger_rows(url)) == ["req-1", "req-3"]

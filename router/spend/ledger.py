@@ -165,7 +165,7 @@ class Ledger:
                 self._take_batch()
                 continue
             try:
-                await self.store.write(self._pending, self._per_ledger)
+                await self._write_pending()
             except Exception as exc:
                 write_errors.add(1)
                 now = time.monotonic()
@@ -176,10 +176,7 @@ class Ledger:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
-            count = len(self._pending)
             self._pending = None
-            self.written += count
-            rows_written.add(count)
             backoff = BACKOFF_FIRST
             if failing_since is not None:
                 log.info(
@@ -191,6 +188,46 @@ class Ledger:
                 failing_since = None
             progress, self._progress = self._progress, asyncio.Event()
             progress.set()
+
+    async def _write_pending(self) -> None:
+        """Write the pending batch; raises when the database failed. A batch the database
+        refuses for what some row holds is written row by row, and only the rows it
+        refuses are lost (counted and logged): retrying the batch would fail forever and
+        hold back every row queued after it."""
+        rows = self._pending
+        assert rows is not None
+        try:
+            await self.store.write(rows, self._per_ledger)
+        except Exception as exc:
+            if not self.store.refuses(exc):
+                raise
+            await self._write_apart(rows)
+            return
+        self._wrote(len(rows))
+
+    async def _write_apart(self, rows: list[tuple[Any, ...]]) -> None:
+        for i, one in enumerate(rows):
+            try:
+                await self.store.write([one], self._per_ledger)
+            except Exception as exc:
+                if not self.store.refuses(exc):
+                    self._pending = rows[i:]  # the database failed meanwhile: retried later
+                    self._pending_first = one[0]
+                    raise
+                log.error(
+                    "ledger_row_refused",
+                    ledger=self.store.where,
+                    seq=one[0],
+                    request_id=one[2],
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                self._drop(1)
+                continue
+            self._wrote(1)
+
+    def _wrote(self, count: int) -> None:
+        self.written += count
+        rows_written.add(count)
 
     async def _idle(self, seconds: float) -> None:
         """Wait for a full batch (or a flush), or `seconds` (a timer, not `wait_for`: no task

@@ -124,6 +124,21 @@ class PostgresStore:
             self._drop()  # unknown state: a new connection for the next try
             raise
 
+    def refuses(self, exc: BaseException) -> bool:
+        # A value asyncpg cannot encode (its DataError is a ValueError), or one the server
+        # refuses (SQLSTATE classes 22 and 23); not a connection or server failure.
+        pg = _asyncpg().exceptions
+        return isinstance(
+            exc,
+            (
+                OverflowError,
+                ValueError,
+                TypeError,
+                pg.DataError,
+                pg.IntegrityConstraintViolationError,
+            ),
+        )
+
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:

@@ -81,6 +81,14 @@ def inserts(per_ledger: tuple[str, ...]) -> dict[int, str]:
 
 
 _DAY = "strftime('%Y-%m-%d', at, 'unixepoch')"
+_REFUSALS = (
+    OverflowError,
+    ValueError,
+    TypeError,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+)
 
 
 class SqliteStore:
@@ -145,6 +153,11 @@ class SqliteStore:
 
     async def write(self, rows: list[tuple[Any, ...]], per_ledger: tuple[Any, ...]) -> None:
         await self._run(lambda: self._write(rows, per_ledger))
+
+    def refuses(self, exc: BaseException) -> bool:
+        # A value the driver cannot bind (a number past 64 bits, a text it cannot encode, a
+        # type it does not know) or a row a constraint refuses; not a locked or failing file.
+        return isinstance(exc, _REFUSALS)
 
     def _aggregate(self, by: tuple[str, ...], since: float, until: float) -> list[tuple[Any, ...]]:
         conn = self._connect(create=False)

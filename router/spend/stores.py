@@ -49,6 +49,10 @@ class Store(Protocol):
         """Insert rows (values of `ROW_COLUMNS`), each with the values `per_ledger` of the
         `PER_LEDGER` columns, in one transaction, skipping those already there."""
 
+    def refuses(self, exc: BaseException) -> bool:
+        """Whether `exc`, from `write`, says the database refused the rows themselves (a
+        value it cannot hold): writing the same rows again cannot succeed."""
+
     async def aggregate(
         self, by: tuple[str, ...], since: float, until: float
     ) -> list[tuple[Any, ...]]:
