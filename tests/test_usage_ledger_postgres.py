@@ -135,3 +135,29 @@ def test_a_postgresql_outage_under_load_fails_no_request_and_loses_no_row(tmp_pa
     assert len(outage) > 50
     assert statistics.median(outage) < 2 * statistics.median(before) + 0.01
     assert max(outage) < 1.0  # the database's timeout is 1 s: no request waited for it
+
+
+def test_a_row_postgresql_refuses_is_dropped_alone(database: str) -> None:
+    """As with SQLite (`test_usage_ledger_queue`): a batch holding a value the database
+    cannot store is written row by row, and only that row is lost."""
+    import asyncio
+
+    from router.spend.config import LedgerConfig
+    from router.spend.ledger import Ledger
+    from router.spend.postgres_store import PostgresStore
+
+    def one(seq: int, prompt: int) -> tuple[object, ...]:
+        return (seq, time.time(), f"req-{seq}", "", "m", "p", "u", "chat", 1, prompt, 0, 1, 0,
+                "answered", 200, "", 1.5)  # fmt: skip
+
+    async def run() -> tuple[int, int]:
+        store = PostgresStore(database, 5.0)
+        ledger = Ledger(LedgerConfig(url=database), "USD", store=store)
+        await store.open()
+        ledger._pending = [one(1, 3), one(2, 2**70), one(3, 4)]
+        await ledger._write_pending()
+        await store.close()
+        return ledger.written, ledger.dropped
+
+    assert asyncio.run(run()) == (2, 1)
+    assert sorted(r["request_id"] for r in ledger_rows(database)) == ["req-1", "req-3"]
