@@ -344,6 +344,18 @@ def test_admin_usage_needs_the_admin_key_and_a_valid_query(tmp_path: Path) -> No
         assert bad.status_code == 400 and "cannot group by colour" in bad.json()["error"]["message"]
         bad = httpx.get(url, params={"since": "last tuesday"}, headers=admin)
         assert bad.status_code == 400 and "is not a time" in bad.json()["error"]["message"]
+        bad = httpx.get(url, params={"since": "1d", "until": "2d"}, headers=admin)
+        assert bad.status_code == 400
+        assert bad.json()["error"]["message"] == "until must be later than since"
+        # longer ago than the calendar goes back: from its first day, not an internal error
+        ages = httpx.get(url, params={"since": "99999999d"}, headers=admin)
+        assert ages.status_code == 200 and ages.json()["since"] == "0001-01-01T00:00:00Z"
+        edge = {"since": "0001-01-01T00:00:00+05:00", "until": "9999-12-31T23:00:00-05:00"}
+        ends = httpx.get(url, params=edge, headers=admin)
+        assert ends.status_code == 200
+        assert (ends.json()["since"], ends.json()["until"]) == (
+            "0001-01-01T00:00:00Z", "9999-12-31T00:00:00Z",
+        )  # fmt: skip
         empty = httpx.get(url, params={"by": "day"}, headers=admin)
         assert empty.status_code == 200
         assert empty.json()["rows"] == [] and empty.json()["totals"]["requests"] == 0

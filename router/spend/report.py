@@ -34,6 +34,11 @@ FIGURES = (
 )
 
 
+# The first and last days a report can name (the ends of Python's calendar).
+_FIRST_DAY = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+_LAST_DAY = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+
+
 class ReportError(ValueError):
     """A report that cannot be made as asked: its message says what to change."""
 
@@ -43,8 +48,8 @@ def parse_time(text: str, now: float) -> float:
     (`2026-12-01`, midnight UTC) or an ISO 8601 time (UTC unless it has an offset)."""
     text = text.strip()
     ago = _AGO.match(text)
-    if ago:
-        return now - int(ago.group(1)) * _UNIT[ago.group(2)]
+    if ago:  # (longer ago than the calendar goes back: from its first day)
+        return max(now - int(ago.group(1)) * _UNIT[ago.group(2)], _FIRST_DAY)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -54,7 +59,7 @@ def parse_time(text: str, now: float) -> float:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return min(max(moment.timestamp(), _FIRST_DAY), _LAST_DAY)  # (an offset past either end)
 
 
 def parse_by(text: str) -> tuple[str, ...]:
@@ -132,7 +137,7 @@ async def usage_report(
     """The report for the ledger at `url`: rows in [since, until) grouped by `by`;
     `currency` labels a report with no rows."""
     if until <= since:
-        raise ReportError("--until must be later than --since")
+        raise ReportError("until must be later than since")
     store = open_store(url, timeout)
     try:
         found = await store.aggregate(by, since, until)
