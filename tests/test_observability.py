@@ -240,3 +240,34 @@ def test_otlp_export_when_configured(tmp_path, fake_upstream):
     (first, *_) = fake_upstream.received("/v1/traces")
     assert first.headers["content-type"] == "application/x-protobuf"
     assert b"gen_ai.request.model" in first.body and b"up-model" in first.body
+
+
+def _lag_buckets(router: RouterProcess) -> dict[str, int]:
+    text = httpx.get(router.url + "/metrics").text
+    found = re.findall(
+        r'^llm_router_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$', text, re.M
+    )
+    return {bound: int(count) for bound, count in found}
+
+
+def test_the_event_loop_lag_shows_a_stalled_process(tmp_path, fake_upstream):
+    """`llm_router_event_loop_lag_seconds`: a timer every 0.1 s; a process stopped for
+    0.7 s (as a starved or frozen process is) shows it, once, between 0.5 and 1 s late."""
+    import os
+    import signal
+
+    with RouterProcess(write_config(tmp_path, fake_upstream.url), env=SECRETS) as router:
+        time.sleep(0.6)
+        before = _lag_buckets(router)
+        assert before["+Inf"] >= 3  # about ten a second
+        os.kill(router.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.7)
+        finally:
+            os.kill(router.process.pid, signal.SIGCONT)
+        time.sleep(0.3)
+        after = _lag_buckets(router)
+    assert after["+Inf"] > before["+Inf"]
+    late = (after["1.0"] - after["0.5"]) - (before["1.0"] - before["0.5"])
+    assert late == 1, (before, after)  # the one tick due while it was stopped
+    assert after["+Inf"] - after["1.0"] == before["+Inf"] - before["1.0"]

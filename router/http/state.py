@@ -11,6 +11,7 @@ from collections.abc import Callable
 from router.http.body import BodyClock
 from router.limits.admission import Limiter
 from router.observability import logs, metrics
+from router.observability.loop_lag import LagWatch
 from router.routing.breaker import breaker_states
 from router.spend.ledger import open_ledger
 from router.types import RoutingGraph
@@ -27,6 +28,7 @@ class RouterState:
         self._unobserve: Callable[[], None] = lambda: None
         logs.register_secrets(list(graph.secrets))
         self.body_clock = BodyClock()  # the time limits on request bodies
+        self._lag = LagWatch()  # `llm_router_event_loop_lag_seconds`
         # Called as hook(old, new) just before a reloaded graph goes live, on the event loop:
         # where state keyed by policy (rate-limit counters) moves to the new graph.
         self.reload_hooks: list[Callable[[RoutingGraph, RoutingGraph], None]] = []
@@ -69,6 +71,7 @@ class RouterState:
         return [self._transports.pop(d) for d in list(self._transports) if d not in live]
 
     async def start(self) -> None:
+        self._lag.start()
         await self.limiter.start()
         self.attach(self.graph)
         self._unobserve = metrics.observe_breakers(lambda: breaker_states(self.graph))
@@ -78,6 +81,7 @@ class RouterState:
 
     async def stop(self) -> None:
         self.ready = False
+        self._lag.stop()
         self._unobserve()
         await self.limiter.aclose()
         for transport in self._transports.values():
