@@ -78,6 +78,9 @@ def test_streams_scenario_holds_streams_open_and_reports_per_stream_costs(tmp_pa
         assert 1.5 <= row["fds_per_stream"] <= 2.5  # one to the client, one upstream
         assert row["kb_per_stream"] is not None and row["chunks"] > 0
         assert row["idle_p99_ms"] > 0 and row["busy_p99_ms"] > 0
+        # the router's loop lag, read from its /metrics: a bucket bound in ms
+        assert row["lag_p99_ms"] in (2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+        assert row["lag_busy_p99_ms"] is not None
     figures = [v["figure"] for v in data["verdicts"]]
     assert figures == ["memory per open stream", "CPU per chunk", "descriptors per open stream"]
     for v in data["verdicts"]:

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import resource
 import subprocess
 import time
+
+import httpx
 
 from bench import measure, procfs, procs, routerconf
 from bench.routerconf import RouterConfig
@@ -43,6 +47,27 @@ def config(port: int, upstream: int, count: int, extra: dict[str, object]) -> Ro
         model_settings={"slow": {"retries": {"deadline": 7200}}},
         max_concurrent=1_000_000,
     )
+
+
+_LAG_BUCKET = re.compile(r'^llm_router_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$', re.M)
+
+
+def loop_lag(port: int) -> dict[float, int]:
+    """The router's `llm_router_event_loop_lag_seconds` buckets: bound -> cumulative count."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    return {float(bound): int(count) for bound, count in _LAG_BUCKET.findall(text)}
+
+
+def lag_quantile(before: dict[float, int], after: dict[float, int], q: float) -> float | None:
+    """The bucket bound (ms) under which a fraction `q` of the timers that ran between two
+    scrapes ran late: the router's own wait, apart from its upstream's and the machine's."""
+    total = after.get(math.inf, 0) - before.get(math.inf, 0)
+    if total <= 0:
+        return None
+    for bound in sorted(after):
+        if after[bound] - before.get(bound, 0) >= q * total:
+            return bound * 1000
+    return None
 
 
 class Holder:
@@ -91,9 +116,12 @@ def _measure(upstream: int, count: int, seconds: float, args: argparse.Namespace
             open_rss, open_fds = procfs.rss_bytes(pid), procfs.open_fds(pid)
             open_threads = procfs.threads(pid)
             cpu0, mark0 = procfs.cpu_seconds(pid), holder.say("mark")
+            lag0 = loop_lag(port)
             time.sleep(seconds)
             cpu1, mark1 = procfs.cpu_seconds(pid), holder.say("mark")
+            lag1 = loop_lag(port)
             busy = measure.wrk(target, pid, LATENCY_CONCURRENCY, seconds)
+            lag2 = loop_lag(port)
             # The same short requests straight to the upstream, which is serving the held
             # streams too, on the core it shares with the load generators: what of the
             # latency is the machine's and the upstream's, not the router's.
@@ -124,6 +152,8 @@ def _measure(upstream: int, count: int, seconds: float, args: argparse.Namespace
         "busy_p50_ms": busy["p50_ms"],
         "busy_p99_ms": busy["p99_ms"],
         "direct_p99_ms": direct["p99_ms"],
+        "lag_p99_ms": lag_quantile(lag0, lag1, 0.99),
+        "lag_busy_p99_ms": lag_quantile(lag1, lag2, 0.99),
         "short_errors": idle["errors"] + busy["errors"],
         "p50_ratio": per(busy["p50_ms"], idle["p50_ms"]) if busy["p50_ms"] else None,
         "p99_ratio": per(busy["p99_ms"], idle["p99_ms"]) if busy["p99_ms"] else None,
@@ -155,6 +185,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
             ("short p99 idle / open ms", "p99s", 2),
             ("p50 / p99 ratio", "ratios", 2),
             ("short p99 to the upstream alone, open ms", "direct_p99_ms", 2),
+            ("loop lag p99 open, alone / with short requests ms", "lags", 0),
         ],
     )
     with procs.upstream() as (upstream, _):
@@ -163,6 +194,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
             row["rss"] = f"{row['idle_rss_mb']} / {row['open_rss_mb']}"
             row["p50s"] = f"{row['idle_p50_ms']:.2f} / {row['busy_p50_ms']:.2f}"
             row["p99s"] = f"{row['idle_p99_ms']:.2f} / {row['busy_p99_ms']:.2f}"
+            row["lags"] = " / ".join(
+                f"≤ {num(lag, 0)}" if lag is not None else "n/a"
+                for lag in (row["lag_p99_ms"], row["lag_busy_p99_ms"])
+            )
             row["ratios"] = " / ".join(
                 f"{num(r, 2)}x" if r is not None else "n/a (none answered)"
                 for r in (row["p50_ratio"], row["p99_ratio"])
@@ -195,6 +230,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
         f"they are open; the issue's bound is 2x idle for p50 and p99, without errors: "
         f"{'met at every count' if latency_ok else '**not met** at every count'}."
     )
+    report.notes.append(
+        "Loop lag: how late the router ran a timer due every 0.1 s "
+        "(`llm_router_event_loop_lag_seconds`, read from its `/metrics` around each window), "
+        "the p99 as a bucket bound: what any request waited for the router's own process, "
+        "apart from its upstream and the load generators."
+    )
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < 2 * sizes[-1] + 1024:
         report.notes.append(
@@ -210,6 +251,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
         f"{num(last['kb_per_stream'], 1)} KB and {num(last['fds_per_stream'], 1)} descriptors "
         f"an open stream (flat: {yes(mem)}), {num(last['cpu_us_per_chunk'], 1)} µs CPU "
         f"a chunk (flat: {yes(cpu)}); short requests' p50/p99 at {sizes[-1]:,} open: "
-        f"{last['ratios']} idle"
+        f"{last['ratios']} idle; the router's event loop late {last['lags']} ms at p99 "
+        "(streams alone / with short requests)"
     )
     return report
