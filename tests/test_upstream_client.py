@@ -328,3 +328,37 @@ def test_an_https_upstream_is_reached_over_tls_with_its_certificate_verified(
     assert failed.value.status_code == 502
     assert "SSL" in failed.value.message or "Certificate" in failed.value.message
     assert not untrusted.requests  # nothing was sent to an upstream not proven to be it
+
+
+def test_the_idle_limit_counts_from_the_last_chunk_however_many_came_before(
+    serve: Serve,
+) -> None:
+    """Chunks 0.15 s apart for 1.2 s under an idle limit of 0.5 s, then silence: the stream
+    is relayed whole and fails 0.5 s after its last chunk (the idle timer is kept across
+    chunks and moved on when it fires early, not armed per chunk; firing at its first
+    deadline would cut the stream after 0.5 s)."""
+    frames = [
+        b"data: " + json.dumps(f).encode() + b"\n\n"
+        for f in chat_chunks([f"w{i} " for i in range(8)], usage=None, done=False)
+    ]
+    sent: list[float] = []
+
+    def answer(conn: socket.socket, body: dict[str, object], nth: int) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n")
+        conn.sendall(b"transfer-encoding: chunked\r\n\r\n")
+        for frame in frames:
+            conn.sendall(b"%x\r\n%b\r\n" % (len(frame), frame))
+            sent.append(time.monotonic())
+            time.sleep(0.15)
+        time.sleep(3)  # silence: longer than the idle limit
+
+    _, client = serve(answer, provider=", timeouts: {idle: 0.5}")
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    text = ""
+    with pytest.raises(openai.APIError) as failed:
+        for chunk in stream:
+            text += "".join(c.delta.content or "" for c in chunk.choices)
+    failed_at = time.monotonic()
+    assert text == "".join(f"w{i} " for i in range(8))
+    assert "stalled for 0.5s" in failed.value.message
+    assert 0.4 <= failed_at - sent[-1] < 2.5
