@@ -161,6 +161,8 @@ class Connection(asyncio.Protocol):
             self._waiter = waiter = self._loop.create_future()
             if within is not None:
                 self._arm(within)
+            elif self._timer is not None:  # a wait without a limit after waits with one
+                self._disarm()
             await waiter
 
     def _arm(self, within: float) -> None:
