@@ -33,7 +33,8 @@ from router.routing.dispatch import fallback_chain
 from router.translate.apis import Api
 from router.types import Call, ClientKey, Operation, Route, RoutingGraph, Target
 from router.upstream.native import NativeRelay
-from router.upstream.relay import JsonAnswerBody, StreamRelay, open_stream, send_json, unencodable
+from router.upstream.relay import JsonAnswerBody, StreamRelay, open_stream, send_json
+from router.upstream.sse import unencodable
 from router.upstream.usage import estimate_prompt_tokens
 
 
@@ -80,7 +81,7 @@ class Attempts:
         try:
             return JsonAnswerBody(data, api.answer(data, self.body, prompt))
         except TypeError as exc:
-            raise unencodable(target.runtime.name, exc) from None
+            raise unencodable(exc, target.runtime.name) from None
 
     async def open(
         self, target: Target, remaining: float, on_open: Callable[[StreamRelay], None]

@@ -12,6 +12,7 @@ from typing import Any
 
 from router.spend.entry import COLUMNS, PER_LEDGER, ROW_COLUMNS, insert_value
 from router.spend.stores import (
+    BIND_ERRORS,
     SCHEMA_VERSION,
     TABLE,
     VERSION_TABLE,
@@ -130,13 +131,7 @@ class PostgresStore:
         pg = _asyncpg().exceptions
         return isinstance(
             exc,
-            (
-                OverflowError,
-                ValueError,
-                TypeError,
-                pg.DataError,
-                pg.IntegrityConstraintViolationError,
-            ),
+            (*BIND_ERRORS, pg.DataError, pg.IntegrityConstraintViolationError),
         )
 
     def _drop(self) -> None:

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from router.spend.entry import COLUMNS, PER_LEDGER, ROW_COLUMNS, insert_value
-from router.spend.stores import SCHEMA_VERSION, TABLE, VERSION_TABLE, LedgerError, group_sql
+from router.spend.stores import (
+    BIND_ERRORS,
+    SCHEMA_VERSION,
+    TABLE,
+    VERSION_TABLE,
+    LedgerError,
+    group_sql,
+)
 
 T = TypeVar("T")
 
@@ -82,9 +89,7 @@ def inserts(per_ledger: tuple[str, ...]) -> dict[int, str]:
 
 _DAY = "strftime('%Y-%m-%d', at, 'unixepoch')"
 _REFUSALS = (
-    OverflowError,
-    ValueError,
-    TypeError,
+    *BIND_ERRORS,
     sqlite3.DataError,
     sqlite3.IntegrityError,
     sqlite3.InterfaceError,

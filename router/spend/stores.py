@@ -33,6 +33,11 @@ SUMS = (
 )
 
 
+# What a driver raises for a value it cannot bind (a number past 64 bits, a text it cannot
+# encode, a type it does not know): part of each store's `refuses`.
+BIND_ERRORS: tuple[type[Exception], ...] = (OverflowError, ValueError, TypeError)
+
+
 class LedgerError(Exception):
     """The ledger's database cannot be used: its message says why, without credentials."""
 

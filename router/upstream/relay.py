@@ -29,6 +29,7 @@ from router.types import Call, ProviderRuntime, Target
 from router.upstream import plugin_calls
 from router.upstream.normalize import complete_answer
 from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
+from router.upstream.sse import unencodable
 from router.upstream.streaming import Frames, Recover, Rescue, StreamRelay, error_frame
 from router.upstream.transport import HeadTimer, HttpTransport, Transport, UpstreamStream
 
@@ -135,16 +136,7 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
     try:
         return JsonAnswerBody(data, orjson.dumps(data))
     except TypeError as exc:
-        raise unencodable(provider.name, exc) from None
-
-
-def unencodable(provider: str, exc: TypeError) -> errors.MalformedResponse:
-    """An answer the router cannot write as JSON: an integer past 64 bits (an upstream's
-    absurd usage, or what the router added up from it) fails the attempt as malformed."""
-    return errors.MalformedResponse(
-        f"upstream '{provider}' answered what cannot be re-encoded as JSON ({exc})",
-        provider=provider,
-    )
+        raise unencodable(exc, provider.name) from None
 
 
 async def open_stream(

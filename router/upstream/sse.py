@@ -80,11 +80,21 @@ def _parse_event(block: bytes) -> Event | None:
 
 def encode(payload: dict[str, Any]) -> bytes:
     """An SSE event of `payload`; MalformedResponse when it holds what JSON cannot carry
-    (an integer past 64 bits, from an upstream's absurd usage)."""
+    (`unencodable`)."""
     try:
         return b"data: " + orjson.dumps(payload) + b"\n\n"
     except TypeError as exc:
-        raise errors.MalformedResponse(f"an event cannot be re-encoded as JSON ({exc})") from None
+        raise unencodable(exc) from None
+
+
+def unencodable(exc: TypeError, provider: str | None = None) -> errors.MalformedResponse:
+    """An answer or event the router cannot write as JSON: an integer past 64 bits (an
+    upstream's absurd usage, or what the router added up from it) fails the attempt as a
+    malformed upstream answer."""
+    who = f"upstream '{provider}' answered" if provider else "the upstream sent"
+    return errors.MalformedResponse(
+        f"{who} what cannot be re-encoded as JSON ({exc})", provider=provider
+    )
 
 
 class ErrorFrame(bytes):
