@@ -215,3 +215,28 @@ def test_a_row_the_database_refuses_is_dropped_alone_and_the_rest_of_its_batch_w
     assert (written, dropped) == (2, 1)
     assert pending is not None and [row[0] for row in pending] == [5]
     assert sorted(r["request_id"] for r in ledger_rows(url)) == ["req-1", "req-3"]
+
+
+def test_a_served_router_drops_only_the_row_its_ledger_refuses(tmp_path: Path) -> None:
+    """Through `llm-switchyard serve`: a trigger in the ledger file refuses one request's row
+    (as a database refuses a value it cannot hold); that row alone is dropped, counted and
+    logged as `ledger_row_refused`, and the rows before and after it in the same batch are
+    written."""
+    router, url = _router(tmp_path, "flush_interval: 0.3, batch_size: 1000")
+    db = url.removeprefix("sqlite:///")
+    with router:
+        wait_until(lambda: _ledger_ready(url), "the writer has not created its table")
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON llm_router_usage "
+                "WHEN NEW.request_id = 'refused-1' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+            conn.commit()
+        _send(router, ["kept-1", "refused-1", "kept-2"])
+        wait_until(lambda: len(ledger_rows(url)) == 2, "the rows around the refused one")
+        assert _metric(router, "llm_router_ledger_rows_dropped_total") == 1
+        assert _metric(router, "llm_router_ledger_rows_written_total") == 2
+        _, err = router.stop()
+    assert sorted(r["request_id"] for r in ledger_rows(url)) == ["kept-1", "kept-2"]
+    refused = [line for line in err.decode().splitlines() if '"ledger_row_refused"' in line]
+    assert len(refused) == 1 and '"request_id":"refused-1"' in refused[0]
