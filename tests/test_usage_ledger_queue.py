@@ -173,7 +173,7 @@ def test_a_row_the_database_refuses_is_dropped_alone_and_the_rest_of_its_batch_w
     tmp_path: Path,
 ) -> None:
     """A batch holding a row the database cannot store (here a count past 64 bits, which
-    `entry.row` now clamps, standing for any value a driver refuses) is written row by row:
+    `entry.entry` now clamps, standing for any value a driver refuses) is written row by row:
     the refused row is counted as dropped and logged, the others are written, and the
     writer goes on (it used to retry the whole batch forever, holding back every row queued
     after it). A database that fails meanwhile still keeps the rest of the batch pending."""

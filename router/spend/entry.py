@@ -1,9 +1,11 @@
-"""What a finished request leaves for the ledger, and the row the writer makes of it.
+"""The ledger row of a finished request, built when it ends.
 
-The request path builds one flat tuple of references it already holds (names, the usage
-object, the target's compiled price) and appends it to the ledger's queue: no formatting,
-no arithmetic, no I/O. The writer task turns each into a database row: tokens, cost,
-currency, milliseconds.
+The row holds references the request path already has (names, the request id) and the
+figures its budgets' settling counted (or, without budgets, its usage priced at its target's
+compiled price): one tuple, in `ROW_COLUMNS` order, that the writer binds as it is. Built once
+here, where an earlier version queued a tuple of references and the writer made a second
+one of it: two tuples and a call per row more, for work that costs the same in either place
+(the request's answer has gone out before its row is made).
 """
 
 from __future__ import annotations
@@ -17,12 +19,9 @@ from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
 if TYPE_CHECKING:
     from router.observability.access import RequestRecord
 
-# (seq, at, request_id, key, model, provider, upstream_model, operation, attempts, usage,
-#  estimate, price, outcome, status, error, seconds, units); `estimate` is (prompt tokens,
-#  answer characters) for a stream that ended before its upstream reported usage, `units`
-#  what a metered operation's answer counts (`Call.units`). When budgets applied, `usage` is
-#  what settling them counted: (prompt, cached, completion, cost), the row's own figures,
-#  computed once for both.
+# One row: (seq, at, request_id, key_name, model, provider, upstream_model, operation,
+#  attempts, prompt_tokens, cached_tokens, completion_tokens, cost_nanos, outcome, status,
+#  error, latency_ms), `NULL_AS` standing for NULL.
 Entry = tuple[Any, ...]
 
 # The ledger's columns, in the order of a row.
@@ -83,56 +82,46 @@ def insert_value(column: str, placeholder: str) -> str:
 
 
 def entry(seq: int, record: RequestRecord, call: Any, seconds: float) -> Entry:
-    """The ledger's tuple for one finished request (`call`: its `router.routing.dispatch.Call`)."""
+    """The ledger's row for one finished request (`call`: its `router.routing.dispatch.Call`).
+    A request that used no tokens (and no metered units) costs 0; one that used them on a
+    target without their price has no cost (-1, NULL in the database)."""
+    latency = int(seconds * 1_000_000 + 0.5) / 1000  # ms to 3 decimals; `round` is slower
     if call is None:  # refused before it named a model it may use
-        return (
-            seq,
-            time.time(),
-            record.request_id,
-            record.key_name,
-            None,
-            None,
-            None,
-            None,
-            0,
-            None,
-            None,
-            None,
-            record.outcome,
-            record.status,
-            record.error,
-            seconds,
-            0,
-        )
-    target, usage, budget = call.target, call.usage, call.budget
-    estimate = None
-    if budget is not None and budget.counted is not None:
-        usage = budget.counted  # what settling its budgets counted: tokens and cost
-    elif usage is None and record.relay is not None:  # a stream cut before its usage came
-        estimate = (estimate_prompt_tokens(call.body), relayed_chars(record.relay))
+        key = record.key_name
+        return (seq, time.time(), record.request_id, key or "", "", "", "", "", 0, 0, 0, 0, 0,
+                record.outcome, record.status, record.error or "", latency)  # fmt: skip
+    target, budget = call.target, call.budget
     if target is None:
-        provider = upstream = price = None
+        provider = upstream = ""
+        price = None
     else:
         provider, upstream, price = target.runtime.name, target.model, target.price
-    return (
-        seq,
-        time.time(),
-        record.request_id,
-        record.key_name,
-        call.route.name,
-        provider,
-        upstream,
-        call.op.value,
-        len(call.attempts),
-        usage,
-        estimate,
-        price,
-        record.outcome,
-        record.status,
-        record.error,
-        seconds,
-        call.units,
-    )
+    counted = budget.counted if budget is not None else None
+    if counted is not None:  # what settling the request's budgets counted: tokens and cost
+        prompt, cached, completion, cost = counted
+    else:
+        usage, units = call.usage, call.units
+        if usage is not None:
+            prompt, cached, completion = tokens(usage)
+        elif record.relay is not None:  # a stream cut before its usage came
+            prompt, cached = estimate_prompt_tokens(call.body), 0
+            completion = estimate_tokens(relayed_chars(record.relay))
+        else:
+            prompt = cached = completion = 0
+        cost = 0
+        if prompt or completion or units:
+            nanos = None
+            if isinstance(price, Price):
+                nanos = request_nanos(price, call.op.name, prompt, cached, completion, units)
+            cost = -1 if nanos is None else nanos
+    if max(prompt, cached, completion, cost) > BIGGEST:  # an upstream's absurd usage
+        prompt, cached, completion, cost = (
+            min(n, BIGGEST) for n in (prompt, cached, completion, cost)
+        )
+    key, error = record.key_name, record.error
+    return (seq, time.time(), record.request_id, key or "", call.route.name, provider,
+            upstream, call.op.name, len(call.attempts), prompt, cached, completion, cost,
+            record.outcome, record.status, error or "", latency)  # fmt: skip
 
 
 def relayed_chars(relay: Any) -> int:
@@ -143,66 +132,3 @@ def relayed_chars(relay: Any) -> int:
         chars += relay.completion_chars
         relay = relay.successor
     return chars
-
-
-def row(item: Entry) -> tuple[Any, ...]:
-    """The database row for a queued entry, in `ROW_COLUMNS` order, `NULL_AS` standing for NULL.
-    A request that used no tokens (and no metered units) costs 0; one that used them on a
-    target without their price has no cost (NULL)."""
-    (
-        seq,
-        at,
-        request_id,
-        key,
-        model,
-        provider,
-        upstream,
-        operation,
-        attempts,
-        usage,
-        estimate,
-        price,
-        outcome,
-        status,
-        error,
-        seconds,
-        units,
-    ) = item
-    if type(usage) is tuple:  # counted when the request's budgets were settled
-        prompt, cached, completion, cost = usage
-    else:
-        if usage is not None:
-            prompt, cached, completion = tokens(usage)
-        elif estimate is not None:
-            prompt, cached, completion = estimate[0], 0, estimate_tokens(estimate[1])
-        else:
-            prompt = cached = completion = 0
-        cost = 0
-        if prompt or completion or units:
-            nanos = None
-            if isinstance(price, Price):
-                nanos = request_nanos(price, operation, prompt, cached, completion, units)
-            cost = -1 if nanos is None else nanos
-    if max(prompt, cached, completion, cost) > BIGGEST:  # an upstream's absurd usage
-        prompt, cached, completion, cost = (
-            min(n, BIGGEST) for n in (prompt, cached, completion, cost)
-        )
-    return (
-        seq,
-        at,
-        request_id,
-        key or "",
-        model or "",
-        provider or "",
-        upstream or "",
-        operation or "",
-        attempts,
-        prompt,
-        cached,
-        completion,
-        cost,
-        outcome,
-        status,
-        error or "",
-        int(seconds * 1_000_000 + 0.5) / 1000,  # ms to 3 decimals; `round` formats a string
-    )

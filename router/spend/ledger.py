@@ -1,9 +1,9 @@
 """The usage ledger: a bounded queue filled by finished requests, emptied by one writer task.
 
-A request's last step (`RequestRecord.finish`) appends a small tuple (`router.spend.entry`)
-to the queue, which never blocks and never fails: when the database is slow or down, rows
-wait; beyond `queue_size` the oldest are dropped, counted and logged. The writer task turns
-queued tuples into rows and writes them in batches (`batch_size`, or whatever is queued once
+A request's last step (`RequestRecord.finish`) appends its row (`router.spend.entry`) to
+the queue, which never blocks and never fails: when the database is slow or down, rows
+wait; beyond `queue_size` the oldest are dropped, counted and logged. The writer task
+writes them in batches (`batch_size`, or whatever is queued once
 the oldest row has waited `flush_interval`: a write is a transaction and a hand-over to a
 thread, whose cost the batch's rows share), retrying a failed batch with backoff until the
 database answers. On shutdown it goes on writing for up to `shutdown_flush` seconds.
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.observability import logs, metrics
 from router.spend.config import LedgerConfig, SpendConfig
-from router.spend.entry import Entry, entry, row
+from router.spend.entry import Entry, entry
 from router.spend.open import open_store
 from router.spend.stores import Store
 
@@ -102,7 +102,13 @@ class Ledger:
         if len(queue) >= self._bound:
             queue.popleft()
             self._drop(1)
-        queue.append(entry(next(self._seq), record, call, seconds))
+        try:
+            made = entry(next(self._seq), record, call, seconds)
+        except Exception as exc:  # a bug: lose the row, not the request's end
+            log.error("ledger_row_error", request_id=record.request_id, exc_info=exc)
+            self._drop(1)
+            return
+        queue.append(made)
         if len(queue) == self._batch:
             self._wake.set()
 
@@ -240,17 +246,11 @@ class Ledger:
             timer.cancel()
 
     def _take_batch(self) -> None:
-        """Move up to `batch_size` queued entries into the batch being written, as rows."""
-        queue, rows = self._queue, []
+        """Move up to `batch_size` queued rows into the batch being written."""
+        queue = self._queue
         self._pending_first = queue[0][0]
-        for _ in range(min(self._batch, len(queue))):
-            item = queue.popleft()
-            try:
-                rows.append(row(item))
-            except Exception as exc:  # a bug: lose the row, not the writer
-                log.error("ledger_row_error", exc_info=exc)
-                self._drop(1)
-        self._pending = rows or None
+        popleft = queue.popleft
+        self._pending = [popleft() for _ in range(min(self._batch, len(queue)))]
 
     def _warn_failure(self, exc: Exception, event: str) -> None:
         log.warning(
