@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from router.routing.failure import Step
     from router.spend.budget_table import BudgetTable
     from router.spend.call_budget import CallBudget
+    from router.spend.one_budget import OneBudget
     from router.spend.prices import Price
     from router.upstream.provider import PlainRequest, Provider
     from router.upstream.transport import Transport
@@ -315,7 +316,7 @@ class Call:
     # images generated, milliseconds of audio transcribed, characters spoken; 0 otherwise.
     units: int = 0
     limits: CallLimits | None = None  # when rate-limit policies apply
-    budget: CallBudget | None = None  # when spend budgets apply
+    budget: CallBudget | OneBudget | None = None  # when spend budgets apply
     prepare: PrepareHeaders | None = None  # sets upstream request headers
     trying: Route | None = None  # the route of the target an attempt is under way at
     running: int = 0  # attempts under way (two while a hedge races the first)

@@ -19,6 +19,7 @@ from router.limits.admission import Limiter
 from router.spend.budget_state import Held, seen
 from router.spend.call_budget import CallBudget
 from router.spend.metered import estimate as metered_estimate
+from router.spend.one_budget import OneBudget
 from router.spend.prices import MILLION
 from router.upstream.usage import estimate_prompt_tokens
 
@@ -33,11 +34,12 @@ def _asked(body: dict[str, Any]) -> int | None:
 
 def admit_now(
     limiter: Limiter, graph: RoutingGraph, call: Call
-) -> CallBudget | Literal[False] | None:
+) -> CallBudget | OneBudget | Literal[False] | None:
     """`admit` without awaiting anything, for the usual case: budgets counted in this
     process, one calendar-period counter for the request's pair, a request priced in
-    tokens, and room in the budget. False when `admit` must decide instead (a shared
-    backend, several counters, a spent budget: nothing is reserved then)."""
+    tokens, and room in the budget; a `OneBudget` when no provider has a budget either.
+    False when `admit` must decide instead (a shared backend, several counters, a spent
+    budget: nothing is reserved then)."""
     local = limiter.local
     if local is None:
         return False
@@ -72,6 +74,8 @@ def admit_now(
         return False  # spent: `admit` refuses, or falls back
     sums[limit.key] = count
     seen[budget.labels] = (budget, count)
+    if not table.providers:
+        return OneBudget(table, held_in, sums, cost, count, now)
     admitted = CallBudget(limiter, table, prompt, asked, None)
     admitted.now = now
     admitted.held.append(Held(held_in, (count,), (0,), cost, 0, None, None))
