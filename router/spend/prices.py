@@ -138,17 +138,19 @@ def request_nanos(
 
 
 def tokens(usage: Any) -> tuple[int, int, int]:
-    """(prompt, cached, completion) tokens of an OpenAI `usage` object; 0 where absent."""
+    """(prompt, cached, completion) tokens of an OpenAI `usage` object; 0 where absent or
+    not a positive integer. (Inline checks, not a helper per count: every priced or
+    budgeted request's usage is read here.)"""
     if not isinstance(usage, dict):
         return 0, 0, 0
     prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return _count(prompt), _count(cached), _count(completion)
-
-
-def _count(value: Any) -> int:
-    return value if type(value) is int and value > 0 else 0
+    return (
+        prompt if type(prompt) is int and prompt > 0 else 0,
+        cached if type(cached) is int and cached > 0 else 0,
+        completion if type(completion) is int and completion > 0 else 0,
+    )
 
 
 def price_warnings(config: RouterConfig, source: SourceMap) -> list[ConfigIssue]:
