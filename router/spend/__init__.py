@@ -2,8 +2,7 @@
 
 - `config`: the YAML shapes (`spend:`, a target's `price`, a provider's `prices`).
 - `prices`: prices compiled into integers at load time, and a request's cost from its usage.
-- `entry`: what the request path hands the ledger (a small tuple) and what the writer makes
-  of it (a database row).
+- `entry`: the ledger row of a finished request, made when it ends, as the writer binds it.
 - `ledger`: the bounded queue and the one writer task per process.
 - `stores`, `sqlite_store`, `postgres_store`: where rows go: SQLite (the default) or
   PostgreSQL.
