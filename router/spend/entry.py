@@ -84,44 +84,49 @@ def insert_value(column: str, placeholder: str) -> str:
 def entry(seq: int, record: RequestRecord, call: Any, seconds: float) -> Entry:
     """The ledger's row for one finished request (`call`: its `router.routing.dispatch.Call`).
     A request that used no tokens (and no metered units) costs 0; one that used them on a
-    target without their price has no cost (-1, NULL in the database)."""
-    latency = int(seconds * 1_000_000 + 0.5) / 1000  # ms to 3 decimals; `round` is slower
+    target without their price has no cost (-1, NULL in the database). (Every request with
+    the ledger on makes one: `bench.instructions` counts what each line costs.)"""
     if call is None:  # refused before it named a model it may use
-        key = record.key_name
-        return (seq, time.time(), record.request_id, key or "", "", "", "", "", 0, 0, 0, 0, 0,
-                record.outcome, record.status, record.error or "", latency)  # fmt: skip
-    target, budget = call.target, call.budget
-    if target is None:
-        provider = upstream = ""
-        price = None
-    else:
-        provider, upstream, price = target.runtime.name, target.model, target.price
+        return (seq, time.time(), record.request_id, record.key_name or "", "", "", "", "",
+                0, 0, 0, 0, 0, record.outcome, record.status, record.error or "",
+                seconds * 1000)  # fmt: skip
+    budget = call.budget
     counted = budget.counted if budget is not None else None
-    if counted is not None:  # what settling the request's budgets counted: tokens and cost
-        prompt, cached, completion, cost = counted
-    else:
-        usage, units = call.usage, call.units
-        if usage is not None:
-            prompt, cached, completion = tokens(usage)
-        elif record.relay is not None:  # a stream cut before its usage came
-            prompt, cached = estimate_prompt_tokens(call.body), 0
-            completion = estimate_tokens(relayed_chars(record.relay))
-        else:
-            prompt = cached = completion = 0
-        cost = 0
-        if prompt or completion or units:
-            nanos = None
-            if isinstance(price, Price):
-                nanos = request_nanos(price, call.op.name, prompt, cached, completion, units)
-            cost = -1 if nanos is None else nanos
-    if max(prompt, cached, completion, cost) > BIGGEST:  # an upstream's absurd usage
+    if counted is None:
+        counted = _priced(record, call)
+    prompt, cached, completion, cost = counted
+    # (cost is -1 at least, the counts 0: any count past BIGGEST makes the sum reach it)
+    if prompt + cached + completion + cost >= BIGGEST:  # an upstream's absurd usage
         prompt, cached, completion, cost = (
             min(n, BIGGEST) for n in (prompt, cached, completion, cost)
         )
-    key, error = record.key_name, record.error
-    return (seq, time.time(), record.request_id, key or "", call.route.name, provider,
-            upstream, call.op.name, len(call.attempts), prompt, cached, completion, cost,
-            record.outcome, record.status, error or "", latency)  # fmt: skip
+    target = call.target
+    return (seq, time.time(), record.request_id, record.key_name or "", call.route.name,
+            target.runtime.name if target is not None else "",
+            target.model if target is not None else "", call.op.name, len(call.attempts),
+            prompt, cached, completion, cost, record.outcome, record.status,
+            record.error or "", seconds * 1000)  # fmt: skip
+
+
+def _priced(record: RequestRecord, call: Any) -> tuple[int, int, int, int]:
+    """(prompt, cached, completion tokens, cost) of a request no budget counted: its usage
+    (or a cut stream's estimate) at its target's price."""
+    usage, units, target = call.usage, call.units, call.target
+    if usage is not None:
+        prompt, cached, completion = tokens(usage)
+    elif record.relay is not None:  # a stream cut before its usage came
+        prompt, cached = estimate_prompt_tokens(call.body), 0
+        completion = estimate_tokens(relayed_chars(record.relay))
+    else:
+        prompt = cached = completion = 0
+    cost = 0
+    if prompt or completion or units:
+        price = target.price if target is not None else None
+        nanos = None
+        if isinstance(price, Price):
+            nanos = request_nanos(price, call.op.name, prompt, cached, completion, units)
+        cost = -1 if nanos is None else nanos
+    return prompt, cached, completion, cost
 
 
 def relayed_chars(relay: Any) -> int:
