@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -59,6 +60,9 @@ def _admitted(graph: RoutingGraph, model: str, body: dict[str, Any], one: bool) 
     limiter = Limiter(RateLimitBackendConfig())
     call = _call(graph, model, body)
     graph.budgets.pairs.clear()
+    bset = graph.budgets.for_request("app", model)
+    assert bset is not None
+    bset.counters(time.time())  # (a set's first request goes through `admit`, which does this)
     budget = admit_now(limiter, graph, call) if one else asyncio.run(admit(limiter, graph, call))
     assert isinstance(budget, OneBudget if one else CallBudget)
     call.budget = budget
@@ -123,5 +127,7 @@ def test_admit_now_takes_the_general_path_where_a_provider_has_a_budget(
     path.write_text(text)
     graph = load_graph(path, {})
     limiter = Limiter(RateLimitBackendConfig())
-    budget = admit_now(limiter, graph, _call(graph, "priced", BODY))
-    assert isinstance(budget, CallBudget)
+    call = _call(graph, "priced", {**BODY, "max_tokens": 10})
+    assert admit_now(limiter, graph, call) is False  # the set's first: `admit` starts it
+    assert isinstance(asyncio.run(admit(limiter, graph, call)), CallBudget)
+    assert isinstance(admit_now(limiter, graph, call), CallBudget)

@@ -26,6 +26,8 @@ from router.upstream.usage import estimate_prompt_tokens
 if TYPE_CHECKING:
     from router.types import Call, RoutingGraph
 
+_HALF_MILLION = MILLION // 2  # rounds half up, as `cost_nanos`
+
 
 def _asked(body: dict[str, Any]) -> int | None:
     most = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -39,46 +41,51 @@ def admit_now(
     process, one calendar-period counter for the request's pair, a request priced in
     tokens, and room in the budget; a `OneBudget` when no provider has a budget either.
     False when `admit` must decide instead (a shared backend, several counters, a spent
-    budget: nothing is reserved then)."""
+    budget, a period that ended: nothing is reserved then). Every budgeted request passes
+    here: each line is counted (`bench.instructions`)."""
     local = limiter.local
     if local is None:
         return False
     table = graph.budgets
-    pairs, pair = table.pairs, (call.key.name, call.route.name)
-    bset = pairs[pair] if pair in pairs else table.for_request(*pair)
+    pair = (call.key.name, call.route.name)
+    try:
+        bset = table.pairs[pair]
+    except KeyError:
+        bset = table.for_request(*pair)
     if bset is None:
         return False if table.providers else None
-    op = call.op
-    if op.cost is not None:
-        return False
-    now = time.time()
-    counters = bset.counters(now)
-    if len(counters) != 1 or not counters[0].single or bset.retired:
-        return False  # (a period that ended: `admit` forgets its counters)
-    held_in = counters[0]
+    one, op, now = bset.one, call.op, time.time()
+    if one is None or now >= bset.until or op.cost is not None or bset.retired:
+        return False  # (`admit` starts a new period's counters, and forgets the old ones)
     body = call.body
     prompt = estimate_prompt_tokens(body)
-    asked = _asked(body) if op.streams else 0
-    out = asked if asked is not None else held_in.output_tokens
-    budget = held_in.budgets[0]
+    asked = None
+    if op.streams:  # (what `_asked` reads)
+        most = body.get("max_completion_tokens") or body.get("max_tokens")
+        if type(most) is int and most >= 0:
+            asked = most
+        out = one.output_tokens if asked is None else asked
+    else:
+        asked = out = 0
+    budget = one.budgets[0]
     if not budget.money:
-        cost = max(1, prompt + out)
+        cost = prompt + out or 1  # (at least 1: a spent budget refuses even a free request)
     elif (price := bset.price) is None:
         cost = 1
     else:  # `cost_nanos(price, prompt, 0, out)`, without its call and its clamps
-        cost = max(1, (prompt * price.input + out * price.output + MILLION // 2) // MILLION)
-    limit = held_in.pset.limits[0]
-    sums = local.sums
-    count = sums.get(limit.key, 0) + cost
+        cost = (prompt * price.input + out * price.output + _HALF_MILLION) // MILLION or 1
+    limit = one.pset.limits[0]
+    key, sums = limit.key, local.sums
+    count = sums.get(key, 0) + cost
     if count > limit.limit:
         return False  # spent: `admit` refuses, or falls back
-    sums[limit.key] = count
+    sums[key] = count
     seen[budget.labels] = (budget, count)
     if not table.providers:
-        return OneBudget(table, held_in, sums, cost, count, now)
+        return OneBudget(one, sums, cost, count, now)
     admitted = CallBudget(limiter, table, prompt, asked, None)
     admitted.now = now
-    admitted.held.append(Held(held_in, (count,), (0,), cost, 0, None, None))
+    admitted.held.append(Held(one, (count,), (0,), cost, 0, None, None))
     return admitted
 
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 from math import ceil
 from typing import TYPE_CHECKING
 
-from router.spend.budget_state import text
-from router.spend.budget_table import BudgetTable, Counters
+from router.spend.budget_table import EMPTY, Counters
 from router.spend.entry import relayed_chars
-from router.spend.prices import cost_nanos, tokens
+from router.spend.prices import cost_nanos, money_text, tokens
 from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
 
 if TYPE_CHECKING:
@@ -29,21 +28,15 @@ if TYPE_CHECKING:
 class OneBudget:
     """One request's reservation of `cost` in `sums[key]`, which then counted `count`."""
 
-    __slots__ = ("cost", "count", "counted", "counters", "now", "settled", "sums", "table")
+    __slots__ = ("cost", "count", "counted", "counters", "now", "settled", "sums")
 
     spent = None  # (`CallBudget.spent`: never refused, or it would not exist)
+    table = EMPTY  # (whose provider budgets `attempts` looks up: none, as in the request's)
 
     def __init__(
-        self,
-        table: BudgetTable,
-        counters: Counters,
-        sums: dict[str, int],
-        cost: int,
-        count: int,
-        now: float,
+        self, counters: Counters, sums: dict[str, int], cost: int, count: int, now: float
     ) -> None:
-        self.table, self.counters, self.sums = table, counters, sums
-        self.cost, self.count, self.now = cost, count, now
+        self.counters, self.sums, self.cost, self.count, self.now = counters, sums, cost, count, now
         self.settled = False
         # (prompt, cached, completion tokens, cost in nanos: -1 unknown) once settled
         self.counted: tuple[int, int, int, int] | None = None
@@ -54,9 +47,15 @@ class OneBudget:
         budget = counters.budgets[0]
         left = budget.amount - self.count
         seconds = counters.ends[0] - self.now
+        if left <= 0:
+            remaining = b"0"
+        elif budget.money:
+            remaining = money_text(left).encode()
+        else:
+            remaining = str(left).encode()
         return [
             budget.limit_header,
-            (b"x-budget-remaining", text(budget, left).encode() if left > 0 else b"0"),
+            (b"x-budget-remaining", remaining),
             budget.unit_header,
             (b"x-budget-reset", str(ceil(seconds) if seconds > 1 else 1).encode()),
         ]
@@ -84,15 +83,16 @@ class OneBudget:
                 self._replace(0)
             return
         price = target.price if target is not None else None
-        nanos = cost_nanos(price, prompt, cached, completion) if price is not None else None
-        self.counted = (prompt, cached, completion, (-1 if nanos is None else nanos) if (
-            prompt or completion) else 0)  # fmt: skip
-        if not self.counters.budgets[0].money:
-            self._replace(prompt + completion)
-        elif nanos is not None:
-            self._replace(nanos)
-        elif record.status != 200:
-            self._replace(0)
+        if price is None:
+            self.counted = (prompt, cached, completion, -1 if prompt or completion else 0)
+            if not self.counters.budgets[0].money:
+                self._replace(prompt + completion)
+            elif record.status != 200:
+                self._replace(0)  # (a money budget's answer without a price: estimate stands)
+            return
+        nanos = cost_nanos(price, prompt, cached, completion)
+        self.counted = (prompt, cached, completion, nanos)
+        self._replace(nanos if self.counters.budgets[0].money else prompt + completion)
 
     def _replace(self, actual: int) -> None:
         if actual != self.cost:
