@@ -12,7 +12,8 @@ CHARS_PER_TOKEN = 4
 
 
 def estimate_tokens(chars: int) -> int:
-    return max(1, -(-chars // CHARS_PER_TOKEN)) if chars else 0
+    """A token per four characters, rounded up: 0 for none, at least 1 for any."""
+    return -(-chars // CHARS_PER_TOKEN) if chars > 0 else 0
 
 
 def _text_length(value: Any) -> int:
@@ -37,5 +38,5 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
                 chars += len(content) if type(content) is str else _text_length(content)
             elif isinstance(message, dict):
                 chars += _text_length(message.get("content"))
-        return estimate_tokens(chars) + 4 * len(messages)
+        return -(-chars // CHARS_PER_TOKEN) + 4 * len(messages)  # (`estimate_tokens`)
     return estimate_tokens(_text_length(body.get("prompt", body.get("input", ""))))
