@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from router.spend.budget_table import EMPTY, Counters
 from router.spend.entry import relayed_chars
-from router.spend.prices import cost_nanos, money_text, tokens
+from router.spend.prices import NANO_DIGITS, cost_nanos, tokens
 from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 class OneBudget:
     """One request's reservation of `cost` in `sums[key]`, which then counted `count`."""
 
-    __slots__ = ("cost", "count", "counted", "counters", "now", "settled", "sums")
+    __slots__ = ("cost", "count", "counted", "counters", "now", "sums")
 
     spent = None  # (`CallBudget.spent`: never refused, or it would not exist)
     table = EMPTY  # (whose provider budgets `attempts` looks up: none, as in the request's)
@@ -37,7 +37,6 @@ class OneBudget:
         self, counters: Counters, sums: dict[str, int], cost: int, count: int, now: float
     ) -> None:
         self.counters, self.sums, self.cost, self.count, self.now = counters, sums, cost, count, now
-        self.settled = False
         # (prompt, cached, completion tokens, cost in nanos: -1 unknown) once settled
         self.counted: tuple[int, int, int, int] | None = None
 
@@ -49,15 +48,21 @@ class OneBudget:
         seconds = counters.ends[0] - self.now
         if left <= 0:
             remaining = b"0"
-        elif budget.money:
-            remaining = money_text(left).encode()
+        elif budget.money:  # `money_text`, in bytes: 12.5, 0.000001, 3
+            digits = b"%d" % left
+            if len(digits) <= NANO_DIGITS:
+                digits = digits.zfill(NANO_DIGITS + 1)
+            fraction = digits[-NANO_DIGITS:].rstrip(b"0")
+            remaining = (
+                digits[:-NANO_DIGITS] + b"." + fraction if fraction else digits[:-NANO_DIGITS]
+            )
         else:
-            remaining = str(left).encode()
+            remaining = b"%d" % left
         return [
             budget.limit_header,
             (b"x-budget-remaining", remaining),
             budget.unit_header,
-            (b"x-budget-reset", str(ceil(seconds) if seconds > 1 else 1).encode()),
+            (b"x-budget-reset", b"%d" % ceil(seconds) if seconds > 1 else b"1"),
         ]
 
     async def before_attempt(self, target: Target) -> errors.RouterError | None:
@@ -68,11 +73,20 @@ class OneBudget:
 
     def settle(self, record: RequestRecord, call: Call) -> None:
         """Replace the reservation by what the request cost (once), as `CallBudget.settle`."""
-        if self.settled:
+        if self.counted is not None:
             return
-        self.settled = True
         usage, target = call.usage, call.target
-        if usage is not None:
+        if type(usage) is dict:  # (`tokens`, inline: the usual case)
+            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            details = usage.get("prompt_tokens_details")
+            cached = details.get("cached_tokens") if type(details) is dict else None
+            if type(prompt) is not int or prompt < 0:
+                prompt = 0
+            if type(completion) is not int or completion < 0:
+                completion = 0
+            if type(cached) is not int or cached < 0:
+                cached = 0
+        elif usage is not None:
             prompt, cached, completion = tokens(usage)
         elif record.relay is not None:  # a stream that ended before its usage came
             prompt, cached = estimate_prompt_tokens(call.body), 0

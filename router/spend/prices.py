@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 NANOS = 1_000_000_000  # nanos per currency unit
 MILLION = 1_000_000
 _HALF_MILLION = MILLION // 2  # rounds half up
-_NANO_DIGITS = 9  # digits of NANOS less one
+NANO_DIGITS = 9  # digits of NANOS less one
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +69,10 @@ def money_text(nanos: int) -> str:
     if nanos < 0:
         return "-" + money_text(-nanos)
     digits = str(nanos)
-    if len(digits) <= _NANO_DIGITS:
-        digits = digits.zfill(_NANO_DIGITS + 1)
-    fraction = digits[-_NANO_DIGITS:].rstrip("0")
-    units = digits[:-_NANO_DIGITS]
+    if len(digits) <= NANO_DIGITS:
+        digits = digits.zfill(NANO_DIGITS + 1)
+    fraction = digits[-NANO_DIGITS:].rstrip("0")
+    units = digits[:-NANO_DIGITS]
     return f"{units}.{fraction}" if fraction else units
 
 
