@@ -131,3 +131,23 @@ def test_admit_now_takes_the_general_path_where_a_provider_has_a_budget(
     assert admit_now(limiter, graph, call) is False  # the set's first: `admit` starts it
     assert isinstance(asyncio.run(admit(limiter, graph, call)), CallBudget)
     assert isinstance(admit_now(limiter, graph, call), CallBudget)
+
+
+@pytest.mark.parametrize("one", [True, False])
+def test_a_request_settled_after_its_period_ended_leaves_no_counter_behind(
+    graph: RoutingGraph, one: bool
+) -> None:
+    """A request admitted in one period and ending in the next: the old period's counter was
+    forgotten when the new one started (`CallBudget._retire`), and settling must not make it
+    again (one stray counter per request in flight at every period's end, forever)."""
+    budget, call, limiter = _admitted(graph, "priced", BODY, one)
+    sums = limiter.local.sums
+    (key,) = sums
+    sums.pop(key)  # what the new period's first admission does to the old counter
+    call.target = graph.routes["priced"].targets[0]
+    call.usage = {"prompt_tokens": 12, "completion_tokens": 30}
+    record = RequestRecord("POST", "/v1/chat/completions", "req-1", 0.0, None)
+    record.status = 200
+    budget.settle(record, call)
+    assert budget.counted == (12, 0, 30, 72_000_000)
+    assert key not in sums

@@ -130,10 +130,12 @@ class CallBudget:
             local = self.limiter.local
             if local is None:
                 return
-            if held.counters.fixed:
+            if held.counters.fixed:  # (a period that ended meanwhile: its counter stays gone)
                 sums = local.sums
                 for limit in held.counters.pset.limits:
-                    sums[limit.key] = sums.get(limit.key, 0) + actual - held.cost
+                    count = sums.get(limit.key)
+                    if count is not None:
+                        sums[limit.key] = count + actual - held.cost
                 return
             buckets = local.buckets
             for limit in held.counters.pset.limits:
@@ -293,7 +295,9 @@ class CallBudget:
             if counters.single and held.ticket is None and local is not None:
                 if actual is not None and actual != held.cost:  # `_give_back`, inlined
                     key = counters.pset.limits[0].key
-                    local.sums[key] = local.sums.get(key, 0) + actual - held.cost
+                    count = local.sums.get(key)
+                    if count is not None:  # (not a period that has ended meanwhile)
+                        local.sums[key] = count + actual - held.cost
                 continue
             self._give_back(held, actual)
 

@@ -109,7 +109,11 @@ class OneBudget:
         self._replace(nanos if self.counters.budgets[0].money else prompt + completion)
 
     def _replace(self, actual: int) -> None:
+        """Count `actual` instead of the estimate, in the period it was reserved in (not in one
+        that has ended meanwhile: its counter is gone, and stays gone)."""
         if actual != self.cost:
             key = self.counters.pset.limits[0].key
             sums = self.sums
-            sums[key] = sums.get(key, 0) + actual - self.cost
+            count = sums.get(key)
+            if count is not None:
+                sums[key] = count + actual - self.cost
