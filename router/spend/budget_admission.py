@@ -20,13 +20,11 @@ from router.spend.budget_state import Held, seen
 from router.spend.call_budget import CallBudget
 from router.spend.metered import estimate as metered_estimate
 from router.spend.one_budget import OneBudget
-from router.spend.prices import MILLION
+from router.spend.prices import HALF_MILLION, MILLION
 from router.upstream.usage import estimate_prompt_tokens
 
 if TYPE_CHECKING:
     from router.types import Call, RoutingGraph
-
-_HALF_MILLION = MILLION // 2  # rounds half up, as `cost_nanos`
 
 
 def _asked(body: dict[str, Any]) -> int | None:
@@ -59,21 +57,15 @@ def admit_now(
         return False  # (`admit` starts a new period's counters, and forgets the old ones)
     body = call.body
     prompt = estimate_prompt_tokens(body)
-    asked = None
-    if op.streams:  # (what `_asked` reads)
-        most = body.get("max_completion_tokens") or body.get("max_tokens")
-        if type(most) is int and most >= 0:
-            asked = most
-        out = one.output_tokens if asked is None else asked
-    else:
-        asked = out = 0
+    asked = _asked(body) if op.streams else 0
+    out = asked if asked is not None else one.output_tokens
     budget = one.budgets[0]
     if not budget.money:
         cost = prompt + out or 1  # (at least 1: a spent budget refuses even a free request)
     elif (price := bset.price) is None:
         cost = 1
     else:  # `cost_nanos(price, prompt, 0, out)`, without its call and its clamps
-        cost = (prompt * price.input + out * price.output + _HALF_MILLION) // MILLION or 1
+        cost = (prompt * price.input + out * price.output + HALF_MILLION) // MILLION or 1
     limit = one.pset.limits[0]
     key, sums = limit.key, local.sums
     count = sums.get(key, 0) + cost

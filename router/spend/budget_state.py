@@ -8,6 +8,7 @@ checked and reserved without tickets, since nothing here waits.
 
 from __future__ import annotations
 
+from math import ceil
 from typing import TYPE_CHECKING
 
 from router.limits.admission import Ticket
@@ -44,6 +45,22 @@ remaining_gauge.sources.append(_rows)
 def text(budget: Budget, value: int) -> str:
     """A figure for a header: money exact to the nano, tokens as an integer."""
     return money_text(value) if budget.money else str(value)
+
+
+def reset_seconds(seconds: float) -> int:
+    """Whole seconds until a budget has room again, at least 1 (`x-budget-reset`)."""
+    return ceil(seconds) if seconds > 1 else 1
+
+
+def header_pairs(budget: Budget, left: int, reset: int) -> list[tuple[bytes, bytes]]:
+    """`x-budget-*` as an answer's raw headers: the budget's amount, what it has left (0 once
+    spent), its unit and the seconds until it starts afresh or its window frees room."""
+    return [
+        budget.limit_header,
+        (b"x-budget-remaining", text(budget, left).encode() if left > 0 else b"0"),
+        budget.unit_header,
+        (b"x-budget-reset", b"%d" % reset),
+    ]
 
 
 INF = float("inf")

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from math import ceil
 from typing import TYPE_CHECKING
 
 from router import errors
 from router.limits.admission import Limiter
 from router.limits.windows import WindowCounter
-from router.spend.budget_state import INF, Held, reserve_local, seen, text
+from router.spend.budget_state import INF, Held, header_pairs, reserve_local, reset_seconds, seen
 from router.spend.budget_table import Budget, BudgetSet, BudgetTable, Counters
 from router.spend.entry import relayed_chars
 from router.spend.prices import (
@@ -156,8 +155,7 @@ class CallBudget:
     def _reset(counters: Counters, i: int, resets: Sequence[int], now: float) -> int:
         """Seconds until budget `i` has room again: its period's end, or its window's."""
         ends = counters.ends[i]
-        seconds = ends - now if ends != INF else resets[i] / 1000
-        return ceil(seconds) if seconds > 1 else 1
+        return reset_seconds(ends - now if ends != INF else resets[i] / 1000)
 
     def _refusal(
         self,
@@ -213,23 +211,9 @@ class CallBudget:
             # one budget (the usual case): nothing to compare
             budget = held.counters.budgets[0]
             left = budget.amount - held.used[0]
-            reset = self._reset(held.counters, 0, held.resets, self.now)
-            return [
-                budget.limit_header,
-                (b"x-budget-remaining", text(budget, left).encode() if left > 0 else b"0"),
-                budget.unit_header,
-                (b"x-budget-reset", str(reset).encode()),
-            ]
+            return header_pairs(budget, left, self._reset(held.counters, 0, held.resets, self.now))
         tightest = self._tightest()
-        if tightest is None:
-            return []
-        budget, left, reset = tightest
-        return [
-            budget.limit_header,
-            (b"x-budget-remaining", text(budget, left).encode()),
-            budget.unit_header,
-            (b"x-budget-reset", str(reset).encode()),
-        ]
+        return [] if tightest is None else header_pairs(*tightest)
 
     # -- per attempt (provider budgets) ---------------------------------------------------------
 

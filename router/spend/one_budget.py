@@ -11,12 +11,12 @@ holds the two to that, case by case).
 
 from __future__ import annotations
 
-from math import ceil
 from typing import TYPE_CHECKING
 
+from router.spend.budget_state import header_pairs, reset_seconds
 from router.spend.budget_table import EMPTY, Counters
 from router.spend.entry import relayed_chars
-from router.spend.prices import NANO_DIGITS, cost_nanos, tokens
+from router.spend.prices import cost_nanos, tokens
 from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
 
 if TYPE_CHECKING:
@@ -44,26 +44,8 @@ class OneBudget:
         """`x-budget-*` as an answer's raw headers (see `CallBudget.headers`)."""
         counters = self.counters
         budget = counters.budgets[0]
-        left = budget.amount - self.count
-        seconds = counters.ends[0] - self.now
-        if left <= 0:
-            remaining = b"0"
-        elif budget.money:  # `money_text`, in bytes: 12.5, 0.000001, 3
-            digits = b"%d" % left
-            if len(digits) <= NANO_DIGITS:
-                digits = digits.zfill(NANO_DIGITS + 1)
-            fraction = digits[-NANO_DIGITS:].rstrip(b"0")
-            remaining = (
-                digits[:-NANO_DIGITS] + b"." + fraction if fraction else digits[:-NANO_DIGITS]
-            )
-        else:
-            remaining = b"%d" % left
-        return [
-            budget.limit_header,
-            (b"x-budget-remaining", remaining),
-            budget.unit_header,
-            (b"x-budget-reset", b"%d" % ceil(seconds) if seconds > 1 else b"1"),
-        ]
+        reset = reset_seconds(counters.ends[0] - self.now)
+        return header_pairs(budget, budget.amount - self.count, reset)
 
     async def before_attempt(self, target: Target) -> errors.RouterError | None:
         return None  # no provider budget in the table (`admit_now` takes this path only then)
@@ -76,17 +58,7 @@ class OneBudget:
         if self.counted is not None:
             return
         usage, target = call.usage, call.target
-        if type(usage) is dict:  # (`tokens`, inline: the usual case)
-            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            details = usage.get("prompt_tokens_details")
-            cached = details.get("cached_tokens") if type(details) is dict else None
-            if type(prompt) is not int or prompt < 0:
-                prompt = 0
-            if type(completion) is not int or completion < 0:
-                completion = 0
-            if type(cached) is not int or cached < 0:
-                cached = 0
-        elif usage is not None:
+        if usage is not None:
             prompt, cached, completion = tokens(usage)
         elif record.relay is not None:  # a stream that ended before its usage came
             prompt, cached = estimate_prompt_tokens(call.body), 0

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 NANOS = 1_000_000_000  # nanos per currency unit
 MILLION = 1_000_000
-_HALF_MILLION = MILLION // 2  # rounds half up
-NANO_DIGITS = 9  # digits of NANOS less one
+HALF_MILLION = MILLION // 2  # rounds half up
+_NANO_DIGITS = 9  # digits of NANOS less one
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +69,10 @@ def money_text(nanos: int) -> str:
     if nanos < 0:
         return "-" + money_text(-nanos)
     digits = str(nanos)
-    if len(digits) <= NANO_DIGITS:
-        digits = digits.zfill(NANO_DIGITS + 1)
-    fraction = digits[-NANO_DIGITS:].rstrip("0")
-    units = digits[:-NANO_DIGITS]
+    if len(digits) <= _NANO_DIGITS:
+        digits = digits.zfill(_NANO_DIGITS + 1)
+    fraction = digits[-_NANO_DIGITS:].rstrip("0")
+    units = digits[:-_NANO_DIGITS]
     return f"{units}.{fraction}" if fraction else units
 
 
@@ -99,7 +99,7 @@ def cost_nanos(price: Price, prompt: int, cached: int, completion: int) -> int:
         total = (prompt - cached) * price.input + cached * price.cached_input
     else:
         total = prompt * price.input
-    return (total + completion * price.output + _HALF_MILLION) // MILLION
+    return (total + completion * price.output + HALF_MILLION) // MILLION
 
 
 def unit_price(price: Price, kind: str) -> int | None:

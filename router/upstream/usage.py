@@ -38,5 +38,5 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
                 chars += len(content) if type(content) is str else _text_length(content)
             elif isinstance(message, dict):
                 chars += _text_length(message.get("content"))
-        return -(-chars // CHARS_PER_TOKEN) + 4 * len(messages)  # (`estimate_tokens`)
+        return estimate_tokens(chars) + 4 * len(messages)
     return estimate_tokens(_text_length(body.get("prompt", body.get("input", ""))))
