@@ -4,7 +4,7 @@ in a table with no provider budgets (`router.spend.budget_admission.admit_now`).
 Its whole state is one plain sum per period (`MemoryBackend.sums`), so a request holds its
 counter, what it reserved and what the sum was then; admitting, the headers and settling
 are a few lines each, where `CallBudget` keeps a list of reservations in several counters,
-shared or not, per attempt (the admission: 19.5 k instructions before, 14 k now).
+shared or not, per attempt (the admission: 19.5 k instructions before, 14.6 k now).
 It gives the same figures and headers as `CallBudget` does for the same request (a test
 holds the two to that, case by case).
 """
