@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from router.observability import logs
-from router.observability.needles import SCAN_AT_MOST, Needles
+from router.observability.needles import SCAN_AT_MOST, SCAN_AT_MOST_SLICED, Needles
 
 
 def _secrets(n: int, seed: int) -> list[str]:
@@ -62,10 +62,32 @@ def test_a_longer_stride_for_long_secrets_still_finds_each_at_every_offset(short
     alphabet = string.ascii_letters + string.digits
     secrets = [
         "".join(rnd.choices(alphabet, k=rnd.randint(shortest, shortest + 30)))
-        for _ in range(SCAN_AT_MOST * 3)
+        for _ in range(SCAN_AT_MOST_SLICED * 3)
     ]
     needles = Needles({s.encode() for s in secrets})
     for offset in range(14):
         for secret in rnd.sample(secrets, 20):
             line = ("x" * offset + secret + "y" * offset).encode()
             assert needles.replace(line, b"***") == b"x" * offset + b"***" + b"y" * offset
+
+
+@pytest.mark.parametrize("shortest", [9, 15, 40])
+def test_lines_of_every_length_find_a_secret_at_every_position(shortest: int) -> None:
+    """A line of bytes is cut into pieces by one unpack whose layout depends on the line's
+    length; a text line by slices. Both find a secret wherever it sits, in lines of every
+    length, the shortest and the ones a piece short of the next cut included."""
+    rnd = random.Random(shortest)
+    secrets = ["".join(rnd.choices(string.ascii_letters, k=shortest)) for _ in range(40)]
+    as_bytes = Needles({s.encode() for s in secrets})
+    as_text = Needles(set(secrets))
+    secret = secrets[7]
+    for length in range(shortest, shortest + 60):
+        for at in range(length - shortest + 1):
+            line = "." * at + secret + "," * (length - shortest - at)
+            expected = "." * at + "***" + "," * (length - shortest - at)
+            assert as_text.replace(line, "***") == expected
+            assert as_bytes.replace(line.encode(), b"***") == expected.encode()
+    assert as_bytes.replace(b"", b"***") == b"" and as_bytes.replace(b"abcd", b"***") == b"abcd"
+    for at in (0, 1, 2_500, 4_990 - shortest):  # a line longer than any kept layout
+        line = "." * at + secret + "," * (5_000 - shortest - at)
+        assert secret.encode() not in as_bytes.replace(line.encode(), b"***")
