@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from router.config.loader import load_config_text
+from router.config.loader import ConfigError, load_config_text
 from router.graph import load, pacing
 from router.graph.compile import compile_graph
 from router.graph.reload import carry_over
@@ -69,6 +69,45 @@ def test_tables_grow_with_keys_plus_models_not_their_product() -> None:
     assert bodies_large <= 4.5 * bodies_small
     everyone = [k for k in large.keys.values() if k.name.endswith("0")]
     assert len({id(k.allowed) for k in everyone if len(k.allowed) == 80}) == 1
+
+
+def test_keys_with_the_same_patterns_share_one_allow_list_and_each_is_checked() -> None:
+    """The models of a list of patterns are gathered once per list as written, and lists that
+    name the same models share one set and body; an unknown model is still reported for
+    every key that names it, at its own line."""
+    text = "\n".join(
+        [
+            "server: {auth: keys}",
+            "providers:",
+            "  up: {plugin: openai, base_url: 'http://127.0.0.1:9/v1', api_key: sk-upstream-000}",
+            "models:",
+            "  a1: {targets: [{provider: up, model: x}]}",
+            "  a2: {targets: [{provider: up, model: x}]}",
+            "  b1: {targets: [{provider: up, model: x}]}",
+            "keys:",
+            "  one: {sha256: " + "a" * 64 + ", models: ['a*']}",
+            "  two: {sha256: " + "b" * 64 + ", models: ['a*']}",
+            "  three: {sha256: " + "c" * 64 + ", models: [a2, a1]}",
+            "  four: {sha256: " + "d" * 64 + ", models: [b1, nope]}",
+            "  five: {sha256: " + "e" * 64 + ", models: [b1, nope]}",
+            "  six: {sha256: " + "f" * 64 + ", models: ['*']}",
+        ]
+    )
+    config, source = load_config_text(text + "\n", "keys.yaml")
+    with pytest.raises(ConfigError) as raised:
+        compile_graph(config, source)
+    errors = [str(issue) for issue in raised.value.issues]
+    assert errors == [
+        "keys.yaml:12: keys.four.models[1]: unknown model 'nope'",
+        "keys.yaml:13: keys.five.models[1]: unknown model 'nope'",
+    ]
+    graph = compile_graph(*load_config_text(text.replace(", nope", "") + "\n", "keys.yaml"))
+    by_name = {k.name: k for k in graph.keys.values()}
+    assert by_name["one"].allowed == frozenset({"a1", "a2"})
+    assert by_name["one"].allowed is by_name["two"].allowed is by_name["three"].allowed
+    assert by_name["one"].models_body is by_name["three"].models_body
+    assert by_name["four"].allowed == {"b1"} and by_name["four"].allowed is by_name["five"].allowed
+    assert by_name["six"].allowed == {"a1", "a2", "b1"}
 
 
 def test_a_requests_set_is_its_keys_and_its_models_policies_together() -> None:

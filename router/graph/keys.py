@@ -56,11 +56,14 @@ def compile_keys(
     keys: dict[bytes, ClientKey] = {}
     matches: dict[str, list[str]] = {}  # per pattern: the models it names, matched once
     # Per allow-list: the one frozenset and `/v1/models` body its keys share, so that
-    # 10,000 keys allowed `*` hold one list of the models, not 10,000.
+    # 10,000 keys allowed `*` hold one list of the models, not 10,000; and per list of
+    # patterns as written, that share, so that the models of `*` are gathered once, not
+    # once per key (2,500 keys x 1,000 models were a third of a big config's compile).
     lists: dict[frozenset[str], tuple[frozenset[str], bytes]] = {}
+    written: dict[tuple[str, ...], tuple[frozenset[str], bytes]] = {}
     for name, key in config.keys.items():
-        allowed: set[str] = set()
-        for i, pattern in enumerate(key.models):
+        patterns = tuple(key.models)
+        for i, pattern in enumerate(patterns):
             matched = matches.get(pattern)
             if matched is None:
                 matched = matches[pattern] = _matching(pattern, config.models)
@@ -71,7 +74,6 @@ def compile_keys(
                         f"unknown model '{pattern}'{did_you_mean(pattern, config.models)}",
                     )
                 )
-            allowed.update(matched)
         if key.key is not None:
             digest = hashlib.sha256(key.key.get_secret_value().encode()).digest()
         else:
@@ -81,10 +83,13 @@ def compile_keys(
                 source.issue(("keys", name), f"same key as '{keys[digest].name}'; keys must differ")
             )
             continue
-        shared = lists.get(frozenset(allowed))
+        shared = written.get(patterns)
         if shared is None:
-            names = frozenset(allowed)
-            shared = lists[names] = (names, _models_body(objects, sorted(names)))
+            names = frozenset(model for pattern in patterns for model in matches[pattern])
+            shared = lists.get(names)
+            if shared is None:
+                shared = lists[names] = (names, _models_body(objects, sorted(names)))
+            written[patterns] = shared
         keys[digest] = ClientKey(name, digest, *shared)
 
     anonymous = None
