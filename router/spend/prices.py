@@ -172,10 +172,12 @@ def price_warnings(config: RouterConfig, source: SourceMap) -> list[ConfigIssue]
                     f"`price`, or `providers.{target.provider}.prices.{target.model}`)"
                 )
                 issues.append(source.issue(("models", name, "targets", i), message, "warning"))
+    used: dict[str, set[str]] = {}  # per provider, the upstream models its targets use
+    for _, _, target in targets:
+        used.setdefault(target.provider, set()).add(target.model)
     for provider_name, provider in config.providers.items():
-        used = {t.model for _, _, t in targets if t.provider == provider_name}
         for model in provider.prices:
-            if model not in used:
+            if model not in used.get(provider_name, ()):
                 issues.append(
                     source.issue(
                         ("providers", provider_name, "prices", model),
