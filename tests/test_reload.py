@@ -14,7 +14,9 @@ import pytest
 
 from router.config.loader import load_config_text
 from router.graph.compile import compile_graph
-from router.graph.reload import carry_over
+from router.graph import reload as reloading
+from router.graph.reload import Reloader, carry_over, plan_carry_over
+from router.http.state import RouterState
 from router.testing import RouterServer, closed_after_test, wait_until
 
 ADMIN = "adm-reload-key"
@@ -228,6 +230,50 @@ def test_a_key_removed_by_a_reload_is_refused_even_after_use(tmp_path: Path) -> 
             client.chat.completions.create(model="chat", messages=messages)
         assert answer_of(server.url) == "first"  # the key that stayed still works
         assert "sk-soon-gone" not in str(admin_config(server.url))
+
+
+def test_a_planned_carry_over_changes_no_target_until_it_is_applied() -> None:
+    """A reload plans in its worker thread while the old graph serves: the kept targets must
+    keep their old settings and runtime until the swap applies the new ones."""
+    old = compile_graph(*load_config_text(config("a"), "mem.yaml"))
+    kept = old.routes["other"].targets[0]
+    runtime, weight = kept.runtime, kept.weight
+    text = config("b").replace("model: m-2}", "model: m-2, weight: 3.0}")
+    carried = plan_carry_over(old, compile_graph(*load_config_text(text, "mem.yaml")))
+    assert carried.graph.routes["other"].targets[0] is kept
+    assert carried.graph.reach["app"].chains["other"][0].targets[0] is kept
+    assert kept.runtime is runtime and kept.weight == weight
+    assert carried.apply() is carried.graph
+    assert kept.runtime is carried.graph.providers["steady"] and kept.weight == 3.0
+
+
+def test_a_graph_swapped_in_while_a_reload_compiles_is_the_one_carried_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan is made against the graph active when the compile began; if another graph
+    was swapped in meanwhile, the reload plans again against that one."""
+    import asyncio
+
+    path = tmp_path / "router.yaml"
+    path.write_text(config("a"))
+    first = compile_graph(*load_config_text(config("a"), str(path)))
+    state = RouterState(first)
+    reloader = Reloader(state)
+    meanwhile = compile_graph(*load_config_text(config("a"), str(path)))
+    compiled = reloading._compiled
+
+    def compile_then_swap(data: bytes, path: str, old: object) -> reloading.Carried:
+        carried = compiled(data, path, old)  # type: ignore[arg-type]
+        state.graph = meanwhile  # as if swapped in by someone else, while this compiled
+        return carried
+
+    monkeypatch.setattr(reloading, "_compiled", compile_then_swap)
+    path.write_text(config("b"))
+    outcome = asyncio.run(reloader.reload("test"))
+    assert outcome["result"] == "reloaded"
+    steady = state.graph.routes["other"].targets[0]
+    assert steady is meanwhile.routes["other"].targets[0]
+    assert steady is not first.routes["other"].targets[0]
 
 
 def test_carry_over_keeps_runtime_state_of_unchanged_targets() -> None:

@@ -10,17 +10,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from router.graph.load import young_collections_only
 from router.graph.shared_setting import SharedSetting
-from router.types import RoutingGraph
 
 RELOAD_SWITCH_SECONDS = 0.0002  # see `loop_first`
 RELOAD_SHARE = 0.1  # of a core a reload's compile takes at most (see `Paced`)
 _switch = SharedSetting(sys.getswitchinterval, sys.setswitchinterval)
+T = TypeVar("T")
 
 
-class Paced:
+class Paced(Generic[T]):
     """A reload's compile held to `RELOAD_SHARE` of a core, so that the requests served
     meanwhile keep the rest: a compile of 10,000 keys took half the core for 1.8 s, and the
     p99 of the requests served meanwhile was 8x the calm one (2.7x at a tenth, a quarter gave
@@ -29,12 +30,12 @@ class Paced:
     nothing), it sleeps for as long as keeps its CPU time to that share of the time passed.
     A reload of a big config takes longer (9.7 s for 10,000 keys); no request waits on it."""
 
-    def __init__(self, compiled: Callable[[bytes, str], RoutingGraph]) -> None:
+    def __init__(self, compiled: Callable[[bytes, str], T]) -> None:
         self.compiled = compiled
         self.thread: int | None = None
         self.cpu = 0.0
 
-    def compile(self, data: bytes, path: str) -> RoutingGraph:
+    def compile(self, data: bytes, path: str) -> T:
         """`compiled(data, path)`, paced: called in the reload's worker thread."""
         self.thread, self.cpu = threading.get_ident(), time.thread_time()
         gc.callbacks.append(self._pace)
