@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -13,8 +14,8 @@ import openai
 import pytest
 
 from router.config.loader import load_config_text
-from router.graph.compile import compile_graph
 from router.graph import reload as reloading
+from router.graph.compile import compile_graph
 from router.graph.reload import Reloader, carry_over, plan_carry_over
 from router.http.state import RouterState
 from router.testing import RouterServer, closed_after_test, wait_until
@@ -252,8 +253,6 @@ def test_a_graph_swapped_in_while_a_reload_compiles_is_the_one_carried_over(
 ) -> None:
     """The plan is made against the graph active when the compile began; if another graph
     was swapped in meanwhile, the reload plans again against that one."""
-    import asyncio
-
     path = tmp_path / "router.yaml"
     path.write_text(config("a"))
     first = compile_graph(*load_config_text(config("a"), str(path)))
