@@ -20,7 +20,7 @@ from router.spend.budget_state import Held, seen
 from router.spend.call_budget import CallBudget
 from router.spend.metered import estimate as metered_estimate
 from router.spend.one_budget import OneBudget
-from router.spend.prices import HALF_MILLION, MILLION
+from router.spend.prices import cost_nanos
 from router.upstream.usage import estimate_prompt_tokens
 
 if TYPE_CHECKING:
@@ -64,8 +64,8 @@ def admit_now(
         cost = prompt + out or 1  # (at least 1: a spent budget refuses even a free request)
     elif (price := bset.price) is None:
         cost = 1
-    else:  # `cost_nanos(price, prompt, 0, out)`, without its call and its clamps
-        cost = (prompt * price.input + out * price.output + HALF_MILLION) // MILLION or 1
+    else:
+        cost = cost_nanos(price, prompt, 0, out) or 1
     limit = one.pset.limits[0]
     key, sums = limit.key, local.sums
     count = sums.get(key, 0) + cost

@@ -14,7 +14,7 @@ from router.limits.admission import Limiter
 from router.limits.windows import WindowCounter
 from router.spend.budget_state import INF, Held, header_pairs, reserve_local, reset_seconds, seen
 from router.spend.budget_table import Budget, BudgetSet, BudgetTable, Counters
-from router.spend.entry import relayed_chars
+from router.spend.entry import used_tokens
 from router.spend.prices import (
     Price,
     cost_nanos,
@@ -22,7 +22,6 @@ from router.spend.prices import (
     tokens,
     unit_nanos,
 )
-from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
 
 if TYPE_CHECKING:
     from router.observability.access import RequestRecord
@@ -247,19 +246,15 @@ class CallBudget:
         if call.units:
             self._settle_metered(record, call)
             return
-        usage, target = call.usage, call.target
-        if usage is not None:
-            prompt, cached, completion = tokens(usage)
-        elif record.relay is not None:  # a stream that ended before its usage came
-            prompt, cached = estimate_prompt_tokens(call.body), 0
-            completion = estimate_tokens(relayed_chars(record.relay))
-        else:  # no usage: none counted; an answer's estimate stands (its cost is unknown)
+        target, counts = call.target, used_tokens(record, call)
+        if counts is None:  # no usage: none counted; an answer's estimate stands (cost unknown)
             self.counted = (0, 0, 0, 0)
             unknown = target is not None and record.status == 200
             for held in self.held:
                 answered = held.target is None or held.target is target
                 self._give_back(held, None if unknown and answered else 0)
             return
+        prompt, cached, completion = counts
         price = target.price if target is not None else None
         nanos = cost_nanos(price, prompt, cached, completion) if price is not None else None
         cost = (-1 if nanos is None else nanos) if prompt or completion else 0

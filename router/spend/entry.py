@@ -111,14 +111,8 @@ def entry(seq: int, record: RequestRecord, call: Any, seconds: float) -> Entry:
 def _priced(record: RequestRecord, call: Any) -> tuple[int, int, int, int]:
     """(prompt, cached, completion tokens, cost) of a request no budget counted: its usage
     (or a cut stream's estimate) at its target's price."""
-    usage, units, target = call.usage, call.units, call.target
-    if usage is not None:
-        prompt, cached, completion = tokens(usage)
-    elif record.relay is not None:  # a stream cut before its usage came
-        prompt, cached = estimate_prompt_tokens(call.body), 0
-        completion = estimate_tokens(relayed_chars(record.relay))
-    else:
-        prompt = cached = completion = 0
+    units, target = call.units, call.target
+    prompt, cached, completion = used_tokens(record, call) or (0, 0, 0)
     cost = 0
     if prompt or completion or units:
         price = target.price if target is not None else None
@@ -127,6 +121,19 @@ def _priced(record: RequestRecord, call: Any) -> tuple[int, int, int, int]:
             nanos = request_nanos(price, call.op.name, prompt, cached, completion, units)
         cost = -1 if nanos is None else nanos
     return prompt, cached, completion, cost
+
+
+def used_tokens(record: RequestRecord, call: Any) -> tuple[int, int, int] | None:
+    """(prompt, cached, completion) tokens a request used: its usage, else, for a stream cut
+    before its usage came, an estimate from its prompt and what its upstreams produced;
+    None when neither is known. The one rule for budgets' settling and the ledger's row."""
+    usage = call.usage
+    if usage is not None:
+        return tokens(usage)
+    if record.relay is not None:
+        completion = estimate_tokens(relayed_chars(record.relay))
+        return estimate_prompt_tokens(call.body), 0, completion
+    return None
 
 
 def relayed_chars(relay: Any) -> int:

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 
 from router.spend.budget_state import header_pairs, reset_seconds
 from router.spend.budget_table import EMPTY, Counters
-from router.spend.entry import relayed_chars
-from router.spend.prices import cost_nanos, tokens
-from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
+from router.spend.entry import used_tokens
+from router.spend.prices import cost_nanos
 
 if TYPE_CHECKING:
     from router import errors
@@ -57,17 +56,13 @@ class OneBudget:
         """Replace the reservation by what the request cost (once), as `CallBudget.settle`."""
         if self.counted is not None:
             return
-        usage, target = call.usage, call.target
-        if usage is not None:
-            prompt, cached, completion = tokens(usage)
-        elif record.relay is not None:  # a stream that ended before its usage came
-            prompt, cached = estimate_prompt_tokens(call.body), 0
-            completion = estimate_tokens(relayed_chars(record.relay))
-        else:  # no usage: an answer's estimate stands (its cost is unknown); a failure's goes
+        target, used = call.target, used_tokens(record, call)
+        if used is None:  # no usage: an answer's estimate stands (cost unknown), a failure's goes
             self.counted = (0, 0, 0, 0)
             if target is None or record.status != 200:
                 self._replace(0)
             return
+        prompt, cached, completion = used
         price = target.price if target is not None else None
         if price is None:
             self.counted = (prompt, cached, completion, -1 if prompt or completion else 0)
