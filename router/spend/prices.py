@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 NANOS = 1_000_000_000  # nanos per currency unit
 MILLION = 1_000_000
-HALF_MILLION = MILLION // 2  # rounds half up
+_HALF_MILLION = MILLION // 2  # rounds half up
 _NANO_DIGITS = 9  # digits of NANOS less one
 
 
@@ -99,7 +99,7 @@ def cost_nanos(price: Price, prompt: int, cached: int, completion: int) -> int:
         total = (prompt - cached) * price.input + cached * price.cached_input
     else:
         total = prompt * price.input
-    return (total + completion * price.output + HALF_MILLION) // MILLION
+    return (total + completion * price.output + _HALF_MILLION) // MILLION
 
 
 def unit_price(price: Price, kind: str) -> int | None:
@@ -121,7 +121,7 @@ def unit_nanos(price: Price, kind: str, units: int) -> int | None:
         return units * each
     if kind == AUDIO_MS:
         return (units * each + 500) // 1000
-    return (units * each + MILLION // 2) // MILLION
+    return (units * each + _HALF_MILLION) // MILLION
 
 
 def request_nanos(
