@@ -96,17 +96,17 @@ class BudgetSet:
 
     budgets: tuple[Budget, ...]
     price: Price | None
-    _until: float = -math.inf  # when some period ends and the counters' keys change
     _counters: tuple[Counters, ...] = ()
     retired: list[str] = field(default_factory=list)  # keys of periods that have ended
-    # The one counter when the set is one budget over calendar periods (`Counters.single`),
-    # valid before `until` (unix s): what `admit_now` checks, without a call, per request.
-    one: Counters | None = None
+    # When some period ends and the counters' keys change (unix s), and the one counter when
+    # the set is one budget over calendar periods (`Counters.single`): what `admit_now`
+    # checks, without a call, per request.
     until: float = -math.inf
+    one: Counters | None = None
 
     def counters(self, now: float) -> tuple[Counters, ...]:
         """Money then tokens counters for the period `now` (unix s) falls in."""
-        if now < self._until:
+        if now < self.until:
             return self._counters
         old = [limit.key for c in self._counters for limit in c.pset.limits]
         out, until = [], math.inf
@@ -135,9 +135,8 @@ class BudgetSet:
             fixed = all(b.period is not None for b in chosen)
             single = fixed and len(chosen) == 1
             out.append(Counters(chosen, pset, tuple(ends), most, fixed, single))
-        self._counters, self._until = tuple(out), until
+        self._counters, self.until = tuple(out), until
         self.one = out[0] if len(out) == 1 and out[0].single else None
-        self.until = until
         fresh = {limit.key for c in out for limit in c.pset.limits}
         self.retired += [key for key in old if key not in fresh]
         return self._counters
