@@ -213,3 +213,31 @@ def test_traces_carry_no_secret(tmp_path, fake_upstream):
     assert "upstream_authentication_failed" in shown
     for leak in LEAKS:
         assert leak not in shown
+
+
+def test_logs_with_many_secrets_show_none_of_them(tmp_path, fake_upstream):
+    """Past a dozen secrets a log line is searched by its pieces, not secret by secret
+    (`router.observability.needles`): through `llm-switchyard serve`, with forty client keys
+    from `${ENV}`, a client that sends another team's key as its request id (which the
+    access log records) and as its model name leaves none of them in the logs."""
+    keys = {f"TEAM_KEY_{i:02d}": f"sk-team-{i:02d}-Qx7Lm2Vb9Nc4Wd8" for i in range(40)}
+    lines = "".join(f'  team{i:02d}: {{key: "${{TEAM_KEY_{i:02d}}}"}}\n' for i in range(40))
+    app = '  app: {key: "${CLIENT_KEY}"}\n'
+    path = tmp_path / "router.yaml"
+    path.write_text(textwrap.dedent(CONFIG.format(url=fake_upstream.url)).replace(app, app + lines))
+    router = RouterProcess(path, env={**ENV, **keys}).start()
+    fake_upstream.add("/v1/chat/completions", json_reply(openai_401(ECHOES["whole"]), status=401))
+    pasted = keys["TEAM_KEY_17"]
+    client = _client(router)
+    try:
+        for model in ("chat", pasted):
+            with pytest.raises(openai.APIStatusError):
+                client.chat.completions.create(
+                    model=model, messages=MESSAGES, extra_headers={"x-request-id": pasted}
+                )
+    finally:
+        out, err = router.stop()
+    logged = (out + err).decode()
+    assert logged.count('"request_id":"***"') == 2  # both requests' access lines, masked
+    for leak in (*LEAKS, *keys.values()):
+        assert leak not in logged
