@@ -515,3 +515,57 @@ def test_restart_only_settings_name_real_settings() -> None:
     changed, _ = load_config_text(config("a", ", port: 4999"), "mem.yaml")
     assert restart_needed(base, changed) == ["server.port"]
     assert restart_needed(base, base) == []
+
+
+BREAKER_CONFIG = """
+server: {{auth: none, admin_key: {admin}, watch_config: false}}
+providers:
+  a: {{plugin: openai, base_url: "{url}/a/v1"}}
+  b: {{plugin: openai, base_url: "{url}/b/v1"}}
+models:
+  chat:
+    targets: [{{provider: a, model: ma}}, {{provider: b, model: mb}}]
+    retries: {{attempts: 0}}
+    breaker: {{consecutive_failures: 2, failure_rate: null, open_for: 600}}
+{more}"""
+
+
+def test_an_open_breaker_stays_open_across_a_reload_of_the_cli_served_router(
+    tmp_path: Path, fake_upstream: FakeUpstream
+) -> None:
+    """A target whose provider and upstream model did not change keeps its live state
+    across a reload, worked out in the reload's thread and applied at the swap: its open
+    breaker still skips it. A target that changed starts afresh."""
+    a, b = "/a/v1/chat/completions", "/b/v1/chat/completions"
+    fake_upstream.set_default(a, json_reply({"error": {"message": "down"}}, 503))
+    fake_upstream.set_default(b, json_reply(chat_completion("from b", model="mb")))
+    path = tmp_path / "router.yaml"
+    path.write_text(BREAKER_CONFIG.format(admin=ADMIN, url=fake_upstream.url, more=""))
+    router = RouterProcess(path, env=QUIET).start()
+    try:
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0, timeout=10)
+        )
+
+        def ask() -> str:
+            messages = [{"role": "user", "content": "hi"}]
+            answer = client.chat.completions.create(model="chat", messages=messages)
+            return answer.choices[0].message.content or ""
+
+        assert [ask(), ask()] == ["from b", "from b"]  # a failed twice: its breaker opens
+        assert len(fake_upstream.received(a)) == 2
+        other = "  other: {targets: [{provider: b, model: mb2}]}\n"
+        path.write_text(BREAKER_CONFIG.format(admin=ADMIN, url=fake_upstream.url, more=other))
+        reply = httpx.post(router.url + "/admin/reload", headers={"x-api-key": ADMIN})
+        assert reply.json()["result"] == "reloaded"
+        assert [ask(), ask()] == ["from b", "from b"]
+        assert len(fake_upstream.received(a)) == 2  # still skipped: the breaker was kept
+
+        changed = BREAKER_CONFIG.replace("model: ma}", "model: ma2}")
+        path.write_text(changed.format(admin=ADMIN, url=fake_upstream.url, more=other))
+        reply = httpx.post(router.url + "/admin/reload", headers={"x-api-key": ADMIN})
+        assert reply.json()["result"] == "reloaded"
+        assert ask() == "from b"
+        assert len(fake_upstream.received(a)) == 3  # a new target: tried again
+    finally:
+        router.stop()
