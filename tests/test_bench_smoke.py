@@ -81,6 +81,13 @@ def test_streams_scenario_holds_streams_open_and_reports_per_stream_costs(tmp_pa
         # the router's loop lag, read from its /metrics: a bucket bound in ms
         assert row["lag_p99_ms"] in (2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
         assert row["lag_busy_p99_ms"] is not None
+        # each short request's own latency, and wrk's (corrected) beside it
+        assert row["wrk_idle_p99_ms"] > 0 and row["wrk_busy_p99_ms"] > 0
+        assert row["p99_ratio"] > 0 and row["wrk_p99_ratio"] > 0
+        # the CPU pauses watched meanwhile, and the slow requests that overlapped one
+        assert row["idle_pauses"] >= 0 and row["busy_pauses"] >= 0
+        assert 0 <= row["busy_slow_in_pauses"] <= row["busy_slow"]
+        assert row["pauses_watched_realtime"] in (True, False)
     figures = [v["figure"] for v in data["verdicts"]]
     assert figures == ["memory per open stream", "CPU per chunk", "descriptors per open stream"]
     for v in data["verdicts"]:

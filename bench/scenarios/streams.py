@@ -17,11 +17,13 @@ import math
 import re
 import resource
 import subprocess
+import sys
 import time
 
 import httpx
 
 from bench import measure, procfs, procs, routerconf
+from bench.pauses import Watch
 from bench.routerconf import RouterConfig
 from bench.scenario import Report, num, per, router, verdict, yes
 from bench.targets import Target
@@ -29,6 +31,7 @@ from bench.targets import Target
 FULL, QUICK = [1_000, 5_000, 10_000], [200, 1_000]
 SLOW = "stream-3600-1000"  # one chunk a second, for an hour: longer than any window here
 LATENCY_CONCURRENCY = 1
+SLOW_MS = 5.0  # a short request slower than this is checked against the CPUs' pauses
 MAX_POOL = 10_000  # the router's largest `providers.<name>.max_connections`
 
 
@@ -98,6 +101,19 @@ class Holder:
             procs.stop(self.process, timeout=30)
 
 
+def short_requests(target: Target, seconds: float) -> dict:
+    """Short requests one at a time for `seconds` (`bench.shortclient`), each request's own
+    latency, with a watch for pauses of the CPUs meanwhile (`bench.pauses`)."""
+    command = ["taskset", "-c", "1", sys.executable, "-m", "bench.shortclient"]
+    command += ["--port", str(target.port), "--key", target.key, "--model", target.model]
+    command += ["--seconds", str(seconds), "--slow", str(SLOW_MS)]
+    with Watch() as watch:
+        done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=procs.ROOT)
+    figures = json.loads(done.stdout)
+    slow = figures.pop("slow")
+    return {**figures, **watch.summary(slow)}
+
+
 def _measure(upstream: int, count: int, seconds: float, args: argparse.Namespace) -> dict:
     port = procs.free_port()
     extra = routerconf.parse_settings(args.router_server)
@@ -106,7 +122,8 @@ def _measure(upstream: int, count: int, seconds: float, args: argparse.Namespace
         pid, target = served.pid, served.target
         idle_rss, idle_fds = procfs.rss_bytes(pid), procfs.open_fds(pid)
         idle_threads = procfs.threads(pid)
-        idle = measure.wrk(target, pid, LATENCY_CONCURRENCY, seconds)
+        idle = short_requests(target, seconds)
+        idle_wrk = measure.wrk(target, pid, LATENCY_CONCURRENCY, seconds)
         command = [*measure.stream_command(target, "slow"), "--hold", str(count)]
         command += ["--open-timeout", str(60 + count / 50)]
         holder = Holder(command)
@@ -120,8 +137,10 @@ def _measure(upstream: int, count: int, seconds: float, args: argparse.Namespace
             time.sleep(seconds)
             cpu1, mark1 = procfs.cpu_seconds(pid), holder.say("mark")
             lag1 = loop_lag(port)
-            busy = measure.wrk(target, pid, LATENCY_CONCURRENCY, seconds)
+            with Watch() as wrk_watch:
+                busy_wrk = measure.wrk(target, pid, LATENCY_CONCURRENCY, seconds)
             lag2 = loop_lag(port)
+            busy = short_requests(target, seconds)
             # The same short requests straight to the upstream, which is serving the held
             # streams too, on the core it shares with the load generators: what of the
             # latency is the machine's and the upstream's, not the router's.
@@ -151,14 +170,31 @@ def _measure(upstream: int, count: int, seconds: float, args: argparse.Namespace
         "idle_p99_ms": idle["p99_ms"],
         "busy_p50_ms": busy["p50_ms"],
         "busy_p99_ms": busy["p99_ms"],
+        "wrk_idle_p99_ms": idle_wrk["p99_ms"],
+        "wrk_busy_p99_ms": busy_wrk["p99_ms"],
+        "wrk_p99_ratio": (
+            per(busy_wrk["p99_ms"], idle_wrk["p99_ms"]) if busy_wrk["p99_ms"] else None
+        ),
+        "idle_pauses": idle["pauses"],
+        "busy_pauses": busy["pauses"],
+        "busy_longest_pause_ms": busy["longest_pause_ms"],
+        "wrk_busy_pauses": len(wrk_watch.pauses),
+        "wrk_busy_longest_pause_ms": wrk_watch.summary([])["longest_pause_ms"],
+        "busy_slow": busy["slow"],
+        "busy_slow_in_pauses": busy["slow_in_pauses"],
+        "pauses_watched_realtime": idle["realtime"] and busy["realtime"],
         "direct_p99_ms": direct["p99_ms"],
         "lag_p99_ms": lag_quantile(lag0, lag1, 0.99),
         "lag_busy_p99_ms": lag_quantile(lag1, lag2, 0.99),
-        "short_errors": idle["errors"] + busy["errors"],
+        "short_errors": idle["errors"] + busy["errors"] + idle_wrk["errors"] + busy_wrk["errors"],
         "p50_ratio": per(busy["p50_ms"], idle["p50_ms"]) if busy["p50_ms"] else None,
         "p99_ratio": per(busy["p99_ms"], idle["p99_ms"]) if busy["p99_ms"] else None,
         "closed": closed,
     }
+
+
+def _counts(counts: list[int]) -> str:
+    return ", ".join(f"{count:,}" for count in counts)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> Report:
@@ -184,7 +220,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
             ("short p50 idle / open ms", "p50s", 2),
             ("short p99 idle / open ms", "p99s", 2),
             ("p50 / p99 ratio", "ratios", 2),
-            ("short p99 to the upstream alone, open ms", "direct_p99_ms", 2),
+            ("wrk's p99 idle / open ms (ratio)", "wrk_p99s", 2),
+            ("CPU pauses in wrk's open window (longest ms)", "wrk_pause_counts", 0),
+            ("wrk's p99 to the upstream alone, open ms", "direct_p99_ms", 2),
+            ("CPU pauses idle / open (longest ms)", "pause_counts", 0),
+            ("short requests over 5 ms, open / in a pause", "slow_counts", 0),
             ("loop lag p99 open, alone / with short requests ms", "lags", 0),
         ],
     )
@@ -192,8 +232,19 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
         for count in sizes:
             row = _measure(upstream, count, seconds, args)
             row["rss"] = f"{row['idle_rss_mb']} / {row['open_rss_mb']}"
-            row["p50s"] = f"{row['idle_p50_ms']:.2f} / {row['busy_p50_ms']:.2f}"
-            row["p99s"] = f"{row['idle_p99_ms']:.2f} / {row['busy_p99_ms']:.2f}"
+            row["p50s"] = f"{num(row['idle_p50_ms'], 2)} / {num(row['busy_p50_ms'], 2)}"
+            row["p99s"] = f"{num(row['idle_p99_ms'], 2)} / {num(row['busy_p99_ms'], 2)}"
+            row["wrk_p99s"] = (
+                f"{row['wrk_idle_p99_ms']:.2f} / {row['wrk_busy_p99_ms']:.2f}"
+                f" ({num(row['wrk_p99_ratio'], 2)}x)"
+            )
+            row["pause_counts"] = (
+                f"{row['idle_pauses']} / {row['busy_pauses']} ({row['busy_longest_pause_ms']})"
+            )
+            row["wrk_pause_counts"] = (
+                f"{row['wrk_busy_pauses']} ({row['wrk_busy_longest_pause_ms']})"
+            )
+            row["slow_counts"] = f"{row['busy_slow']} / {row['busy_slow_in_pauses']}"
             row["lags"] = " / ".join(
                 f"≤ {num(lag, 0)}" if lag is not None else "n/a"
                 for lag in (row["lag_p99_ms"], row["lag_busy_p99_ms"])
@@ -216,19 +267,36 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
             "descriptors per open stream", sizes, [r["fds_per_stream"] for r in report.rows], ""
         ),
     ]
-    latency_ok = all(
-        r["p50_ratio"] is not None
-        and r["p99_ratio"] is not None
-        and r["p50_ratio"] <= 2
-        and r["p99_ratio"] <= 2
-        and r["short_errors"] == 0
+    missed = [
+        r["streams"]
         for r in report.rows
-    )
-    report.extra["latency_within_2x"] = latency_ok
+        if r["p50_ratio"] is None
+        or r["p99_ratio"] is None
+        or r["p50_ratio"] > 2
+        or r["p99_ratio"] > 2
+        or r["short_errors"]
+    ]
+    report.extra["latency_within_2x"] = not missed
     report.notes.append(
         f"Short requests one at a time, {seconds:g} s each, before the streams open and while "
-        f"they are open; the issue's bound is 2x idle for p50 and p99, without errors: "
-        f"{'met at every count' if latency_ok else '**not met** at every count'}."
+        "they are open, each request's own latency (`bench/shortclient.py`); the issue's bound "
+        "is 2x idle for p50 and p99, without errors: "
+        + ("met at every count." if not missed else f"**not met** at {_counts(missed)} open.")
+    )
+    report.notes.append(
+        "wrk's p99: the same short requests from wrk, in a window of their own. wrk corrects "
+        "its latencies for coordinated omission: each request slower than twice the mean "
+        "interval adds one made-up sample per mean interval it outlasted, as if requests had "
+        "kept coming at the mean rate meanwhile, so one 30 ms stall among 0.7 ms requests "
+        "counts as some 40 slow requests. The right figure for a client sending at a fixed "
+        "rate; not what any request sent one at a time waited."
+    )
+    report.notes.append(
+        "CPU pauses: spans of at least 4 ms in which a watcher at real-time priority on core 0 "
+        "(the router's) or core 1 (the clients' and the upstream's) woke late "
+        "(`bench/pauses.py`): no process could run on that core, the router or the clients "
+        "included; a virtual machine's host holding its CPU. Counted during the short "
+        "requests' windows, with the short requests slower than 5 ms that overlapped one."
     )
     report.notes.append(
         "Loop lag: how late the router ran a timer due every 0.1 s "
@@ -251,7 +319,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
         f"{num(last['kb_per_stream'], 1)} KB and {num(last['fds_per_stream'], 1)} descriptors "
         f"an open stream (flat: {yes(mem)}), {num(last['cpu_us_per_chunk'], 1)} µs CPU "
         f"a chunk (flat: {yes(cpu)}); short requests' p50/p99 at {sizes[-1]:,} open: "
-        f"{last['ratios']} idle; the router's event loop late {last['lags']} ms at p99 "
-        "(streams alone / with short requests)"
+        f"{last['ratios']} idle (wrk's p99, corrected for coordinated omission: "
+        f"{num(last['wrk_p99_ratio'], 2)}x; {last['busy_pauses']} CPU pauses "
+        f"meanwhile, up to {last['busy_longest_pause_ms']} ms); the router's event loop late "
+        f"{last['lags']} ms at p99 (streams alone / with short requests)"
     )
     return report
