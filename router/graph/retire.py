@@ -105,7 +105,8 @@ class Retiring:
                 # References: the list's tuple, `held` here, and the call's argument.
                 if sys.getrefcount(held) == _ALONE:
                     mappings = large_mappings(held)
-                    del self._graphs[i], held
+                    del self._graphs[i], held  # the rest goes now (2-3 ms at 10,000 keys),
+                    await asyncio.sleep(0)  # a turn of the loop of its own
                     await empty_gradually(mappings)
                 elif now >= until:
                     del self._graphs[i]
