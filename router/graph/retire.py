@@ -4,8 +4,9 @@ A graph is freed when its last reference goes, in one cascade of C deallocations
 thread interrupts: 40-50 ms for a config of 10,000 keys, on the event loop, where a reload
 swaps graphs or the last request still running on the old graph ends. `Retiring` holds the
 graphs a reload replaced instead. Once nothing else holds one (reference counts say so: every
-request that ran on it has ended), it empties the graph's large mappings `BATCH` entries at a
-time, the event loop serving between two batches, then lets the rest go.
+request that ran on it has ended), it lets go of all but the graph's large mappings, then,
+after a turn of the event loop, empties those `BATCH` entries at a time, the event loop
+serving between two batches.
 
 Only what the retired graph alone holds is emptied: a mapping, or an object of the graph
 holding mappings (its config, its limit and budget tables), that anything else still refers
