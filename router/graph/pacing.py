@@ -1,6 +1,6 @@
 """A reload's compile kept from taking the core from the requests served meanwhile: the
 event loop gets the interpreter back quickly (`loop_first`) and the compile takes at most a
-share of the core (`Paced`)."""
+share of the core (`Paced`), a short slice at a time (`checkpoint`)."""
 
 from __future__ import annotations
 
@@ -12,43 +12,64 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from router.checkpoints import pausing
 from router.graph.load import young_collections_only
 from router.graph.shared_setting import SharedSetting
 
 RELOAD_SWITCH_SECONDS = 0.0002  # see `loop_first`
 RELOAD_SHARE = 0.1  # of a core a reload's compile takes at most (see `Paced`)
+SLICE_SECONDS = 0.0005  # a paced compile runs this long at most between two pauses
 _switch = SharedSetting(sys.getswitchinterval, sys.setswitchinterval)
 T = TypeVar("T")
 
 
 class Paced(Generic[T]):
-    """A reload's compile held to `RELOAD_SHARE` of a core, so that the requests served
-    meanwhile keep the rest: a compile of 10,000 keys took half the core for 1.8 s, and the
-    p99 of the requests served meanwhile was 8x the calm one (2.7x at a tenth, a quarter gave
-    5.7x: `python -m bench --scenario big-config`). After each young collection in
-    the compile's thread (one every few milliseconds of compiling, a point where it holds
-    nothing), it sleeps for as long as keeps its CPU time to that share of the time passed.
-    A reload of a big config takes longer (9.7 s for 10,000 keys); no request waits on it."""
+    """A reload's compile held to `RELOAD_SHARE` of a core, a short slice at a time, so that
+    the requests served meanwhile keep the rest: a compile of 10,000 keys took half the core
+    for 1.8 s, and the p99 of the requests served meanwhile was 8x the calm one (2.7x at a
+    tenth, a quarter gave 5.7x: `python -m bench --scenario big-config`).
+
+    At each pause point once `SLICE_SECONDS` have passed since the last pause, it sleeps for
+    as long as keeps its CPU time to that share of the time passed. The pause points are the
+    checkpoints of the config's load (`router.checkpoints`: once a key, model, YAML mapping)
+    and the young collections its thread runs (points where it holds nothing, in the
+    libraries' code too). The collections alone were too few: a busy event loop runs most of
+    them, and the compile ran 10-80 ms at a stretch, taking half the core each time while
+    the loop waited its turns for the interpreter (the p99 of the requests meanwhile was
+    twice the calm one). A reload of a big config takes longer (about 13 s for 10,000
+    keys); no request waits on it."""
 
     def __init__(self, compiled: Callable[[bytes, str], T]) -> None:
         self.compiled = compiled
         self.thread: int | None = None
-        self.cpu = 0.0
+        self.cpu = 0.0  # the thread's CPU time at the last pause
+        self.due = 0.0  # `time.perf_counter()` at which the next pause is due
 
     def compile(self, data: bytes, path: str) -> T:
         """`compiled(data, path)`, paced: called in the reload's worker thread."""
         self.thread, self.cpu = threading.get_ident(), time.thread_time()
+        self.due = time.perf_counter() + SLICE_SECONDS
         gc.callbacks.append(self._pace)
         try:
-            return self.compiled(data, path)
+            with pausing(self):
+                return self.compiled(data, path)
         finally:
             gc.callbacks.remove(self._pace)
 
+    def pause(self) -> None:
+        """Sleep as long as keeps the CPU time since the last pause to `RELOAD_SHARE`."""
+        ran = time.thread_time() - self.cpu
+        time.sleep(ran * (1 / RELOAD_SHARE - 1))
+        self.cpu = time.thread_time()
+        self.due = time.perf_counter() + SLICE_SECONDS
+
     def _pace(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "stop" and threading.get_ident() == self.thread:
-            ran = time.thread_time() - self.cpu
-            time.sleep(ran * (1 / RELOAD_SHARE - 1))
-            self.cpu = time.thread_time()
+        if (
+            phase == "stop"
+            and threading.get_ident() == self.thread
+            and time.perf_counter() >= self.due
+        ):
+            self.pause()
 
 
 @contextlib.contextmanager

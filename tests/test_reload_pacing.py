@@ -1,0 +1,81 @@
+"""A reload's compile takes its share of the core a short slice at a time: it pauses at the
+checkpoints of the config's load (`router.checkpoints`), not only after the young
+collections its own thread happens to run, which a busy event loop mostly runs instead.
+
+Measured from outside the compile: its thread's CPU clock, read every millisecond, and the
+most CPU it took in any window of the given length."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from router import checkpoints
+from router.graph import pacing
+
+SAMPLE_SECONDS = 0.001
+
+
+def _most_cpu_in_a_window(run: Callable[[], object], window: float) -> tuple[float, float]:
+    """Run `run` in a thread; (the most CPU seconds it took in any `window` seconds, its wall
+    time). The main thread only reads the thread's CPU clock, a millisecond apart."""
+    thread = threading.Thread(target=run)
+    started = time.monotonic()
+    thread.start()
+    assert thread.ident is not None
+    clock = time.pthread_getcpuclockid(thread.ident)
+    samples: list[tuple[float, float]] = []
+    while thread.is_alive():
+        try:
+            samples.append((time.monotonic(), time.clock_gettime(clock)))
+        except OSError:  # (the thread ended between the check and the read)
+            break
+        time.sleep(SAMPLE_SECONDS)
+    thread.join()
+    took = time.monotonic() - started
+    most, first = 0.0, 0
+    for last in range(len(samples)):
+        while samples[last][0] - samples[first][0] > window:
+            first += 1
+        most = max(most, samples[last][1] - samples[first][1])
+    return most, took
+
+
+def _spin(cpu_seconds: float, pause_point: Callable[[], None]) -> Callable[[bytes, str], None]:
+    """A compile that computes without allocating anything the collector tracks (so no young
+    collection ever paces it) and passes `pause_point` every few microseconds."""
+
+    def compiled(data: bytes, path: str) -> None:
+        started = time.thread_time()
+        while time.thread_time() - started < cpu_seconds:
+            total = 0
+            for i in range(200):
+                total += i * i
+            pause_point()
+
+    return compiled
+
+
+def test_a_compile_that_passes_checkpoints_takes_a_slice_at_a_time() -> None:
+    paced = pacing.Paced(_spin(0.05, checkpoints.checkpoint))
+    most, took = _most_cpu_in_a_window(lambda: paced.compile(b"", "x.yaml"), 0.01)
+    # At most a slice (0.5 ms) and a pause's rounding in any 10 ms, where an unpaced stretch
+    # would take all 10; the whole, at a tenth of the core, about ten times its CPU time.
+    assert most <= 0.003, f"{most * 1000:.1f} ms of CPU in a 10 ms window"
+    assert took >= 0.05 / pacing.RELOAD_SHARE * 0.5
+
+
+def test_without_checkpoints_nothing_paces_such_a_compile() -> None:
+    """The measure above tells a paced compile from an unpaced one: the same work, passing
+    no checkpoint, runs through."""
+    paced = pacing.Paced(_spin(0.05, lambda: None))
+    most, took = _most_cpu_in_a_window(lambda: paced.compile(b"", "x.yaml"), 0.01)
+    assert most >= 0.004 and took < 0.05 / pacing.RELOAD_SHARE * 0.5
+
+
+def test_checkpoints_outside_a_paced_compile_do_nothing() -> None:
+    started = time.perf_counter()
+    for _ in range(10_000):
+        checkpoints.checkpoint()
+    assert time.perf_counter() - started < 0.05  # no pause: no compile is paced here
