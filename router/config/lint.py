@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 
+from router.checkpoints import checkpoint
 from router.config.loader import ConfigIssue, SourceMap, by_line
 from router.config.models import RouterConfig
 from router.config.secrets import secret_fields
@@ -47,6 +48,7 @@ def _keys_without_models(config: RouterConfig, source: SourceMap) -> list[Config
     names_some: dict[str, bool] = {}  # per pattern, matched once however many keys share it
 
     def matches(pattern: str) -> bool:
+        checkpoint()  # (once a key's pattern)
         found = names_some.get(pattern)
         if found is None:
             if any(ch in pattern for ch in "*?["):

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from router.checkpoints import checkpoint
 from router.config.models import RouterConfig
 from router.config.salvage import salvage
 from router.config.secrets import holds_secret
@@ -146,6 +147,7 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.source.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
+            checkpoint()
             merged = self.merged.get(id(node))
             if merged is None:  # (an alias builds the same node again, flattened by then)
                 written = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE)
@@ -174,6 +176,7 @@ class _Builder:
                 self.source.lines[(*path, key)] = key_node.start_mark.line + 1
             return result
         if isinstance(node, yaml.SequenceNode):
+            checkpoint()
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         if node.tag == "tag:yaml.org,2002:str" and "${" in node.value:
             if any(m.group("name") for m in _ENV_REF.finditer(node.value)):
@@ -237,17 +240,37 @@ def bad_reference(text: str, start: int) -> str:
     return f"{why}; write ${{NAME}} or ${{NAME:-default}}, or $${{ for a literal '${{'"
 
 
+_resolve = yaml.resolver.BaseResolver.resolve
+
+
+def _pausing(loader: type[Any]) -> type[Any]:
+    """`loader`, with a `checkpoint` at each mapping and sequence it composes: the resolver
+    is the one part of composing that calls back into Python, libyaml's own parsing of a
+    10,000-key config otherwise running 5-10 ms at a stretch under a paced reload."""
+
+    def resolve(self: Any, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
+        if kind is not yaml.ScalarNode:
+            checkpoint()
+        return _resolve(self, kind, value, implicit)
+
+    return type(f"Pausing{loader.__name__}", (loader,), {"resolve": resolve})
+
+
+_FAST = getattr(yaml, "CSafeLoader", None)
+_FAST_LOADER = _pausing(_FAST) if _FAST is not None else None
+_SLOW_LOADER = _pausing(yaml.SafeLoader)
+
+
 def _compose(text: str) -> yaml.Node | None:
     """The document's node tree, by libyaml where PyYAML has it (a config of 10,000 keys
     parses in about a second, against twenty in pure Python); a file libyaml refuses is
     parsed again in pure Python, so that its error is the one PyYAML has always given."""
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
+    if _FAST_LOADER is not None:
         try:
-            return yaml.compose(text, Loader=fast)  # type: ignore[no-any-return]
+            return yaml.compose(text, Loader=_FAST_LOADER)  # type: ignore[no-any-return]
         except yaml.YAMLError:
             pass
-    return yaml.compose(text, Loader=yaml.SafeLoader)  # type: ignore[no-any-return]
+    return yaml.compose(text, Loader=_SLOW_LOADER)  # type: ignore[no-any-return]
 
 
 def parse_yaml(
@@ -286,6 +309,7 @@ def _release(root: yaml.Node) -> None:
         children = node.value
         if type(children) is list:
             while children:
+                checkpoint()
                 child = children.pop()
                 if type(child) is tuple:  # a mapping's (key, value)
                     stack += child

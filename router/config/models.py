@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from router.checkpoints import checkpoint
 from router.config.policies import (
     HeaderRewriteConfig,
     RateLimitPolicyConfig,
@@ -258,6 +259,7 @@ class KeyConfig(Strict):
 
     @model_validator(mode="after")
     def _one_secret(self) -> KeyConfig:
+        checkpoint()  # (once a key: a paced reload may pause in a big config's validation)
         if (self.key is None) == (self.sha256 is None):
             raise ValueError("give exactly one of `key` or `sha256`")
         return self

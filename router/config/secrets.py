@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr
 
+from router.checkpoints import checkpoint
 from router.config.models import RouterConfig
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ def secret_fields(config: RouterConfig) -> Iterator[tuple[tuple[str | int, ...],
                 if is_sensitive_header(header) and "{" not in value:  # not a template
                     yield ("header_rewrites", i, action, header), value
     for name, key in config.keys.items():
+        checkpoint()
         if key.key is not None:
             yield ("keys", name, "key"), key.key.get_secret_value()
     if config.server.admin_key is not None:

@@ -13,6 +13,7 @@ import dataclasses
 from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 
+from router.checkpoints import checkpoint
 from router.config.lint import config_warnings
 from router.config.loader import (
     ConfigError,
@@ -97,12 +98,14 @@ def compile_graph(
     plugin_manager()  # (plugins' operations are registered before routes list what they serve)
     runtimes: dict[str, ProviderRuntime] = {}
     for name, spec in config.providers.items():
+        checkpoint()
         runtime = build_provider(name, spec, source, issues)
         if runtime is not None:
             runtimes[name] = runtime
 
     routes: dict[str, Route] = {}
     for name, model in config.models.items():
+        checkpoint()
         targets: list[Target] = []
         for i, target in enumerate(model.targets):
             if target.provider not in config.providers:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from router.checkpoints import checkpoint
 from router.config.loader import ConfigIssue, SourceMap, did_you_mean
 from router.config.models import RouterConfig
 from router.operations import names as operation_names
@@ -62,6 +63,7 @@ def compile_keys(
     lists: dict[frozenset[str], tuple[frozenset[str], bytes]] = {}
     written: dict[tuple[str, ...], tuple[frozenset[str], bytes]] = {}
     for name, key in config.keys.items():
+        checkpoint()
         patterns = tuple(key.models)
         for i, pattern in enumerate(patterns):
             matched = matches.get(pattern)

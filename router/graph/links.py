@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+from router.checkpoints import checkpoint
 from router.operations import native_only, registered
 from router.types import ClientKey, Operation, Reach, Route, RoutingGraph, Target
 
@@ -60,6 +61,7 @@ def reach_per_key(
     by_list: dict[int, Reach] = {}
     out: dict[str, Reach] = {}
     for key in clients:
+        checkpoint()
         reach = by_list.get(id(key.allowed))
         if reach is None:
             allowed = key.allowed & everything

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from router.checkpoints import checkpoint
 from router.config.loader import ConfigIssue, SourceMap, did_you_mean
 from router.config.models import RouterConfig
 from router.config.policies import RateLimitPolicyConfig
@@ -166,6 +167,7 @@ def _policy_set(
     policies: Mapping[str, RateLimitPolicyConfig],
     default_closed: bool,
 ) -> PolicySet:
+    checkpoint()  # (once a key or model)
     out_policies: list[Policy] = []
     limits: list[Limit] = []
     for name, scope in refs:
@@ -198,6 +200,7 @@ def _refs(
     source: SourceMap,
     issues: list[ConfigIssue],
 ) -> list[tuple[str, str]]:
+    checkpoint()  # (once a key or model)
     out = []
     for i, name in enumerate(names):
         if name not in config.rate_limits:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from router.checkpoints import checkpoint
 from router.errors import RouterError
 
 MASK = "***"
@@ -58,6 +59,7 @@ class Redactor:
         values = {s for s in secrets if len(s) >= MIN_FREE_TEXT}
         forms = set(values)
         for value in values:
+            checkpoint()  # (a big config's thousands of keys: a paced reload may pause here)
             forms.add(orjson.dumps(value).decode()[1:-1])  # as it appears inside JSON text
             forms.update(digests(value))
         #: Whole secrets and their digests, longest first so that none is half-masked.

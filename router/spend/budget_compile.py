@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
+from router.checkpoints import checkpoint
 from router.config.loader import ConfigIssue, SourceMap, did_you_mean
 from router.config.models import RouterConfig
 from router.spend.budget_config import BudgetConfig
@@ -47,6 +48,7 @@ class _Refs:
     def __call__(self, names: list[str], scope: str, path: tuple[str | int, ...]) -> list[Budget]:
         out: list[Budget] = []
         budgets = self.config.budgets
+        checkpoint()  # (once a key, model or provider)
         for i, name in enumerate(names):
             if name not in budgets:
                 hint = did_you_mean(name, budgets)

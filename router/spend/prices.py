@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
+from router.checkpoints import checkpoint
 from router.spend.config import PriceConfig
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def money_text(nanos: int) -> str:
 
 def price_config(config: RouterConfig, target: TargetConfig) -> PriceConfig | None:
     """A target's own `price`, else its provider's `prices` for its upstream model."""
+    checkpoint()  # (once a target)
     if target.price is not None:
         return target.price
     provider = config.providers.get(target.provider)
