@@ -18,7 +18,14 @@ class Pauser(Protocol):
     def pause(self) -> None: ...
 
 
-_running = threading.local()  # `current`: the `Pauser` of the load running in this thread
+class _Running(threading.local):
+    """The `Pauser` of the load running in this thread, if any. (A class attribute for the
+    threads that never set one: `getattr` with a default would raise and catch inside.)"""
+
+    current: Pauser | None = None
+
+
+_running = _Running()
 
 
 @contextlib.contextmanager
@@ -34,6 +41,6 @@ def pausing(pauser: Pauser) -> Iterator[None]:
 def checkpoint() -> None:
     """Pause here if this thread's load is paced and its pause is due. Elsewhere (start-up,
     `check`, a load without pacing) a look-up and nothing more."""
-    pauser = getattr(_running, "current", None)
+    pauser = _running.current
     if pauser is not None and time.perf_counter() >= pauser.due:
         pauser.pause()

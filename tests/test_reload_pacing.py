@@ -77,11 +77,26 @@ def test_without_checkpoints_nothing_paces_such_a_compile() -> None:
     assert most >= 0.004 and took < 0.05 / pacing.RELOAD_SHARE * 0.5
 
 
-def test_checkpoints_outside_a_paced_compile_do_nothing() -> None:
-    started = time.perf_counter()
-    for _ in range(10_000):
-        checkpoints.checkpoint()
-    assert time.perf_counter() - started < 0.05  # no pause: no compile is paced here
+def _quickest(call: Callable[[], None], times: int = 10_000) -> float:
+    """The quickest of five runs of `times` calls of `call`, in seconds."""
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(times):
+            call()
+        runs.append(time.perf_counter() - started)
+    return min(runs)
+
+
+def test_checkpoints_outside_a_paced_compile_cost_about_a_call() -> None:
+    """Start-up and `check` load a config through the same checkpoints, a few hundred
+    thousand for 10,000 keys: outside a paced compile each is a look-up and nothing more (a
+    `getattr` with a default, raising and catching inside, made a load 18% slower)."""
+
+    def nothing() -> None:
+        return None
+
+    assert _quickest(checkpoints.checkpoint) < 6 * _quickest(nothing)  # (2-3x, measured)
 
 
 def test_a_big_configs_reload_beside_a_busy_event_loop_takes_its_share_in_short_slices() -> None:
