@@ -1,6 +1,6 @@
 """A reload's compile kept from taking the core from the requests served meanwhile: the
 event loop gets the interpreter back quickly (`loop_first`) and the compile takes at most a
-share of the core (`Paced`), a short slice at a time (`checkpoint`)."""
+share of the core (`Paced`), a short slice at a time (`router.checkpoints`)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class Paced(Generic[T]):
     libraries' code too). The collections alone were too few: a busy event loop runs most of
     them, and the compile ran 10-80 ms at a stretch, taking half the core each time while
     the loop waited its turns for the interpreter (the p99 of the requests meanwhile was
-    twice the calm one). A reload of a big config takes longer (about 13 s for 10,000
+    twice the calm one). A reload of a big config takes longer (about 14 s for 10,000
     keys); no request waits on it."""
 
     def __init__(self, compiled: Callable[[bytes, str], T]) -> None:
