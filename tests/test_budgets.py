@@ -157,6 +157,68 @@ def test_the_estimate_takes_the_highest_price_a_request_may_reach(
     assert float(raw.headers["x-budget-remaining"]) == pytest.approx(0.05 - _estimate(10), abs=1e-9)
 
 
+def test_the_estimate_counts_every_completion_a_request_asks_for(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """`n` completions may each be `max_tokens` long, and the upstream bills them all: the
+    estimate is an upper bound only if it counts each (with a provider budget in the table
+    too, the other way admission goes)."""
+    prompt = estimate_prompt_tokens({"model": "pricey", "messages": MESSAGES})
+    provider_budget = "monthly-up: {amount: 100, period: month}"
+    for text in (config(upstream.url), config(upstream.url, budgets=provider_budget)):
+        if "monthly-up" in text:
+            text = text.replace("api_key: sk-up}", "api_key: sk-up, budgets: [monthly-up]}")
+        with _serve(tmp_path, text) as router:
+            client = _client(router)
+            raw = client.chat.completions.with_raw_response.create(
+                model="pricey", messages=MESSAGES, max_tokens=5, n=3
+            )
+            estimate = prompt * 0.001 + 3 * 5 * 0.002
+            left = float(raw.headers["x-budget-remaining"])
+            assert left == pytest.approx(0.05 - estimate, abs=1e-9)
+            # (the period's counter exists now: the next takes admission's quicker way)
+            raw = client.chat.completions.with_raw_response.create(
+                model="pricey", messages=MESSAGES, max_tokens=5, n=3
+            )
+            left = float(raw.headers["x-budget-remaining"])
+            assert left == pytest.approx(0.05 - 0.009 - estimate, abs=1e-9)  # 0.009: 1st answer
+            # a budget of 40 tokens: 3 x 5 fits beside the prompt, 3 x 20 never does
+            raw = client.chat.completions.with_raw_response.create(
+                model="counted", messages=MESSAGES, max_tokens=5, n=3
+            )
+            assert int(raw.headers["x-budget-remaining"]) == 40 - prompt - 15
+            with pytest.raises(openai.RateLimitError) as refused:
+                client.chat.completions.create(
+                    model="counted", messages=MESSAGES, max_tokens=20, n=3
+                )
+            assert "can never be admitted" in refused.value.response.json()["error"]["message"]
+
+
+def test_counts_below_their_least_are_refused_before_any_budget_is_asked(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """A negative `max_tokens` is the client's mistake (400 naming it), not a spent budget."""
+    with _serve(tmp_path, config(upstream.url)) as router:
+        client = _client(router)
+        for field, value in (("max_tokens", -5), ("max_completion_tokens", -1), ("n", 0)):
+            with pytest.raises(openai.BadRequestError) as bad:
+                client.chat.completions.create(
+                    model="pricey",
+                    messages=MESSAGES,
+                    **{field: value},  # type: ignore[call-overload]
+                )
+            error = bad.value.response.json()["error"]
+            assert error["param"] == field
+            assert error["type"] == "invalid_request_error"
+            assert f"'{field}' must be an integer of at least" in error["message"]
+        assert upstream.received("/v1/chat/completions") == []
+        # 0 is passed on: a legacy completion with `echo` asks for none
+        raw = client.chat.completions.with_raw_response.create(
+            model="pricey", messages=MESSAGES, max_tokens=0
+        )
+        assert raw.http_response.status_code == 200
+
+
 def test_a_spent_budget_with_fallback_sends_requests_to_the_cheaper_model(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:

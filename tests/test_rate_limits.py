@@ -126,6 +126,31 @@ def test_a_fresh_window_says_when_it_next_frees_a_slot(fake_upstream, tmp_path):
         assert 60 < reset <= 60.6
 
 
+def test_a_token_limit_counts_max_tokens_for_each_completion_asked_for(fake_upstream, tmp_path):
+    """`n` answers of up to `max_tokens` each: the estimate counts them all (and a legacy
+    completion's `best_of`, which the upstream makes and bills too)."""
+    fake_upstream.set_default("/v1/chat/completions", json_reply(chat_completion()))
+    path = tmp_path / "router.yaml"
+    path.write_text(
+        config(fake_upstream.url, "  g: {tokens_per_minute: 100000}", server="  rate_limits: [g]")
+    )
+    with RouterProcess(path, env={"LLM_ROUTER_ACCESS_LOG": "false"}) as router:
+        first = raw(router, max_tokens=50, n=4)
+        assert first.status_code == 200
+        # the prompt (1 token + 4 per message) and 4 answers of 50
+        assert first.headers["x-ratelimit-remaining-tokens"] == str(100000 - 5 - 4 * 50)
+
+
+def test_a_completions_best_of_counts_as_many_answers_as_it_asks_for():
+    from router.limits.admission import estimate_cost
+
+    body = {"model": "m", "prompt": "abcd", "max_tokens": 10}
+    assert estimate_cost(body) == 1 + 10
+    assert estimate_cost({**body, "best_of": 3}) == 1 + 30
+    assert estimate_cost({**body, "best_of": 3, "n": 2}) == 1 + 30  # n of the best_of
+    assert estimate_cost({**body, "n": 5, "best_of": None}) == 1 + 50
+
+
 def test_rejection_by_one_policy_consumes_nothing_from_others(fake_upstream, router_server):
     fake_upstream.set_default("/v1/chat/completions", json_reply(chat_completion()))
     server = router_server(

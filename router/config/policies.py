@@ -27,7 +27,8 @@ class RateLimitPolicyConfig(Strict):
     tokens_per_minute: Count | None = Field(
         None,
         description="Prompt plus completion tokens in any 60 s window: estimated before the "
-        "call (prompt estimate + `max_tokens`), corrected with the upstream's reported usage.",
+        "call (prompt estimate + `max_tokens` for each of its `n` answers), corrected with the "
+        "upstream's reported usage.",
     )
     tokens_per_day: Count | None = Field(None, description="Tokens in any 24 h window.")
     max_concurrent: int | None = Field(

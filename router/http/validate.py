@@ -16,6 +16,8 @@ _TEXT_OR_LIST = frozenset({Operation.COMPLETIONS, Operation.EMBEDDINGS})
 _NUMBERS = frozenset(("temperature", "top_p", "frequency_penalty", "presence_penalty"))
 _INTEGERS = frozenset(("max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs"))
 _TYPED = _NUMBERS | _INTEGERS
+# The least each count may be: the budgets and token limits estimate from them.
+_AT_LEAST = {"max_tokens": 0, "max_completion_tokens": 0, "n": 1}
 
 
 def _invalid(message: str, param: str) -> errors.InvalidRequest:
@@ -64,7 +66,12 @@ def check_body(op: Operation, body: Any) -> tuple[str, bool]:
     typed = body.keys() & _TYPED
     for name in sorted(typed) if typed else ():  # (sorted: the same first error every time)
         number = body[name]
-        if number is None or (type(number) is int or (type(number) is float and name in _NUMBERS)):
+        if type(number) is int:
+            least = _AT_LEAST.get(name)
+            if least is not None and number < least:
+                raise _invalid(f"'{name}' must be an integer of at least {least}", name)
+            continue
+        if number is None or (type(number) is float and name in _NUMBERS):
             continue
         if isinstance(number, bool) or not isinstance(number, int | float):
             kind = "a number" if name in _NUMBERS else "an integer"

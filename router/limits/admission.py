@@ -45,7 +45,7 @@ __all__ = [
     "used_tokens",
 ]
 from router.observability import logs, metrics
-from router.upstream.usage import estimate_prompt_tokens
+from router.upstream.usage import completion_choices, estimate_prompt_tokens
 
 log = logs.get_logger("router.limits")
 _RETRY_DOWN = 1.0  # seconds: after a backend failure, apply on_error without asking it again
@@ -249,9 +249,13 @@ class Limiter:
 
 
 def estimate_cost(body: dict[str, Any]) -> int:
-    """Tokens a request may use: the prompt estimate plus the completion it asks for."""
+    """Tokens a request may use: the prompt estimate plus the completions it asks for."""
     most = body.get("max_completion_tokens") or body.get("max_tokens") or 0
-    return estimate_prompt_tokens(body) + (most if isinstance(most, int) else 0)
+    if not isinstance(most, int):
+        most = 0
+    elif most and ("n" in body or "best_of" in body):
+        most *= completion_choices(body)
+    return estimate_prompt_tokens(body) + most
 
 
 def used_tokens(usage: dict[str, Any] | None) -> int | None:

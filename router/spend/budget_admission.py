@@ -2,12 +2,13 @@
 a cheaper model or refuse with 429 `budget_exceeded`, reserve per attempt for provider
 budgets, and reconcile with what the request really cost when it ends.
 
-The estimate is an upper bound (the prompt's estimate plus `max_tokens`, priced at the
-highest price among the targets the request may reach), reserved atomically with the check
-(one Lua script in Redis), so that however many replicas admit at once, what they admit
-never exceeds the budget while requests use no more than they asked for. When the request
-ends, its reported usage (a stream's at its end; for a client that left mid-stream, what the
-upstream had produced) replaces the estimate; a request that failed gives it all back.
+The estimate is an upper bound (the prompt's estimate plus `max_tokens` for each of the
+completions it asks for, priced at the highest price among the targets the request may
+reach), reserved atomically with the check (one Lua script in Redis), so that however many
+replicas admit at once, what they admit never exceeds the budget while requests use no more
+than they asked for. When the request ends, its reported usage (a stream's at its end; for a
+client that left mid-stream, what the upstream had produced) replaces the estimate; a
+request that failed gives it all back.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from router.spend.call_budget import CallBudget
 from router.spend.metered import estimate as metered_estimate
 from router.spend.one_budget import OneBudget
 from router.spend.prices import cost_nanos
-from router.upstream.usage import estimate_prompt_tokens
+from router.upstream.usage import completion_choices, estimate_prompt_tokens
 
 if TYPE_CHECKING:
     from router.types import Call, RoutingGraph
@@ -59,6 +60,8 @@ def admit_now(
     prompt = estimate_prompt_tokens(body)
     asked = _asked(body) if op.streams else 0
     out = asked if asked is not None else one.output_tokens
+    if "n" in body or "best_of" in body:  # several completions: each may be that long
+        out *= completion_choices(body)
     budget = one.budgets[0]
     if not budget.money:
         cost = prompt + out or 1  # (at least 1: a spent budget refuses even a free request)
@@ -75,7 +78,7 @@ def admit_now(
     seen[budget.labels] = (budget, count)
     if not table.providers:
         return OneBudget(one, sums, cost, count, now)
-    admitted = CallBudget(limiter, table, prompt, asked, None)
+    admitted = CallBudget(limiter, table, prompt, asked, None, choices=completion_choices(body))
     admitted.now = now
     admitted.held.append(Held(one, (count,), (0,), cost, 0, None, None))
     return admitted
@@ -102,6 +105,7 @@ async def admit(limiter: Limiter, graph: RoutingGraph, call: Call) -> CallBudget
         asked,
         unit(call.body) if unit else None,
         metered_estimate(call.op, call.body) if unit else None,
+        completion_choices(call.body) if call.op.streams else 1,
     )
     tried = {call.route.name}
     while bset is not None:

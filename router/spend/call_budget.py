@@ -34,6 +34,7 @@ class CallBudget:
     __slots__ = (
         "asked",
         "attempt",
+        "choices",
         "counted",
         "held",
         "limiter",
@@ -54,11 +55,13 @@ class CallBudget:
         asked: int | None,
         unit: int | None,
         metered: tuple[str, int] | None = None,
+        choices: int = 1,
     ) -> None:
         self.limiter, self.table = limiter, table
         self.metered = metered  # (kind, units) a metered operation expects (`metered.estimate`)
         self.prompt = prompt  # the prompt's estimated tokens
-        self.asked = asked  # the completion tokens the request asked for at most
+        self.asked = asked  # the completion tokens the request asked for at most, each
+        self.choices = choices  # ... of how many completions (`n`)
         self.unit = unit  # the operation's own unit (`router.limits.units`), where not tokens
         self.held: list[Held] = []
         self.now = 0.0  # unix seconds of the last reservation
@@ -79,7 +82,7 @@ class CallBudget:
             if metered is not None and price is not None:
                 cost = unit_nanos(price, metered[0], metered[1])
             return max(1, cost) if cost is not None else 1
-        out = self.asked if self.asked is not None else output_tokens
+        out = (self.asked if self.asked is not None else output_tokens) * self.choices
         if not money:
             return max(1, self.prompt + out)
         if price is None:

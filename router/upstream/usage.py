@@ -16,6 +16,16 @@ def estimate_tokens(chars: int) -> int:
     return -(-chars // CHARS_PER_TOKEN) if chars > 0 else 0
 
 
+def completion_choices(body: dict[str, Any]) -> int:
+    """How many completions a request asks for: its `n`, or a completion's `best_of` where
+    that is more (the upstream makes, and bills, every one of them); 1 by default. Each may
+    be as long as `max_tokens` allows, so estimates of what a request may use multiply by it."""
+    n = body.get("n")
+    count = n if type(n) is int and n > 1 else 1
+    best = body.get("best_of")
+    return best if type(best) is int and best > count else count
+
+
 def _text_length(value: Any) -> int:
     if isinstance(value, str):
         return len(value)
