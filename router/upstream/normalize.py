@@ -34,6 +34,19 @@ _MESSAGE_DEFAULTS: tuple[tuple[str, str | None], ...] = (
 JSON_INT_MAX = 2**64 - 1
 
 
+# The list an answer to each operation is made of: without it, it is no answer at all.
+_PARTS = {Operation.CHAT: "choices", Operation.COMPLETIONS: "choices", Operation.EMBEDDINGS: "data"}
+
+
+def missing_part(op: Operation, data: dict[str, Any]) -> str | None:
+    """The field an answer to `op` cannot be without (`choices`, `data`) when it is not a
+    list, else None: such an answer is malformed, not one to complete or pass on."""
+    part = _PARTS.get(op)
+    if part is None or type(data.get(part)) is list:
+        return None
+    return part
+
+
 def complete_answer(op: Operation, data: dict[str, Any], model: str) -> bool:
     """Add the fields `data` (an answer to `op`) lacks; True if it added any. Only chat
     completions, completions and embeddings are completed; other answers are left as

@@ -27,7 +27,7 @@ from router.observability import tracing
 from router.routing.strategies import record_latency
 from router.types import Call, ProviderRuntime, Target
 from router.upstream import plugin_calls
-from router.upstream.normalize import complete_answer
+from router.upstream.normalize import complete_answer, missing_part
 from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
 from router.upstream.sse import unencodable
 from router.upstream.streaming import Frames, Recover, Rescue, StreamRelay, error_frame
@@ -124,6 +124,11 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
             raise
         except Exception as exc:
             raise plugin_calls.contained(provider, "transform_response", exc) from None
+        if (missing := missing_part(call.op, data)) is not None:
+            raise errors.MalformedResponse(
+                f"upstream '{provider.name}' sent an answer without a list of `{missing}`",
+                provider=provider.name,
+            )
     except errors.RouterError as exc:
         runtime.redactor.scrub(exc)  # upstream words, before anyone logs or shows them
         raise
