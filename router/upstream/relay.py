@@ -14,8 +14,9 @@ logs, traces or shows it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +28,13 @@ from router.observability import tracing
 from router.routing.strategies import record_latency
 from router.types import Call, ProviderRuntime, Target
 from router.upstream import plugin_calls
+from router.upstream.events import parse_stream_event
 from router.upstream.normalize import complete_answer, missing_part
 from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
 from router.upstream.sse import unencodable
 from router.upstream.streaming import Frames, Recover, Rescue, StreamRelay, error_frame
 from router.upstream.transport import HeadTimer, HttpTransport, Transport, UpstreamStream
+from router.upstream.whole import STREAMED_WHOLE, answer_as_stream, is_json
 
 __all__ = [
     "Frames",
@@ -144,6 +147,36 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
         raise unencodable(exc, provider.name) from None
 
 
+async def _streamed_whole(call: Call, target: Target, upstream: UpstreamStream) -> UpstreamStream:
+    """A JSON answer to a streaming request (`router.upstream.whole`), read whole and checked
+    as a JSON answer is (an error in it is the upstream's error), as a stream of its chunks."""
+    provider = target.runtime.provider
+    content = await upstream.read()
+    upstream.close()
+    answer = UpstreamResponse(upstream.status, upstream.headers, content)
+    try:
+        data = provider.transform_response(call.op, answer)
+    except errors.RouterError:
+        raise
+    except Exception as exc:
+        raise plugin_calls.contained(provider, "transform_response", exc) from None
+    if (missing := missing_part(call.op, data)) is not None:
+        raise errors.MalformedResponse(
+            f"upstream '{provider.name}' sent an answer without a list of `{missing}`",
+            provider=provider.name,
+        )
+    complete_answer(call.op, data, target.model)
+    try:
+        frames = answer_as_stream(call.op, data)
+    except TypeError as exc:
+        raise unencodable(exc, provider.name) from None
+    return UpstreamStream(upstream.status, upstream.headers, _once(frames))
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
 async def open_stream(
     call: Call,
     target: Target,
@@ -188,9 +221,14 @@ async def open_stream(
                 )
             # Read while the upstream works on its first token, not after it arrived.
             _note_limits(target, provider, upstream.headers)
+            whole = call.op in STREAMED_WHOLE and is_json(upstream.headers.get("content-type"))
+            if whole:  # the upstream answered at once, not as a stream
+                upstream = await _streamed_whole(call, target, upstream)
             relay = (relay_type or StreamRelay)(
                 call, target, upstream, started + budget, continues, frames, rescue
             )
+            if whole:
+                relay.parse = functools.partial(parse_stream_event, provider)
             if on_open is not None:
                 on_open(relay)
             await relay.prime()

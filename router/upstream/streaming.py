@@ -107,6 +107,9 @@ class StreamRelay:
         self.holding = False  # counted in `target.in_flight` (see `hold`)
         self.successor: StreamRelay | None = None  # the stream continuing this broken one
         self.frames = frames  # what the chunks become, when not chat's own SSE
+        # What reads each event: the provider's own, or OpenAI's where the router made the
+        # events (`router.upstream.whole`).
+        self.parse = self.provider.transform_stream_event
 
     def hold(self) -> None:
         """Count the stream in its target's `in_flight` (what `least_busy` reads) until
@@ -160,7 +163,7 @@ class StreamRelay:
             self.done = True
             return
         try:
-            chunk = self.provider.transform_stream_event(self.call.op, data, name)
+            chunk = self.parse(self.call.op, data, name)
         except errors.RouterError:
             raise
         except Exception as exc:
@@ -236,12 +239,24 @@ class StreamRelay:
                 for event in self.decoder.flush():
                     self._event(event.data, event.event)
                 if not self.started:
-                    raise errors.UpstreamConnectionError(
-                        f"upstream '{self.provider.name}' closed the stream before answering",
-                        provider=self.provider.name,
-                    )
+                    raise self._unanswered()
                 break
             self._feed(data)
+
+    def _unanswered(self) -> errors.RouterError:
+        """The error of a stream that ended before any answer: a body that was no event
+        stream at all (an HTML page, say) is a malformed answer, not a lost connection."""
+        name = self.provider.name
+        kind = self.upstream.headers.get("content-type") or ""
+        if kind and "event-stream" not in kind.lower():
+            return errors.MalformedResponse(
+                f"upstream '{name}' answered a stream request with {kind[:60]!r}, "
+                "not an event stream",
+                provider=name,
+            )
+        return errors.UpstreamConnectionError(
+            f"upstream '{name}' closed the stream before answering", provider=name
+        )
 
     def spent(self) -> int:
         """Tokens this broken stream used upstream, estimated: its prompt and the completion
