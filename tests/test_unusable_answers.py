@@ -1,14 +1,21 @@
-"""Upstream answers that are 2xx but no answer at all, through `llm-switchyard serve`: a chat
-completion or completion without a list of `choices`, embeddings without a list of `data`.
-Each fails its attempt as a malformed upstream answer (502 `malformed_upstream_response`), so
-that a fallback target answers instead, rather than passing a 200 no client can read."""
+"""Upstream answers that are no answer at all, through `llm-switchyard serve`: a 2xx chat
+completion or completion without a list of `choices`, embeddings without a list of `data`, a
+body that does not decode as its `content-encoding` says, bytes that are not HTTP. Each fails
+its attempt as a malformed upstream answer (502 `malformed_upstream_response`, not a lost
+connection), so that a fallback target answers instead, rather than passing a 200 no client
+can read."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from router.testing import (
@@ -18,6 +25,7 @@ from router.testing import (
     closed_after_test,
     json_reply,
 )
+from router.testing.fake_upstream import Reply
 
 CONFIG = """
 server: {{watch_config: false}}
@@ -99,3 +107,75 @@ def test_a_fallback_target_answers_in_its_place(router: RouterProcess) -> None:
     assert int(chat.headers["x-router-attempts"]) >= 2  # (the default retries come first)
     assert client.completions.create(model="backed", prompt="hi").choices[0].text == "ok"
     assert client.embeddings.create(model="backed", input="hi").data[0].embedding == [0.5, 0.25]
+
+
+@contextlib.contextmanager
+def _not_http() -> Iterator[str]:
+    """A server that answers every connection with bytes that are not HTTP, then closes."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return  # closed: the test is over
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+ENCODED = """
+server: {{watch_config: false}}
+providers:
+  gzip: {{plugin: openai, base_url: {gzip}/v1, api_key: sk-1}}
+  brotli: {{plugin: openai, base_url: {brotli}/v1, api_key: sk-2}}
+  garbage: {{plugin: openai, base_url: {garbage}/v1, api_key: sk-3}}
+models:
+  gzip: {{targets: [{{provider: gzip, model: m}}], retries: {{attempts: 1}}}}
+  brotli: {{targets: [{{provider: brotli, model: m}}], retries: {{attempts: 1}}}}
+  garbage: {{targets: [{{provider: garbage, model: m}}], retries: {{attempts: 1}}}}
+keys:
+  app: {{key: sk-app}}
+"""
+
+
+def test_bytes_that_do_not_decode_or_are_not_http_are_a_malformed_answer(tmp_path: Path) -> None:
+    """A body its `content-encoding` does not decode (gzip said, plain JSON sent), an encoding
+    the router did not ask for, and bytes that are no HTTP answer."""
+    body = orjson.dumps(chat_completion())
+    with FakeUpstream() as gzip, FakeUpstream() as brotli, _not_http() as garbage:
+        encoded = {"content-type": "application/json"}
+        gzip.set_default(
+            "/v1/chat/completions", Reply(200, {**encoded, "content-encoding": "gzip"}, body)
+        )
+        brotli.set_default(
+            "/v1/chat/completions", Reply(200, {**encoded, "content-encoding": "br"}, body)
+        )
+        path = tmp_path / "router.yaml"
+        path.write_text(ENCODED.format(gzip=gzip.url, brotli=brotli.url, garbage=garbage))
+        auth = {"authorization": "Bearer sk-app"}
+        with (
+            RouterProcess(path) as router,
+            httpx.Client(base_url=router.base_url, headers=auth) as client,
+        ):
+            for model, words in (
+                ("gzip", "body does not decode"),
+                ("brotli", "encoding not asked for (br)"),
+                ("garbage", "a malformed answer"),
+            ):
+                for stream in (False, True):
+                    answer = client.post(
+                        "/chat/completions", json={"model": model, "messages": HI, "stream": stream}
+                    )
+                    assert answer.status_code == 502, (model, stream)
+                    error = answer.json()["error"]
+                    assert error["code"] == "malformed_upstream_response", (model, stream, error)
+                    assert f"upstream '{model}' sent " in error["message"]
+                    assert words in error["message"]

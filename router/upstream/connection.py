@@ -252,7 +252,7 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(MalformedAnswer("the upstream switched protocols"))
+            self._fail(MalformedAnswer("a switch of protocols"))
             self.close()
         except httptools.HttpParserError as exc:
             self._fail(MalformedAnswer(f"a malformed answer ({exc})"))

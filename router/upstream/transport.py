@@ -21,7 +21,7 @@ from typing import Protocol
 import httpx
 
 from router import errors
-from router.upstream.connection import Connection, UpstreamClosed
+from router.upstream.connection import Connection, MalformedAnswer, UpstreamClosed
 from router.upstream.pool import Pool
 from router.upstream.provider import PlainRequest, UpstreamResponse
 
@@ -97,7 +97,11 @@ class Transport(Protocol):
 
 def _connection_error(
     provider: str, exc: BaseException, *, mid_body: bool = False
-) -> errors.UpstreamConnectionError:
+) -> errors.UpstreamError:
+    """The error of a failed exchange: a lost connection, or bytes that are no HTTP answer
+    (or a body that does not decode), which is a malformed answer, not a lost connection."""
+    if isinstance(exc, MalformedAnswer):
+        return errors.MalformedResponse(f"upstream '{provider}' sent {exc}", provider=provider)
     reason = type(exc).__name__
     what = "lost the connection to" if mid_body else "could not reach"
     return errors.UpstreamConnectionError(
