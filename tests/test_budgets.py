@@ -603,6 +603,7 @@ def test_the_default_ledger_needs_no_setup_and_a_budget_s_refusals_are_rows_too(
 ) -> None:
     """`spend.ledger: {}`: a SQLite file in the working directory, created by the router."""
     import json
+    import os
     import subprocess
 
     from router.testing.ledger import wait_for_rows
@@ -629,3 +630,21 @@ def test_the_default_ledger_needs_no_setup_and_a_budget_s_refusals_are_rows_too(
     )
     totals = json.loads(report.stdout)["totals"]
     assert totals["requests"] == len(rows) and totals["cost_nanos"] == spent
+    # in the router's working directory, `usage` finds the default ledger by itself
+    env = {k: v for k, v in os.environ.items() if k != "LLM_ROUTER_CONFIG"}
+    bare = subprocess.run(
+        [cli_command(), "usage", "--since", "7d", "--by", "key,model", "--format", "csv"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        timeout=60,
+        env=env,
+    )
+    assert bare.returncode == 0, bare.stderr
+    assert "llm-switchyard-usage.db" in bare.stderr
+    last = bare.stdout.strip().splitlines()[-1].split(",")
+    assert last[0] == "total" and int(last[2]) == len(rows)
+    elsewhere = subprocess.run(
+        [cli_command(), "usage"], capture_output=True, text=True, cwd=tmp_path, timeout=60, env=env
+    )
+    assert elsewhere.returncode == 2 and "give --config PATH" in elsewhere.stderr

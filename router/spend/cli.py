@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from router.spend.config import DEFAULT_LEDGER_URL
 from router.spend.report import (
     DEFAULT_BY,
     DEFAULT_SINCE,
@@ -55,7 +56,19 @@ def _ledger(args: argparse.Namespace) -> tuple[str, str, float] | None:
     if args.ledger and not config_path:
         return args.ledger, "USD", 10.0
     if not config_path:
-        print("error: give --config PATH (or LLM_ROUTER_CONFIG), or --ledger URL", file=sys.stderr)
+        # `spend.ledger: {}` writes this file in the router's working directory: run there,
+        # `usage` needs nothing more (its currency is the config's, USD unless it says).
+        default = DEFAULT_LEDGER_URL.removeprefix("sqlite:///")
+        if os.path.isfile(default):
+            print(
+                f"(reading {default} in the working directory, the default ledger)", file=sys.stderr
+            )
+            return DEFAULT_LEDGER_URL, "USD", 10.0
+        print(
+            "error: give --config PATH (or LLM_ROUTER_CONFIG), or --ledger URL "
+            f"(no {default}, the default ledger, in the working directory)",
+            file=sys.stderr,
+        )
         return None
     from router.config import ConfigError
     from router.graph.load import load_graph
