@@ -56,7 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
     workers = args.workers or settings.workers
     from router.limits.policies import unshared_limits
 
-    problem = unshared_limits(graph.config, graph.limits, workers)
+    problem = unshared_limits(graph.config, graph.limits, workers, graph.budgets.attached)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
-"""`llm-switchyard serve` with several worker processes and rate limits.
+"""`llm-switchyard serve` with several worker processes and rate limits or spend budgets.
 
-In memory each worker would keep its own counters and admit N times every budget, so more
-than one worker with rate limits needs the Redis backend: without it, `serve` exits before
+In memory each worker would keep its own counters and admit N times every limit and budget,
+so more than one worker with either needs the Redis backend: without it, `serve` exits before
 starting, and a reload that would bring such limits in is rejected. With Redis, the workers
 share every budget exactly.
 """
@@ -24,13 +24,17 @@ KEY = "sk-workers-client"
 ADMIN = "adm-workers-0123456789"
 
 
-def _config(upstream: str, limits: bool = True, redis_url: str | None = None) -> str:
+def _config(
+    upstream: str, limits: bool = True, redis_url: str | None = None, budget: bool = False
+) -> str:
     backend = f'  rate_limit_backend: {{url: "{redis_url}", key_prefix: "{uuid.uuid4().hex}"}}\n'
     return (
         f"server:\n  admin_key: ${{ADMIN_KEY}}\n{backend if redis_url else ''}"
         "rate_limits:\n  five: {requests_per_minute: 5}\n"
+        "budgets:\n  daily: {tokens: 100000, period: day}\n"
         f'providers:\n  up: {{plugin: openai, base_url: "{upstream}/v1", api_key: "${{UP_KEY}}"}}\n'
-        "models:\n  chat: {targets: [{provider: up, model: m}]}\n"
+        "models:\n  chat: {targets: [{provider: up, model: m}]"
+        f"{', budgets: [daily]' if budget else ''}}}\n"
         f'keys:\n  app: {{key: "${{APP_KEY}}"{", rate_limits: [five]" if limits else ""}}}\n'
     )
 
@@ -61,6 +65,16 @@ def test_several_workers_with_in_memory_limits_refuse_to_start(tmp_path, args, e
     assert b"set `server.rate_limit_backend.url` to a Redis URL" in done.stderr
 
 
+def test_several_workers_with_in_memory_budgets_refuse_to_start(tmp_path):
+    """A spend budget counted in memory would be spent once per worker, as a limit would."""
+    path = tmp_path / "router.yaml"
+    path.write_text(_config("http://127.0.0.1:9", limits=False, budget=True))
+    done = _serve(path, ["--workers", "2"], {})
+    assert done.returncode == 2
+    assert b"error: 2 workers with in-memory budgets" in done.stderr
+    assert b"set `server.rate_limit_backend.url` to a Redis URL" in done.stderr
+
+
 def _chat(url: str) -> int:
     body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
     headers = {"authorization": f"Bearer {KEY}"}
@@ -82,6 +96,12 @@ def test_a_reload_cannot_bring_in_memory_limits_to_several_workers(tmp_path):
             assert "server.rate_limit_backend.url" in reply.text
             statuses = [_chat(router.base_url) for _ in range(7)]
             assert statuses == [200] * 7  # the active config, without limits, keeps serving
+            path.write_text(_config(upstream.url, limits=False, budget=True))
+            reply = httpx.post(
+                router.url + "/admin/reload", headers={"x-api-key": ADMIN}, timeout=10
+            )
+            assert reply.status_code == 400
+            assert "2 workers with in-memory budgets" in reply.text
 
 
 def _redis_up() -> bool:

@@ -219,7 +219,9 @@ def _compiled(data: bytes, path: str, old: RoutingGraph) -> Carried:
 
 def _check_workers(graph: RoutingGraph, path: str) -> None:
     """A reload cannot bring in limits that this process's sibling workers would not share."""
-    problem = unshared_limits(graph.config, graph.limits, Settings().workers)
+    problem = unshared_limits(
+        graph.config, graph.limits, Settings().workers, graph.budgets.attached
+    )
     if problem:
         url = "server.rate_limit_backend.url"
         raise ConfigError([ConfigIssue(path, None, url, problem)])

@@ -280,15 +280,23 @@ def compile_limits(
     )
 
 
-def unshared_limits(config: RouterConfig, table: LimitTable, workers: int) -> str | None:
-    """Why `workers` processes cannot enforce these limits, or None. In memory each worker
-    keeps its own counters, so N workers would admit N times every budget, silently."""
+def unshared_limits(
+    config: RouterConfig, table: LimitTable, workers: int, budgets: bool = False
+) -> str | None:
+    """Why `workers` processes cannot enforce these limits (and spend budgets, when
+    `budgets` says some are attached), or None. In memory each worker keeps its own
+    counters, so N workers would admit N times every limit and spend every budget N times,
+    silently."""
     if workers <= 1 or config.server.rate_limit_backend.url is not None:
         return None
-    if not table.admits and not table.providers:
+    limits = bool(table.admits or table.providers)
+    if not limits and not budgets:
         return None
+    what = (
+        "rate limits and budgets" if limits and budgets else "budgets" if budgets else "rate limits"
+    )
     return (
-        f"{workers} workers with in-memory rate limits would each keep their own counters "
-        f"and admit up to {workers}x every limit: set `server.rate_limit_backend.url` to a "
+        f"{workers} workers with in-memory {what} would each keep their own counters "
+        f"and admit up to {workers}x every one: set `server.rate_limit_backend.url` to a "
         "Redis URL so that the workers share them exactly, or serve with one worker"
     )

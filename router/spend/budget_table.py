@@ -157,6 +157,16 @@ class BudgetTable:
     providers: Mapping[str, BudgetSet]
     pairs: dict[tuple[str, str], BudgetSet | None] = field(default_factory=dict)
 
+    @property
+    def attached(self) -> bool:
+        """Whether any budget applies to anything (what several workers must share)."""
+        return bool(
+            self.glob
+            or self.providers
+            or any(self.per_model.values())
+            or any(self.per_key.values())
+        )
+
     def for_request(self, key: str, model: str) -> BudgetSet | None:
         pairs = self.pairs
         if (key, model) in pairs:
