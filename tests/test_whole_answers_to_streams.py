@@ -131,6 +131,16 @@ def test_the_translated_apis_stream_such_an_answer_in_their_own_events(router, u
     assert done and done[0].response.output_text == "Hello whole!"
 
 
+def test_a_stream_its_server_labels_json_is_relayed_as_the_stream_it_is(router, upstreams) -> None:
+    """Only a body that begins as JSON is read whole: events under a JSON label (a server's
+    mislabelled stream) are relayed as they come."""
+    whole, _ = upstreams
+    labelled = sse_reply(chat_chunks(["one ", "two"]), headers={"content-type": "application/json"})
+    whole.set_default("/v1/chat/completions", labelled)
+    stream = _openai(router).chat.completions.create(model="alone", messages=HI, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "one two"
+
+
 def test_an_error_in_a_whole_answer_is_the_upstream_s_error(router, upstreams) -> None:
     whole, _ = upstreams
     error = {"error": {"message": "quota gone", "type": "insufficient_quota"}}

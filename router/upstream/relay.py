@@ -147,9 +147,16 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
         raise unencodable(exc, provider.name) from None
 
 
-async def _streamed_whole(call: Call, target: Target, upstream: UpstreamStream) -> UpstreamStream:
+async def _streamed_whole(
+    call: Call, target: Target, upstream: UpstreamStream
+) -> UpstreamStream | None:
     """A JSON answer to a streaming request (`router.upstream.whole`), read whole and checked
-    as a JSON answer is (an error in it is the upstream's error), as a stream of its chunks."""
+    as a JSON answer is (an error in it is the upstream's error), as a stream of its chunks;
+    None, with `upstream` untouched, when its first bytes are events after all (a stream that
+    a server labels JSON): then it is relayed as the stream it is."""
+    first = await upstream.peek()
+    if first.lstrip()[:1] not in (b"{", b"["):
+        return None
     provider = target.runtime.provider
     content = await upstream.read()
     upstream.close()
@@ -221,13 +228,14 @@ async def open_stream(
                 )
             # Read while the upstream works on its first token, not after it arrived.
             _note_limits(target, provider, upstream.headers)
-            whole = call.op in STREAMED_WHOLE and is_json(upstream.headers.get("content-type"))
-            if whole:  # the upstream answered at once, not as a stream
-                upstream = await _streamed_whole(call, target, upstream)
+            whole = None
+            if call.op in STREAMED_WHOLE and is_json(upstream.headers.get("content-type")):
+                whole = await _streamed_whole(call, target, upstream)  # answered at once?
+                upstream = whole or upstream
             relay = (relay_type or StreamRelay)(
                 call, target, upstream, started + budget, continues, frames, rescue
             )
-            if whole:
+            if whole is not None:
                 relay.parse = functools.partial(parse_stream_event, provider)
             if on_open is not None:
                 on_open(relay)

@@ -65,6 +65,29 @@ class UpstreamStream:
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks])
 
+    async def peek(self) -> bytes:
+        """The body's first bytes (b"" for none), which the reads that follow still return:
+        to tell what a body is before deciding how to read it."""
+        first = await anext(self.chunks, None)
+        if first is None:
+            return b""
+        pending, rest, read = [first], self.chunks, self.read_within
+
+        async def chunks() -> AsyncIterator[bytes]:
+            if pending:
+                yield pending.pop()
+            async for chunk in rest:
+                yield chunk
+
+        self.chunks = chunks()
+        if read is not None:
+
+            async def read_within(seconds: float) -> bytes:
+                return pending.pop() if pending else await read(seconds)
+
+            self.read_within = read_within
+        return first
+
     async def next_within(self, seconds: float) -> bytes | None:
         """The next chunk, waiting at most `seconds` for it (TimeoutError); None at the end."""
         if self.read_within is not None:
