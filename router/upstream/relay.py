@@ -102,6 +102,23 @@ class JsonAnswerBody:
     content: bytes
 
 
+def _answer(call: Call, provider: Provider, response: UpstreamResponse) -> dict[str, Any]:
+    """The OpenAI-shaped answer of a 2xx JSON response (the provider's reading of it), or the
+    error it is: an error body, a malformed body, or an answer without its list of parts."""
+    try:
+        data = provider.transform_response(call.op, response)
+    except errors.RouterError:
+        raise
+    except Exception as exc:
+        raise plugin_calls.contained(provider, "transform_response", exc) from None
+    if (missing := missing_part(call.op, data)) is not None:
+        raise errors.MalformedResponse(
+            f"upstream '{provider.name}' sent an answer without a list of `{missing}`",
+            provider=provider.name,
+        )
+    return data
+
+
 async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerBody:
     """A non-streaming attempt: the OpenAI-shaped answer, or an UpstreamError."""
     runtime = target.runtime
@@ -121,17 +138,7 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
             raise plugin_calls.upstream_error(provider, response)
         record_latency(target, time.monotonic() - started)
         _note_limits(target, provider, response.headers)
-        try:
-            data = provider.transform_response(call.op, response)
-        except errors.RouterError:
-            raise
-        except Exception as exc:
-            raise plugin_calls.contained(provider, "transform_response", exc) from None
-        if (missing := missing_part(call.op, data)) is not None:
-            raise errors.MalformedResponse(
-                f"upstream '{provider.name}' sent an answer without a list of `{missing}`",
-                provider=provider.name,
-            )
+        data = _answer(call, provider, response)
     except errors.RouterError as exc:
         runtime.redactor.scrub(exc)  # upstream words, before anyone logs or shows them
         raise
@@ -160,18 +167,7 @@ async def _streamed_whole(
     provider = target.runtime.provider
     content = await upstream.read()
     upstream.close()
-    answer = UpstreamResponse(upstream.status, upstream.headers, content)
-    try:
-        data = provider.transform_response(call.op, answer)
-    except errors.RouterError:
-        raise
-    except Exception as exc:
-        raise plugin_calls.contained(provider, "transform_response", exc) from None
-    if (missing := missing_part(call.op, data)) is not None:
-        raise errors.MalformedResponse(
-            f"upstream '{provider.name}' sent an answer without a list of `{missing}`",
-            provider=provider.name,
-        )
+    data = _answer(call, provider, UpstreamResponse(upstream.status, upstream.headers, content))
     complete_answer(call.op, data, target.model)
     try:
         frames = answer_as_stream(call.op, data)
