@@ -29,9 +29,10 @@ from router.routing.strategies import record_latency
 from router.types import Call, ProviderRuntime, Target
 from router.upstream import plugin_calls
 from router.upstream.events import parse_stream_event
+from router.upstream.gathered import GATHERED, gather, is_event_stream
 from router.upstream.normalize import complete_answer, missing_part
 from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
-from router.upstream.sse import unencodable
+from router.upstream.sse import SSEDecoder, unencodable
 from router.upstream.streaming import Frames, Recover, Rescue, StreamRelay, error_frame
 from router.upstream.transport import HeadTimer, HttpTransport, Transport, UpstreamStream
 from router.upstream.whole import STREAMED_WHOLE, answer_as_stream, is_json
@@ -102,21 +103,52 @@ class JsonAnswerBody:
     content: bytes
 
 
-def _answer(call: Call, provider: Provider, response: UpstreamResponse) -> dict[str, Any]:
-    """The OpenAI-shaped answer of a 2xx JSON response (the provider's reading of it), or the
-    error it is: an error body, a malformed body, or an answer without its list of parts."""
-    try:
-        data = provider.transform_response(call.op, response)
-    except errors.RouterError:
-        raise
-    except Exception as exc:
-        raise plugin_calls.contained(provider, "transform_response", exc) from None
+def _answer(
+    call: Call, provider: Provider, response: UpstreamResponse, events: bool = False
+) -> dict[str, Any]:
+    """The OpenAI-shaped answer of a 2xx response (the provider's reading of its JSON, or with
+    `events` its event stream gathered), or the error it is: an error body or event, a
+    malformed body, or an answer without its list of parts."""
+    if events:
+        data = _gathered(call, provider, response.content)
+    else:
+        try:
+            data = provider.transform_response(call.op, response)
+        except errors.RouterError:
+            raise
+        except Exception as exc:
+            raise plugin_calls.contained(provider, "transform_response", exc) from None
     if (missing := missing_part(call.op, data)) is not None:
         raise errors.MalformedResponse(
             f"upstream '{provider.name}' sent an answer without a list of `{missing}`",
             provider=provider.name,
         )
     return data
+
+
+def _gathered(call: Call, provider: Provider, content: bytes) -> dict[str, Any]:
+    """An event stream sent to a request that asked for none (`router.upstream.gathered`):
+    each event read as the provider reads a stream's (an error event is its error), gathered
+    into the one answer."""
+    chunks = []
+    decoder = SSEDecoder()
+    for event in [*decoder.feed(content), *decoder.flush()]:
+        if event.data.startswith(b"[DONE]"):
+            break
+        try:
+            chunk = provider.transform_stream_event(call.op, event.data, event.event)
+        except errors.RouterError:
+            raise
+        except Exception as exc:
+            raise plugin_calls.contained(provider, "transform_stream_event", exc) from None
+        if chunk is not None:
+            chunks.append(chunk)
+    if not chunks:
+        raise errors.MalformedResponse(
+            f"upstream '{provider.name}' sent an event stream with no answer in it",
+            provider=provider.name,
+        )
+    return gather(call.op, chunks)
 
 
 async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerBody:
@@ -138,7 +170,8 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
             raise plugin_calls.upstream_error(provider, response)
         record_latency(target, time.monotonic() - started)
         _note_limits(target, provider, response.headers)
-        data = _answer(call, provider, response)
+        events = call.op in GATHERED and is_event_stream(response.headers.get("content-type"))
+        data = _answer(call, provider, response, events)
     except errors.RouterError as exc:
         runtime.redactor.scrub(exc)  # upstream words, before anyone logs or shows them
         raise
@@ -146,7 +179,7 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
     usage = data.get("usage")
     if isinstance(usage, dict):
         call.usage = usage
-    if not completed and provider.answers_pass_through:
+    if not completed and provider.answers_pass_through and not events:
         return JsonAnswerBody(data, response.content)
     try:
         return JsonAnswerBody(data, orjson.dumps(data))

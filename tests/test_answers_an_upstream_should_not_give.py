@@ -1,0 +1,419 @@
+"""Answers an upstream should not have given, through `llm-switchyard serve`.
+
+No answer at all: a 2xx chat completion or completion without a list of `choices`,
+embeddings without a list of `data`, a body that does not decode as its `content-encoding`
+says, bytes that are not HTTP. Each fails its attempt as a malformed upstream answer (502
+`malformed_upstream_response`, not a lost connection), so that a fallback target answers
+instead, rather than passing a 200 no client can read.
+
+An answer in the other form than asked for. A streaming request answered with one JSON answer
+(servers that ignore `stream: true`): the client still gets the stream it asked for, made from
+the answer (`router.upstream.whole`), in every API; an error in such an answer is the
+upstream's error; a body that is neither JSON nor an event stream is malformed. A request
+that asked for no stream answered with one (servers that always stream): the client gets the
+one JSON answer, gathered from the chunks (`router.upstream.gathered`); an error event in it
+is the upstream's error; a stream with no answer in it is malformed."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import orjson
+import pytest
+
+from router.testing import (
+    FakeUpstream,
+    RouterProcess,
+    chat_chunk,
+    chat_chunks,
+    chat_completion,
+    closed_after_test,
+    json_reply,
+    sse_reply,
+)
+from router.testing.fake_upstream import Received, Reply
+
+CONFIG = """
+server: {{watch_config: false}}
+providers:
+  odd: {{plugin: openai, base_url: {odd}/v1, api_key: sk-odd}}
+  good: {{plugin: openai, base_url: {good}/v1, api_key: sk-good}}
+models:
+  alone: {{targets: [{{provider: odd, model: m}}], retries: {{attempts: 1}}}}
+  backed:
+    targets: [{{provider: odd, model: m}}, {{provider: good, model: m}}]
+    retries: {{attempts: 1}}
+keys:
+  app: {{key: sk-app}}
+"""
+HI = [{"role": "user", "content": "hi"}]
+EMBEDDINGS = {
+    "object": "list",
+    "data": [{"object": "embedding", "index": 0, "embedding": [0.5, 0.25]}],
+    "model": "m",
+    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+}
+COMPLETION = {
+    "id": "cmpl-1",
+    "object": "text_completion",
+    "created": 1,
+    "model": "m",
+    "choices": [{"index": 0, "text": "ok", "finish_reason": "stop", "logprobs": None}],
+}
+TOOL_CALL = {
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "lookup", "arguments": '{"q": "x"}'},
+}
+
+
+def _answer(content: str = "Hello whole!", tools: bool = False) -> dict:
+    answer = chat_completion(content, usage=(9, 4))
+    if tools:
+        answer["choices"][0]["message"]["tool_calls"] = [TOOL_CALL]
+        answer["choices"][0]["finish_reason"] = "tool_calls"
+    return answer
+
+
+def _from_good(received: Received) -> Reply:
+    """The fallback target: the form asked for, stream or not."""
+    if received.json().get("stream"):
+        return sse_reply(chat_chunks(["from ", "good"]))
+    return json_reply(chat_completion("from good"))
+
+
+@pytest.fixture
+def upstreams():
+    with FakeUpstream() as odd, FakeUpstream() as good:
+        good.set_default("/v1/chat/completions", _from_good)
+        good.set_default("/v1/completions", json_reply(COMPLETION))
+        good.set_default("/v1/embeddings", json_reply(EMBEDDINGS))
+        yield odd, good
+
+
+@pytest.fixture
+def router(tmp_path: Path, upstreams):
+    odd, good = upstreams
+    path = tmp_path / "router.yaml"
+    path.write_text(CONFIG.format(odd=odd.url, good=good.url))
+    with RouterProcess(path) as served:
+        yield served
+
+
+def _openai(router: RouterProcess) -> openai.OpenAI:
+    return closed_after_test(
+        openai.OpenAI(base_url=router.base_url, api_key="sk-app", max_retries=0)
+    )
+
+
+# -- no answer at all
+
+
+def _without_lists(odd: FakeUpstream) -> None:
+    odd.set_default("/v1/chat/completions", json_reply({"id": "x", "object": "chat.completion"}))
+    odd.set_default("/v1/completions", json_reply({"id": "x", "choices": None}))
+    odd.set_default("/v1/embeddings", json_reply({"object": "list", "model": "m"}))
+
+
+def test_an_answer_without_its_list_is_a_malformed_upstream_answer(router, upstreams) -> None:
+    _without_lists(upstreams[0])
+    auth = {"authorization": "Bearer sk-app"}
+    with httpx.Client(base_url=router.base_url, headers=auth) as client:
+        for path, body, part in (
+            ("/chat/completions", {"messages": HI}, "choices"),
+            ("/completions", {"prompt": "hi"}, "choices"),
+            ("/embeddings", {"input": "hi"}, "data"),
+        ):
+            answer = client.post(path, json={"model": "alone", **body})
+            assert answer.status_code == 502, path
+            error = answer.json()["error"]
+            assert error["code"] == "malformed_upstream_response"
+            assert f"without a list of `{part}`" in error["message"]
+        # the translated APIs say it in their own shapes and statuses
+        messages = client.post(
+            "/messages", json={"model": "alone", "max_tokens": 5, "messages": HI}
+        )
+        assert messages.status_code == 500  # (Anthropic's API has no 502: its 500 api_error)
+        assert messages.json()["type"] == "error"
+        assert messages.json()["error"]["type"] == "api_error"
+        assert "without a list of `choices`" in messages.json()["error"]["message"]
+        responses = client.post("/responses", json={"model": "alone", "input": "hi"})
+        assert responses.status_code == 502
+        assert responses.json()["error"]["code"] == "malformed_upstream_response"
+
+
+def test_a_fallback_target_answers_in_its_place(router, upstreams) -> None:
+    _without_lists(upstreams[0])
+    client = _openai(router)
+    chat = client.chat.completions.with_raw_response.create(model="backed", messages=HI)
+    assert chat.parse().choices[0].message.content == "from good"
+    assert chat.headers["x-router-provider"] == "good"
+    assert chat.headers["x-router-attempts"] == "3"  # the first try and 1 retry at `odd`
+    assert client.completions.create(model="backed", prompt="hi").choices[0].text == "ok"
+    assert client.embeddings.create(model="backed", input="hi").data[0].embedding == [0.5, 0.25]
+
+
+@contextlib.contextmanager
+def _not_http() -> Iterator[str]:
+    """A server that answers every connection with bytes that are not HTTP, then closes."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return  # closed: the test is over
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+ENCODED = """
+server: {{watch_config: false}}
+providers:
+  gzip: {{plugin: openai, base_url: {gzip}/v1, api_key: sk-1}}
+  brotli: {{plugin: openai, base_url: {brotli}/v1, api_key: sk-2}}
+  garbage: {{plugin: openai, base_url: {garbage}/v1, api_key: sk-3}}
+models:
+  gzip: {{targets: [{{provider: gzip, model: m}}], retries: {{attempts: 1}}}}
+  brotli: {{targets: [{{provider: brotli, model: m}}], retries: {{attempts: 1}}}}
+  garbage: {{targets: [{{provider: garbage, model: m}}], retries: {{attempts: 1}}}}
+keys:
+  app: {{key: sk-app}}
+"""
+
+
+def test_bytes_that_do_not_decode_or_are_not_http_are_a_malformed_answer(tmp_path: Path) -> None:
+    """A body its `content-encoding` does not decode (gzip said, plain JSON sent), an encoding
+    the router did not ask for, and bytes that are no HTTP answer."""
+    body = orjson.dumps(chat_completion())
+    with FakeUpstream() as gzip, FakeUpstream() as brotli, _not_http() as garbage:
+        encoded = {"content-type": "application/json"}
+        gzip.set_default(
+            "/v1/chat/completions", Reply(200, {**encoded, "content-encoding": "gzip"}, body)
+        )
+        brotli.set_default(
+            "/v1/chat/completions", Reply(200, {**encoded, "content-encoding": "br"}, body)
+        )
+        path = tmp_path / "router.yaml"
+        path.write_text(ENCODED.format(gzip=gzip.url, brotli=brotli.url, garbage=garbage))
+        auth = {"authorization": "Bearer sk-app"}
+        with (
+            RouterProcess(path) as router,
+            httpx.Client(base_url=router.base_url, headers=auth) as client,
+        ):
+            for model, words in (
+                ("gzip", "body does not decode"),
+                ("brotli", "encoding not asked for (br)"),
+                ("garbage", "a malformed answer"),
+            ):
+                for stream in (False, True):
+                    answer = client.post(
+                        "/chat/completions", json={"model": model, "messages": HI, "stream": stream}
+                    )
+                    assert answer.status_code == 502, (model, stream)
+                    error = answer.json()["error"]
+                    assert error["code"] == "malformed_upstream_response", (model, stream, error)
+                    assert f"upstream '{model}' sent " in error["message"]
+                    assert words in error["message"]
+
+
+# -- whole answers to streaming requests
+
+
+def test_a_chat_answer_that_came_whole_streams_to_the_client(router, upstreams) -> None:
+    odd, _ = upstreams
+    odd.set_default("/v1/chat/completions", json_reply(_answer(tools=True)))
+    stream = _openai(router).chat.completions.create(
+        model="alone", messages=HI, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello whole!"
+    calls = [t for c in chunks if c.choices for t in c.choices[0].delta.tool_calls or ()]
+    assert [(t.index, t.id, t.function.name, t.function.arguments) for t in calls] == [
+        (0, "call_1", "lookup", '{"q": "x"}')
+    ]
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] == "tool_calls"
+    assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 9
+    assert {c.id for c in chunks} == {"chatcmpl-fake"}
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    # the upstream was asked for a stream: it is the one that answered otherwise
+    assert odd.received("/v1/chat/completions")[0].json()["stream"] is True
+
+
+def test_a_completion_that_came_whole_streams_too(router, upstreams) -> None:
+    odd, _ = upstreams
+    odd.set_default(
+        "/v1/completions",
+        json_reply(
+            {
+                "id": "cmpl-w",
+                "object": "text_completion",
+                "created": 1,
+                "model": "m",
+                "choices": [{"index": 0, "text": "done", "finish_reason": "length"}],
+            }
+        ),
+    )
+    chunks = list(_openai(router).completions.create(model="alone", prompt="hi", stream=True))
+    assert "".join(c.choices[0].text for c in chunks) == "done"
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_the_translated_apis_stream_such_an_answer_in_their_own_events(router, upstreams) -> None:
+    odd, _ = upstreams
+    odd.set_default("/v1/chat/completions", json_reply(_answer()))
+    client = closed_after_test(
+        anthropic.Anthropic(base_url=router.url, api_key="sk-app", max_retries=0)
+    )
+    with client.messages.stream(model="alone", max_tokens=50, messages=HI) as stream:
+        message = stream.get_final_message()
+    assert message.content[0].text == "Hello whole!"  # type: ignore[union-attr]
+    assert message.usage.output_tokens == 4
+    events = list(_openai(router).responses.create(model="alone", input="hi", stream=True))
+    done = [e for e in events if e.type == "response.completed"]
+    assert done and done[0].response.output_text == "Hello whole!"
+
+
+def test_a_stream_its_server_labels_json_is_relayed_as_the_stream_it_is(router, upstreams) -> None:
+    """Only a body that begins as JSON is read whole: events under a JSON label (a server's
+    mislabelled stream) are relayed as they come."""
+    odd, _ = upstreams
+    labelled = sse_reply(chat_chunks(["one ", "two"]), headers={"content-type": "application/json"})
+    odd.set_default("/v1/chat/completions", labelled)
+    stream = _openai(router).chat.completions.create(model="alone", messages=HI, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "one two"
+
+
+def test_an_error_in_a_whole_answer_is_the_upstream_s_error(router, upstreams) -> None:
+    odd, _ = upstreams
+    error = {"error": {"message": "quota gone", "type": "insufficient_quota"}}
+    odd.set_default("/v1/chat/completions", json_reply(error))
+    with pytest.raises(openai.APIStatusError) as failed:
+        list(_openai(router).chat.completions.create(model="alone", messages=HI, stream=True))
+    body = failed.value.response.json()["error"]
+    assert "quota gone" in body["message"]
+    # mapped as OpenAI's own quota error is, as the same answer to a request not streamed is
+    assert failed.value.status_code == 429
+    assert body["code"] == "insufficient_quota"
+
+
+def test_a_body_that_is_no_event_stream_is_malformed_and_a_fallback_answers(
+    router, upstreams
+) -> None:
+    odd, _ = upstreams
+    page = Reply(200, {"content-type": "text/html"}, b"<html>maintenance</html>")
+    odd.set_default("/v1/chat/completions", page)
+    body = {"model": "alone", "messages": HI, "stream": True}
+    with httpx.Client(base_url=router.base_url) as client:
+        answer = client.post(
+            "/chat/completions", json=body, headers={"authorization": "Bearer sk-app"}
+        )
+    assert answer.status_code == 502
+    error = answer.json()["error"]
+    assert error["code"] == "malformed_upstream_response"
+    assert "'text/html', not an event stream" in error["message"]
+    stream = _openai(router).chat.completions.create(model="backed", messages=HI, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "from good"
+
+
+# -- streams to requests that asked for none
+
+
+def _tool_stream() -> list:
+    """Text, then a tool call whose name comes once and arguments in two pieces, then usage."""
+    head = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 7, "model": "up"}
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**head, "choices": [choice]}
+
+    call = {"index": 0, "id": "call_9", "type": "function"}
+    return [
+        chunk({"role": "assistant", "content": "Let me "}),
+        chunk({"content": "look."}),
+        chunk({"tool_calls": [{**call, "function": {"name": "lookup", "arguments": '{"q":'}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": ' "x"}'}}]}),
+        chunk({}, "tool_calls"),
+        {**head, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 6}},
+        "[DONE]",
+    ]
+
+
+def test_a_stream_sent_to_a_json_request_is_gathered_into_its_answer(router, upstreams) -> None:
+    odd, _ = upstreams
+    odd.set_default("/v1/chat/completions", sse_reply(_tool_stream()))
+    raw = _openai(router).chat.completions.with_raw_response.create(model="alone", messages=HI)
+    assert raw.headers["content-type"].startswith("application/json")
+    answer = raw.parse()
+    assert answer.id == "chatcmpl-s" and answer.object == "chat.completion"
+    message = answer.choices[0].message
+    assert message.content == "Let me look."
+    assert message.tool_calls is not None
+    assert [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls] == [
+        ("call_9", "lookup", '{"q": "x"}')
+    ]
+    assert answer.choices[0].finish_reason == "tool_calls"
+    assert answer.usage is not None
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (11, 6)
+    assert answer.usage.total_tokens == 17  # (completed, as any answer is)
+    assert odd.received("/v1/chat/completions")[0].json().get("stream") in (None, False)
+
+
+def test_completions_and_the_translated_apis_gather_it_too(router, upstreams) -> None:
+    odd, _ = upstreams
+    odd.set_default("/v1/chat/completions", sse_reply(chat_chunks(["Hel", "lo"])))
+    pieces = [
+        {"id": "cmpl-s", "object": "text_completion", "created": 1, "model": "up",
+         "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+        for text, finish in (("ab", None), ("cd", "length"))
+    ]  # fmt: skip
+    odd.set_default("/v1/completions", sse_reply([*pieces, "[DONE]"]))
+    completion = _openai(router).completions.create(model="alone", prompt="hi")
+    assert completion.choices[0].text == "abcd"
+    assert completion.choices[0].finish_reason == "length"
+    client = closed_after_test(
+        anthropic.Anthropic(base_url=router.url, api_key="sk-app", max_retries=0)
+    )
+    message = client.messages.create(model="alone", max_tokens=20, messages=HI)
+    assert message.content[0].text == "Hello"  # type: ignore[union-attr]
+    assert _openai(router).responses.create(model="alone", input="hi").output_text == "Hello"
+
+
+def test_an_error_event_is_the_upstream_s_error_and_an_empty_stream_is_malformed(
+    router, upstreams
+) -> None:
+    odd, _ = upstreams
+    failing = [
+        chat_chunk({"content": "a"}),
+        {"error": {"message": "overloaded", "type": "server_error"}},
+    ]
+    odd.set_default("/v1/chat/completions", sse_reply(failing))
+    with pytest.raises(openai.InternalServerError) as failed:
+        _openai(router).chat.completions.create(model="alone", messages=HI)
+    assert "overloaded" in failed.value.response.json()["error"]["message"]
+    odd.set_default("/v1/chat/completions", sse_reply(["[DONE]"]))
+    with pytest.raises(openai.APIStatusError) as empty:
+        _openai(router).chat.completions.create(model="alone", messages=HI)
+    assert empty.value.status_code == 502
+    error = empty.value.response.json()["error"]
+    assert error["code"] == "malformed_upstream_response"
+    assert "event stream with no answer in it" in error["message"]
+    answer = _openai(router).chat.completions.create(model="backed", messages=HI)
+    assert answer.choices[0].message.content == "from good"
