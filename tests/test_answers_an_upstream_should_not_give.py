@@ -235,13 +235,15 @@ def test_bytes_that_do_not_decode_or_are_not_http_are_a_malformed_answer(tmp_pat
 # -- whole answers to streaming requests
 
 
-def test_a_chat_answer_that_came_whole_streams_to_the_client(router, upstreams) -> None:
+def test_a_chat_answer_that_came_whole_streams_to_the_client(router, upstreams, openapi) -> None:
     odd, _ = upstreams
     odd.set_default("/v1/chat/completions", json_reply(_answer(tools=True)))
     stream = _openai(router).chat.completions.create(
         model="alone", messages=HI, stream=True, stream_options={"include_usage": True}
     )
     chunks = list(stream)
+    for chunk in chunks:
+        openapi.validate("CreateChatCompletionStreamResponse", chunk.model_dump(exclude_unset=True))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Hello whole!"
     calls = [t for c in chunks if c.choices for t in c.choices[0].delta.tool_calls or ()]
@@ -356,11 +358,14 @@ def _tool_stream() -> list:
     ]
 
 
-def test_a_stream_sent_to_a_json_request_is_gathered_into_its_answer(router, upstreams) -> None:
+def test_a_stream_sent_to_a_json_request_is_gathered_into_its_answer(
+    router, upstreams, openapi
+) -> None:
     odd, _ = upstreams
     odd.set_default("/v1/chat/completions", sse_reply(_tool_stream()))
     raw = _openai(router).chat.completions.with_raw_response.create(model="alone", messages=HI)
     assert raw.headers["content-type"].startswith("application/json")
+    openapi.validate("CreateChatCompletionResponse", raw.http_response.json())
     answer = raw.parse()
     assert answer.id == "chatcmpl-s" and answer.object == "chat.completion"
     message = answer.choices[0].message
