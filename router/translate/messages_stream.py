@@ -15,8 +15,12 @@ without one):
     message_delta (stop_reason, stop_sequence, usage), message_stop         (`finish()`)
     error (Anthropic's error body)                                          (`fail()`)
 
-Tool blocks stay open side by side (fragments find theirs by the chat `index`) until text
-follows or the stream ends; a text or thinking block closes when another block starts.
+Blocks follow each other, as Anthropic's own streams do: one starts only once the one before
+it has stopped. The first tool call to be named streams its arguments as they come; a tool
+call that begins while it is open (parallel calls, whose fragments find theirs by the chat
+`index`, even interleaved) is held and sent whole, start, arguments and stop, once the open
+one stops: when text follows or the stream ends, the moment a client can act on any call. A
+text or thinking block closes when another block starts.
 `message_delta` waits for `finish()` so that it carries the usage chunk, which comes after
 the finish reason; without one, usage is estimated as the router does.
 """
@@ -67,6 +71,7 @@ class MessagesStream:
         self._blocks = 0  # content blocks started
         self._open: str | None = None  # the open text or thinking block's type
         self._tools: dict[int, _ToolBlock] = {}
+        self._live: _ToolBlock | None = None  # the tool block open now, streamed as it comes
         self._delta_frame: list[bytes] = []  # the open text or thinking block's, from `template`
         self._finish: dict[str, Any] = {}
         self._refused = False
@@ -204,20 +209,25 @@ class MessagesStream:
         if arguments and isinstance(arguments, str):
             tool.pieces.append(arguments)
             self._chars += len(arguments)
-        if tool.index < 0:
-            if tool.name:
-                tool.index = self._blocks
-                block = {
-                    "type": "tool_use",
-                    "id": tool.call_id or new_id("toolu_"),
-                    "name": tool.name,
-                    "input": {},
-                }
-                self._start(block)
-                if tool.pieces:
-                    self._json(tool, "".join(tool.pieces))
-        elif arguments:
-            self._json(tool, arguments)
+        if tool is self._live:
+            if arguments:
+                self._json(tool, arguments)
+        elif self._live is None and tool.name:  # (else held until the open block stops)
+            self._live = tool
+            self._start_tool(tool)
+
+    def _start_tool(self, tool: _ToolBlock) -> None:
+        """Start `tool`'s block, with the arguments it has so far."""
+        tool.index = self._blocks
+        block = {
+            "type": "tool_use",
+            "id": tool.call_id or new_id("toolu_"),
+            "name": tool.name,
+            "input": {},
+        }
+        self._start(block)
+        if tool.pieces:
+            self._json(tool, "".join(tool.pieces))
 
     def _json(self, tool: _ToolBlock, partial: str) -> None:
         if not tool.delta_frame:
@@ -235,13 +245,19 @@ class MessagesStream:
         self._emit({"type": "content_block_stop", "index": index})
 
     def _close_all(self) -> None:
+        """Stop the open block, then send the tool calls held meanwhile, each whole."""
         if self._open is not None:
             self._stop(self._blocks - 1)
             self._open = None
+        live, self._live = self._live, None
+        if live is not None and not live.done:
+            live.done = True
+            self._stop(live.index)
         for tool in self._tools.values():
             if not tool.done:
                 tool.done = True
-                if tool.index >= 0:  # (a call whose name never came is dropped)
+                if tool.name:  # (a call whose name never came is dropped)
+                    self._start_tool(tool)
                     self._stop(tool.index)
 
     def _emit(self, event: dict[str, Any]) -> None:

@@ -136,6 +136,41 @@ def test_streamed_tool_use(claude: anthropic.Anthropic, fake: Any) -> None:
     assert use.type == "tool_use" and (use.id, use.input) == ("call_9", {"city": "Rome"})
 
 
+def test_parallel_tool_calls_stream_one_block_at_a_time(
+    claude: anthropic.Anthropic, fake: Any
+) -> None:
+    """Two tool calls whose fragments interleave upstream: the client sees Anthropic's order,
+    each block started only once the one before it stopped, and both calls whole."""
+
+    def call(index: int, **part: Any) -> Any:
+        return chat_chunk({"tool_calls": [{"index": index, **part}]})
+
+    frames: list[Any] = [
+        call(0, id="call_a", type="function", function={"name": "get_weather", "arguments": ""}),
+        call(1, id="call_b", type="function", function={"name": "get_weather", "arguments": ""}),
+        call(0, function={"arguments": '{"city": "Rome"}'}),
+        call(1, function={"arguments": '{"city": "Oslo"}'}),
+        chat_chunk({}, "tool_calls"),
+        "[DONE]",
+    ]
+    fake.add(CHAT, sse_reply(frames))
+    events = list(
+        claude.messages.create(model="m", max_tokens=64, messages=HELLO, tools=TOOLS, stream=True)
+    )
+    order = [(e.type, getattr(e, "index", None)) for e in events if "content_block" in e.type]
+    assert [(kind, index) for kind, index in order if kind != "content_block_delta"] == [
+        ("content_block_start", 0),
+        ("content_block_stop", 0),
+        ("content_block_start", 1),
+        ("content_block_stop", 1),
+    ]
+    fake.add(CHAT, sse_reply(frames))
+    with claude.messages.stream(model="m", max_tokens=64, messages=HELLO, tools=TOOLS) as stream:
+        final = stream.get_final_message()
+    uses = [(b.id, b.input) for b in final.content]  # type: ignore[union-attr]
+    assert uses == [("call_a", {"city": "Rome"}), ("call_b", {"city": "Oslo"})]
+
+
 def test_count_tokens(claude: anthropic.Anthropic, fake: Any) -> None:
     body: dict[str, Any] = {
         "model": "m",

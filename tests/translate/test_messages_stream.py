@@ -98,6 +98,25 @@ def test_the_sdk_accumulates_the_stream(chat: Any, anthropic_client: Any) -> Non
     ]  # (the SDK drops pings)
 
 
+def _one_block_at_a_time(stream: list[dict[str, Any]]) -> None:
+    """Anthropic's own order: a block starts only once the one before it has stopped, and
+    every delta is for the block open then, numbered from 0 in order."""
+    open_block = None
+    started = 0
+    for event in stream:
+        kind = event["type"]
+        if kind == "content_block_start":
+            assert open_block is None, f"block {event['index']} starts while {open_block} is open"
+            assert event["index"] == started
+            open_block, started = event["index"], started + 1
+        elif kind == "content_block_delta":
+            assert event["index"] == open_block
+        elif kind == "content_block_stop":
+            assert event["index"] == open_block
+            open_block = None
+    assert open_block is None
+
+
 def test_tool_use_stream(chat: Any, sse: Any, anthropic_client: Any) -> None:
     chunks = [
         chat.chunk({"role": "assistant", "content": ""}),
@@ -121,6 +140,7 @@ def test_tool_use_stream(chat: Any, sse: Any, anthropic_client: Any) -> None:
         if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta"
     ]
     assert partials == [(1, '{"ci'), (1, 'ty": "Paris"}')]
+    _one_block_at_a_time(stream)
     assert [e["delta"]["stop_reason"] for e in stream if e["type"] == "message_delta"] == [
         "tool_use"
     ]
@@ -145,13 +165,28 @@ def test_interleaved_tool_calls_and_a_late_name(chat: Any, sse: Any, anthropic_c
         chat.chunk({}, "tool_calls"),
     ]
     data = run(chunks)
-    events(data, sse)
+    stream = events(data, sse)
+    _one_block_at_a_time(stream)  # c1, named first, streams; c0 follows it whole
     with anthropic_client(data, stream=True).messages.stream(**ASK) as s:
         message = s.get_final_message()
     assert [(b.id, b.name, b.input) for b in message.content] == [  # type: ignore[union-attr]
         ("c1", "g", {"b": 2}),
         ("c0", "f", {"a": 1}),
     ]
+
+
+def test_parallel_tool_calls_then_text_keep_blocks_apart(chat: Any, sse: Any) -> None:
+    chunks = [
+        *chat.tool_call(0, "c0", "f", '{"a":', " 1}"),
+        *chat.tool_call(1, "c1", "g", '{"b": 2}'),
+        chat.chunk({"content": "Done."}),
+        chat.chunk({}, "stop"),
+    ]
+    stream = events(run(chunks), sse)
+    _one_block_at_a_time(stream)
+    starts = [e["content_block"].get("name", e["content_block"]["type"]) for e in stream
+              if e["type"] == "content_block_start"]  # fmt: skip
+    assert starts == ["f", "g", "text"]
 
 
 def test_thinking_blocks_only_when_enabled(chat: Any, sse: Any, anthropic_client: Any) -> None:
