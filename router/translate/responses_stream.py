@@ -16,9 +16,12 @@ frames (`event:` and `data:` lines, as OpenAI sends them) of the Responses strea
     response.failed                                                          (`fail()`)
 
 Every event carries `sequence_number` (0, 1, …) and, below the item level, `item_id`,
-`output_index` and `content_index`. A tool call's item opens once its name is known
-(argument fragments before that are held); several calls, told apart by the chat `index`,
-stay open side by side until text follows or the stream ends, so late fragments still land.
+`output_index` and `content_index`. Items follow each other, as OpenAI streams them: one is
+added only once the one before it is done. A tool call's item opens once its name is known
+(argument fragments before that are held) and streams its arguments as they come; a call
+that begins while it is open (parallel calls, told apart by the chat `index`, their fragments
+even interleaved) is held and sent whole, added, its arguments and done, once the open one
+is done: when text follows or the stream ends.
 
 On failure, `fail()` sends `response.failed`: the response, with the same id as
 `response.created`, `status: "failed"`, `error: {code, message}` and the output so far. That
@@ -83,6 +86,7 @@ class ResponsesStream:
         self._output: list[dict[str, Any]] = []  # every item so far, as last sent
         self._text: OpenText | None = None
         self._calls: dict[int, OpenCall] = {}  # by the chat tool call's index
+        self._live: OpenCall | None = None  # the call's item open now, streamed as it comes
         self._finish_reason: str | None = None
         self._usage: ChatUsage | None = None
         self._chars = 0
@@ -195,35 +199,48 @@ class ResponsesStream:
         if arguments and isinstance(arguments, str):
             call.pieces.append(arguments)
             self._chars += len(arguments)
-        if call.index < 0:
-            if call.name:  # open it, with the fragments held until now
-                call.item_id = new_id("fc_")
-                call.call_id = call.call_id or new_id("call_")
-                call.index = len(self._output)
-                self._added(call_item(call.item_id, "in_progress", call.call_id, call.name, ""))
-                if call.pieces:
-                    self._arguments(call, "".join(call.pieces))
-        elif arguments:
-            self._arguments(call, arguments)
+        if call is self._live:
+            if arguments:
+                self._arguments(call, arguments)
+        elif self._live is None and call.name:  # (else held until the open item is done)
+            self._live = call
+            self._open_call(call)
+
+    def _open_call(self, call: OpenCall) -> None:
+        """Add `call`'s item, with the argument fragments it has so far."""
+        call.item_id = new_id("fc_")
+        call.call_id = call.call_id or new_id("call_")
+        call.index = len(self._output)
+        self._added(call_item(call.item_id, "in_progress", call.call_id, call.name, ""))
+        if call.pieces:
+            self._arguments(call, "".join(call.pieces))
+
+    def _close_call(self, call: OpenCall, status: str) -> None:
+        call.done = True
+        self._emit(
+            {
+                "type": "response.function_call_arguments.done",
+                "item_id": call.item_id,
+                "output_index": call.index,
+                "name": call.name,
+                "arguments": "".join(call.pieces),
+            }
+        )
+        self._item_done(call.index, call.snapshot(status))
 
     def _close_all(self, status: str) -> None:
+        """Close the open item, then send the calls held meanwhile, each whole."""
         if self._text is not None:
             self._close_text(status)
+        live, self._live = self._live, None
+        if live is not None and not live.done:
+            self._close_call(live, status)
         for call in self._calls.values():
             if not call.done:
                 call.done = True
-                if call.index >= 0:  # (a call whose name never came is dropped)
-                    arguments = "".join(call.pieces)
-                    self._emit(
-                        {
-                            "type": "response.function_call_arguments.done",
-                            "item_id": call.item_id,
-                            "output_index": call.index,
-                            "name": call.name,
-                            "arguments": arguments,
-                        }
-                    )
-                    self._item_done(call.index, call.snapshot(status))
+                if call.name:  # (a call whose name never came is dropped)
+                    self._open_call(call)
+                    self._close_call(call, status)
 
     def _close_part(self, item: OpenText) -> None:
         kind = item.part

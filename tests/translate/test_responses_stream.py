@@ -90,6 +90,26 @@ def tool_chunks(chat: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _one_item_at_a_time(stream: list[dict[str, Any]]) -> None:
+    """OpenAI's own order: an item is added only once the one before it is done, numbered
+    from 0 in order, and every event below the item level is about the item open then."""
+    open_item = None
+    added = 0
+    for event in stream:
+        kind = event["type"]
+        if kind == "response.output_item.added":
+            index = event["output_index"]
+            assert open_item is None, f"item {index} is added while {open_item} is open"
+            assert index == added
+            open_item, added = index, added + 1
+        elif kind == "response.output_item.done":
+            assert event["output_index"] == open_item
+            open_item = None
+        elif "output_index" in event:
+            assert event["output_index"] == open_item
+    assert open_item is None
+
+
 def test_tool_call_stream(chat: Any, sse: Any, openapi_check: Any, openai_client: Any) -> None:
     data = run(tool_chunks(chat))
     stream = events(data, sse, openapi_check)
@@ -110,6 +130,7 @@ def test_tool_call_stream(chat: Any, sse: Any, openapi_check: Any, openai_client
         ("get_time", "{}"),
     ]
     assert {e["item_id"] for e in done} == {e["item"]["id"] for e in added}
+    _one_item_at_a_time(stream)
 
     with openai_client(data, stream=True).responses.stream(model="m", input="x") as s:
         final = s.get_final_response()
@@ -132,7 +153,7 @@ def test_interleaved_tool_calls_and_a_late_name(
         chat.chunk({}, "tool_calls"),
     ]
     data = run(chunks)
-    events(data, sse, openapi_check)
+    _one_item_at_a_time(events(data, sse, openapi_check))  # c1, named first, then c0 whole
     with openai_client(data, stream=True).responses.stream(model="m", input="x") as s:
         final = s.get_final_response()
     assert [(i.name, i.call_id, i.arguments) for i in final.output] == [  # type: ignore[union-attr]
