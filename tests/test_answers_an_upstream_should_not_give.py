@@ -422,3 +422,25 @@ def test_an_error_event_is_the_upstream_s_error_and_an_empty_stream_is_malformed
     assert "event stream with no answer in it" in error["message"]
     answer = _openai(router).chat.completions.create(model="backed", messages=HI)
     assert answer.choices[0].message.content == "from good"
+
+
+def test_nonsense_indexes_in_a_gathered_stream_are_no_internal_error() -> None:
+    """Chunks whose indexes are not numbers (an upstream's nonsense) still gather."""
+    from router.types import Operation
+    from router.upstream.gathered import gather
+
+    chunks = [
+        chat_chunk({"content": "a"}),
+        {"choices": [{"index": [1], "delta": {"content": "b"}}]},
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"tool_calls": [{"index": {}, "id": "c", "function": {"name": "f"}}]},
+                }
+            ]
+        },
+    ]
+    answer = gather(Operation.CHAT, chunks)
+    assert answer["choices"][0]["message"]["content"] == "ab"
+    assert answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "f"

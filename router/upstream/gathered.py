@@ -42,6 +42,8 @@ def gather(op: Operation, chunks: list[dict[str, Any]]) -> dict[str, Any]:
             if not isinstance(part, dict):
                 continue
             index = part.get("index", 0)
+            if type(index) is not int:  # (an upstream's nonsense: not a key to sort by)
+                index = 0
             choice = choices.get(index)
             if choice is None:
                 choice = choices[index] = _choice(chat, index)
@@ -81,7 +83,8 @@ def _add_delta(message: dict[str, Any], delta: Any) -> None:
             calls = message.setdefault("tool_calls", {})
             for position, call in enumerate(value):
                 if isinstance(call, dict):
-                    _add_call(calls, call.get("index", position), call)
+                    index = call.get("index", position)
+                    _add_call(calls, index if type(index) is int else position, call)
         elif name != "role" or value:
             message[name] = value
 
