@@ -40,6 +40,16 @@ from router.testing import (
 )
 from router.testing.fake_upstream import Received, Reply
 
+# Chunks whose fields have types no chat chunk has, each after a good first chunk.
+NONSENSE = {
+    "choices that are not objects": {"choices": [1, 2]},
+    "a delta that is a string": {"choices": [{"index": 0, "delta": "x"}]},
+    "tool calls that are a string": {"choices": [{"index": 0, "delta": {"tool_calls": "x"}}]},
+    "tool calls that are not objects": {
+        "choices": [{"index": 0, "delta": {"tool_calls": [1, {"index": "a", "function": "f"}]}}]
+    },
+}
+
 CONFIG = """
 server: {{watch_config: false}}
 providers:
@@ -444,3 +454,29 @@ def test_nonsense_indexes_in_a_gathered_stream_are_no_internal_error() -> None:
     answer = gather(Operation.CHAT, chunks)
     assert answer["choices"][0]["message"]["content"] == "ab"
     assert answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "f"
+
+
+@pytest.mark.parametrize("nonsense", list(NONSENSE))
+def test_a_chunk_of_the_wrong_types_is_a_malformed_answer_in_every_api(
+    router, upstreams, nonsense: str
+) -> None:
+    """Never an internal error, nor a bug blamed on the plugin: the upstream's malformed
+    answer, in each API's own error (an error event once the stream has begun)."""
+    odd, _ = upstreams
+    bad = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    frames = [chat_chunk({"role": "assistant", "content": "ok"}), {**bad, **NONSENSE[nonsense]}]
+    asks = {
+        "/chat/completions": {"messages": HI},
+        "/messages": {"messages": HI, "max_tokens": 10},
+        "/responses": {"input": "hi"},
+    }
+    auth = {"authorization": "Bearer sk-app"}
+    with httpx.Client(base_url=router.base_url, headers=auth, timeout=20) as client:
+        for path, ask in asks.items():
+            odd.set_default("/v1/chat/completions", sse_reply([*frames, chat_chunk({}, "stop")]))
+            body = {"model": "alone", "stream": True, **ask}
+            text = client.post(path, json=body).text
+            assert "internal" not in text.lower(), (path, text)
+            assert "bug in its plugin" not in text, (path, text)
+            if path != "/chat/completions" or "choices" in nonsense:
+                assert "upstream 'odd' sent a stream" in text, (path, text)

@@ -58,9 +58,20 @@ def parse_stream_event(
         raise provider.get_stream_error(chunk)
     choices = chunk.get("choices")
     if choices:
+        if type(choices) is not list:
+            raise _not_a_chunk(provider, "its `choices` are not a list")
         for choice in choices:
+            if type(choice) is not dict:
+                raise _not_a_chunk(provider, "a choice is not an object")
             if "finish_reason" not in choice:
                 choice["finish_reason"] = None
             if op is Operation.CHAT and "delta" not in choice:
                 choice["delta"] = {}
     return chunk
+
+
+def _not_a_chunk(provider: Provider, why: str) -> errors.MalformedResponse:
+    return errors.MalformedResponse(
+        f"upstream '{provider.name}' sent a stream event that is no chunk: {why}",
+        provider=provider.name,
+    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from router import errors
+from router.observability import logs
 from router.routing.breaker import record
 from router.types import Attempt, Call, Operation, Target
 from router.upstream import plugin_calls, sse
@@ -22,9 +23,22 @@ from router.upstream.transport import UpstreamStream
 from router.upstream.usage import estimate_prompt_tokens, estimate_tokens
 from router.upstream.verify import Verifier
 
+log = logs.get_logger("router.streams")
+
 
 def error_frame(error: errors.RouterError) -> sse.ErrorFrame:
     return sse.error_frame(error)  # an `ErrorFrame`: the stream's sender sees how it ended
+
+
+def untranslatable(provider: str, exc: Exception) -> errors.MalformedResponse:
+    """The error of a chunk whose fields have types no translator expects (a `delta` that is
+    a string, tool calls that are not objects): the upstream's malformed answer, logged
+    with the exception so that a translator's own bug would show there too."""
+    log.warning("untranslatable_chunk", provider=provider, exc_info=exc)
+    return errors.MalformedResponse(
+        f"upstream '{provider}' sent a stream chunk whose fields are not of a chat chunk's types",
+        provider=provider,
+    )
 
 
 Recover = Callable[["StreamRelay", errors.RouterError], AsyncIterator[bytes]]
@@ -214,7 +228,10 @@ class StreamRelay:
                 if self.text is not None and isinstance(answer, str) and answer:
                     self.text.append(answer)
         if self.frames is not None:
-            out = self.frames.feed(chunk)
+            try:
+                out = self.frames.feed(chunk)
+            except Exception as exc:  # (an upstream's chunk no translation can read)
+                raise untranslatable(self.provider.name, exc) from None
             if out:
                 self.pending.append(out)
             return
