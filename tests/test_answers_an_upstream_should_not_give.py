@@ -480,3 +480,39 @@ def test_a_chunk_of_the_wrong_types_is_a_malformed_answer_in_every_api(
             assert "bug in its plugin" not in text, (path, text)
             if path != "/chat/completions" or "choices" in nonsense:
                 assert "upstream 'odd' sent a stream" in text, (path, text)
+
+
+@pytest.mark.parametrize(
+    "choices",
+    [[1], [{"index": 0, "message": "hi", "finish_reason": "stop"}],
+     [{"index": 0, "message": {"role": "assistant", "tool_calls": "x"}, "finish_reason": "stop"}]],
+    ids=["a choice that is a number", "a message that is a string", "tool calls that are a string"],
+)  # fmt: skip
+def test_an_answer_of_the_wrong_types_is_malformed_in_the_translated_apis(
+    router, upstreams, choices: list
+) -> None:
+    odd, _ = upstreams
+    answer = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": choices,
+    }
+    odd.set_default("/v1/chat/completions", json_reply(answer))
+    auth = {"authorization": "Bearer sk-app"}
+    with httpx.Client(base_url=router.base_url, headers=auth, timeout=20) as client:
+        messages = client.post(
+            "/messages", json={"model": "alone", "max_tokens": 9, "messages": HI}
+        )
+        assert messages.status_code == 500  # (Anthropic's API has no 502: its 500 api_error)
+        assert messages.json()["error"]["type"] == "api_error"
+        responses = client.post("/responses", json={"model": "alone", "input": "hi"})
+        assert responses.status_code == 502
+        assert responses.json()["error"]["code"] == "malformed_upstream_response"
+        for error in (messages.json()["error"], responses.json()["error"]):
+            assert "upstream 'odd' sent an answer whose fields do not have" in error["message"]
+        # and a fallback target answers in its place
+        backed = client.post("/responses", json={"model": "backed", "input": "hi"})
+        assert backed.status_code == 200
+        assert backed.json()["output"][0]["content"][0]["text"] == "from good"

@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,6 +36,7 @@ from router.types import Call, ClientKey, Operation, Route, RoutingGraph, Target
 from router.upstream.native import NativeRelay
 from router.upstream.relay import JsonAnswerBody, StreamRelay, open_stream, send_json
 from router.upstream.sse import unencodable
+from router.upstream.streaming import untranslatable
 from router.upstream.usage import estimate_prompt_tokens
 
 
@@ -80,8 +82,12 @@ class Attempts:
         prompt = 0 if data.get("usage") else self.prompt_tokens()
         try:
             return JsonAnswerBody(data, api.answer(data, self.body, prompt))
-        except TypeError as exc:
+        except orjson.JSONEncodeError as exc:
             raise unencodable(exc, target.runtime.name) from None
+        except errors.RouterError:
+            raise
+        except Exception as exc:  # (an upstream's answer no translation can read)
+            raise untranslatable(target.runtime.name, exc, "an answer") from None
 
     async def open(
         self, target: Target, remaining: float, on_open: Callable[[StreamRelay], None]

@@ -30,13 +30,15 @@ def error_frame(error: errors.RouterError) -> sse.ErrorFrame:
     return sse.error_frame(error)  # an `ErrorFrame`: the stream's sender sees how it ended
 
 
-def untranslatable(provider: str, exc: Exception) -> errors.MalformedResponse:
-    """The error of a chunk whose fields have types no translator expects (a `delta` that is
-    a string, tool calls that are not objects): the upstream's malformed answer, logged
-    with the exception so that a translator's own bug would show there too."""
-    log.warning("untranslatable_chunk", provider=provider, exc_info=exc)
+def untranslatable(
+    provider: str, exc: Exception, what: str = "a stream chunk"
+) -> errors.MalformedResponse:
+    """The error of a chunk (or answer: `what`) whose fields have types no translator expects
+    (a `delta` that is a string, tool calls that are not objects): the upstream's malformed
+    answer, logged with the exception so that a translator's own bug would show there too."""
+    log.warning("untranslatable_answer", provider=provider, what=what, exc_info=exc)
     return errors.MalformedResponse(
-        f"upstream '{provider}' sent a stream chunk whose fields are not of a chat chunk's types",
+        f"upstream '{provider}' sent {what} whose fields do not have a chat completion's types",
         provider=provider,
     )
 
