@@ -516,3 +516,19 @@ def test_an_answer_of_the_wrong_types_is_malformed_in_the_translated_apis(
         backed = client.post("/responses", json={"model": "backed", "input": "hi"})
         assert backed.status_code == 200
         assert backed.json()["output"][0]["content"][0]["text"] == "from good"
+
+
+def test_content_as_a_list_of_parts_is_text_in_the_translated_apis(router, upstreams) -> None:
+    """Some servers answer a message's content as parts: its text reaches the Messages and
+    Responses clients, not an empty answer."""
+    odd, _ = upstreams
+    answer = chat_completion()
+    parts = [{"type": "text", "text": "Hello "}, {"type": "text", "text": "parts!"}]
+    answer["choices"][0]["message"]["content"] = parts
+    odd.set_default("/v1/chat/completions", json_reply(answer))
+    claude = closed_after_test(
+        anthropic.Anthropic(base_url=router.url, api_key="sk-app", max_retries=0)
+    )
+    message = claude.messages.create(model="alone", max_tokens=20, messages=HI)
+    assert message.content[0].text == "Hello parts!"  # type: ignore[union-attr]
+    assert _openai(router).responses.create(model="alone", input="hi").output_text == "Hello parts!"

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from router.errors import MalformedResponse
-from router.translate.common import new_id
+from router.translate.common import answer_text, new_id
 from router.translate.messages_request import show_thinking
 from router.translate.tokens import ChatUsage
 
@@ -96,7 +96,7 @@ def chat_to_message(
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(reasoning, str) and reasoning and show_thinking(request):
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    for text in (message.get("content"), message.get("refusal")):
+    for text in (answer_text(message.get("content")), message.get("refusal")):
         if isinstance(text, str) and text:
             content.append({"type": "text", "text": text})
             chars += len(text)

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from router.errors import ErrorKind, RouterError
-from router.translate.common import new_id
+from router.translate.common import answer_text, new_id
 from router.translate.responses_items import call_item, content_part, message_item, reasoning_item
 from router.translate.tokens import ChatUsage
 
@@ -153,7 +153,7 @@ def chat_to_response(
     if isinstance(reasoning, str) and reasoning:
         thought = [content_part("reasoning_text", reasoning)]
         output.append(reasoning_item(new_id("rs_"), "completed", thought))
-    content = message.get("content")
+    content = answer_text(message.get("content"))
     refusal = message.get("refusal")
     calls = message.get("tool_calls") or ()
     parts: list[dict[str, Any]] = []
