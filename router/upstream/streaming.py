@@ -232,6 +232,8 @@ class StreamRelay:
         if self.frames is not None:
             try:
                 out = self.frames.feed(chunk)
+            except errors.RouterError:
+                raise  # (a translator's own verdict on the chunk)
             except Exception as exc:  # (an upstream's chunk no translation can read)
                 raise untranslatable(self.provider.name, exc) from None
             if out:
