@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -215,14 +216,30 @@ def test_errors_are_sorted_into_down_and_broken() -> None:
     assert "Redis Cluster is not supported" in str(classify(broken[4]))
 
 
+def _cluster_port() -> int:
+    """A free port for a cluster node whose bus port (10,000 above it, which Redis binds
+    too) is free as well: an ephemeral port above 55,535 has none, and the bus port of
+    another may be in use by any connection of a busy test run."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
 @pytest.fixture(scope="module")
 def cluster_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A one-node Redis Cluster serving every hash slot."""
     if shutil.which("redis-server") is None:
         pytest.skip("no redis-server to start a Redis Cluster node")
     tmp_path = tmp_path_factory.mktemp("cluster")
-    for _ in range(3):  # a free port may be taken before redis-server binds it: try another
-        port = free_port()
+    for _ in range(5):  # a free port may be taken before redis-server binds it: try another
+        port = _cluster_port()
         process = subprocess.Popen(
             [
                 *("redis-server", "--port", str(port), "--bind", "127.0.0.1"),
