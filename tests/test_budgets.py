@@ -621,30 +621,20 @@ def test_the_default_ledger_needs_no_setup_and_a_budget_s_refusals_are_rows_too(
     assert [r["error"] for r in rows if r["status"] == 429] == ["budget_exceeded"]
     spent = sum(r["cost_nanos"] for r in rows)
     assert spent <= 50_000_000  # the budget: 0.05 USD
-    report = subprocess.run(
-        [cli_command(), "usage", "--config", "router.yaml", "--by", "", "--format", "json"],
-        capture_output=True,
-        text=True,
-        cwd=work,
-        timeout=60,
-    )
+    env = {k: v for k, v in os.environ.items() if k != "LLM_ROUTER_CONFIG"}
+
+    def usage(*args: str, cwd: Path = work) -> subprocess.CompletedProcess[str]:
+        command = [cli_command(), "usage", *args]
+        return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=60, env=env)
+
+    report = usage("--config", "router.yaml", "--by", "", "--format", "json")
     totals = json.loads(report.stdout)["totals"]
     assert totals["requests"] == len(rows) and totals["cost_nanos"] == spent
     # in the router's working directory, `usage` finds the default ledger by itself
-    env = {k: v for k, v in os.environ.items() if k != "LLM_ROUTER_CONFIG"}
-    bare = subprocess.run(
-        [cli_command(), "usage", "--since", "7d", "--by", "key,model", "--format", "csv"],
-        capture_output=True,
-        text=True,
-        cwd=work,
-        timeout=60,
-        env=env,
-    )
+    bare = usage("--since", "7d", "--by", "key,model", "--format", "csv")
     assert bare.returncode == 0, bare.stderr
     assert "llm-switchyard-usage.db" in bare.stderr
     last = bare.stdout.strip().splitlines()[-1].split(",")
     assert last[0] == "total" and int(last[2]) == len(rows)
-    elsewhere = subprocess.run(
-        [cli_command(), "usage"], capture_output=True, text=True, cwd=tmp_path, timeout=60, env=env
-    )
+    elsewhere = usage(cwd=tmp_path)
     assert elsewhere.returncode == 2 and "give --config PATH" in elsewhere.stderr

@@ -12,7 +12,7 @@ import openai
 import orjson
 import pytest
 
-from router.testing import FakeUpstream, RouterProcess, chat_completion
+from router.testing import FakeUpstream, RouterProcess, chat_chunk, chat_completion
 from router.testing.openapi import OpenAPIValidator, spec_path
 from router.upstream.sse import SSEDecoder
 
@@ -140,6 +140,24 @@ class Chat:
             ]
             choice["finish_reason"] = "tool_calls"
         return answer
+
+    @staticmethod
+    def interleaved_calls() -> list[Any]:
+        """The SSE frames of two tool calls (call_a: Rome, call_b: Oslo) whose argument
+        fragments interleave, as a model making parallel calls may stream them."""
+
+        def call(index: int, **part: Any) -> Any:
+            return chat_chunk({"tool_calls": [{"index": index, **part}]})
+
+        named = {"type": "function"}
+        return [
+            call(0, id="call_a", **named, function={"name": "get_weather", "arguments": ""}),
+            call(1, id="call_b", **named, function={"name": "get_weather", "arguments": ""}),
+            call(0, function={"arguments": '{"city": "Rome"}'}),
+            call(1, function={"arguments": '{"city": "Oslo"}'}),
+            chat_chunk({}, "tool_calls"),
+            "[DONE]",
+        ]
 
 
 @pytest.fixture

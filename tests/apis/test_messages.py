@@ -137,22 +137,11 @@ def test_streamed_tool_use(claude: anthropic.Anthropic, fake: Any) -> None:
 
 
 def test_parallel_tool_calls_stream_one_block_at_a_time(
-    claude: anthropic.Anthropic, fake: Any
+    claude: anthropic.Anthropic, fake: Any, chat: Any
 ) -> None:
     """Two tool calls whose fragments interleave upstream: the client sees Anthropic's order,
     each block started only once the one before it stopped, and both calls whole."""
-
-    def call(index: int, **part: Any) -> Any:
-        return chat_chunk({"tool_calls": [{"index": index, **part}]})
-
-    frames: list[Any] = [
-        call(0, id="call_a", type="function", function={"name": "get_weather", "arguments": ""}),
-        call(1, id="call_b", type="function", function={"name": "get_weather", "arguments": ""}),
-        call(0, function={"arguments": '{"city": "Rome"}'}),
-        call(1, function={"arguments": '{"city": "Oslo"}'}),
-        chat_chunk({}, "tool_calls"),
-        "[DONE]",
-    ]
+    frames = chat.interleaved_calls()
     fake.add(CHAT, sse_reply(frames))
     events = list(
         claude.messages.create(model="m", max_tokens=64, messages=HELLO, tools=TOOLS, stream=True)

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
-from router.testing import chat_chunk, chat_chunks, json_reply, sse_reply
+from router.testing import chat_chunks, json_reply, sse_reply
 
 CHAT = "/v1/chat/completions"
 AUTH = {"authorization": "Bearer sk-apis-client"}
@@ -81,21 +81,12 @@ TOOLS: list[Any] = [
 ]
 
 
-def test_parallel_function_calls_stream_one_item_at_a_time(oai: openai.OpenAI, fake: Any) -> None:
+def test_parallel_function_calls_stream_one_item_at_a_time(
+    oai: openai.OpenAI, fake: Any, chat: Any
+) -> None:
     """Two calls whose fragments interleave upstream: the client sees OpenAI's order, each
     item added only once the one before it is done, and both calls whole."""
-
-    def call(index: int, **part: Any) -> Any:
-        return chat_chunk({"tool_calls": [{"index": index, **part}]})
-
-    frames: list[Any] = [
-        call(0, id="call_a", type="function", function={"name": "get_weather", "arguments": ""}),
-        call(1, id="call_b", type="function", function={"name": "get_weather", "arguments": ""}),
-        call(0, function={"arguments": '{"city": "Rome"}'}),
-        call(1, function={"arguments": '{"city": "Oslo"}'}),
-        chat_chunk({}, "tool_calls"),
-        "[DONE]",
-    ]
+    frames = chat.interleaved_calls()
     fake.add(CHAT, sse_reply(frames))
     question: list[Any] = [{"role": "user", "content": "Weather in Rome and Oslo?"}]
     events = list(oai.responses.create(model="m", input=question, tools=TOOLS, stream=True))
