@@ -7,6 +7,7 @@ them instead of copying the core:
     upstream_error     an error of a given class, worded like every provider's
     stream_error       the same, for a failure reported mid-stream
     extract_error      (message, code, type, param) from the common error body shapes
+    implied_status     the status an error without one stands for (a 2xx's, a frame's)
     parse_stream_event one SSE event as an OpenAI chunk, with a pluggable error-frame test
     is_error_frame     the OpenAI error-frame test it uses by default
     parse_rate_limit_headers, parse_seconds, parse_int_header   reading rate-limit headers
@@ -44,6 +45,7 @@ from router.upstream.classify import (
     classify_error,
     error_class,
     extract_error,
+    implied_status,
     stream_error,
     upstream_error,
 )
@@ -94,6 +96,7 @@ __all__ = [
     "error_class",
     "extract_error",
     "hookimpl",
+    "implied_status",
     "is_error_frame",
     "parse_int_header",
     "parse_rate_limit_headers",

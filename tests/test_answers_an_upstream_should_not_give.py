@@ -12,7 +12,11 @@ the answer (`router.upstream.whole`), in every API; an error in such an answer i
 upstream's error; a body that is neither JSON nor an event stream is malformed. A request
 that asked for no stream answered with one (servers that always stream): the client gets the
 one JSON answer, gathered from the chunks (`router.upstream.gathered`); an error event in it
-is the upstream's error; a stream with no answer in it is malformed."""
+is the upstream's error; a stream with no answer in it is malformed.
+
+An error in a 2xx answer: the error its code or type says, under the status it stands for
+(a client's error reaches the client and is not sent to the fallbacks; a server error fails
+the attempt)."""
 
 from __future__ import annotations
 
@@ -324,6 +328,81 @@ def test_an_error_in_a_whole_answer_is_the_upstream_s_error(router, upstreams) -
     # mapped as OpenAI's own quota error is, as the same answer to a request not streamed is
     assert failed.value.status_code == 429
     assert body["code"] == "insufficient_quota"
+
+
+# An error object in a 2xx answer, and what the client gets: the status its code or type
+# stands for (a number in its code, as LiteLLM-style proxies send; else OpenAI's and
+# Anthropic's names), as the same error under that status would be mapped.
+ERRORS_IN_A_200 = {
+    "a status in its code": (
+        {"error": {"message": "slow down", "type": "None", "code": "429"}},
+        429,
+        "rate_limit_exceeded",
+    ),
+    "OpenAI's context-length code": (
+        {
+            "error": {
+                "message": "This model's maximum context length is 8192 tokens.",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+        },
+        400,
+        "context_length_exceeded",
+    ),
+    "Anthropic's overloaded type": (
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        503,
+        "upstream_unavailable",
+    ),
+    "OpenAI's missing model": (
+        {
+            "error": {
+                "message": "no such model",
+                "type": "invalid_request_error",
+                "code": "model_not_found",
+            }
+        },
+        404,
+        "model_not_found",
+    ),
+    "nothing but a message": ({"error": {"message": "it broke"}}, 502, "upstream_server_error"),
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "asked to stream"])
+@pytest.mark.parametrize("case", ERRORS_IN_A_200)
+def test_an_error_in_a_200_is_the_error_its_code_or_type_says(
+    router, upstreams, case: str, stream: bool
+) -> None:
+    odd, _ = upstreams
+    error, status, code = ERRORS_IN_A_200[case]
+    odd.set_default("/v1/chat/completions", json_reply(error))
+    body = {"model": "alone", "messages": HI, "stream": stream}
+    with httpx.Client(base_url=router.base_url) as client:
+        answer = client.post(
+            "/chat/completions", json=body, headers={"authorization": "Bearer sk-app"}
+        )
+    assert answer.status_code == status, answer.text
+    said = answer.json()["error"]
+    assert said["code"] == code
+    assert error["error"]["message"] in said["message"]
+
+
+def test_a_server_error_in_a_200_falls_back_and_a_client_error_does_not(router, upstreams) -> None:
+    """A 2xx error with nothing but a message is a server error: the next target answers; a
+    context-length error is the request's own, which another attempt would not mend."""
+    odd, _ = upstreams
+    odd.set_default("/v1/chat/completions", json_reply(ERRORS_IN_A_200["nothing but a message"][0]))
+    answer = _openai(router).chat.completions.create(model="backed", messages=HI)
+    assert answer.choices[0].message.content == "from good"
+    odd.set_default(
+        "/v1/chat/completions", json_reply(ERRORS_IN_A_200["OpenAI's context-length code"][0])
+    )
+    with pytest.raises(openai.BadRequestError) as failed:
+        _openai(router).chat.completions.create(model="backed", messages=HI)
+    assert failed.value.body["code"] == "context_length_exceeded"
 
 
 def test_a_body_that_is_no_event_stream_is_malformed_and_a_fallback_answers(

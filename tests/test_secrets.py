@@ -108,7 +108,8 @@ def test_an_upstream_error_echoing_the_key_reaches_the_client_without_it(served,
 def test_an_error_inside_a_200_reaches_the_client_without_the_key(served):
     upstream, router = served
     upstream.add("/v1/chat/completions", json_reply(openai_401(ECHOES["openai-legacy"])))
-    with pytest.raises(openai.InternalServerError) as failed:
+    # (`invalid_api_key`: the upstream's 401, as the same body under that status is)
+    with pytest.raises(openai.AuthenticationError) as failed:
         _client(router).chat.completions.create(model="chat", messages=MESSAGES)
     assert "Incorrect API key provided: ***." in failed.value.body["message"]
     for leak in LEAKS:

@@ -23,7 +23,7 @@ PINNED_SPEC = {
     "parse_rate_limit_headers", "parse_seconds",
     # helpers the base behaviour is made of, so that plugins need not copy the core
     "error_class", "upstream_error", "stream_error", "parse_stream_event", "is_error_frame",
-    "parse_int_header",
+    "parse_int_header", "implied_status",
 }  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from router.spec import (
     UpstreamRateLimited,
     UpstreamServerError,
     error_class,
+    implied_status,
     is_error_frame,
     parse_int_header,
     parse_rate_limit_headers,
@@ -46,6 +47,34 @@ def test_error_class_reads_the_status_and_the_wording():
     assert error_class(400, "maximum context length is 8192 tokens") is ContextLengthExceeded
     assert error_class(429, "") is UpstreamRateLimited
     assert error_class(500, "context length") is UpstreamServerError
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "error_type", "status"),
+    [
+        ("slow down", "429", "None", 429),  # LiteLLM-style: the proxy's status in the code
+        ("x", "1234", None, 500),  # a number that is no HTTP error status
+        ("bad key", "invalid_api_key", "invalid_request_error", 401),  # the code decides first
+        ("no such model", "model_not_found", "invalid_request_error", 404),
+        ("too long", None, "invalid_request_error", 400),
+        ("Overloaded", None, "overloaded_error", 529),
+        ("This model's maximum context length is 8192 tokens", None, None, 400),
+        ("flagged by the content filter", None, None, 400),
+        ("it broke", None, None, 500),
+    ],
+)
+def test_implied_status_reads_the_code_then_the_type_then_the_wording(
+    message, code, error_type, status
+):
+    assert implied_status(message, code, error_type) == status
+
+
+def test_an_error_frame_is_the_error_its_type_says():
+    provider = Provider(ProviderConfig(name="p", base_url="http://127.0.0.1:9/v1"))
+    frame = b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}'
+    with pytest.raises(UpstreamRateLimited) as limited:
+        provider.transform_stream_event(Operation.CHAT, frame)
+    assert limited.value.upstream_status == 429
 
 
 def test_stream_error_is_worded_as_mid_stream():

@@ -81,6 +81,46 @@ def error_class(
     return errors.UpstreamServerError
 
 
+# The status an error object's `code` or `type` stands for in OpenAI's and Anthropic's APIs,
+# for an error that arrives without a status of its own (`implied_status`).
+_NAMED_STATUS = {
+    "invalid_api_key": 401,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "model_not_found": 404,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_exceeded": 429,
+    "rate_limit_error": 429,
+    "insufficient_quota": 429,
+    "invalid_request_error": 400,
+    "context_length_exceeded": 400,
+    "content_filter": 400,
+    "api_error": 500,
+    "server_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+def implied_status(message: str, code: str | None, error_type: str | None) -> int:
+    """The HTTP status an error object stands for where no response status says it: an error
+    frame in a stream, or an error in a 2xx answer. A status in its `code` (proxies such as
+    LiteLLM put it there), else what its `code` or `type` means in OpenAI's and Anthropic's
+    APIs, else 400 for a content-policy or context-length failure (which must not pass for
+    a server error that could be retried or continued elsewhere), else 500."""
+    if code is not None and code.isdigit() and 400 <= int(code) < 600:
+        return int(code)
+    for name in (code, error_type):
+        status = _NAMED_STATUS.get(name or "")
+        if status is not None:
+            return status
+    probe = error_class(400, message, code=code, error_type=error_type)
+    if probe in (errors.ContentPolicyViolation, errors.ContextLengthExceeded):
+        return 400
+    return 500
+
+
 # The classes whose errors name the request field at fault: the others' `param` is dropped.
 _NAMES_A_FIELD = (errors.UpstreamBadRequest, errors.ContextLengthExceeded)
 

@@ -22,7 +22,13 @@ from pydantic import BaseModel, ConfigDict
 from router import errors
 from router.observability.redaction import MASK, MaskedHeaders, masked_headers, masked_url
 from router.types import Operation, Timeouts
-from router.upstream.classify import classify_error, error_class, extract_error, stream_error
+from router.upstream.classify import (
+    classify_error,
+    error_class,
+    extract_error,
+    implied_status,
+    stream_error,
+)
 from router.upstream.events import parse_stream_event
 from router.upstream.multipart import MultipartBody
 from router.upstream.ratelimit_headers import RateLimitInfo, parse_rate_limit_headers
@@ -311,7 +317,9 @@ class Provider:
                 provider=self.name,
             )
         if data.get("error") and not data.get("choices") and not data.get("data"):
-            raise self.get_error(UpstreamResponse(500, response.headers, response.content))
+            # An error in a 2xx answer is the error it says: its status from its code or type.
+            status = implied_status(*extract_error(response.content)[:3])
+            raise self.get_error(UpstreamResponse(status, response.headers, response.content))
         return data
 
     if TYPE_CHECKING:
@@ -355,15 +363,7 @@ class Provider:
     def get_stream_error(self, payload: dict[str, Any]) -> errors.UpstreamError:
         """The router error for a mid-stream error frame such as `{"error": {...}}`."""
         message, code, error_type, _ = extract_error(orjson.dumps(payload))
-        status = 500
-        if code and code.isdigit():
-            status = int(code)
-        else:
-            # No status in the frame: a content-filter or context stop is still one, and
-            # must not pass for a server error that could be retried or continued elsewhere.
-            probe = error_class(400, message, code=code, error_type=error_type)
-            if probe in (errors.ContentPolicyViolation, errors.ContextLengthExceeded):
-                status = 400
+        status = implied_status(message, code, error_type)
         cls = error_class(status, message, code=code, error_type=error_type)
         return stream_error(cls, message, provider=self.name, status=status)
 
