@@ -14,7 +14,6 @@ from typing import Any
 
 from router.types import Operation
 
-GATHERED = frozenset({Operation.CHAT, Operation.COMPLETIONS})
 _JOINED = ("content", "reasoning_content", "refusal")  # message fields sent in pieces
 
 

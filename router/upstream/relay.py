@@ -29,13 +29,13 @@ from router.routing.strategies import record_latency
 from router.types import Call, ProviderRuntime, Target
 from router.upstream import plugin_calls
 from router.upstream.events import parse_stream_event
-from router.upstream.gathered import GATHERED, gather, is_event_stream
+from router.upstream.gathered import gather, is_event_stream
 from router.upstream.normalize import complete_answer, missing_part
 from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
 from router.upstream.sse import SSEDecoder, unencodable
 from router.upstream.streaming import Frames, Recover, Rescue, StreamRelay, error_frame
 from router.upstream.transport import HeadTimer, HttpTransport, Transport, UpstreamStream
-from router.upstream.whole import STREAMED_WHOLE, answer_as_stream, is_json
+from router.upstream.whole import answer_as_stream, is_json
 
 __all__ = [
     "Frames",
@@ -170,7 +170,7 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
             raise plugin_calls.upstream_error(provider, response)
         record_latency(target, time.monotonic() - started)
         _note_limits(target, provider, response.headers)
-        events = call.op in GATHERED and is_event_stream(response.headers.get("content-type"))
+        events = call.op.streams and is_event_stream(response.headers.get("content-type"))
         data = _answer(call, provider, response, events)
     except errors.RouterError as exc:
         runtime.redactor.scrub(exc)  # upstream words, before anyone logs or shows them
@@ -258,7 +258,7 @@ async def open_stream(
             # Read while the upstream works on its first token, not after it arrived.
             _note_limits(target, provider, upstream.headers)
             whole = None
-            if call.op in STREAMED_WHOLE and is_json(upstream.headers.get("content-type")):
+            if call.op.streams and is_json(upstream.headers.get("content-type")):
                 whole = await _streamed_whole(call, target, upstream)  # answered at once?
                 upstream = whole or upstream
             relay = (relay_type or StreamRelay)(

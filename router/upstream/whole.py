@@ -17,8 +17,6 @@ import orjson
 
 from router.types import Operation
 
-STREAMED_WHOLE = frozenset({Operation.CHAT, Operation.COMPLETIONS})
-
 
 def is_json(content_type: str | None) -> bool:
     """Whether a `content-type` says JSON (`application/json`, `...+json`), not SSE."""
