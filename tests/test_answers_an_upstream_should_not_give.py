@@ -611,3 +611,15 @@ def test_content_as_a_list_of_parts_is_text_in_the_translated_apis(router, upstr
     message = claude.messages.create(model="alone", max_tokens=20, messages=HI)
     assert message.content[0].text == "Hello parts!"  # type: ignore[union-attr]
     assert _openai(router).responses.create(model="alone", input="hi").output_text == "Hello parts!"
+
+
+def test_a_stream_of_content_parts_gathers_into_its_text(router, upstreams) -> None:
+    """A request that asked for no stream, answered with one whose deltas carry parts: the
+    one answer's content is their text joined."""
+    odd, _ = upstreams
+    parts = [{"type": "text", "text": "Hello "}, {"type": "text", "text": "parts!"}]
+    frames = [chat_chunk({"role": "assistant", "content": parts[:1]}),
+              chat_chunk({"content": parts[1:]}), chat_chunk({}, "stop"), "[DONE]"]  # fmt: skip
+    odd.set_default("/v1/chat/completions", sse_reply(frames))
+    answer = _openai(router).chat.completions.create(model="alone", messages=HI)
+    assert answer.choices[0].message.content == "Hello parts!"

@@ -106,21 +106,6 @@ def one_text(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     return parts
 
 
-def answer_text(content: Any) -> Any:
-    """A chat message's `content` as text where it came as a list of parts (some
-    OpenAI-compatible servers answer `[{"type": "text", "text": ...}, ...]`): the parts'
-    text joined; anything else as it came."""
-    if type(content) is not list:
-        return content
-    return "".join(
-        part["text"]
-        for part in content
-        if type(part) is dict
-        and part.get("type", "text") == "text"
-        and type(part.get("text")) is str
-    )
-
-
 def stream_fields(chat: dict[str, Any], stream: Any) -> None:
     """`stream`, and usage in the stream: both APIs report usage when the stream ends."""
     if stream is None or stream is False:

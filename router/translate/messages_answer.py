@@ -26,9 +26,10 @@ from typing import Any
 import orjson
 
 from router.errors import MalformedResponse
-from router.translate.common import answer_text, new_id
+from router.translate.common import new_id
 from router.translate.messages_request import show_thinking
 from router.translate.tokens import ChatUsage
+from router.upstream.normalize import answer_text
 
 _STOP_REASONS = {
     "stop": "end_turn",

@@ -38,6 +38,7 @@ from router.translate.messages_answer import messages_usage, stop_reason, stop_s
 from router.translate.messages_errors import anthropic_error_frame
 from router.translate.messages_request import show_thinking
 from router.translate.tokens import ChatUsage
+from router.upstream.normalize import answer_text
 
 _PING = frame({"type": "ping"})
 _STOP = frame({"type": "message_stop"})
@@ -156,6 +157,8 @@ class MessagesStream:
         if reasoning and isinstance(reasoning, str) and self._thinking:
             self._text("thinking", reasoning)
         content = delta.get("content")
+        if type(content) is list:  # parts, as some servers send them: their text
+            content = answer_text(content)
         if content and isinstance(content, str):
             self._text("text", content)
         refusal = delta.get("refusal")

@@ -23,9 +23,10 @@ import time
 from typing import Any
 
 from router.errors import ErrorKind, RouterError
-from router.translate.common import answer_text, new_id
+from router.translate.common import new_id
 from router.translate.responses_items import call_item, content_part, message_item, reasoning_item
 from router.translate.tokens import ChatUsage
+from router.upstream.normalize import answer_text
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 _RATE_KINDS = frozenset((ErrorKind.RATE_LIMITED, ErrorKind.INSUFFICIENT_QUOTA))

@@ -57,6 +57,7 @@ from router.translate.responses_items import (
     content_part,
 )
 from router.translate.tokens import ChatUsage
+from router.upstream.normalize import answer_text
 
 
 class ResponsesStream:
@@ -148,6 +149,8 @@ class ResponsesStream:
         if reasoning and isinstance(reasoning, str):
             self._text_delta("reasoning", "reasoning_text", reasoning)
         content = delta.get("content")
+        if type(content) is list:  # parts, as some servers send them: their text
+            content = answer_text(content)
         if content and isinstance(content, str):
             self._text_delta("message", "output_text", content)
         refusal = delta.get("refusal")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.types import Operation
+from router.upstream.normalize import answer_text
 
 _JOINED = ("content", "reasoning_content", "refusal")  # message fields sent in pieces
 
@@ -76,6 +77,8 @@ def _add_delta(message: dict[str, Any], delta: Any) -> None:
     for name, value in delta.items():
         if value is None:
             continue
+        if name == "content" and type(value) is list:  # parts, as some servers send them
+            value = answer_text(value)
         if name in _JOINED and isinstance(value, str):
             message[name] = (message.get(name) or "") + value
         elif name == "tool_calls" and isinstance(value, list):

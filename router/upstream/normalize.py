@@ -136,3 +136,18 @@ def _complete_usage(data: dict[str, Any], *, embeddings: bool) -> bool:
             usage["total_tokens"] = total
             return True
     return False
+
+
+def answer_text(content: Any) -> Any:
+    """A chat message's `content` as text where it came as a list of parts (some
+    OpenAI-compatible servers answer `[{"type": "text", "text": ...}, ...]`): the parts'
+    text joined; anything else as it came."""
+    if type(content) is not list:
+        return content
+    return "".join(
+        part["text"]
+        for part in content
+        if type(part) is dict
+        and part.get("type", "text") == "text"
+        and type(part.get("text")) is str
+    )

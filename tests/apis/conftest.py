@@ -159,6 +159,22 @@ class Chat:
             "[DONE]",
         ]
 
+    @staticmethod
+    def parts_stream() -> list[Any]:
+        """The SSE frames of "Bonjour" whose deltas carry their text as lists of parts, as
+        some OpenAI-compatible servers stream it (an image part in one, which is no text)."""
+
+        def parts(*texts: str) -> list[dict[str, Any]]:
+            return [{"type": "text", "text": text} for text in texts]
+
+        image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}
+        return [
+            chat_chunk({"role": "assistant", "content": parts("Bon")}),
+            chat_chunk({"content": [*parts("j"), image, *parts("our")]}),
+            chat_chunk({}, "stop"),
+            "[DONE]",
+        ]
+
 
 @pytest.fixture
 def chat() -> type[Chat]:

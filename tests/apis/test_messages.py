@@ -77,6 +77,17 @@ def test_stream(claude: anthropic.Anthropic, fake: Any, router: Any, sse: Any) -
     assert frames[0][0] == "message_start" and frames[-1][0] == "message_stop"
 
 
+def test_a_stream_of_content_parts_is_its_text(
+    claude: anthropic.Anthropic, fake: Any, chat: Any
+) -> None:
+    fake.add(CHAT, sse_reply(chat.parts_stream()))
+    with claude.messages.stream(model="m", max_tokens=64, messages=HELLO) as stream:
+        texts = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert texts == ["Bon", "jour"]
+    assert [(b.type, b.text) for b in final.content] == [("text", "Bonjour")]  # type: ignore[union-attr]
+
+
 TOOLS: list[Any] = [
     {
         "name": "get_weather",

@@ -81,6 +81,15 @@ TOOLS: list[Any] = [
 ]
 
 
+def test_a_stream_of_content_parts_is_its_text(oai: openai.OpenAI, fake: Any, chat: Any) -> None:
+    fake.add(CHAT, sse_reply(chat.parts_stream()))
+    events = list(oai.responses.create(model="m", input="hi", stream=True))
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert deltas == ["Bon", "jour"]
+    done = next(e for e in events if e.type == "response.completed").response
+    assert done.output_text == "Bonjour"
+
+
 def test_parallel_function_calls_stream_one_item_at_a_time(
     oai: openai.OpenAI, fake: Any, chat: Any
 ) -> None:
