@@ -51,22 +51,25 @@ def router_headers(call: Any, request_id: str, rate: RawHeaders) -> RawHeaders:
     target = call.target
     answered = call.answered_by or call.route
     provider = target.runtime.name if target else ""
-    if call.budget is not None:
-        rate = rate + call.budget.header_pairs()
-    return _pairs(request_id, answered.name, provider, len(call.attempts), rate)
+    budget = call.budget.header_pairs() if call.budget is not None else ()
+    return _pairs(request_id, answered.name, provider, len(call.attempts), rate, budget)
 
 
 def attempt_headers(call: Any, target: Any, request_id: str, rate: RawHeaders) -> RawHeaders:
     """What `router_headers` will give if the attempt now under way at `target` answers."""
     route = call.trying or call.route
     begun = len(call.attempts) + call.running  # (those under way: a hedge racing it too)
-    if call.budget is not None:
-        rate = rate + call.budget.header_pairs()
-    return _pairs(request_id, route.name, target.runtime.name, begun, rate)
+    budget = call.budget.header_pairs() if call.budget is not None else ()
+    return _pairs(request_id, route.name, target.runtime.name, begun, rate, budget)
 
 
 def _pairs(
-    request_id: str, model: str, provider: str, attempts: int, rate: RawHeaders
+    request_id: str,
+    model: str,
+    provider: str,
+    attempts: int,
+    rate: RawHeaders,
+    budget: RawHeaders | tuple[()],
 ) -> RawHeaders:
     return [
         (b"x-request-id", request_id.encode("latin-1")),
@@ -77,6 +80,7 @@ def _pairs(
             _ATTEMPTS[attempts] if attempts < len(_ATTEMPTS) else str(attempts).encode(),
         ),
         *rate,
+        *budget,
     ]
 
 

@@ -42,11 +42,6 @@ remaining_gauge = metrics.LabeledGauge(
 remaining_gauge.sources.append(_rows)
 
 
-def text(budget: Budget, value: int) -> str:
-    """A figure for a header: money exact to the nano, tokens as an integer."""
-    return money_text(value) if budget.money else str(value)
-
-
 def reset_seconds(seconds: float) -> int:
     """Whole seconds until a budget has room again, at least 1 (`x-budget-reset`)."""
     return ceil(seconds) if seconds > 1 else 1
@@ -55,11 +50,13 @@ def reset_seconds(seconds: float) -> int:
 def header_pairs(budget: Budget, left: int, reset: int) -> list[tuple[bytes, bytes]]:
     """`x-budget-*` as an answer's raw headers: the budget's amount, what it has left (0 once
     spent), its unit and the seconds until it starts afresh or its window frees room."""
+    # what is left: money exact to the nano, tokens as an integer
+    figure = b"0" if left <= 0 else (money_text(left) if budget.money else str(left)).encode()
     return [
         budget.limit_header,
-        (b"x-budget-remaining", text(budget, left).encode() if left > 0 else b"0"),
+        (b"x-budget-remaining", figure),
         budget.unit_header,
-        (b"x-budget-reset", b"%d" % reset),
+        (b"x-budget-reset", str(reset).encode()),
     ]
 
 

@@ -11,9 +11,10 @@ holds the two to that, case by case).
 
 from __future__ import annotations
 
+from math import ceil
 from typing import TYPE_CHECKING
 
-from router.spend.budget_state import header_pairs, reset_seconds
+from router.spend.budget_state import header_pairs
 from router.spend.budget_table import EMPTY, Counters
 from router.spend.entry import used_tokens
 from router.spend.prices import cost_nanos
@@ -43,7 +44,8 @@ class OneBudget:
         """`x-budget-*` as an answer's raw headers (see `CallBudget.headers`)."""
         counters = self.counters
         budget = counters.budgets[0]
-        reset = reset_seconds(counters.ends[0] - self.now)
+        seconds = counters.ends[0] - self.now  # (`reset_seconds`, inline: on every answer)
+        reset = ceil(seconds) if seconds > 1 else 1
         return header_pairs(budget, budget.amount - self.count, reset)
 
     async def before_attempt(self, target: Target) -> errors.RouterError | None:
