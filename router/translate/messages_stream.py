@@ -27,7 +27,6 @@ the finish reason; without one, usage is estimated as the router does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -38,20 +37,11 @@ from router.translate.messages_answer import messages_usage, stop_reason, stop_s
 from router.translate.messages_errors import anthropic_error_frame
 from router.translate.messages_request import show_thinking
 from router.translate.tokens import ChatUsage
+from router.translate.tool_calls import START, STREAM, ToolCall, ToolCalls
 from router.upstream.normalize import answer_text
 
 _PING = frame({"type": "ping"})
 _STOP = frame({"type": "message_stop"})
-
-
-@dataclass(slots=True)
-class _ToolBlock:
-    call_id: str
-    name: str
-    index: int = -1  # the content block's index, once started
-    pieces: list[str] = field(default_factory=list)
-    done: bool = False
-    delta_frame: list[bytes] = field(default_factory=list)
 
 
 class MessagesStream:
@@ -71,8 +61,7 @@ class MessagesStream:
         self._ended = False
         self._blocks = 0  # content blocks started
         self._open: str | None = None  # the open text or thinking block's type
-        self._tools: dict[int, _ToolBlock] = {}
-        self._live: _ToolBlock | None = None  # the tool block open now, streamed as it comes
+        self._tools = ToolCalls()  # tool_use blocks, one at a time
         self._delta_frame: list[bytes] = []  # the open text or thinking block's, from `template`
         self._finish: dict[str, Any] = {}
         self._refused = False
@@ -191,35 +180,20 @@ class MessagesStream:
         self._out.append(start + orjson.dumps(text) + end)
 
     def _tool_delta(self, delta: dict[str, Any]) -> None:
-        position = delta.get("index") or 0
-        if type(position) is not int:
-            position = 0
-        function = delta.get("function") or {}
-        tool = self._tools.get(position)
+        tool, new, arguments = self._tools.take(delta)
         if tool is None:
-            if self._open is not None:
-                self._stop(self._blocks - 1)
-                self._open = None
-            tool = self._tools[position] = _ToolBlock(
-                delta.get("id") or "", function.get("name") or ""
-            )
-        elif tool.done:
-            return  # (a fragment for a block already stopped: nowhere left to put it)
-        else:
-            tool.call_id = tool.call_id or delta.get("id") or ""
-            tool.name = tool.name or function.get("name") or ""
-        arguments = function.get("arguments")
-        if arguments and isinstance(arguments, str):
-            tool.pieces.append(arguments)
-            self._chars += len(arguments)
-        if tool is self._live:
-            if arguments:
-                self._json(tool, arguments)
-        elif self._live is None and tool.name:  # (else held until the open block stops)
-            self._live = tool
+            return
+        if new and self._open is not None:  # a text or thinking block ends where a call begins
+            self._stop(self._blocks - 1)
+            self._open = None
+        self._chars += len(arguments)
+        step = self._tools.step(tool, arguments)
+        if step == STREAM:
+            self._json(tool, arguments)
+        elif step == START:
             self._start_tool(tool)
 
-    def _start_tool(self, tool: _ToolBlock) -> None:
+    def _start_tool(self, tool: ToolCall) -> None:
         """Start `tool`'s block, with the arguments it has so far."""
         tool.index = self._blocks
         block = {
@@ -232,7 +206,7 @@ class MessagesStream:
         if tool.pieces:
             self._json(tool, "".join(tool.pieces))
 
-    def _json(self, tool: _ToolBlock, partial: str) -> None:
+    def _json(self, tool: ToolCall, partial: str) -> None:
         if not tool.delta_frame:
             delta = {"type": "input_json_delta", "partial_json": HOLE}
             event = {"type": "content_block_delta", "index": tool.index, "delta": delta}
@@ -252,16 +226,10 @@ class MessagesStream:
         if self._open is not None:
             self._stop(self._blocks - 1)
             self._open = None
-        live, self._live = self._live, None
-        if live is not None and not live.done:
-            live.done = True
-            self._stop(live.index)
-        for tool in self._tools.values():
-            if not tool.done:
-                tool.done = True
-                if tool.name:  # (a call whose name never came is dropped)
-                    self._start_tool(tool)
-                    self._stop(tool.index)
+        for tool, started in self._tools.rest():
+            if not started:
+                self._start_tool(tool)
+            self._stop(tool.index)
 
     def _emit(self, event: dict[str, Any]) -> None:
         self._out.append(frame(event))

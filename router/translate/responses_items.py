@@ -1,10 +1,12 @@
 """Responses output items and their content parts: whole, for answers, and growing, for
-streams (`OpenText`, `OpenCall` hold an item still being streamed)."""
+streams (`OpenText` holds an item still being streamed; `call_snapshot` a call's)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from router.translate.tool_calls import ToolCall
 
 # content part type → (its stream delta event, its done event, the done event's text field)
 PART_EVENTS = {
@@ -76,17 +78,6 @@ class OpenText:
         return reasoning_item(self.item_id, status, parts)
 
 
-@dataclass(slots=True)
-class OpenCall:
-    """A `function_call` item being streamed; `index` is -1 until its name is known."""
-
-    call_id: str
-    name: str
-    item_id: str = ""
-    index: int = -1
-    pieces: list[str] = field(default_factory=list)
-    done: bool = False
-    delta_frame: list[bytes] = field(default_factory=list)
-
-    def snapshot(self, status: str) -> dict[str, Any]:
-        return call_item(self.item_id, status, self.call_id, self.name, "".join(self.pieces))
+def call_snapshot(call: ToolCall, status: str) -> dict[str, Any]:
+    """A `function_call` item being streamed, as it stands."""
+    return call_item(call.item_id, status, call.call_id, call.name, "".join(call.pieces))

@@ -51,12 +51,13 @@ from router.translate.responses_answer import (
 )
 from router.translate.responses_items import (
     PART_EVENTS,
-    OpenCall,
     OpenText,
     call_item,
+    call_snapshot,
     content_part,
 )
 from router.translate.tokens import ChatUsage
+from router.translate.tool_calls import START, STREAM, ToolCall, ToolCalls
 from router.upstream.normalize import answer_text
 
 
@@ -86,8 +87,7 @@ class ResponsesStream:
         self._ended = False
         self._output: list[dict[str, Any]] = []  # every item so far, as last sent
         self._text: OpenText | None = None
-        self._calls: dict[int, OpenCall] = {}  # by the chat tool call's index
-        self._live: OpenCall | None = None  # the call's item open now, streamed as it comes
+        self._calls = ToolCalls()  # function_call items, one at a time
         self._finish_reason: str | None = None
         self._usage: ChatUsage | None = None
         self._chars = 0
@@ -135,9 +135,9 @@ class ResponsesStream:
         output = list(self._output)
         if self._text is not None:
             output[self._text.index] = self._text.snapshot("incomplete")
-        for call in self._calls.values():
+        for call in self._calls.calls.values():
             if call.index >= 0 and not call.done:
-                output[call.index] = call.snapshot("incomplete")
+                output[call.index] = call_snapshot(call, "incomplete")
         usage = responses_usage(self._usage) if self._usage else None
         response = self._response("failed", output, usage, None, response_error(error))
         self._emit({"type": "response.failed", "response": response})
@@ -183,33 +183,19 @@ class ResponsesStream:
         self._emit_delta(item.delta_frame, text)
 
     def _call_delta(self, delta: dict[str, Any]) -> None:
-        index = delta.get("index") or 0
-        if type(index) is not int:
-            index = 0
-        function = delta.get("function") or {}
-        call = self._calls.get(index)
+        call, new, arguments = self._calls.take(delta)
         if call is None:
-            if self._text is not None:
-                self._close_text("completed")
-            call = OpenCall(delta.get("id") or "", function.get("name") or "")
-            self._calls[index] = call
-        elif call.done:
-            return  # (a fragment for a call already closed: nowhere left to put it)
-        else:
-            call.call_id = call.call_id or delta.get("id") or ""
-            call.name = call.name or function.get("name") or ""
-        arguments = function.get("arguments")
-        if arguments and isinstance(arguments, str):
-            call.pieces.append(arguments)
-            self._chars += len(arguments)
-        if call is self._live:
-            if arguments:
-                self._arguments(call, arguments)
-        elif self._live is None and call.name:  # (else held until the open item is done)
-            self._live = call
+            return
+        if new and self._text is not None:  # a message or reasoning item ends where a call begins
+            self._close_text("completed")
+        self._chars += len(arguments)
+        step = self._calls.step(call, arguments)
+        if step == STREAM:
+            self._arguments(call, arguments)
+        elif step == START:
             self._open_call(call)
 
-    def _open_call(self, call: OpenCall) -> None:
+    def _open_call(self, call: ToolCall) -> None:
         """Add `call`'s item, with the argument fragments it has so far."""
         call.item_id = new_id("fc_")
         call.call_id = call.call_id or new_id("call_")
@@ -218,7 +204,7 @@ class ResponsesStream:
         if call.pieces:
             self._arguments(call, "".join(call.pieces))
 
-    def _close_call(self, call: OpenCall, status: str) -> None:
+    def _close_call(self, call: ToolCall, status: str) -> None:
         call.done = True
         self._emit(
             {
@@ -229,21 +215,16 @@ class ResponsesStream:
                 "arguments": "".join(call.pieces),
             }
         )
-        self._item_done(call.index, call.snapshot(status))
+        self._item_done(call.index, call_snapshot(call, status))
 
     def _close_all(self, status: str) -> None:
         """Close the open item, then send the calls held meanwhile, each whole."""
         if self._text is not None:
             self._close_text(status)
-        live, self._live = self._live, None
-        if live is not None and not live.done:
-            self._close_call(live, status)
-        for call in self._calls.values():
-            if not call.done:
-                call.done = True
-                if call.name:  # (a call whose name never came is dropped)
-                    self._open_call(call)
-                    self._close_call(call, status)
+        for call, started in self._calls.rest():
+            if not started:
+                self._open_call(call)
+            self._close_call(call, status)
 
     def _close_part(self, item: OpenText) -> None:
         kind = item.part
@@ -308,7 +289,7 @@ class ResponsesStream:
         self._output[index] = item
         self._emit({"type": "response.output_item.done", "output_index": index, "item": item})
 
-    def _arguments(self, call: OpenCall, delta: str) -> None:
+    def _arguments(self, call: ToolCall, delta: str) -> None:
         if not call.delta_frame:
             event = {
                 "type": "response.function_call_arguments.delta",
