@@ -623,3 +623,40 @@ def test_a_stream_of_content_parts_gathers_into_its_text(router, upstreams) -> N
     odd.set_default("/v1/chat/completions", sse_reply(frames))
     answer = _openai(router).chat.completions.create(model="alone", messages=HI)
     assert answer.choices[0].message.content == "Hello parts!"
+
+
+# -- streams framed as the SSE standard allows, each as its servers send it
+
+
+def _framed(head: bytes, end: bytes, space: bytes = b" ") -> list:
+    """Hello's chunks and [DONE], each `data:` line after `space`, each event ending `end`;
+    `head` sent first, before the first chunk, which holds text."""
+    chunks = [c for c in chat_chunks(["Hel", "lo"]) if c != "[DONE]"][1:]  # (no role chunk)
+    frames = [b"data:" + space + orjson.dumps(chunk) + end for chunk in chunks]
+    return [head + frames[0], *frames[1:], b"data:" + space + b"[DONE]" + end]
+
+
+FRAMINGS = {
+    "a byte-order mark first": _framed(b"\xef\xbb\xbf", b"\n\n"),
+    "CR line ends": _framed(b"", b"\r\r"),
+    "CRLF line ends": _framed(b"", b"\r\n\r\n"),
+    "comments, a retry field, an event name": _framed(
+        b": hi\n\nretry: 9\n\nevent: message\n", b"\n\n"
+    ),
+    "no space after the colon": _framed(b"", b"\n\n", b""),
+}
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_a_stream_framed_as_the_sse_standard_allows_is_read_whole(
+    router, upstreams, framing: str
+) -> None:
+    odd, _ = upstreams
+    odd.set_default("/v1/chat/completions", sse_reply(FRAMINGS[framing]))
+    stream = _openai(router).chat.completions.create(model="alone", messages=HI, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello"
+    claude = closed_after_test(
+        anthropic.Anthropic(base_url=router.url, api_key="sk-app", max_retries=0)
+    )
+    with claude.messages.stream(model="alone", max_tokens=20, messages=HI) as messages:
+        assert "".join(messages.text_stream) == "Hello"

@@ -128,6 +128,21 @@ def test_sse_decoder_handles_split_frames_crlf_comments_and_multiline_data():
     ]
 
 
+@pytest.mark.parametrize("step", [1, 2, 64], ids=["bytewise", "in pairs", "whole"])
+def test_sse_decoder_ignores_a_byte_order_mark_that_begins_the_stream(step: int) -> None:
+    """The SSE standard ignores one leading BOM; read as a field name, it would hide the
+    first event. One anywhere else is data, and stays."""
+    stream = b'\xef\xbb\xbfdata: {"a":1}\n\ndata: \xef\xbb\xbfx\n\n'
+    decoder = SSEDecoder()
+    events = []
+    for i in range(0, len(stream), step):
+        events += list(decoder.feed(stream[i : i + step]))
+    assert [e.data for e in events] == [b'{"a":1}', b"\xef\xbb\xbfx"]
+    short = SSEDecoder()  # a stream of fewer bytes than a BOM is kept, not lost
+    assert list(short.feed(b"\xef")) == [] and list(short.feed(b"x")) == []
+    assert [e.data for e in [*short.feed(b"\n\ndata: y\n\n")]] == [b"y"]
+
+
 def test_sse_decoder_flushes_an_unterminated_last_event():
     decoder = SSEDecoder()
     assert list(decoder.feed(b'data: {"b":2}')) == []

@@ -1,7 +1,9 @@
 """Server-sent events: an incremental decoder for upstream streams, and the encoder for ours.
 
 The decoder follows the rules the OpenAI SDK applies: events end at a blank line (LF, CRLF
-or CR line ends), `:` lines are comments, several `data:` lines join with a newline.
+or CR line ends), `:` lines are comments, several `data:` lines join with a newline; and, as
+the SSE standard says, a byte-order mark that begins the stream is ignored (it would hide
+the first event's `data` field).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import orjson
 from router import errors
 
 DONE_FRAME = b"data: [DONE]\n\n"
+_BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark
 
 
 @dataclass(slots=True)
@@ -26,12 +29,21 @@ class Event:
 class SSEDecoder:
     """Feed bytes as they arrive; get whole events back as soon as they are complete."""
 
-    __slots__ = ("_buffer",)
+    __slots__ = ("_begun", "_buffer")
 
     def __init__(self) -> None:
         self._buffer = b""
+        self._begun = False  # (whether the stream's first bytes, a BOM's place, have come)
 
     def feed(self, chunk: bytes) -> Iterator[Event]:
+        if not self._begun:
+            chunk, self._buffer = self._buffer + chunk, b""
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._buffer = chunk  # (a BOM's first bytes, perhaps: wait for the rest)
+                return
+            self._begun = True
+            if chunk.startswith(_BOM):
+                chunk = chunk[len(_BOM) :]
         buffer = self._buffer + chunk if self._buffer else chunk
         hold = b""
         if buffer.find(b"\r") != -1:  # (cheaper than `in`, which first tries an int needle)
