@@ -660,3 +660,21 @@ def test_a_stream_framed_as_the_sse_standard_allows_is_read_whole(
     )
     with claude.messages.stream(model="alone", max_tokens=20, messages=HI) as messages:
         assert "".join(messages.text_stream) == "Hello"
+
+
+def test_a_json_answer_after_a_byte_order_mark_is_read(router, upstreams) -> None:
+    """Some servers begin a JSON body with a BOM, which JSON parsers may ignore (RFC 8259)
+    and the OpenAI SDK does: so does the router, in answers, in answers to a stream request,
+    and in error bodies."""
+    odd, _ = upstreams
+    bom = b"\xef\xbb\xbf"
+    odd.set_default("/v1/chat/completions", json_reply(bom + orjson.dumps(_answer())))
+    client = _openai(router)
+    assert client.chat.completions.create(model="alone", messages=HI).choices[0].message.content
+    stream = client.chat.completions.create(model="alone", messages=HI, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello whole!"
+    error = {"error": {"message": "no such model", "type": "invalid_request_error"}}
+    odd.set_default("/v1/chat/completions", json_reply(bom + orjson.dumps(error), status=404))
+    with pytest.raises(openai.NotFoundError) as failed:
+        client.chat.completions.create(model="alone", messages=HI)
+    assert failed.value.body["message"] == "upstream 'odd' returned 404: no such model"

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from router import errors
+from router.upstream.sse import BOM
 
 _CONTEXT_MARKERS = (
     "context_length_exceeded",
@@ -213,6 +214,7 @@ def extract_error(body: bytes) -> tuple[str, str | None, str | None, str | None]
     Understands the OpenAI envelope, flat `{"error": "..."}`, Kong's `{"message": ...}`,
     FastAPI's `{"detail": ...}`, Telnyx's `{"errors": [...]}` and plain text.
     """
+    body = body.removeprefix(BOM)  # (as `UpstreamResponse.json` ignores it)
     try:
         data = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:

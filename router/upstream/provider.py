@@ -32,6 +32,7 @@ from router.upstream.classify import (
 from router.upstream.events import parse_stream_event
 from router.upstream.multipart import MultipartBody
 from router.upstream.ratelimit_headers import RateLimitInfo, parse_rate_limit_headers
+from router.upstream.sse import BOM
 
 
 class ProviderSettings(BaseModel):
@@ -76,7 +77,15 @@ class UpstreamResponse:
     content: bytes
 
     def json(self) -> Any:
-        return orjson.loads(self.content)
+        """The body as JSON. A byte-order mark before it, which some servers send and JSON
+        parsers may ignore (RFC 8259), is ignored: looked for only when the body does not
+        parse, so that no answer pays for it."""
+        try:
+            return orjson.loads(self.content)
+        except orjson.JSONDecodeError:
+            if not self.content.startswith(BOM):
+                raise
+            return orjson.loads(self.content[len(BOM) :])
 
     def __repr__(self) -> str:
         return (

@@ -32,7 +32,7 @@ from router.upstream.events import parse_stream_event
 from router.upstream.gathered import gather, is_event_stream
 from router.upstream.normalize import complete_answer, missing_part
 from router.upstream.provider import PlainRequest, Provider, UpstreamResponse
-from router.upstream.sse import SSEDecoder, unencodable
+from router.upstream.sse import BOM, SSEDecoder, unencodable
 from router.upstream.streaming import Frames, Recover, Rescue, StreamRelay, error_frame
 from router.upstream.transport import HeadTimer, HttpTransport, Transport, UpstreamStream
 from router.upstream.whole import answer_as_stream, is_json
@@ -195,7 +195,7 @@ async def _streamed_whole(
     None, with `upstream` untouched, when its first bytes are events after all (a stream that
     a server labels JSON): then it is relayed as the stream it is."""
     first = await upstream.peek()
-    if first.lstrip()[:1] not in (b"{", b"["):
+    if first.removeprefix(BOM).lstrip()[:1] not in (b"{", b"["):
         return None
     provider = target.runtime.provider
     content = await upstream.read()

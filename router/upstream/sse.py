@@ -17,7 +17,7 @@ import orjson
 from router import errors
 
 DONE_FRAME = b"data: [DONE]\n\n"
-_BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark, which some servers begin a body with
 
 
 @dataclass(slots=True)
@@ -38,12 +38,12 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> Iterator[Event]:
         if not self._begun:
             chunk, self._buffer = self._buffer + chunk, b""
-            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+            if len(chunk) < len(BOM) and BOM.startswith(chunk):
                 self._buffer = chunk  # (a BOM's first bytes, perhaps: wait for the rest)
                 return
             self._begun = True
-            if chunk.startswith(_BOM):
-                chunk = chunk[len(_BOM) :]
+            if chunk.startswith(BOM):
+                chunk = chunk[len(BOM) :]
         buffer = self._buffer + chunk if self._buffer else chunk
         hold = b""
         if buffer.find(b"\r") != -1:  # (cheaper than `in`, which first tries an int needle)
