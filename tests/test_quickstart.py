@@ -7,6 +7,7 @@ import sys
 import wave
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import orjson
@@ -30,6 +31,54 @@ def test_quickstart_serves_streamed_and_plain_answers():
         )
         assert streamed and streamed == plain.choices[0].message.content
         assert [m.id for m in client.models.list()] == ["demo"]
+
+
+def test_the_mock_keeps_to_a_request_s_limits_in_every_api():
+    """The README: the mock keeps to `max_tokens` (cut with `length`), `stop` strings (ended
+    before the string) and `n`, as a model does, a word a token; in the Messages and
+    Responses APIs too."""
+    hello = [{"role": "user", "content": "Hello!"}]
+    with RouterProcess(QUICKSTART) as router:
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        )
+        whole = client.chat.completions.create(model="demo", messages=hello)
+        words = whole.choices[0].message.content.split(" ")
+        assert len(words) > 5 and whole.choices[0].finish_reason == "stop"
+        cut = client.chat.completions.create(model="demo", messages=hello, max_tokens=5)
+        assert cut.choices[0].message.content == " ".join(words[:5])
+        assert (cut.choices[0].finish_reason, cut.usage.completion_tokens) == ("length", 5)
+        stream = client.chat.completions.create(
+            model="demo", messages=hello, max_completion_tokens=3, n=2, stream=True,
+            stream_options={"include_usage": True},
+        )  # fmt: skip
+        texts, ends, used = ["", ""], {}, None
+        for chunk in stream:
+            used = chunk.usage.completion_tokens if chunk.usage else used
+            for choice in chunk.choices:
+                texts[choice.index] += choice.delta.content or ""
+                ends[choice.index] = choice.finish_reason or ends.get(choice.index)
+        assert texts == [" ".join(words[:3])] * 2 and ends == {0: "length", 1: "length"}
+        assert used == 6
+        stop = words[3]
+        ended = client.chat.completions.create(model="demo", messages=hello, stop=[stop])
+        content = ended.choices[0].message.content
+        assert content == " ".join(words)[: " ".join(words).find(stop)]
+        assert ended.choices[0].finish_reason == "stop"
+        claude = closed_after_test(
+            anthropic.Anthropic(base_url=router.url, api_key="sk-router-demo", max_retries=0)
+        )
+        message = claude.messages.create(model="demo", max_tokens=4, messages=hello)
+        assert (message.stop_reason, message.usage.output_tokens) == ("max_tokens", 4)
+        with claude.messages.stream(
+            model="demo", max_tokens=100, stop_sequences=[stop], messages=hello
+        ) as streamed:
+            final = streamed.get_final_message()
+        assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", stop)
+        assert final.content[0].text == content  # type: ignore[union-attr]
+        response = client.responses.create(model="demo", input="Hello!", max_output_tokens=16)
+        assert len(words) > 16 and response.status == "incomplete"
+        assert response.incomplete_details.reason == "max_output_tokens"  # type: ignore[union-attr]
 
 
 def readme_examples() -> list[str]:

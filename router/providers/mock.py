@@ -107,13 +107,40 @@ def _continued(settings: MockSettings, body: dict[str, Any]) -> tuple[str, list[
     return prompt, _answer(settings, prompt), 0
 
 
-def _usage(prompt: str, words: list[str]) -> dict[str, int]:
+def _usage(prompt: str, words: list[str], choices: int = 1) -> dict[str, int]:
     prompt_tokens = max(1, len(prompt.split()))
+    completion = len(words) * choices
     return {
         "prompt_tokens": prompt_tokens,
-        "completion_tokens": len(words),
-        "total_tokens": prompt_tokens + len(words),
+        "completion_tokens": completion,
+        "total_tokens": prompt_tokens + completion,
     }
+
+
+def _limited(body: dict[str, Any], words: list[str]) -> tuple[str, str, str | None]:
+    """(text, finish reason, the stop string that ended it) of an answer of `words` under the
+    request's limits, as a model applies them while it writes (a word is a token here): at
+    most `max_completion_tokens` (or `max_tokens`) words, `length` when they cut it; cut
+    before the first of its `stop` strings, which vLLM-style servers name (`stop_reason`)."""
+    most = body.get("max_completion_tokens", body.get("max_tokens"))
+    finish = "stop"
+    if type(most) is int and 0 <= most < len(words):
+        words, finish = words[:most], "length"
+    text = " ".join(words)
+    stops = body.get("stop")
+    stops = [stops] if isinstance(stops, str) else stops if isinstance(stops, list) else []
+    found = [(text.find(s), s) for s in stops if isinstance(s, str) and s and s in text]
+    if not found:
+        return text, finish, None
+    at, matched = min(found)
+    return text[:at], "stop", matched
+
+
+def _choices(body: dict[str, Any]) -> int:
+    """How many choices a request asks for (`n`): each the same answer, the mock being
+    deterministic."""
+    n = body.get("n")
+    return n if type(n) is int and 1 <= n <= 128 else 1
 
 
 def _error(status: int, message: str | None = None, param: str | None = None) -> UpstreamResponse:
@@ -196,26 +223,27 @@ class MockTransport:
             }
             return UpstreamResponse(200, headers, orjson.dumps(payload))
         prompt, words, given = _continued(self.settings, body)
-        words = words[given:]
-        text = (" " if given else "") + " ".join(words)
+        text, finish, matched = _limited(body, words[given:])
+        text = (" " if given and text else "") + text
+        n = _choices(body)
         if path.endswith("/chat/completions"):
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
+            message = {"role": "assistant", "content": text, "refusal": None}
+            choices: list[dict[str, Any]] = [{"index": i, "message": message} for i in range(n)]
             kind, prefix = "chat.completion", "chatcmpl-mock"
         else:
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}
+            choices = [{"index": i, "text": text} for i in range(n)]
             kind, prefix = "text_completion", "cmpl-mock"
+        for choice in choices:
+            choice.update(logprobs=None, finish_reason=finish)
+            if matched is not None:
+                choice["stop_reason"] = matched
         payload = {
             "id": f"{prefix}{created}",
             "object": kind,
             "created": created,
             "model": model,
-            "choices": [choice],
-            "usage": _usage(prompt, words),
+            "choices": choices,
+            "usage": _usage(prompt, text.split(), n),
         }
         return UpstreamResponse(200, headers, orjson.dumps(payload))
 
@@ -289,7 +317,9 @@ class MockTransport:
     async def _events(self, request: httpx.Request, body: dict[str, Any]) -> AsyncIterator[bytes]:
         settings = self.settings
         prompt, words, given = _continued(settings, body)
-        words = words[given:]
+        text, finish, matched = _limited(body, words[given:])
+        words = text.split(" ") if text else []
+        n = _choices(body)
         chat = request.url.path.endswith("/chat/completions")
         created = int(time.time())
         base: dict[str, Any] = {
@@ -299,32 +329,38 @@ class MockTransport:
             "model": body.get("model", "mock"),
         }
 
-        def frame(content: str | None, finish: str | None, role: bool = False) -> bytes:
-            if chat:
-                delta: dict[str, Any] = {"role": "assistant"} if role else {}
-                if content is not None:
-                    delta["content"] = content
-                choice: dict[str, Any] = {"index": 0, "delta": delta}
-            else:
-                choice = {"index": 0, "text": content or ""}
-            choice["logprobs"] = None
-            choice["finish_reason"] = finish
-            return b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
+        def frame(content: str | None, end: str | None, role: bool = False) -> bytes:
+            """One chunk: `content` (or the end, `end`) for each of the `n` choices."""
+            choices = []
+            for index in range(n):
+                if chat:
+                    delta: dict[str, Any] = {"role": "assistant"} if role else {}
+                    if content is not None:
+                        delta["content"] = content
+                    choice: dict[str, Any] = {"index": index, "delta": delta}
+                else:
+                    choice = {"index": index, "text": content or ""}
+                choice["logprobs"] = None
+                choice["finish_reason"] = end
+                if end is not None and matched is not None:
+                    choice["stop_reason"] = matched
+                choices.append(choice)
+            return b"data: " + orjson.dumps({**base, "choices": choices}) + b"\n\n"
 
         if chat:
             yield frame("", None, role=True)
         step = settings.words_per_chunk
-        for n, i in enumerate(range(0, len(words), step)):
-            if settings.fail_after_chunks is not None and n >= settings.fail_after_chunks:
+        for count, i in enumerate(range(0, len(words), step)):
+            if settings.fail_after_chunks is not None and count >= settings.fail_after_chunks:
                 return  # the connection drops mid-answer
-            if settings.chunk_delay and n:
+            if settings.chunk_delay and count:
                 await asyncio.sleep(settings.chunk_delay)
             piece = " ".join(words[i : i + step])
             yield frame(piece if i == 0 and not given else " " + piece, None)
-        yield frame(None, "stop")
+        yield frame(None, finish)
         options = body.get("stream_options") or {}
         if options.get("include_usage"):
-            usage = {**base, "choices": [], "usage": _usage(prompt, words)}
+            usage = {**base, "choices": [], "usage": _usage(prompt, text.split(), n)}
             yield b"data: " + orjson.dumps(usage) + b"\n\n"
         yield b"data: [DONE]\n\n"
 
