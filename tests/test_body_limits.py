@@ -4,8 +4,8 @@ naming the limit. Slow clients are raw sockets (`router.testing.raw`)."""
 
 from __future__ import annotations
 
+import functools
 import json
-import re
 import signal
 import threading
 import time
@@ -27,7 +27,14 @@ from router.testing import (
     closed_after_test,
     json_reply,
 )
-from router.testing.raw import connect, read_answer
+from router.testing.raw import (
+    assert_refused,
+    chat_body,
+    chat_head,
+    connect,
+    dropped_total,
+    read_answer,
+)
 
 HEADER_TIMEOUT = 2.0
 BODY_IDLE = 0.5
@@ -61,12 +68,9 @@ def start_router(tmp_path: Path, upstream: str, access_log: bool = True) -> Rout
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream().start()
-    fake.set_default("/v1/chat/completions", json_reply(chat_completion("hi")))
-    try:
+    with FakeUpstream() as fake:
+        fake.set_default("/v1/chat/completions", json_reply(chat_completion("hi")))
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="module")
@@ -78,34 +82,7 @@ def router(tmp_path_factory, upstream) -> Iterator[RouterProcess]:
         process.stop()
 
 
-def request_head(body_length: int | None = None, extra: bytes = b"") -> bytes:
-    length = b"" if body_length is None else b"content-length: %d\r\n" % body_length
-    return (
-        b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-        b"authorization: Bearer " + KEY.encode() + b"\r\n"
-        b"content-type: application/json\r\n" + length + extra + b"\r\n"
-    )
-
-
-def chat_body() -> bytes:
-    return orjson.dumps({"model": "chat", "messages": [{"role": "user", "content": "hello"}]})
-
-
-def dropped_total(router: RouterProcess, reason: str) -> float:
-    text = httpx.get(router.url + "/metrics").text
-    match = re.search(
-        rf'^llm_router_connections_dropped_total{{reason="{reason}"}} (\S+)$', text, re.M
-    )
-    return float(match.group(1)) if match else 0.0
-
-
-def assert_error(status: int, headers: dict[str, str], body: bytes, want: int, code: str) -> str:
-    assert status == want, body
-    assert headers["connection"] == "close"
-    error = json.loads(body)["error"]
-    assert error["code"] == code
-    assert error["type"] == "invalid_request_error"
-    return str(error["message"])
+request_head = functools.partial(chat_head, KEY)
 
 
 # -- time and size ---------------------------------------------------------------------------
@@ -129,7 +106,7 @@ def test_a_body_trickling_a_byte_at_a_time_gets_408_at_the_body_timeout(router):
     threading.Thread(target=trickle, daemon=True).start()
     status, headers, answer = read_answer(sock)
     elapsed = time.monotonic() - headers_sent
-    message = assert_error(status, headers, answer, 408, "request_timeout")
+    message = assert_refused(status, headers, answer, 408, "request_timeout")
     assert f"did not arrive within {BODY_TOTAL:g} s" in message
     assert BODY_TOTAL <= elapsed < BODY_TOTAL + LATE
     assert dropped_total(router, "body_timeout") == before + 1
@@ -142,7 +119,7 @@ def test_a_stalled_body_gets_408_at_the_idle_timeout(router):
     sock.sendall(request_head(len(body)) + body[:10])
     sent = time.monotonic()
     status, headers, answer = read_answer(sock)
-    message = assert_error(status, headers, answer, 408, "request_timeout")
+    message = assert_refused(status, headers, answer, 408, "request_timeout")
     assert f"for {BODY_IDLE:g} s" in message
     assert BODY_IDLE <= time.monotonic() - sent < BODY_IDLE + LATE
     assert dropped_total(router, "body_idle_timeout") == before + 1
@@ -153,7 +130,7 @@ def test_a_chunked_body_announcing_2_56_bytes_is_cut_at_max_body_bytes(router):
     head = request_head(None, b"transfer-encoding: chunked\r\n")
     sock.sendall(head + b"%x\r\n" % (1 << 56) + b"a" * 70_000)
     status, headers, body = read_answer(sock)  # read_answer returns once the server closed
-    message = assert_error(status, headers, body, 413, "request_too_large")
+    message = assert_refused(status, headers, body, 413, "request_too_large")
     assert "larger than 65536 bytes" in message
 
 
@@ -183,9 +160,9 @@ def test_a_reload_changes_the_body_limits_but_not_the_connection_limits(tmp_path
         stalled = connect(router.port)
         stalled.sendall(request_head(len(body)) + body[:10])
         sent = time.monotonic()
-        assert_error(*read_answer(stalled), 408, "request_timeout")
+        assert_refused(*read_answer(stalled), 408, "request_timeout")
         assert 1.0 <= time.monotonic() - sent < 1.0 + LATE  # the new body idle limit
-        assert_error(*read_answer(slow), 408, "request_timeout")
+        assert_refused(*read_answer(slow), 408, "request_timeout")
         assert time.monotonic() - opened >= HEADER_TIMEOUT  # the header limit of the start
     finally:
         _, err = router.stop()

@@ -7,8 +7,8 @@ test_body_limits.py."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import re
 import resource
 import shutil
 import socket
@@ -21,14 +21,28 @@ from pathlib import Path
 import httptools
 import httpx
 import openai
-import orjson
 import pytest
 
 from router.http.deadlines import TICK
 from router.http.edge import LINGER, EdgeLimits
 from router.http.edge.headers import HeaderBlock, pipelined
-from router.testing import RouterProcess, chat_completion, closed_after_test, json_reply
-from router.testing.raw import SlowCrowd, connect, read_answer, read_kept_alive_answer
+from router.testing import (
+    FakeUpstream,
+    RouterProcess,
+    chat_completion,
+    closed_after_test,
+    json_reply,
+)
+from router.testing.raw import (
+    SlowCrowd,
+    assert_refused,
+    chat_body,
+    chat_head,
+    connect,
+    dropped_total,
+    read_answer,
+    read_kept_alive_answer,
+)
 
 HEADER_TIMEOUT = 2.0
 CONFIG = f"""
@@ -65,15 +79,10 @@ def start_router(
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[object]:
-    from router.testing import FakeUpstream
-
-    fake = FakeUpstream().start()
-    fake.set_default("/v1/chat/completions", json_reply(chat_completion("hi")))
-    try:
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        fake.set_default("/v1/chat/completions", json_reply(chat_completion("hi")))
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="module")
@@ -85,34 +94,7 @@ def router(tmp_path_factory, upstream) -> Iterator[RouterProcess]:
         process.stop()
 
 
-def request_head(body_length: int | None = None, extra: bytes = b"") -> bytes:
-    length = b"" if body_length is None else b"content-length: %d\r\n" % body_length
-    return (
-        b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-        b"authorization: Bearer " + KEY.encode() + b"\r\n"
-        b"content-type: application/json\r\n" + length + extra + b"\r\n"
-    )
-
-
-def chat_body() -> bytes:
-    return orjson.dumps({"model": "chat", "messages": [{"role": "user", "content": "hello"}]})
-
-
-def dropped_total(router: RouterProcess, reason: str) -> float:
-    text = httpx.get(router.url + "/metrics").text
-    match = re.search(
-        rf'^llm_router_connections_dropped_total{{reason="{reason}"}} (\S+)$', text, re.M
-    )
-    return float(match.group(1)) if match else 0.0
-
-
-def assert_error(status: int, headers: dict[str, str], body: bytes, want: int, code: str) -> str:
-    assert status == want, body
-    assert headers["connection"] == "close"
-    error = json.loads(body)["error"]
-    assert error["code"] == code
-    assert error["type"] == "invalid_request_error"
-    return str(error["message"])
+request_head = functools.partial(chat_head, KEY)
 
 
 # -- headers ---------------------------------------------------------------------------------
@@ -138,7 +120,7 @@ def test_headers_sent_a_byte_at_a_time_get_408_at_the_header_timeout(router):
     sock.settimeout(HEADER_TIMEOUT + 10)
     status, headers, body = read_answer(sock)
     answered.append(time.monotonic() - opened)
-    message = assert_error(status, headers, body, 408, "request_timeout")
+    message = assert_refused(status, headers, body, 408, "request_timeout")
     assert f"within {HEADER_TIMEOUT:g} s" in message
     assert HEADER_TIMEOUT <= answered[0] < HEADER_TIMEOUT + LATE
     assert dropped_total(router, "header_timeout") == before + 1
@@ -148,7 +130,7 @@ def test_a_connection_that_sends_nothing_is_closed_at_the_header_timeout(router)
     sock = connect(router.port)
     opened = time.monotonic()
     status, headers, body = read_answer(sock)
-    assert_error(status, headers, body, 408, "request_timeout")
+    assert_refused(status, headers, body, 408, "request_timeout")
     assert HEADER_TIMEOUT <= time.monotonic() - opened < HEADER_TIMEOUT + LATE
 
 
@@ -158,7 +140,7 @@ def test_a_1_mb_header_line_gets_431_and_the_connection_closes(router):
     with contextlib.suppress(OSError):  # (answered after 8 KiB; the rest is read, discarded)
         sock.sendall(request_head(2, b"x-big: " + b"a" * (1 << 20) + b"\r\n") + b"{}")
     status, headers, body = read_answer(sock)
-    message = assert_error(status, headers, body, 431, "request_header_fields_too_large")
+    message = assert_refused(status, headers, body, 431, "request_header_fields_too_large")
     assert "larger than 8192 bytes" in message
     assert dropped_total(router, "header_too_large") == before + 1
 
@@ -169,13 +151,13 @@ def test_10000_headers_get_431(router):
     with contextlib.suppress(OSError):
         sock.sendall(request_head(2, many) + b"{}")
     status, headers, body = read_answer(sock)
-    message = assert_error(status, headers, body, 431, "request_header_fields_too_large")
+    message = assert_refused(status, headers, body, 431, "request_header_fields_too_large")
     assert "more than 40 headers" in message or "larger than 8192 bytes" in message
     # Within the size limit, the count alone is enough.
     before = dropped_total(router, "too_many_headers")
     sock = connect(router.port)
     sock.sendall(request_head(2, b"".join(b"x-h%d: v\r\n" % i for i in range(41))) + b"{}")
-    message = assert_error(*read_answer(sock), 431, "request_header_fields_too_large")
+    message = assert_refused(*read_answer(sock), 431, "request_header_fields_too_large")
     assert "more than 40 headers" in message
     assert dropped_total(router, "too_many_headers") == before + 1
 
@@ -219,7 +201,7 @@ def test_on_a_kept_alive_connection_the_header_clock_starts_at_a_requests_first_
     sock.sendall(request_head(len(body))[:10])
     first_byte = time.monotonic()
     status, headers, answer = read_answer(sock)
-    assert_error(status, headers, answer, 408, "request_timeout")
+    assert_refused(status, headers, answer, 408, "request_timeout")
     assert HEADER_TIMEOUT <= time.monotonic() - first_byte < HEADER_TIMEOUT + LATE
 
 
@@ -238,7 +220,7 @@ def test_empty_lines_between_requests_do_not_hold_a_connection(router):
                 if sock.recv(1, socket.MSG_PEEK):
                     break
     sock.settimeout(5)
-    assert_error(*read_answer(sock), 408, "request_timeout")
+    assert_refused(*read_answer(sock), 408, "request_timeout")
     assert HEADER_TIMEOUT <= time.monotonic() - first_byte < HEADER_TIMEOUT + LATE
 
 
@@ -369,7 +351,7 @@ def test_the_limits_hold_in_every_worker(tmp_path, upstream):
             sock.sendall(request_head(2, b"x-big: " + b"a" * 10_000 + b"\r\n"))
             assert read_answer(sock)[0] == 431
         for sock in slow:
-            assert_error(*read_answer(sock), 408, "request_timeout")
+            assert_refused(*read_answer(sock), 408, "request_timeout")
         assert time.monotonic() - opened < HEADER_TIMEOUT + LATE  # the config's, not 10 s
     finally:
         router.stop()
@@ -476,4 +458,4 @@ def test_pipelined_requests_are_served_and_an_oversized_one_among_them_is_431(ro
     many = request_head(2, b"".join(b"x-h%d: v\r\n" % i for i in range(100))) + b"{}"
     sock = connect(router.port)
     sock.sendall(one + many)  # the second one has 104 headers
-    assert_error(*read_answer(sock), 431, "request_header_fields_too_large")
+    assert_refused(*read_answer(sock), 431, "request_header_fields_too_large")

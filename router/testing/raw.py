@@ -12,10 +12,16 @@ request a byte at a time, too much of it, or nothing, which no HTTP library does
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
 
 from router.testing.closing import closed_after_test
 
@@ -57,6 +63,42 @@ def read_kept_alive_answer(sock: socket.socket) -> tuple[int, dict[str, str], by
             raise ConnectionError("the server closed the connection mid-answer")
         body += chunk
     return int(lines[0].split()[1]), headers, body
+
+
+def chat_head(key: str, body_length: int | None = None, extra: bytes = b"") -> bytes:
+    """The head of a chat completions POST with client key `key`: a `content-length` when
+    `body_length` is given, and `extra` header lines before the blank line."""
+    length = b"" if body_length is None else b"content-length: %d\r\n" % body_length
+    return (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"authorization: Bearer " + key.encode() + b"\r\n"
+        b"content-type: application/json\r\n" + length + extra + b"\r\n"
+    )
+
+
+def chat_body(model: str = "chat") -> bytes:
+    """A small chat completions body for `model`."""
+    return orjson.dumps({"model": model, "messages": [{"role": "user", "content": "hello"}]})
+
+
+def dropped_total(router: Any, reason: str) -> float:
+    """`llm_router_connections_dropped_total{reason=...}` of a served router (its `url`)."""
+    text = httpx.get(router.url + "/metrics").text
+    match = re.search(
+        rf'^llm_router_connections_dropped_total{{reason="{reason}"}} (\S+)$', text, re.M
+    )
+    return float(match.group(1)) if match else 0.0
+
+
+def assert_refused(status: int, headers: dict[str, str], body: bytes, want: int, code: str) -> str:
+    """An answer that refuses a client and closes its connection: status `want`, an OpenAI
+    error of `code`; its message."""
+    assert status == want, body
+    assert headers["connection"] == "close"
+    error = json.loads(body)["error"]
+    assert error["code"] == code
+    assert error["type"] == "invalid_request_error"
+    return str(error["message"])
 
 
 @dataclass
@@ -117,4 +159,14 @@ class SlowCrowd:
             writer.close()
 
 
-__all__ = ["SlowClient", "SlowCrowd", "connect", "read_answer", "read_kept_alive_answer"]
+__all__ = [
+    "SlowClient",
+    "SlowCrowd",
+    "assert_refused",
+    "chat_body",
+    "chat_head",
+    "connect",
+    "dropped_total",
+    "read_answer",
+    "read_kept_alive_answer",
+]
