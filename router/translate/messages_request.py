@@ -122,7 +122,10 @@ def chat_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     turns = body.get("messages")
     if turns is None:
         raise invalid("messages: Field required", "messages")
-    for i, turn in enumerate(as_list(turns, "messages")):
+    turns = as_list(turns, "messages")
+    if not turns:  # (as Anthropic: a system prompt alone is no conversation)
+        raise invalid("messages: at least one message is required", "messages")
+    for i, turn in enumerate(turns):
         param = f"messages[{i}]"
         turn = as_dict(turn, param)
         role = turn.get("role")

@@ -74,6 +74,24 @@ def test_the_router_s_own_errors(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_a_messages_request_without_messages_is_refused(
+    path: str, claude: anthropic.Anthropic, fake: Any
+) -> None:
+    """As Anthropic's API: a system prompt alone is no conversation."""
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        if path.endswith("count_tokens"):
+            claude.messages.count_tokens(model="m", system="Be brief.", messages=[])
+        else:
+            claude.messages.create(model="m", max_tokens=8, system="Be brief.", messages=[])
+    body: Any = caught.value.body
+    assert body["error"] == {
+        "type": "invalid_request_error",
+        "message": "messages: at least one message is required",
+    }
+    assert fake.requests == []
+
+
 UPSTREAM_FAILURES = [
     (429, 429, openai.RateLimitError, anthropic.RateLimitError, "rate_limit_error"),
     (500, 502, openai.InternalServerError, anthropic.InternalServerError, "api_error"),
