@@ -212,6 +212,13 @@ def test_counts_below_their_least_are_refused_before_any_budget_is_asked(
             assert error["type"] == "invalid_request_error"
             assert f"'{field}' must be an integer of at least" in error["message"]
         assert upstream.received("/v1/chat/completions") == []
+        with pytest.raises(openai.BadRequestError) as bad:  # completions' `best_of`, as `n`
+            client.completions.create(model="pricey", prompt="hi", best_of=0)
+        assert bad.value.response.json()["error"]["param"] == "best_of"
+        assert (
+            "'best_of' must be an integer of at least 1"
+            in bad.value.response.json()["error"]["message"]
+        )
         # 0 is passed on: a legacy completion with `echo` asks for none
         raw = client.chat.completions.with_raw_response.create(
             model="pricey", messages=MESSAGES, max_tokens=0

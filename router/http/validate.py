@@ -14,10 +14,12 @@ from router.upstream.spool import Upload
 
 _TEXT_OR_LIST = frozenset({Operation.COMPLETIONS, Operation.EMBEDDINGS})
 _NUMBERS = frozenset(("temperature", "top_p", "frequency_penalty", "presence_penalty"))
-_INTEGERS = frozenset(("max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs"))
+_INTEGERS = frozenset(
+    ("max_tokens", "max_completion_tokens", "n", "best_of", "seed", "top_logprobs")
+)
 _TYPED = _NUMBERS | _INTEGERS
 # The least each count may be: the budgets and token limits estimate from them.
-_AT_LEAST = {"max_tokens": 0, "max_completion_tokens": 0, "n": 1}
+_AT_LEAST = {"max_tokens": 0, "max_completion_tokens": 0, "n": 1, "best_of": 1}
 
 
 def _invalid(message: str, param: str) -> errors.InvalidRequest:
