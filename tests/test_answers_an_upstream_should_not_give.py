@@ -405,6 +405,36 @@ def test_a_server_error_in_a_200_falls_back_and_a_client_error_does_not(router, 
     assert failed.value.body["code"] == "context_length_exceeded"
 
 
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        ({"type": "rate_limit_error", "message": "slow down"}, 429, "rate_limit_exceeded"),
+        (ERRORS_IN_A_200["OpenAI's context-length code"][0]["error"], 400,
+         "context_length_exceeded"),
+    ],
+    ids=["Anthropic's rate-limit type", "OpenAI's context-length code"],
+)  # fmt: skip
+def test_an_error_event_is_read_as_an_error_in_a_200_is(
+    router, upstreams, error: dict, status: int, code: str
+) -> None:
+    """A stream whose first event is an error: the status its code or type stands for; a
+    rate limit is transient, and the fallback answers, a client's error is not sent to it."""
+    odd, good = upstreams
+    odd.set_default("/v1/chat/completions", sse_reply([{"error": error}]))
+    auth = {"authorization": "Bearer sk-app"}
+    with httpx.Client(base_url=router.base_url, headers=auth) as client:
+        alone = client.post("/chat/completions", json={"model": "alone", "messages": HI,
+                                                       "stream": True})  # fmt: skip
+        assert alone.status_code == status, alone.text
+        assert alone.json()["error"]["code"] == code
+        assert error["message"] in alone.json()["error"]["message"]
+        backed = client.post("/chat/completions", json={"model": "backed", "messages": HI,
+                                                        "stream": True})  # fmt: skip
+    fell_back = good.received("/v1/chat/completions") != []
+    assert fell_back is (status == 429)
+    assert backed.status_code == (200 if fell_back else status)
+
+
 def test_a_body_that_is_no_event_stream_is_malformed_and_a_fallback_answers(
     router, upstreams
 ) -> None:
