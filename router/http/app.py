@@ -19,7 +19,7 @@ from starlette.routing import Route
 from router.config.settings import Settings
 from router.graph.load import load_graph_once
 from router.graph.reload import Reloader
-from router.http import edge, gctune
+from router.http import edge, gctune, malloctune
 from router.http.admin import admin_routes
 from router.http.drain import Drain, DrainMiddleware, install_sigterm
 from router.http.endpoints import Endpoint, api_endpoint
@@ -113,4 +113,5 @@ def create_app_from_env() -> Starlette:
     for warning in graph.warnings:
         log.warning("config_warning", issue=str(warning))
     gctune.tune()
+    malloctune.tune()
     return app

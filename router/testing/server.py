@@ -18,7 +18,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from router.graph.load import load_graph
-from router.http import edge, gctune
+from router.http import edge, gctune, malloctune
 from router.http.app import create_app
 from router.http.serving import uvicorn_options
 
@@ -46,16 +46,17 @@ def wait_ready(
 
 
 @functools.cache
-def _tune_gc_once() -> None:
-    """The collector settings `serve` applies (`router.http.gctune`), once per test process
-    as once per served process: frozen again at each server, objects of earlier tests that
-    are garbage in cycles would never be collected."""
+def _tune_process_once() -> None:
+    """The collector and malloc settings `serve` applies (`router.http.gctune`,
+    `malloctune`), once per test process as once per served process: frozen again at each
+    server, objects of earlier tests that are garbage in cycles would never be collected."""
     gctune.tune()
+    malloctune.tune()
 
 
 class RouterServer:
     """The router app under uvicorn in a background thread: fast to start, same code path,
-    same settings as `llm-switchyard serve` (event loop, HTTP parser, collector)."""
+    same settings as `llm-switchyard serve` (event loop, HTTP parser, collector, malloc)."""
 
     def __init__(
         self,
@@ -82,7 +83,7 @@ class RouterServer:
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **options)
         )
         self._thread = threading.Thread(target=self._run, daemon=True)
-        _tune_gc_once()
+        _tune_process_once()
 
     def _run(self) -> None:
         self._server.run()  # the production event loop (see `router.http.serving`)
