@@ -14,16 +14,21 @@ may weigh (`max_body_bytes`), what they cost token-counting limits (`cost`, see
 they are answered (`answer`: JSON, or bytes passed on as they arrive; `streams`: SSE).
 
 Two other APIs are served by translation (`Operation.upstream`, see `router.translate.apis`):
-OpenAI's Responses API and Anthropic's Messages API (with its `count_tokens`, which the
-router answers itself). Every target that serves chat completions serves them, and so does
-a target whose provider serves them natively (`served_by`).
+OpenAI's Responses API and Anthropic's Messages API (with their `input_tokens` and
+`count_tokens`, which the router answers itself). Every target that serves chat completions
+serves them, and so does a target whose provider serves them natively (`served_by`).
 """
 
 from __future__ import annotations
 
 from router.http import validate
 from router.limits import units
-from router.translate.apis import COUNT_TOKENS_API, MESSAGES_API, RESPONSES_API
+from router.translate.apis import (
+    COUNT_TOKENS_API,
+    INPUT_TOKENS_API,
+    MESSAGES_API,
+    RESPONSES_API,
+)
 from router.types import Operation
 
 _REGISTERED: dict[str, Operation] = {}
@@ -137,6 +142,9 @@ MESSAGES = Operation(
 COUNT_TOKENS = Operation(
     "count_tokens", "/messages/count_tokens", upstream=Operation.CHAT, adapter=COUNT_TOKENS_API
 )
+INPUT_TOKENS = Operation(
+    "input_tokens", "/responses/input_tokens", upstream=Operation.CHAT, adapter=INPUT_TOKENS_API
+)
 
 
 def names(ops: frozenset[Operation]) -> list[str]:
@@ -144,5 +152,5 @@ def names(ops: frozenset[Operation]) -> list[str]:
     return [op.name for op in _REGISTERED.values() if op in ops]
 
 
-for _builtin in (*BUILTIN, RESPONSES, MESSAGES, COUNT_TOKENS):
+for _builtin in (*BUILTIN, RESPONSES, MESSAGES, COUNT_TOKENS, INPUT_TOKENS):
     register(_builtin)

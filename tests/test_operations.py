@@ -403,6 +403,7 @@ def test_models_list_what_each_model_serves(served):
         "responses",  # (served by translation to chat)
         "messages",
         "count_tokens",
+        "input_tokens",
     ]
     one = httpx.get(served.router.base_url + "/models/rerank-only").json()
     assert "rerank" in one["operations"]

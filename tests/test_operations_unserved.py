@@ -52,8 +52,8 @@ def served(tmp_path_factory) -> Iterator[tuple[RouterProcess, FakeUpstream]]:
     ("model", "serves"),
     [
         # (the Responses and Messages APIs: served by translation to chat)
-        ("telkom-ai", "chat, responses, messages, count_tokens"),
-        ("telnyx-llama", "chat, embeddings, responses, messages, count_tokens"),
+        ("telkom-ai", "chat, responses, messages, count_tokens, input_tokens"),
+        ("telnyx-llama", "chat, embeddings, responses, messages, count_tokens, input_tokens"),
     ],
 )
 def test_operations_a_model_does_not_serve_are_a_400_naming_both(served, tmp_path, model, serves):
@@ -101,10 +101,11 @@ def test_explain_says_what_a_model_and_each_target_serve(tmp_path, capsys, monke
     assert main(["explain", "--config", str(path), "--model", "mixed"]) == 0
     out = capsys.readouterr().out
     assert "operations: chat, completions, embeddings, images, speech, transcriptions, " in out
-    only = "     serves only: chat, responses, messages, count_tokens\n"  # (by translation)
+    # (by translation)
+    only = "     serves only: chat, responses, messages, count_tokens, input_tokens\n"
     assert "  1. telkom/telkom-ai  [" in out and only in out
     assert "limits: request body up to 4194304 bytes (transcriptions 26214400)" in out
     assert main(["explain", "--config", str(path), "--model", "telkom-ai"]) == 0
     out = capsys.readouterr().out
-    assert "operations: chat, responses, messages, count_tokens\n" in out
+    assert "operations: chat, responses, messages, count_tokens, input_tokens\n" in out
     assert "serves only" not in out

@@ -118,7 +118,7 @@ def test_a_model_without_the_operation_answers_400_naming_both(served):
     assert error["message"] == (
         "model 'chat' does not serve widgets (POST /v1/widgets); it serves: chat, "
         "completions, embeddings, images, speech, transcriptions, moderations, rerank, "
-        "responses, messages, count_tokens"
+        "responses, messages, count_tokens, input_tokens"
     )
     chat = httpx.post(
         router.base_url + "/chat/completions",

@@ -10,6 +10,7 @@ as any chat request, and translate the answer (or each stream chunk) back.
     messages_stream     chat chunks        → Messages SSE events
     messages_errors     router errors      → Anthropic error bodies and the stream's error event
     tokens              chat usage         → each API's usage; prompt estimates; count_tokens
+                                           and input_tokens
     common              what they share: `TargetFeatures`, ids, SSE frames, field readers
 """
 
@@ -21,7 +22,12 @@ from router.translate.messages_stream import MessagesStream
 from router.translate.responses_answer import chat_to_response, echo_fields
 from router.translate.responses_request import check_responses_supported, responses_to_chat
 from router.translate.responses_stream import ResponsesStream
-from router.translate.tokens import count_tokens, messages_prompt_tokens, responses_prompt_tokens
+from router.translate.tokens import (
+    count_tokens,
+    input_tokens,
+    messages_prompt_tokens,
+    responses_prompt_tokens,
+)
 
 __all__ = [
     "PLAIN",
@@ -35,6 +41,7 @@ __all__ = [
     "check_responses_supported",
     "count_tokens",
     "echo_fields",
+    "input_tokens",
     "messages_prompt_tokens",
     "messages_to_chat",
     "responses_prompt_tokens",

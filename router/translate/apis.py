@@ -23,7 +23,12 @@ from router.translate.messages_stream import MessagesStream
 from router.translate.responses_answer import chat_to_response, response_error
 from router.translate.responses_request import responses_to_chat
 from router.translate.responses_stream import ResponsesStream
-from router.translate.tokens import count_tokens, usage_of_message, usage_of_response
+from router.translate.tokens import (
+    count_tokens,
+    input_tokens,
+    usage_of_message,
+    usage_of_response,
+)
 
 if TYPE_CHECKING:
     from router.upstream.relay import Frames
@@ -158,6 +163,16 @@ class CountTokensApi(MessagesApi):
         return orjson.dumps(count_tokens(body))
 
 
+class InputTokensApi(ResponsesApi):
+    """`POST /v1/responses/input_tokens`: the router's own estimate, as `count_tokens`."""
+
+    local = True
+
+    def local_answer(self, body: dict[str, Any]) -> bytes:
+        return orjson.dumps(input_tokens(body))
+
+
 RESPONSES_API = ResponsesApi()
 MESSAGES_API = MessagesApi()
 COUNT_TOKENS_API = CountTokensApi()
+INPUT_TOKENS_API = InputTokensApi()

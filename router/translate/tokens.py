@@ -3,7 +3,7 @@
 `ChatUsage` reads a chat `usage` object once (vLLM sends `null` details, others leave them
 out); each API then reports it in its own fields. The prompt estimates use the router's one
 estimator (`router.upstream.usage`, the one its limits use) on the request's chat translation, so
-`count_tokens` agrees with what a limit will count.
+`count_tokens` and `input_tokens` agree with what a limit will count.
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def messages_prompt_tokens(body: Any) -> int:
 def count_tokens(body: Any) -> dict[str, int]:
     """`POST /v1/messages/count_tokens`: `{"input_tokens": N}`, the router's estimate."""
     return {"input_tokens": messages_prompt_tokens(body)}
+
+
+def input_tokens(body: Any) -> dict[str, Any]:
+    """`POST /v1/responses/input_tokens`: OpenAI's `response.input_tokens` object with the
+    router's estimate, the one its limits count for the same request."""
+    return {"object": "response.input_tokens", "input_tokens": responses_prompt_tokens(body)}
 
 
 def chat_usage(

@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from router.testing import chat_chunks, json_reply, sse_reply
+from router.translate import responses_prompt_tokens
 
 CHAT = "/v1/chat/completions"
 AUTH = {"authorization": "Bearer sk-apis-client"}
@@ -186,3 +187,38 @@ def test_fields_chat_targets_reject_are_not_sent(oai: openai.OpenAI, fake: Any, 
     oai.responses.create(model="m", input="Hi", reasoning={"effort": "high"}, store=False)
     sent = fake.received(CHAT)[0].json()
     assert not {"reasoning", "reasoning_effort", "store"} & set(sent)
+
+
+def test_input_tokens(oai: openai.OpenAI, fake: Any, schema_check: Any) -> None:
+    """`POST /v1/responses/input_tokens`: the router's own estimate of the prompt, the one
+    its limits count for the same request; nothing goes upstream."""
+    body: dict[str, Any] = {
+        "model": "m",
+        "instructions": "You are a careful assistant.",
+        "input": [{"role": "user", "content": "What is the capital of France?"}],
+    }
+    raw = oai.responses.input_tokens.with_raw_response.count(**body)
+    counted = raw.parse()
+    assert (counted.object, counted.input_tokens) == (
+        "response.input_tokens",
+        responses_prompt_tokens(body),
+    )
+    assert counted.input_tokens > responses_prompt_tokens({**body, "instructions": None}) > 0
+    schema_check("TokenCountsResource", raw.http_response.json())
+    assert fake.requests == []
+
+
+def test_input_tokens_checks_the_key_the_model_and_the_body_and_is_not_rate_limited(
+    oai: openai.OpenAI, fake: Any
+) -> None:
+    with pytest.raises(openai.NotFoundError):
+        oai.responses.input_tokens.count(model="no-such-model", input="Hi")
+    narrow = oai.with_options(api_key="sk-apis-narrow")
+    with pytest.raises(openai.PermissionDeniedError):
+        narrow.responses.input_tokens.count(model="native", input="Hi")
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.responses.input_tokens.count(model="m", input="Hi", previous_response_id="resp_1")
+    assert caught.value.param == "previous_response_id"
+    for _ in range(3):  # `once` takes one request a minute
+        assert oai.responses.input_tokens.count(model="once", input="Hi").input_tokens > 0
+    assert fake.requests == []

@@ -98,6 +98,7 @@ def test_public_names() -> None:
         "check_responses_supported",
         "count_tokens",
         "echo_fields",
+        "input_tokens",
         "messages_prompt_tokens",
         "messages_to_chat",
         "responses_prompt_tokens",
