@@ -1,6 +1,6 @@
 """The API's GET endpoints (models, health, readiness) and the answers for requests no
 endpoint takes (404, 405) or that fail in a way no endpoint caught (500), all in the OpenAI
-error envelope."""
+error envelope (the models' in Anthropic's shape for Anthropic clients)."""
 
 from __future__ import annotations
 
@@ -11,36 +11,48 @@ from starlette.responses import Response
 
 from router import errors
 from router.graph.keys import model_object
+from router.http.anthropic_models import model_info, models_page, wants_anthropic
 from router.http.auth import authenticate
 from router.http.endpoints import JSON, error_response, request_id_of
 from router.http.state import RouterState
 from router.observability import logs
+from router.translate.apis import MESSAGES_API
 
 log = logs.get_logger("router")
 
 
 async def list_models(request: Request) -> Response:
+    """The OpenAI model list (made when the config was compiled), or for an Anthropic
+    client a page of Anthropic's."""
     state: RouterState = request.app.state.router
     request_id = request_id_of(request.headers)
+    anthropic = wants_anthropic(request.headers)
     try:
         key = authenticate(state.graph, request.headers)
+        if anthropic:
+            page = models_page(sorted(key.allowed), state.graph.loaded_at, request.query_params)
     except errors.RouterError as exc:
-        return error_response(exc, request_id, state)
-    return Response(key.models_body, media_type=JSON, headers={"x-request-id": request_id})
+        return error_response(exc, request_id, state, MESSAGES_API.error if anthropic else None)
+    body = orjson.dumps(page) if anthropic else key.models_body
+    return Response(body, media_type=JSON, headers={"x-request-id": request_id})
 
 
 async def get_model(request: Request) -> Response:
     state: RouterState = request.app.state.router
     request_id = request_id_of(request.headers)
     model = request.path_params["model"]
+    anthropic = wants_anthropic(request.headers)
     try:
         key = authenticate(state.graph, request.headers)
         if model not in key.allowed:
             raise errors.NotFound(f"model '{model}' does not exist", param="model")
     except errors.RouterError as exc:
-        return error_response(exc, request_id, state)
+        return error_response(exc, request_id, state, MESSAGES_API.error if anthropic else None)
     graph = state.graph
-    body = model_object(model, int(graph.loaded_at), graph.routes.get(model))
+    if anthropic:
+        body = model_info(model, graph.loaded_at)
+    else:
+        body = model_object(model, int(graph.loaded_at), graph.routes.get(model))
     return Response(orjson.dumps(body), media_type=JSON, headers={"x-request-id": request_id})
 
 

@@ -230,3 +230,47 @@ def test_metrics_name_the_operation(
     assert re.search(
         r'^llm_router_requests_total\{model="m",operation="messages",status="200"', metrics, re.M
     )
+
+
+def test_models_in_anthropic_s_shape_for_anthropic_clients(
+    claude: anthropic.Anthropic, oai_models: list[str], router: Any
+) -> None:
+    """`anthropic-version` (which the anthropic SDK always sends) gets Anthropic's model
+    objects and pages of them, which the SDK pages through; OpenAI clients get OpenAI's."""
+    listed = list(claude.models.list())
+    assert [m.id for m in listed] == sorted(oai_models)
+    assert all(m.type == "model" and m.display_name == m.id for m in listed)
+    assert all(m.created_at.tzinfo is not None for m in listed)
+    assert [m.id for m in claude.models.list(limit=2)] == sorted(oai_models)  # page by page
+    first = claude.models.list(limit=2)
+    assert (first.has_more, first.first_id, first.last_id) == (True, *sorted(oai_models)[:2])
+    headers = {**KEY, "anthropic-version": "2023-06-01"}
+    last = sorted(oai_models)[-1]
+    before = httpx.get(
+        f"{router.url}/v1/models?limit=2&before_id={last}", headers=headers, timeout=10
+    ).json()
+    assert [m["id"] for m in before["data"]] == sorted(oai_models)[-3:-1]
+    assert before["has_more"] is True
+    assert claude.models.retrieve("m").model_dump(exclude_none=True) == {
+        "id": "m",
+        "type": "model",
+        "display_name": "m",
+        "created_at": listed[0].created_at,
+    }
+    narrow = claude.with_options(api_key="sk-apis-narrow")
+    assert [m.id for m in narrow.models.list()] == ["m"]
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        narrow.models.retrieve("native")
+    assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    with pytest.raises(anthropic.BadRequestError):
+        claude.models.list(limit=0)
+    with pytest.raises(anthropic.AuthenticationError):
+        claude.with_options(api_key="sk-wrong").models.list()
+
+
+@pytest.fixture
+def oai_models(router: Any) -> list[str]:
+    """The models the `app` key may use, as the OpenAI list gives them."""
+    answer = httpx.get(router.base_url + "/models", headers={"x-api-key": KEY["x-api-key"]})
+    assert answer.json()["object"] == "list"
+    return [m["id"] for m in answer.json()["data"] if m["object"] == "model"]
