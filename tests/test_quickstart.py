@@ -11,6 +11,7 @@ import anthropic
 import httpx
 import openai
 import orjson
+import pytest
 
 from router.testing import RouterProcess, closed_after_test
 
@@ -36,7 +37,7 @@ def test_quickstart_serves_streamed_and_plain_answers():
 def test_the_mock_keeps_to_a_request_s_limits_in_every_api():
     """The README: the mock keeps to `max_tokens` (cut with `length`), `stop` strings (ended
     before the string) and `n`, as a model does, a word a token; in the Messages and
-    Responses APIs too."""
+    Responses APIs too; and embeddings have the `dimensions` and encoding asked for."""
     hello = [{"role": "user", "content": "Hello!"}]
     with RouterProcess(QUICKSTART) as router:
         client = closed_after_test(
@@ -79,6 +80,21 @@ def test_the_mock_keeps_to_a_request_s_limits_in_every_api():
         response = client.responses.create(model="demo", input="Hello!", max_output_tokens=16)
         assert len(words) > 16 and response.status == "incomplete"
         assert response.incomplete_details.reason == "max_output_tokens"  # type: ignore[union-attr]
+        floats = (
+            client.embeddings.create(
+                model="demo", input="Hello!", dimensions=4, encoding_format="float"
+            )
+            .data[0]
+            .embedding
+        )
+        packed = client.embeddings.create(model="demo", input="Hello!", dimensions=4)  # base64
+        assert len(floats) == 4 and packed.data[0].embedding == pytest.approx(floats, abs=1e-6)
+        raw = httpx.post(
+            router.base_url + "/embeddings",
+            json={"model": "demo", "input": "Hello!", "encoding_format": "base64"},
+            headers={"authorization": "Bearer sk-router-demo"},
+        ).json()
+        assert isinstance(raw["data"][0]["embedding"], str)
 
 
 def readme_examples() -> list[str]:

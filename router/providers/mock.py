@@ -8,8 +8,10 @@ bytes an OpenAI-compatible server would, and the core parses them like any other
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import itertools
+import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -143,6 +145,17 @@ def _choices(body: dict[str, Any]) -> int:
     return n if type(n) is int and 1 <= n <= 128 else 1
 
 
+def _dimensions(body: dict[str, Any], default: int) -> int:
+    """The embedding length a request asks for (`dimensions`), else the configured one."""
+    dims = body.get("dimensions")
+    return dims if type(dims) is int and 1 <= dims <= 4096 else default
+
+
+def _base64(vector: list[float]) -> str:
+    """An embedding as OpenAI sends it for `encoding_format: base64`: little-endian float32."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
 def _error(status: int, message: str | None = None, param: str | None = None) -> UpstreamResponse:
     body = orjson.dumps(
         {
@@ -208,12 +221,13 @@ class MockTransport:
         if path.endswith("/embeddings"):
             inputs = body.get("input")
             items = inputs if isinstance(inputs, list) else [inputs]
-            dims = self.settings.embedding_dimensions
+            dims = _dimensions(body, self.settings.embedding_dimensions)
             data = []
             for i, item in enumerate(items):
                 digest = hashlib.sha256(str(item).encode()).digest()
                 vector = [round((digest[j % 32] - 128) / 128, 6) for j in range(dims)]
-                data.append({"object": "embedding", "index": i, "embedding": vector})
+                embedding = _base64(vector) if body.get("encoding_format") == "base64" else vector
+                data.append({"object": "embedding", "index": i, "embedding": embedding})
             tokens = max(1, len(prompt.split()))
             payload: dict[str, Any] = {
                 "object": "list",
