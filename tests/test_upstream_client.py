@@ -2,7 +2,7 @@
 upstream that writes its answers byte by byte as servers do: kept-alive connections, the
 provider's connection limit, an idle connection the upstream dropped, every way an answer's
 length is told (content-length, chunks, the end of the connection), compressed answers,
-`100 Continue`, malformed and cut answers, and TLS with the certificate verified."""
+`100 Continue`, heads with line ends of LF alone, malformed and cut answers, and TLS with the certificate verified."""
 
 from __future__ import annotations
 
@@ -192,7 +192,10 @@ def test_a_fresh_connection_closed_without_an_answer_is_a_502(serve: Serve) -> N
 
 @pytest.mark.parametrize(
     "shape",
-    ["chunked", "gzip", "deflate", "gzip-chunked", "until-close", "continue", "no-reason"],
+    [
+        *("chunked", "gzip", "deflate", "gzip-chunked", "until-close", "continue", "no-reason"),
+        *("lf-only", "lf-only-chunked"),
+    ],
 )
 def test_every_framing_of_an_answer_is_read(serve: Serve, shape: str) -> None:
     def answer(conn: socket.socket, body: dict[str, object], nth: int) -> None:
@@ -220,6 +223,12 @@ def test_every_framing_of_an_answer_is_read(serve: Serve, shape: str) -> None:
             conn.shutdown(socket.SHUT_RDWR)
         elif shape == "continue":
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" + _answer(data))
+        elif shape == "lf-only":  # line ends of LF alone, as small servers write them
+            conn.sendall(_answer(data).replace(b"\r\n", b"\n"))
+        elif shape == "lf-only-chunked":  # and spaces after a chunk's size
+            chunked = b"%x  \r\n%b\r\n0\r\n\r\n" % (len(data), data)
+            head = _answer(b"", "transfer-encoding: chunked").replace(b"\r\n", b"\n")
+            conn.sendall(head + chunked)
         else:
             conn.sendall(_answer(data, status="200"))
 

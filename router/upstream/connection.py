@@ -1,5 +1,6 @@
 """One keep-alive HTTP/1.1 connection to an upstream: a request goes out as bytes, its answer
-is read by httptools' parser (llhttp, the parser uvicorn serves with).
+is read by httptools' parser (llhttp, the parser uvicorn serves with), with the leniencies
+aiohttp's client reads answers with (line ends of LF alone).
 
 An asyncio `Protocol` rather than a client library's streams: each answer costs the parser's
 callbacks and one future, where aiohttp's client spent about 45% of the router's instructions
@@ -74,6 +75,11 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.parser = httptools.HttpResponseParser(self)
+        # As lenient as aiohttp's and httpx's clients: line ends of LF alone, and spaces after
+        # a chunk's size, which small servers write; headers themselves stay strict.
+        self.parser.set_dangerous_leniencies(
+            lenient_optional_cr_before_lf=True, lenient_spaces_after_chunk_size=True
+        )
         self._loop = asyncio.get_running_loop()
         self._busy = False  # an exchange is under way
         self._whole = False
