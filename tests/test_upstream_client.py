@@ -2,7 +2,8 @@
 upstream that writes its answers byte by byte as servers do: kept-alive connections, the
 provider's connection limit, an idle connection the upstream dropped, every way an answer's
 length is told (content-length, chunks, the end of the connection), compressed answers,
-`100 Continue`, heads with line ends of LF alone, malformed and cut answers, and TLS with the certificate verified."""
+`100 Continue`, heads with line ends of LF alone, malformed and cut answers, and TLS with
+the certificate verified."""
 
 from __future__ import annotations
 
