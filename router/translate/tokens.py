@@ -65,8 +65,10 @@ def responses_prompt_tokens(body: Any) -> int:
 def messages_prompt_tokens(body: Any) -> int:
     """The router's prompt-token estimate for a Messages request (raises InvalidRequest).
 
-    Also what `count_tokens` reports; `max_tokens` and the other settings are not read."""
-    return estimate_prompt_tokens({"messages": chat_messages(as_dict(body, "body"))})
+    Also what `count_tokens` reports: the messages and the tools (server tools too, by
+    name); `max_tokens` and the other settings are not read."""
+    body = as_dict(body, "body")
+    return estimate_prompt_tokens({"messages": chat_messages(body), "tools": body.get("tools")})
 
 
 def count_tokens(body: Any) -> dict[str, int]:

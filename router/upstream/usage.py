@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 CHARS_PER_TOKEN = 4
 
 
@@ -36,9 +38,54 @@ def _text_length(value: Any) -> int:
     return 0
 
 
+def _json_length(value: Any) -> int:
+    try:
+        return len(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        return 0
+
+
+def _str_length(value: Any) -> int:
+    return len(value) if isinstance(value, str) else 0
+
+
+def _calls_length(calls: Any) -> int:
+    """The tool calls of an assistant message (or its legacy `function_call`) as the model
+    reads them back: each function's name and arguments."""
+    chars = 0
+    for call in calls if isinstance(calls, list) else [calls]:
+        if isinstance(call, dict):
+            function = call.get("function", call)
+            if isinstance(function, dict):
+                arguments = function.get("arguments")
+                chars += _str_length(function.get("name")) + (
+                    len(arguments) if isinstance(arguments, str) else _json_length(arguments)
+                )
+    return chars
+
+
+def _tool_length(tool: Any) -> int:
+    """A tool definition as the model reads it: its name, description and parameter schema,
+    the same in every API's shape of it (chat's `function`, the Responses API's and the
+    Messages API's flat ones, whose schema is `input_schema`)."""
+    if not isinstance(tool, dict):
+        return 0
+    spec = tool.get("function")
+    if not isinstance(spec, dict):
+        spec = tool
+    schema = spec.get("parameters", spec.get("input_schema"))
+    return (
+        _str_length(spec.get("name"))
+        + _str_length(spec.get("description"))
+        + (_json_length(schema) if schema is not None else 0)
+    )
+
+
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:
-    """Prompt tokens of a chat, completion or embedding request; each message costs ~4 more.
-    (A loop, not a generator: budgets estimate every request they admit.)"""
+    """Prompt tokens of a chat, completion or embedding request: the messages' text, the
+    tool calls they carry and the tools offered (which an agent's requests are mostly made
+    of); each message costs ~4 more. (A loop, not a generator: budgets estimate every
+    request they admit.)"""
     if "messages" in body:
         messages = body.get("messages") or []
         chars = 0
@@ -48,5 +95,15 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
                 chars += len(content) if type(content) is str else _text_length(content)
             elif isinstance(message, dict):
                 chars += _text_length(message.get("content"))
+            else:
+                continue
+            if len(message) > 2:  # (a role and a content alone carry no calls)
+                calls = message.get("tool_calls") or message.get("function_call")
+                if calls:
+                    chars += _calls_length(calls)
+        tools = body.get("tools") or body.get("functions")
+        if tools and isinstance(tools, list):
+            for tool in tools:
+                chars += _tool_length(tool)
         return estimate_tokens(chars) + 4 * len(messages)
     return estimate_tokens(_text_length(body.get("prompt", body.get("input", ""))))

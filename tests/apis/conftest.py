@@ -22,6 +22,7 @@ server: {{watch_config: false}}
 rate_limits:
   one-a-minute: {{requests_per_minute: 1}}
   budget: {{tokens_per_minute: 100000}}
+  tool-budget: {{tokens_per_minute: 100000}}
 providers:
   up: {{plugin: openai, base_url: "{url}/v1", api_key: sk-apis-upstream}}
   two: {{plugin: openai, base_url: "{url}/two/v1", api_key: sk-apis-two}}
@@ -49,6 +50,7 @@ models:
     retries: {{attempts: 0}}
   once: {{targets: [{{provider: up, model: up-model}}], rate_limits: [one-a-minute]}}
   budgeted: {{targets: [{{provider: up, model: up-model}}], rate_limits: [budget]}}
+  tooled: {{targets: [{{provider: up, model: up-model}}], rate_limits: [tool-budget]}}
 keys:
   app: {{key: {key}}}
   narrow: {{key: sk-apis-narrow, models: [m]}}

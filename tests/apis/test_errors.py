@@ -140,6 +140,73 @@ def test_the_router_s_rate_limit_with_retry_after(
     assert int(raised.value.response.headers["retry-after"]) >= 1
 
 
+WEATHER = {
+    "name": "get_weather",
+    "description": "The weather now in a city, in degrees Celsius. " * 10,
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "A city's name"}},
+        "required": ["city"],
+    },
+}
+
+
+def test_tools_and_tool_calls_count_in_estimates_as_count_tokens_says(
+    claude: anthropic.Anthropic, oai: openai.OpenAI, fake: Any, chat: Any
+) -> None:
+    """An agent's request is mostly its tools and the calls it made: they count in the
+    estimate a limit admits, and `count_tokens` and `input_tokens` report that estimate."""
+    fake.set_default(CHAT, json_reply(chat.answer(usage=(7, 3))))
+    history: Any = [
+        {"role": "user", "content": "Weather in Rome?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Rome"}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "21"}],
+        },
+    ]
+    body: Any = {"model": "tooled", "messages": history, "tools": [WEATHER]}
+    counted = claude.messages.count_tokens(**body).input_tokens
+    bare = claude.messages.count_tokens(model="tooled", messages=history).input_tokens
+    assert counted == messages_prompt_tokens(body)
+    assert counted - bare >= len(WEATHER["description"]) // 4  # the tool is counted
+    raw = claude.messages.with_raw_response.create(max_tokens=100, **body)
+    assert int(raw.headers["x-ratelimit-remaining-tokens"]) == 100_000 - counted - 100
+    sent = fake.received(CHAT)[0].json()
+    assert sent["messages"][1]["tool_calls"] and sent["tools"]  # (what the limit estimated)
+    # The same tool and call in the Responses API's shapes count the same.
+    responses_tool = {
+        "type": "function",
+        "name": WEATHER["name"],
+        "description": WEATHER["description"],
+        "parameters": WEATHER["input_schema"],
+    }
+    items: Any = [
+        {"role": "user", "content": "Weather in Rome?"},
+        {
+            "type": "function_call",
+            "call_id": "t1",
+            "name": "get_weather",
+            "arguments": '{"city":"Rome"}',
+        },
+        {"type": "function_call_output", "call_id": "t1", "output": "21"},
+    ]
+    as_responses = oai.responses.input_tokens.count(
+        model="tooled", input=items, tools=[responses_tool]
+    ).input_tokens
+    assert as_responses == responses_prompt_tokens(
+        {"model": "tooled", "input": items, "tools": [responses_tool]}
+    )
+    assert as_responses - oai.responses.input_tokens.count(
+        model="tooled", input=items
+    ).input_tokens == (counted - bare)
+
+
 def test_token_estimates_count_against_limits(
     oai: openai.OpenAI, claude: anthropic.Anthropic, fake: Any, chat: Any
 ) -> None:

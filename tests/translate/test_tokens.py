@@ -48,6 +48,40 @@ def test_estimates_are_the_limit_estimator_on_the_chat_translation() -> None:
     assert messages_prompt_tokens(MESSAGES) == 4 * 4 + 20  # 4 messages, 77 characters
 
 
+TOOL = {
+    "name": "lookup",
+    "description": "d" * 400,
+    "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+}
+
+
+def test_estimates_count_tools_and_tool_calls_alike_in_every_shape() -> None:
+    """Tools and the calls made count once each, by name, description, schema and
+    arguments, whichever API's shape they come in: a Messages request and its chat
+    translation are estimated alike, with the tools or without."""
+    with_tools = {**MESSAGES, "tools": [TOOL]}
+    assert messages_prompt_tokens(with_tools) == estimate_prompt_tokens(
+        messages_to_chat(with_tools)
+    )
+    schema = TOOL["input_schema"]
+    chat_tool = {"type": "function", "function": {**TOOL, "parameters": schema}}
+    del chat_tool["function"]["input_schema"]  # type: ignore[attr-defined]
+    legacy = {k: v for k, v in chat_tool["function"].items()}  # type: ignore[attr-defined]
+    asked = [{"role": "user", "content": "hi"}]
+    plain = estimate_prompt_tokens({"messages": asked})
+    for tools in ({"tools": [chat_tool]}, {"functions": [legacy]}, {"tools": [TOOL]}):
+        # "hi", and the tool's name, description and schema: 2 + 6 + 400 + 54 characters
+        assert estimate_prompt_tokens({"messages": asked, **tools}) == 116 + 4 == plain + 115
+    call = {"name": "lookup", "arguments": "a" * 400}
+    for made in (
+        {"tool_calls": [{"id": "c1", "type": "function", "function": call}]},
+        {"function_call": call},
+    ):
+        answered = [*asked, {"role": "assistant", "content": None, **made}]
+        # "hi", and the call's name and arguments: 2 + 6 + 400 characters; two messages
+        assert estimate_prompt_tokens({"messages": answered}) == 102 + 2 * 4
+
+
 def test_count_tokens(anthropic_client: Any) -> None:
     body = {k: v for k, v in MESSAGES.items() if k != "max_tokens"}  # count_tokens takes none
     answer = count_tokens(body)
