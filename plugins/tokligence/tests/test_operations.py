@@ -145,7 +145,7 @@ def test_what_the_gateway_does_not_serve_is_a_400_naming_model_and_operation(ser
         pass
     assert caught.value.message.endswith(
         "model 'images' does not serve speech (POST /v1/audio/speech); it serves: chat, "
-        "embeddings, images, rerank, responses, messages, count_tokens"
+        "embeddings, images, rerank, responses, messages, count_tokens, input_tokens"
     )
     with pytest.raises(openai.BadRequestError) as off:
         served.client.images.generate(model="chat-only", prompt="x")
