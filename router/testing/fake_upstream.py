@@ -43,7 +43,9 @@ class Reply:
     """One scripted answer.
 
     `frames` makes it a stream: each item is written as-is (bytes) or as `data: <json>\\n\\n`
-    (dict) or `data: <str>\\n\\n` (str), `delay` seconds apart. `drop_before_headers` closes the
+    (dict) or `data: <str>\\n\\n` (str), `delay` seconds apart, and the second
+    `second_frame_delay` seconds after the first (a model slow to its first token, after a
+    first comment or role chunk). `first_delay` holds the headers. `drop_before_headers` closes the
     connection without answering; `hang` keeps it open and silent; `drop_after_frames` closes
     the connection after that many frames. `release`: the frames after the first wait until
     this event is set (by a test that has seen the first chunk), so what follows them is
@@ -56,6 +58,7 @@ class Reply:
     frames: list[bytes | str | dict[str, Any]] | None = None
     delay: float = 0.0
     first_delay: float = 0.0
+    second_frame_delay: float = 0.0
     drop_before_headers: bool = False
     hang: bool = False
     drop_after_frames: int | None = None
@@ -78,6 +81,7 @@ def sse_reply(
     *,
     delay: float = 0.0,
     first_delay: float = 0.0,
+    second_frame_delay: float = 0.0,
     headers: dict[str, str] | None = None,
     drop_after_frames: int | None = None,
     release: threading.Event | None = None,
@@ -88,6 +92,7 @@ def sse_reply(
         frames=list(frames),
         delay=delay,
         first_delay=first_delay,
+        second_frame_delay=second_frame_delay,
         drop_after_frames=drop_after_frames,
         release=release,
     )
@@ -308,6 +313,8 @@ class FakeUpstream:
                 return response
             if i == 1 and reply.release is not None:
                 await asyncio.to_thread(reply.release.wait, 30)
+            if i == 1 and reply.second_frame_delay:
+                await asyncio.sleep(reply.second_frame_delay)
             if i and reply.delay:
                 await asyncio.sleep(reply.delay)
             await response.write(_encode_frame(frame))

@@ -42,7 +42,7 @@ def word_stream(
     seconds later (a model that takes its time: the router's client sees nothing)."""
     frames = chat_chunks(pieces, model=model, usage=(prompt_tokens, len(pieces)))
     if first_token_delay:
-        return sse_reply([b": thinking\n\n", *frames], delay=first_token_delay)
+        return sse_reply([b": thinking\n\n", *frames], second_frame_delay=first_token_delay)
     drop = None if cut_after is None else 1 + cut_after  # the role chunk, then the words
     return sse_reply(frames, drop_after_frames=drop)
 
