@@ -50,6 +50,27 @@ def cpu_seconds(root: int) -> float:
     return total / TICK
 
 
+def minor_faults(root: int) -> int:
+    """Page faults of the tree so far that needed no disk: each a page the kernel had to
+    find and zero (memory mapped afresh, or touched for the first time)."""
+    total = 0
+    for pid in tree(root):
+        fields = _stat(pid)
+        if fields:
+            total += int(fields[7])  # minflt
+    return total
+
+
+def system_seconds(root: int) -> float:
+    """The kernel's share of `cpu_seconds`."""
+    total = 0
+    for pid in tree(root):
+        fields = _stat(pid)
+        if fields:
+            total += int(fields[12])  # stime
+    return total / TICK
+
+
 def rss_bytes(root: int) -> int:
     total = 0
     for pid in tree(root):

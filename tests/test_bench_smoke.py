@@ -111,3 +111,18 @@ def test_long_streams_scenario_gets_the_chunks_it_asks_for(tmp_path):
         assert row["chunks"] == row["streams"] * (length + 1)
         assert row["cpu_us_per_chunk"] > 0 and row["marginal_us_per_chunk"] is not None
     assert data["verdicts"][0]["figure"] == "CPU per chunk beyond the stream's own"
+
+
+def test_big_bodies_scenario_reports_copies_page_faults_and_kernel_cpu(tmp_path):
+    out = tmp_path / "bodies"
+    done = _bench("--scenario", "big-bodies", "--sizes", "200000,3000000", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(out.with_suffix(".json").read_text())
+    small, big = data["rows"]
+    assert small["errors"] == big["errors"] == 0 and small["requests"] and big["requests"]
+    assert big["copies"] > 1  # at least the body itself, while it is read
+    assert big["kernel_ms_per_request"] > 0
+    # A 3 MB body's parser work area (36 MB) is past glibc's largest mmap threshold: with
+    # malloc's own settings it would be mapped afresh, about 750 faults a request.
+    assert big["faults_per_request"] < 100
+    assert "page faults a request at 3 MB" in (out.with_suffix(".md")).read_text()

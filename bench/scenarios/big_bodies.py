@@ -5,7 +5,8 @@ takes, as MB and as a multiple of the body's size (how many copies of it the rou
 once: reading it, parsing it, sending it on). The fixed cost of a request (measured with the
 usual small body) is taken off the CPU, so that the per-MB figure is the cost of the bytes.
 Peak memory is the process's high-water mark (`VmHWM`, reset before each size), exact where
-sampling would miss a request's peak.
+sampling would miss a request's peak. The page faults and the kernel's CPU per request show
+memory mapped afresh for each request (a parser's work area beyond malloc's heap).
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ def _measure(upstream: int, size: int | None, seconds: float, settle: float) -> 
     with router("big-bodies", config.text(), port, settle=settle) as served:
         idle = procfs.rss_bytes(served.pid)
         procfs.reset_peak_rss(served.pid)
+        faults, kernel = procfs.minor_faults(served.pid), procfs.system_seconds(served.pid)
         run = measure.wrk(served.target, served.pid, 1, seconds, body=body)
+        faults = procfs.minor_faults(served.pid) - faults
+        kernel = procfs.system_seconds(served.pid) - kernel
         peak = procfs.peak_rss_bytes(served.pid)
     extra = peak - idle
+    done = run["requests"] or None
     return {
         "size": size or 0,
         "body_bytes": length,
@@ -63,6 +68,8 @@ def _measure(upstream: int, size: int | None, seconds: float, settle: float) -> 
         "p50_ms": run["p50_ms"],
         "cpu_ms_per_request": run["cpu_ms_per_request"],
         "cpu_ms_per_mb": per(run["cpu_ms_per_request"], length / 1e6),
+        "kernel_ms_per_request": per(kernel * 1000, done),
+        "faults_per_request": per(faults, done),
         "idle_rss_mb": round(idle / 2**20, 2),
         "peak_extra_mb": round(extra / 2**20, 2),
         "copies": round(extra / length, 2),
@@ -84,6 +91,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
             ("CPU ms/request", "cpu_ms_per_request", 3),
             ("CPU ms/MB", "cpu_ms_per_mb", 2),
             ("CPU ms/MB beyond the request's own", "marginal_ms_per_mb", 2),
+            ("kernel CPU ms/request", "kernel_ms_per_request", 3),
+            ("page faults/request", "faults_per_request", 0),
             ("peak memory over idle MB", "peak_extra_mb", 2),
             ("peak / body size", "copies", 2),
         ],
@@ -118,6 +127,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
         f"big bodies ({sizes[0] / 1e6:g} to {sizes[-1] / 1e6:g} MB): "
         f"{num(last.get('marginal_ms_per_mb'), 2)} ms CPU a MB at {sizes[-1] / 1e6:g} MB "
         f"(max/min {num(cpu['max_over_min'], 2)}, flat: {yes(cpu)}); peak memory "
-        f"{num(last['copies'], 1)}x the body (flat: {yes(mem)})"
+        f"{num(last['copies'], 1)}x the body (flat: {yes(mem)}); "
+        f"{num(last.get('faults_per_request'), 0)} page faults a request at "
+        f"{sizes[-1] / 1e6:g} MB"
     )
     return report
