@@ -1,6 +1,6 @@
 """The API's GET endpoints (models, health, readiness) and the answers for requests no
 endpoint takes (404, 405) or that fail in a way no endpoint caught (500), all in the OpenAI
-error envelope (the models' in Anthropic's shape for Anthropic clients)."""
+error envelope, and in Anthropic's shape for Anthropic clients (models and errors alike)."""
 
 from __future__ import annotations
 
@@ -87,7 +87,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
         )
     else:
         error = errors.RouterError(str(exc.detail), status=exc.status_code)
-    response = error_response(error, request_id_of(request.headers), state)
+    render = MESSAGES_API.error if wants_anthropic(request.headers) else None
+    response = error_response(error, request_id_of(request.headers), state, render)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -97,4 +98,5 @@ async def server_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled_error", path=request.url.path, exc_info=exc)
     state: RouterState = request.app.state.router
     error = errors.RouterError("internal error in the router", code="internal_error")
-    return error_response(error, request_id_of(request.headers), state)
+    render = MESSAGES_API.error if wants_anthropic(request.headers) else None
+    return error_response(error, request_id_of(request.headers), state, render)

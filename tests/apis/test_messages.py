@@ -274,3 +274,21 @@ def oai_models(router: Any) -> list[str]:
     answer = httpx.get(router.base_url + "/models", headers={"x-api-key": KEY["x-api-key"]})
     assert answer.json()["object"] == "list"
     return [m["id"] for m in answer.json()["data"] if m["object"] == "model"]
+
+
+def test_paths_the_router_does_not_serve_answer_anthropic_clients_in_their_shape(
+    claude: anthropic.Anthropic, router: Any
+) -> None:
+    """An Anthropic client asking for what the router does not serve (batches, say) gets
+    Anthropic's error shape, which its SDK reads; other clients get OpenAI's."""
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        claude.messages.batches.list()
+    assert missing.value.body == {  # type: ignore[comparison-overlap]
+        "type": "error",
+        "error": {"type": "not_found_error", "message": "no route for GET /v1/messages/batches"},
+    }
+    headers = {**KEY, "anthropic-version": "2023-06-01"}
+    wrong = httpx.get(router.url + "/v1/messages", headers=headers, timeout=10)
+    assert wrong.status_code == 405 and wrong.json()["type"] == "error"
+    plain = httpx.get(router.url + "/v1/messages/batches", headers=KEY, timeout=10)
+    assert plain.status_code == 404 and plain.json()["error"]["code"] == "not_found"
