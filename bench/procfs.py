@@ -40,35 +40,30 @@ def tree(root: int) -> list[int]:
     return out
 
 
-def cpu_seconds(root: int) -> float:
-    """User + system CPU seconds of the tree so far."""
+def _field_total(root: int, *indexes: int) -> int:
+    """The sum over the tree of the given `/proc/PID/stat` fields (counted from `state`)."""
     total = 0
     for pid in tree(root):
         fields = _stat(pid)
         if fields:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICK
+            total += sum(int(fields[i]) for i in indexes)
+    return total
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of the tree so far."""
+    return _field_total(root, 11, 12) / TICK  # utime, stime
 
 
 def minor_faults(root: int) -> int:
     """Page faults of the tree so far that needed no disk: each a page the kernel had to
     find and zero (memory mapped afresh, or touched for the first time)."""
-    total = 0
-    for pid in tree(root):
-        fields = _stat(pid)
-        if fields:
-            total += int(fields[7])  # minflt
-    return total
+    return _field_total(root, 7)  # minflt
 
 
 def system_seconds(root: int) -> float:
     """The kernel's share of `cpu_seconds`."""
-    total = 0
-    for pid in tree(root):
-        fields = _stat(pid)
-        if fields:
-            total += int(fields[12])  # stime
-    return total / TICK
+    return _field_total(root, 12) / TICK  # stime
 
 
 def rss_bytes(root: int) -> int:
