@@ -13,12 +13,17 @@ from router import errors
 from router.graph.keys import model_object
 from router.http.anthropic_models import model_info, models_page, wants_anthropic
 from router.http.auth import authenticate
-from router.http.endpoints import JSON, error_response, request_id_of
+from router.http.endpoints import JSON, Render, error_response, request_id_of
 from router.http.state import RouterState
 from router.observability import logs
 from router.translate.apis import MESSAGES_API
 
 log = logs.get_logger("router")
+
+
+def _render(anthropic: bool) -> Render | None:
+    """How an error is shaped: Anthropic's for an Anthropic client, else the OpenAI envelope."""
+    return MESSAGES_API.error if anthropic else None
 
 
 async def list_models(request: Request) -> Response:
@@ -32,7 +37,7 @@ async def list_models(request: Request) -> Response:
         if anthropic:
             page = models_page(sorted(key.allowed), state.graph.loaded_at, request.query_params)
     except errors.RouterError as exc:
-        return error_response(exc, request_id, state, MESSAGES_API.error if anthropic else None)
+        return error_response(exc, request_id, state, _render(anthropic))
     body = orjson.dumps(page) if anthropic else key.models_body
     return Response(body, media_type=JSON, headers={"x-request-id": request_id})
 
@@ -47,7 +52,7 @@ async def get_model(request: Request) -> Response:
         if model not in key.allowed:
             raise errors.NotFound(f"model '{model}' does not exist", param="model")
     except errors.RouterError as exc:
-        return error_response(exc, request_id, state, MESSAGES_API.error if anthropic else None)
+        return error_response(exc, request_id, state, _render(anthropic))
     graph = state.graph
     if anthropic:
         body = model_info(model, graph.loaded_at)
@@ -87,7 +92,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
         )
     else:
         error = errors.RouterError(str(exc.detail), status=exc.status_code)
-    render = MESSAGES_API.error if wants_anthropic(request.headers) else None
+    render = _render(wants_anthropic(request.headers))
     response = error_response(error, request_id_of(request.headers), state, render)
     if exc.headers:
         response.headers.update(exc.headers)
@@ -98,5 +103,5 @@ async def server_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled_error", path=request.url.path, exc_info=exc)
     state: RouterState = request.app.state.router
     error = errors.RouterError("internal error in the router", code="internal_error")
-    render = MESSAGES_API.error if wants_anthropic(request.headers) else None
+    render = _render(wants_anthropic(request.headers))
     return error_response(error, request_id_of(request.headers), state, render)
