@@ -83,6 +83,16 @@ def test_4_mb_bodies_do_not_fault_in_fresh_memory_at_each_request(
     assert per_request < 250, f"{per_request:.0f} page faults a request"
 
 
-def test_an_operators_own_malloc_settings_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1048576")
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1048576"),
+        ("MALLOC_MMAP_MAX_", "65536"),
+        ("MALLOC_TRIM_THRESHOLD_", "1048576"),
+    ],
+)
+def test_an_operators_own_malloc_settings_are_left_alone(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
     assert malloctune.tune() is False

@@ -175,6 +175,10 @@ def test_tools_and_tool_calls_count_in_estimates_as_count_tokens_says(
     bare = claude.messages.count_tokens(model="tooled", messages=history).input_tokens
     assert counted == messages_prompt_tokens(body)
     assert counted - bare >= len(WEATHER["description"]) // 4  # the tool is counted
+    search = {"type": "web_search_20250305", "name": "web_search"}  # a server tool: its name
+    with_search = claude.messages.count_tokens(**{**body, "tools": [WEATHER, search]})
+    assert with_search.input_tokens == messages_prompt_tokens({**body, "tools": [WEATHER, search]})
+    assert with_search.input_tokens > counted
     raw = claude.messages.with_raw_response.create(max_tokens=100, **body)
     assert int(raw.headers["x-ratelimit-remaining-tokens"]) == 100_000 - counted - 100
     sent = fake.received(CHAT)[0].json()
