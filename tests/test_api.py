@@ -159,9 +159,19 @@ def test_mock_completions_embeddings_and_streams(client, openapi):
     completion = client.completions.with_raw_response.create(model="demo", prompt="Once upon")
     openapi.validate("CreateCompletionResponse", completion.http_response.json())
     assert completion.parse().choices[0].text
-    embedding = client.embeddings.with_raw_response.create(model="demo", input=["a", "b"])
+    # The OpenAPI description types an embedding as numbers, which is what "float" asks for;
+    # the SDK asks for base64 when the caller does not say, and decodes it to the same numbers.
+    embedding = client.embeddings.with_raw_response.create(
+        model="demo", input=["a", "b"], encoding_format="float"
+    )
     openapi.validate("CreateEmbeddingResponse", embedding.http_response.json())
-    assert len(embedding.parse().data) == 2
+    floats = [item.embedding for item in embedding.parse().data]
+    assert len(floats) == 2
+    packed = client.embeddings.with_raw_response.create(model="demo", input=["a", "b"])
+    assert all(isinstance(i["embedding"], str) for i in packed.http_response.json()["data"])
+    decoded = [item.embedding for item in packed.parse().data]
+    assert len(decoded) == 2
+    assert all(d == pytest.approx(f) for d, f in zip(decoded, floats, strict=True))
     stream = client.completions.create(model="demo", prompt="Once upon", stream=True)
     assert "".join(c.choices[0].text for c in stream if c.choices)
     chat = client.chat.completions.create(model="demo", messages=MESSAGES)
