@@ -28,12 +28,30 @@ def completion_choices(body: dict[str, Any]) -> int:
     return best if type(best) is int and best > count else count
 
 
+# An image part's tokens, by its `detail`: OpenAI bills a low-detail image 85 tokens and a
+# high-detail one 85 plus 170 a 512-pixel tile of it scaled to 768 pixels on its short side:
+# 765 for a square image, up to 1,445 for a long one. Its size is not read (a URL, or a data
+# URL to decode), so a detailed image is taken for a square one.
+LOW_DETAIL_IMAGE_TOKENS = 85
+DETAILED_IMAGE_TOKENS = 765
+
+
+def _image_length(part: dict[str, Any]) -> int:
+    """An image part (`image_url`, which the Responses and Messages APIs' images translate
+    to) as the characters of its estimated tokens."""
+    image = part.get("image_url")
+    low = isinstance(image, dict) and image.get("detail") == "low"
+    return (LOW_DETAIL_IMAGE_TOKENS if low else DETAILED_IMAGE_TOKENS) * CHARS_PER_TOKEN
+
+
 def _text_length(value: Any) -> int:
     if isinstance(value, str):
         return len(value)
     if isinstance(value, list):
         return sum(_text_length(item) for item in value)
     if isinstance(value, dict):
+        if value.get("type") == "image_url":
+            return _image_length(value)
         return _text_length(value.get("text") or value.get("content") or "")
     return 0
 
@@ -82,10 +100,10 @@ def _tool_length(tool: Any) -> int:
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:
-    """Prompt tokens of a chat, completion or embedding request: the messages' text, the
-    tool calls they carry and the tools offered (which an agent's requests are mostly made
-    of); each message costs ~4 more. (A loop, not a generator: budgets estimate every
-    request they admit.)"""
+    """Prompt tokens of a chat, completion or embedding request: the messages' text and
+    images, the tool calls they carry and the tools offered (which an agent's requests are
+    mostly made of); each message costs ~4 more. (A loop, not a generator: budgets estimate
+    every request they admit.)"""
     if "messages" in body:
         messages = body.get("messages") or []
         chars = 0

@@ -12,6 +12,7 @@ import pytest
 
 from router.testing import json_reply
 from router.translate import messages_prompt_tokens, responses_prompt_tokens
+from router.upstream.usage import estimate_prompt_tokens
 
 CHAT = "/v1/chat/completions"
 KEY = "sk-apis-client"
@@ -209,6 +210,55 @@ def test_tools_and_tool_calls_count_in_estimates_as_count_tokens_says(
     assert as_responses - oai.responses.input_tokens.count(
         model="tooled", input=items
     ).input_tokens == (counted - bare)
+
+
+PIXEL = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def test_images_count_in_estimates_as_openai_bills_them(
+    claude: anthropic.Anthropic, oai: openai.OpenAI, fake: Any, chat: Any
+) -> None:
+    """An image is counted as OpenAI bills a square one (765 tokens; 85 at low detail), not
+    as nothing: what a limit admits, `count_tokens` and `input_tokens` report, in each API's
+    shape of an image."""
+    fake.set_default(CHAT, json_reply(chat.answer(usage=(7, 3))))
+    question: Any = {"type": "text", "text": "What is in this picture?"}
+    image: Any = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": PIXEL},
+    }
+    asked: Any = [{"role": "user", "content": [question, image]}]
+    bare: Any = [{"role": "user", "content": [question]}]
+    with_image = claude.messages.count_tokens(model="tooled", messages=asked).input_tokens
+    without = claude.messages.count_tokens(model="tooled", messages=bare).input_tokens
+    assert with_image - without == 765
+    data_url = f"data:image/png;base64,{PIXEL}"
+    for detail, tokens in (("low", 85), ("high", 765), ("auto", 765)):
+        items: Any = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": question["text"]},
+                    {"type": "input_image", "image_url": data_url, "detail": detail},
+                ],
+            }
+        ]
+        counted = oai.responses.input_tokens.count(model="tooled", input=items).input_tokens
+        assert counted - without == tokens, detail
+    # A chat request's limit admits the same estimate.
+    message: Any = {
+        "role": "user",
+        "content": [question, {"type": "image_url", "image_url": {"url": data_url}}],
+    }
+    raw = oai.chat.completions.with_raw_response.create(
+        model="tooled", messages=[message], max_tokens=100
+    )
+    estimate = estimate_prompt_tokens({"messages": [message]})
+    assert estimate == with_image
+    # (what earlier requests to this model reported, 10 tokens each, may still be counted)
+    assert 0 <= 100_000 - estimate - 100 - int(raw.headers["x-ratelimit-remaining-tokens"]) < 50
 
 
 def test_token_estimates_count_against_limits(
