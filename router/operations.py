@@ -36,6 +36,9 @@ _NATIVE_ONLY: dict[Operation, Operation] = {}
 
 #: OpenAI's own limit on an audio upload.
 TRANSCRIPTION_MAX_BYTES = 25 * 1024 * 1024
+#: OpenAI's limit on one image to edit (gpt-image-1; dall-e-2's is 4 MB). An edit may send
+#: up to 16: `server.max_body_bytes_by_operation` raises it for those.
+IMAGE_EDIT_MAX_BYTES = 50 * 1024 * 1024
 
 IMAGES = Operation(
     "images",
@@ -43,6 +46,15 @@ IMAGES = Operation(
     required="prompt",
     cost=units.image_cost,
     check=validate.check_images,
+)
+IMAGE_EDITS = Operation(
+    "image_edits",
+    "/images/edits",
+    required="prompt",
+    body="multipart",  # the images (`image`, or `image[]` for several) and a `mask`, uploaded
+    max_body_bytes=IMAGE_EDIT_MAX_BYTES,
+    cost=units.image_cost,
+    check=validate.check_image_edit,
 )
 SPEECH = Operation(
     "speech",
@@ -62,6 +74,16 @@ TRANSCRIPTIONS = Operation(
     cost=units.transcription_cost,
     check=validate.check_transcription,
 )
+TRANSLATIONS = Operation(
+    "translations",
+    "/audio/translations",  # audio in any language, transcribed in English
+    required="file",
+    body="multipart",
+    answer="binary",  # json, verbose_json, text, srt or vtt, as for transcriptions
+    max_body_bytes=TRANSCRIPTION_MAX_BYTES,
+    cost=units.transcription_cost,
+    check=validate.check_transcription,
+)
 MODERATIONS = Operation(
     "moderations", "/moderations", required="input", check=validate.check_moderation
 )
@@ -73,6 +95,7 @@ RERANK = Operation(
     check=validate.check_rerank,
 )
 Operation.IMAGES, Operation.SPEECH, Operation.TRANSCRIPTIONS = IMAGES, SPEECH, TRANSCRIPTIONS
+Operation.IMAGE_EDITS, Operation.TRANSLATIONS = IMAGE_EDITS, TRANSLATIONS
 Operation.MODERATIONS, Operation.RERANK = MODERATIONS, RERANK
 
 #: Every built-in operation, in the order `/v1/models` and `explain` list them.
@@ -81,8 +104,10 @@ BUILTIN = (
     Operation.COMPLETIONS,
     Operation.EMBEDDINGS,
     IMAGES,
+    IMAGE_EDITS,
     SPEECH,
     TRANSCRIPTIONS,
+    TRANSLATIONS,
     MODERATIONS,
     RERANK,
 )

@@ -66,8 +66,10 @@ class Operation:
     EMBEDDINGS: ClassVar[Operation]
     # Defined with their costs and checks in `router.operations` (which `router.spec` imports).
     IMAGES: ClassVar[Operation]
+    IMAGE_EDITS: ClassVar[Operation]
     SPEECH: ClassVar[Operation]
     TRANSCRIPTIONS: ClassVar[Operation]
+    TRANSLATIONS: ClassVar[Operation]
     MODERATIONS: ClassVar[Operation]
     RERANK: ClassVar[Operation]
 

@@ -71,8 +71,8 @@ def test_check_warns_of_unpriced_units_a_budget_attached_to_nothing_and_a_partia
     # a money budget over a target its provider lets serve transcriptions and speech, whose
     # price has an image price but no audio ones
     assert (
-        "models.draw.targets[0]: target up/img may serve speech and transcriptions (its "
-        "provider does), but its price has no `per_million_characters` or `per_audio_second`, "
+        "models.draw.targets[0]: target up/img may serve speech, transcriptions and translations "
+        "(its provider does), but its price has no `per_million_characters` or `per_audio_second`, "
         "while money budget 'daily' applies to requests that may reach it"
     ) in warnings
     # the fallback model serves chat only: the embeddings and the rest are refused instead

@@ -1,4 +1,5 @@
-"""Images, speech, transcriptions, moderations and rerank through `llm-switchyard serve`, with the
+"""Images, image edits, speech, transcriptions, translations, moderations and rerank through
+`llm-switchyard serve`, with the
 official `openai` SDK (an HTTP client for rerank, which the SDK lacks) and fake OpenAI
 upstreams: each operation answers, fails over from a provider that answers 429 to another,
 and passes on a 429's `Retry-After` when no target is left."""
@@ -18,6 +19,7 @@ import pytest
 
 from router.testing import FakeUpstream, Reply, RouterProcess, closed_after_test
 from router.testing.media import (
+    PNG,
     PNG_B64,
     UploadReader,
     image_reply,
@@ -28,11 +30,21 @@ from router.testing.media import (
     transcription_reply,
 )
 
-OPS = ("images", "speech", "transcriptions", "moderations", "rerank")
+OPS = (
+    "images",
+    "image_edits",
+    "speech",
+    "transcriptions",
+    "translations",
+    "moderations",
+    "rerank",
+)
 PATHS = {
     "images": "/images/generations",
+    "image_edits": "/images/edits",
     "speech": "/audio/speech",
     "transcriptions": "/audio/transcriptions",
+    "translations": "/audio/translations",
     "moderations": "/moderations",
     "rerank": "/rerank",
 }
@@ -67,7 +79,13 @@ def _models() -> str:
         "  images-limited:",
         "    targets: [{provider: primary, model: up-a}]",
         "    rate_limits: [two-images]",
+        "  image_edits-limited:",
+        "    targets: [{provider: primary, model: up-a}]",
+        "    rate_limits: [two-images]",
         "  transcriptions-limited:",
+        "    targets: [{provider: primary, model: up-a}]",
+        "    rate_limits: [three-seconds]",
+        "  translations-limited:",
         "    targets: [{provider: primary, model: up-a}]",
         "    rate_limits: [three-seconds]",
     ]
@@ -149,6 +167,61 @@ def test_images_pass_a_url_answer_through(served):
     served.upstream.add("/primary/v1/images/generations", image_reply(1, b64=False))
     images = served.client.images.generate(model="images-only", prompt="an otter")
     assert images.data[0].url == "https://images.example/fake.png"
+
+
+# -- image edits ----------------------------------------------------------------------
+
+
+def test_image_edits_send_every_image_and_the_mask_again_to_the_backup(served):
+    _limited(served, "image_edits", image_reply(2, b64=True))
+    first, second, mask = PNG, PNG + b"second", PNG + b"mask"
+    raw = served.client.images.with_raw_response.edit(
+        model="image_edits-fallback",
+        image=[("a.png", first, "image/png"), ("b.png", second, "image/png")],
+        mask=("m.png", mask, "image/png"),
+        prompt="an otter in a hat",
+        n=2,
+        response_format="b64_json",
+    )
+    assert [i.b64_json for i in raw.parse().data] == [PNG_B64, PNG_B64]
+    assert raw.headers["x-router-provider"] == "backup"
+    assert raw.headers["x-router-attempts"] == "2"
+    for provider, model in (("primary", "up-a"), ("backup", "up-b")):
+        (sent,) = served.requests(provider, "image_edits")
+        body = sent.body
+        for name, filename, content in (
+            ("image[]", "a.png", first),
+            ("image[]", "b.png", second),
+            ("mask", "m.png", mask),
+        ):
+            part = f'name="{name}"; filename="{filename}"\r\nContent-Type: image/png\r\n\r\n'
+            assert part.encode() + content + b"\r\n" in body
+        assert f'name="model"\r\n\r\n{model}\r\n'.encode() in body
+        assert b'name="n"\r\n\r\n2\r\n' in body
+        assert b'name="prompt"\r\n\r\nan otter in a hat\r\n' in body
+    assert sent.headers["authorization"] == "Bearer sk-backup"
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"prompt": "x"}, "image"),
+        ({"prompt": "x", "image": "a.png"}, "image"),  # a text field, not a file
+        ({"prompt": "x", "n": "11"}, "n"),
+        ({"prompt": "x", "n": "two"}, "n"),
+        ({"prompt": "x", "stream": "true"}, "stream"),
+        ({}, "prompt"),
+    ],
+)
+def test_an_image_edit_form_without_what_it_needs_is_a_400(served, fields, param):
+    parts = {"model": (None, "image_edits-only")}
+    parts.update({name: (None, value) for name, value in fields.items()})
+    if param != "image":
+        parts["image"] = ("a.png", PNG, "image/png")
+    answer = httpx.post(served.router.base_url + "/images/edits", files=parts, timeout=10)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == param
+    assert not served.upstream.requests
 
 
 # -- speech ---------------------------------------------------------------------------
@@ -245,6 +318,31 @@ def test_transcriptions_answer_in_each_format(served, response_format):
             assert text.startswith("WEBVTT")
 
 
+# The SDK marks `audio.translations` deprecated; OpenAI still serves it, and so does the router.
+SDK_DEPRECATED = pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
+
+
+@SDK_DEPRECATED
+@pytest.mark.parametrize("response_format", ["json", "text", "srt", "verbose_json", "vtt"])
+def test_translations_send_the_file_again_to_the_backup_in_each_format(served, response_format):
+    reader = UploadReader()
+    served.upstream.set_streaming("/backup/v1/audio/translations", reader)
+    served.upstream.add("/primary/v1/audio/translations", openai_error(429, retry_after=30))
+    with served.wav.open("rb") as audio:
+        raw = served.client.audio.translations.with_raw_response.create(
+            model="translations-fallback", file=audio, response_format=response_format
+        )
+    text = raw.parse()
+    size = served.wav.stat().st_size
+    (upload,) = reader.uploads  # the backup got the same file, whole
+    digest = hashlib.sha256(served.wav.read_bytes()).hexdigest()
+    assert (upload.size, upload.sha256, upload.filename) == (size, digest, "speech.wav")
+    assert upload.fields == {"model": "up-b", "response_format": response_format}
+    assert raw.headers["x-router-provider"] == "backup"
+    expected = f"{size} bytes heard"
+    assert (text.text if response_format.endswith("json") else text).count(expected) == 1
+
+
 def test_a_streamed_transcription_passes_its_events_through(served):
     events = [
         b'data: {"type":"transcript.text.delta","delta":"Hel"}\n\n',
@@ -262,17 +360,18 @@ def test_a_streamed_transcription_passes_its_events_through(served):
     assert b'name="stream"\r\n\r\ntrue\r\n' in sent.body
 
 
-def test_a_transcription_limit_counts_seconds_of_audio(served):
-    served.upstream.set_default(
-        "/primary/v1/audio/transcriptions", transcription_reply("ok", "json")
-    )
+@SDK_DEPRECATED
+@pytest.mark.parametrize("op", ["transcriptions", "translations"])
+def test_a_transcription_limit_counts_seconds_of_audio(served, op):
+    served.upstream.set_default(f"/primary/v1{PATHS[op]}", transcription_reply("ok", "json"))
+    api = getattr(served.client.audio, op)
     with served.wav.open("rb") as audio:  # 2 s of a 3-second budget
-        served.client.audio.transcriptions.create(model="transcriptions-limited", file=audio)
+        api.create(model=f"{op}-limited", file=audio)
     with served.wav.open("rb") as audio, pytest.raises(openai.RateLimitError) as caught:
-        served.client.audio.transcriptions.create(model="transcriptions-limited", file=audio)
+        api.create(model=f"{op}-limited", file=audio)
     assert int(caught.value.response.headers["retry-after"]) >= 1
     assert "three-seconds" in caught.value.message
-    assert len(served.requests("primary", "transcriptions")) == 1
+    assert len(served.requests("primary", op)) == 1
 
 
 # -- moderations and rerank -----------------------------------------------------------
@@ -302,14 +401,16 @@ def _call(served: Served, op: str) -> None:
     model, client = f"{op}-only", served.client
     if op == "images":
         client.images.generate(model=model, prompt="x")
+    elif op == "image_edits":
+        client.images.edit(model=model, image=("a.png", PNG, "image/png"), prompt="x")
     elif op == "speech":
         with client.audio.speech.with_streaming_response.create(
             model=model, voice="alloy", input="x"
         ) as response:
             response.read()
-    elif op == "transcriptions":
+    elif op in ("transcriptions", "translations"):
         with served.wav.open("rb") as audio:
-            client.audio.transcriptions.create(model=model, file=audio)
+            getattr(client.audio, op).create(model=model, file=audio)
     elif op == "moderations":
         client.moderations.create(model=model, input="x")
     else:
@@ -321,6 +422,7 @@ def _call(served: Served, op: str) -> None:
         answer.raise_for_status()
 
 
+@SDK_DEPRECATED
 @pytest.mark.parametrize("op", OPS)
 def test_a_429_with_retry_after_reaches_the_client_of_each_operation(served, op):
     served.upstream.add(f"/primary/v1{PATHS[op]}", openai_error(429, retry_after=7))
@@ -347,6 +449,16 @@ def test_an_images_limit_counts_images(served):
     with pytest.raises(openai.RateLimitError) as caught:
         served.client.images.generate(model="images-limited", prompt="x")
     assert "two-images" in caught.value.message
+
+
+def test_an_images_limit_counts_the_images_an_edit_asks_for(served):
+    served.upstream.set_default("/primary/v1/images/edits", image_reply(1))
+    image = ("a.png", PNG, "image/png")
+    served.client.images.edit(model="image_edits-limited", image=image, prompt="x", n=2)
+    with pytest.raises(openai.RateLimitError) as caught:  # ("2" in the form: 2,000 of 2,000)
+        served.client.images.edit(model="image_edits-limited", image=image, prompt="x")
+    assert "two-images" in caught.value.message
+    assert len(served.requests("primary", "image_edits")) == 1
 
 
 @pytest.mark.parametrize(
@@ -396,8 +508,10 @@ def test_models_list_what_each_model_serves(served):
         "completions",
         "embeddings",
         "images",
+        "image_edits",
         "speech",
         "transcriptions",
+        "translations",
         "moderations",
         "rerank",
         "responses",  # (served by translation to chat)

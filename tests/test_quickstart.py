@@ -4,6 +4,7 @@ import base64
 import io
 import subprocess
 import sys
+import warnings
 import wave
 from pathlib import Path
 
@@ -129,7 +130,8 @@ def _wav(path: Path, seconds: float, rate: int = 16_000) -> Path:
 
 
 def test_quickstart_serves_every_operation_offline(tmp_path, openapi):
-    """Images, speech, transcriptions, moderations and rerank, answered by the mock in the
+    """Images (made and edited), speech, transcriptions, translations, moderations and
+    rerank, answered by the mock in the
     shapes OpenAI's own description gives (checked where the description is available)."""
     recording = _wav(tmp_path / "hello.wav", 2.0)
     with RouterProcess(QUICKSTART) as router:
@@ -171,6 +173,17 @@ def test_quickstart_serves_every_operation_offline(tmp_path, openapi):
                 model="demo", file=upload, response_format="vtt"
             )
         assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n")
+        with warnings.catch_warnings(), recording.open("rb") as upload:
+            warnings.simplefilter("ignore", DeprecationWarning)  # (the SDK's, for translations)
+            translated = client.audio.translations.with_raw_response.create(
+                model="demo", file=upload, response_format="verbose_json"
+            )
+        assert translated.parse().text == f"mock translation of {size} bytes of audio"
+        assert translated.parse().language == "english"
+        edited = client.images.edit(
+            model="demo", image=("fox.png", png, "image/png"), prompt="a hat", n=3
+        )
+        assert len(edited.data) == 3 and (edited.data[0].url or "").startswith("data:image/png")
 
         moderated = client.moderations.with_raw_response.create(
             model="demo", input=["I will kill the process", "a nice day"]
@@ -186,6 +199,8 @@ def test_quickstart_serves_every_operation_offline(tmp_path, openapi):
         openapi.validate("ImagesResponse", images.model_dump(exclude_unset=True))
         openapi.validate("CreateModerationResponse", orjson.loads(moderated.content))
         openapi.validate("CreateTranscriptionResponseVerboseJson", orjson.loads(verbose.content))
+        openapi.validate("CreateTranslationResponseVerboseJson", orjson.loads(translated.content))
+        openapi.validate("ImagesResponse", edited.model_dump(exclude_unset=True))
         openapi.validate("ListModelsResponse", orjson.loads(listed.content))
 
 

@@ -1,7 +1,8 @@
-"""Prices per image, per second of audio transcribed and per million characters spoken,
-through `llm-switchyard serve` with fake upstreams and the `openai` SDK: what a request of
-such an operation costs reaches its ledger row, the money budgets (reserved at admission,
-reconciled with what the answer holds, shown in `x-budget-*`) and `llm-switchyard usage`."""
+"""Prices per image (made or edited), per second of audio transcribed (or translated) and per
+million characters spoken, through `llm-switchyard serve` with fake upstreams and the
+`openai` SDK: what a request of such an operation costs reaches its ledger row, the money
+budgets (reserved at admission, reconciled with what the answer holds, shown in
+`x-budget-*`) and `llm-switchyard usage`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 from router.testing import FakeUpstream, RouterProcess, closed_after_test
 from router.testing.ledger import wait_for_rows
-from router.testing.media import image_reply, speech_reply, transcription_reply
+from router.testing.media import PNG, image_reply, speech_reply, transcription_reply
 from router.testing.server import cli_command
 
 CONFIG = """
@@ -175,3 +176,72 @@ def test_a_money_budget_over_transcriptions_reserves_the_upload_and_charges_the_
                 client.audio.transcriptions.create(model="listen", file=("a.wav", _wav(1)))
     assert refused.value.code == "budget_exceeded"
     assert len(upstream.received("/v1/audio/transcriptions")) == 2
+
+
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # (the SDK's translations)
+def test_image_edits_and_translations_are_priced_as_images_and_seconds_of_audio(
+    tmp_path: Path,
+) -> None:
+    """An edit reserves the images its form asks for and is charged for those its answer
+    holds; a translation is charged for the seconds its answer reports."""
+    config = textwrap.dedent(
+        """
+        server: {{auth: none, watch_config: false}}
+        spend:
+          ledger: {{url: "{ledger}", flush_interval: 0.05}}
+        budgets:
+          pictures: {{amount: 0.10, period: day}}
+        providers:
+          up: {{plugin: openai, base_url: "{upstream}/v1", api_key: sk-up}}
+        models:
+          edit:
+            targets: [{{provider: up, model: img, price: {{per_image: 0.04}}}}]
+            budgets: [pictures]
+          translate:
+            targets: [{{provider: up, model: whisper, price: {{per_audio_second: 0.0001}}}}]
+        """
+    )
+    ledger = f"sqlite:///{tmp_path}/usage.db"
+    image = ("a.png", PNG, "image/png")
+    with FakeUpstream() as upstream:
+        path = tmp_path / "router.yaml"
+        path.write_text(config.format(ledger=ledger, upstream=upstream.url))
+        with RouterProcess(path) as router:
+            client = closed_after_test(
+                openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+            )
+            # Two images asked for (0.08 reserved), one answered: 0.04 charged.
+            upstream.add("/v1/images/edits", image_reply(1))
+            first = client.images.with_raw_response.edit(
+                model="edit", image=image, prompt="a hat", n=2
+            )
+            assert first.headers["x-budget-remaining"] == "0.02"
+            upstream.add("/v1/images/edits", image_reply(1))
+            second = client.images.with_raw_response.edit(model="edit", image=image, prompt="x")
+            assert second.headers["x-budget-remaining"] == "0.02"  # 0.04 spent, 0.04 held
+            with pytest.raises(openai.RateLimitError) as refused:  # 0.08 spent
+                client.images.edit(model="edit", image=image, prompt="x")
+            assert refused.value.code == "budget_exceeded"
+            upstream.add(
+                "/v1/audio/translations", transcription_reply("hi", "verbose_json", duration=9)
+            )
+            client.audio.translations.create(
+                model="translate", file=("a.wav", _wav(2)), response_format="verbose_json"
+            )
+            upstream.add("/v1/audio/translations", transcription_reply("hi", "text"))
+            client.audio.translations.create(
+                model="translate", file=("a.wav", _wav(3)), response_format="text"
+            )
+            rows = wait_for_rows(ledger, 5)
+    costs = [
+        (r["model"], r["operation"], r["status"], r["cost_nanos"])
+        for r in sorted(rows, key=lambda r: r["seq"])
+    ]
+    assert costs == [
+        ("edit", "image_edits", 200, 40_000_000),  # 1 image x 0.04
+        ("edit", "image_edits", 200, 40_000_000),
+        ("edit", "image_edits", 429, 0),
+        ("translate", "translations", 200, 900_000),  # the answer's 9 s x 0.0001
+        ("translate", "translations", 200, 300_000),  # text: the 3 s WAV upload
+    ]
+    assert len(upstream.received("/v1/images/edits")) == 2

@@ -269,7 +269,8 @@ class Exchange:
         assert watch is not None
         answer = await watch.run(execute(self.graph, call, tracing.traced_attempt(call, attempt)))
         watch.stop()
-        if call.op is Operation.IMAGES:  # priced per image (`router.spend.metered`)
+        op = call.op
+        if op is Operation.IMAGES or op is Operation.IMAGE_EDITS:  # priced per image
             call.units = metered.images_in(answer.data)
         ttft = time.perf_counter()
         headers = _router_headers(call, self.request_id, self.limits)
@@ -317,9 +318,10 @@ class Exchange:
         headers.append((b"content-type", relay.content_type.encode("latin-1", "replace")))
 
         chunks = relay.__aiter__()
-        if call.op is Operation.TRANSCRIPTIONS:  # priced per second of audio
+        op = call.op
+        if op is Operation.TRANSCRIPTIONS or op is Operation.TRANSLATIONS:  # per audio second
             chunks = metered.metered_transcript(call, chunks, relay.content_type)
-        elif call.op is Operation.SPEECH:  # priced per character spoken
+        elif op is Operation.SPEECH:  # priced per character spoken
             call.units = metered.characters(call.body)
 
         def closed() -> None:

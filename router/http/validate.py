@@ -111,6 +111,29 @@ def check_images(body: dict[str, Any]) -> None:
         raise _invalid("'n' must be an integer from 1 to 10", "n")
 
 
+def check_image_edit(fields: dict[str, Any]) -> None:
+    """An edit's form: a prompt, one image or more (`image`, or `image[]` as the SDK sends
+    several), at most one mask, and `n` as digits from 1 to 10. Streamed edits (partial
+    images as events) are not relayed."""
+    _text(fields, "prompt")
+    images = [fields[name] for name in ("image", "image[]") if name in fields]
+    uploads = [u for value in images for u in (value if isinstance(value, list) else [value])]
+    if not uploads:
+        raise _invalid("missing required parameter: 'image'", "image")
+    if not all(isinstance(u, Upload) for u in uploads):
+        raise _invalid("'image' must be a file upload (a part with a filename)", "image")
+    mask = fields.get("mask")
+    if mask is not None and not isinstance(mask, Upload):
+        raise _invalid("'mask' must be a file upload (a part with a filename)", "mask")
+    n = fields.get("n")
+    if n is not None and not (
+        isinstance(n, str) and n.isascii() and n.isdigit() and 1 <= int(n) <= 10
+    ):
+        raise _invalid("'n' must be an integer from 1 to 10", "n")
+    if fields.get("stream") not in (None, "false", "False"):
+        raise _invalid("image_edits cannot be streamed", "stream")
+
+
 def check_speech(body: dict[str, Any]) -> None:
     _text(body, "input")
 

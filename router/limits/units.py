@@ -5,10 +5,11 @@ prompt's estimate plus `max_tokens`, replaced by the usage the upstream reports.
 make no sense it counts the operation's own unit, estimated once when the request is admitted
 and never reconciled (an image model's usage, where it reports one, counts other things):
 
-    images          `n` images x `IMAGE_COST` (1,000) each
+    images          `n` images x `IMAGE_COST` (1,000) each, made or edited
     speech          the tokens of the text to speak (characters / 4)
     transcriptions  seconds of audio: exact for a WAV file (from its header), else the
-                    upload's bytes / `AUDIO_BYTES_PER_SECOND` (16,000: 128 kbit/s)
+                    upload's bytes / `AUDIO_BYTES_PER_SECOND` (16,000: 128 kbit/s); the
+                    same for translations
     rerank          the tokens of the query and of every document
 
 Request-count and concurrency limits count every request as one, whatever its operation.
@@ -25,10 +26,17 @@ IMAGE_COST = 1000  # what one generated image counts, in tokens
 AUDIO_BYTES_PER_SECOND = 16_000  # compressed audio at 128 kbit/s, the common bitrate
 
 
-def image_cost(body: dict[str, Any]) -> int:
+def images_asked(body: dict[str, Any]) -> int:
+    """The images a request asks for: its `n` (a number in JSON, digits in an edit's form),
+    1 by default."""
     n = body.get("n")
-    images = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
-    return images * IMAGE_COST
+    if type(n) is str and n.isascii() and n.isdigit():
+        n = int(n)
+    return n if type(n) is int and n > 0 else 1
+
+
+def image_cost(body: dict[str, Any]) -> int:
+    return images_asked(body) * IMAGE_COST
 
 
 def speech_cost(body: dict[str, Any]) -> int:

@@ -156,6 +156,30 @@ def _base64(vector: list[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
+async def _read_form(request: httpx.Request) -> tuple[dict[str, str], int, bytes] | None:
+    """A multipart upload read as it is sent, keeping only its text fields, the size of its
+    files and their first bytes (where a WAV file says its duration); None if not one."""
+    boundary = boundary_of(request.headers.get("content-type", ""))
+    if boundary is None:
+        return None
+    parser = MultipartParser(boundary)
+    fields: dict[str, str] = {}
+    size, head, part, text = 0, b"", None, b""
+    async for chunk in request.stream:  # type: ignore[union-attr]
+        for event in parser.feed(chunk):
+            if isinstance(event, Part):
+                part, text = event, b""
+            elif event is None:
+                if part is not None and part.filename is None:
+                    fields[part.name] = text.decode()
+            elif part is not None and part.filename is not None:
+                head += event[: HEAD - len(head)]
+                size += len(event)
+            else:
+                text += event
+    return fields, size, head
+
+
 def _error(status: int, message: str | None = None, param: str | None = None) -> UpstreamResponse:
     body = orjson.dumps(
         {
@@ -210,6 +234,11 @@ class MockTransport:
             await asyncio.sleep(self.settings.latency)
         if self._should_fail():
             return _error(self.settings.fail_status)
+        if request.url.path.endswith("/images/edits"):
+            form = await _read_form(request)
+            if form is None:
+                return _error(400, "expected a multipart/form-data upload")
+            return UpstreamResponse(200, headers, orjson.dumps(mock_media.images(form[0])))
         body = orjson.loads(request.content)
         prompt = _prompt_text(body)
         model = body.get("model", "mock")
@@ -269,7 +298,7 @@ class MockTransport:
         path = request.url.path
         if path.endswith("/audio/speech"):
             return self._speech(orjson.loads(request.content))
-        if path.endswith("/audio/transcriptions"):
+        if path.endswith(("/audio/transcriptions", "/audio/translations")):
             return await self._transcription(request)
         body = orjson.loads(request.content)
         headers = CIMultiDict({"content-type": "text/event-stream"})
@@ -297,26 +326,12 @@ class MockTransport:
             yield data[i : i + size]
 
     async def _transcription(self, request: httpx.Request) -> UpstreamStream:
-        """Reads the upload as it is sent, keeping only its text fields, its size and its
-        first bytes (where a WAV file says its duration)."""
-        boundary = boundary_of(request.headers.get("content-type", ""))
-        if boundary is None:
+        """A transcript (or a translation's, in English) of the upload."""
+        form = await _read_form(request)
+        if form is None:
             return _refused(_error(400, "expected a multipart/form-data upload"))
-        parser = MultipartParser(boundary)
-        fields: dict[str, str] = {}
-        size, head, part, text = 0, b"", None, b""
-        async for chunk in request.stream:  # type: ignore[union-attr]
-            for event in parser.feed(chunk):
-                if isinstance(event, Part):
-                    part, text = event, b""
-                elif event is None:
-                    if part is not None and part.filename is None:
-                        fields[part.name] = text.decode()
-                elif part is not None and part.filename is not None:
-                    head += event[: HEAD - len(head)]
-                    size += len(event)
-                else:
-                    text += event
+        fields, size, head = form
+        task = "translate" if request.url.path.endswith("/translations") else "transcribe"
         kind = fields.get("response_format") or "json"
         if kind not in mock_media.TRANSCRIPT_FORMATS:
             formats = ", ".join(mock_media.TRANSCRIPT_FORMATS)
@@ -326,7 +341,8 @@ class MockTransport:
                 )
             )
         headers = CIMultiDict({"content-type": mock_media.TRANSCRIPT_FORMATS[kind]})
-        return UpstreamStream(200, headers, self._paced(mock_media.transcript(size, head, fields)))
+        transcript = mock_media.transcript(size, head, fields, task)
+        return UpstreamStream(200, headers, self._paced(transcript))
 
     async def _events(self, request: httpx.Request, body: dict[str, Any]) -> AsyncIterator[bytes]:
         settings = self.settings

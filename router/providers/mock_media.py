@@ -5,7 +5,9 @@ rerank, Cohere and Jina) answer with, so the offline quickstart serves every ope
     images          a 1x1 PNG per image, as `b64_json` or a `data:` URL (`url`, the default)
     speech          a short tone as WAV or raw PCM (24 kHz, 16-bit mono), or silent MP3 frames
     transcriptions  a transcript naming the upload's size, as json, text, srt, vtt or
-                    verbose_json, its duration from a WAV header (else 128 kbit/s)
+                    verbose_json, its duration from a WAV header (else 128 kbit/s); a
+                    translation's the same, in English
+    image edits     as images: a 1x1 PNG per image asked for
     moderations     a category is flagged when the text has one of its trigger words
     rerank          documents scored by the share of the query's words they contain
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from router.limits.units import AUDIO_BYTES_PER_SECOND, wav_seconds
+from router.limits.units import AUDIO_BYTES_PER_SECOND, images_asked, wav_seconds
 
 SAMPLE_RATE = 24_000  # OpenAI's speech sample rate (its `pcm` format)
 _MP3_FRAME = b"\xff\xfb\x10\xc0" + bytes(100)  # MPEG-1 layer III, 32 kbit/s, 44.1 kHz, silent
@@ -48,7 +50,8 @@ _PNG_B64 = base64.b64encode(PNG).decode()
 
 
 def images(body: dict[str, Any]) -> dict[str, Any]:
-    n = body.get("n") or 1
+    """`n` images (generated, or an edit's: its form's fields)."""
+    n = images_asked(body)
     if body.get("response_format") == "b64_json":
         item = {"b64_json": _PNG_B64}
     else:
@@ -98,10 +101,12 @@ TRANSCRIPT_FORMATS = {
 }
 
 
-def transcript(size: int, head: bytes, fields: dict[str, str]) -> bytes:
+def transcript(size: int, head: bytes, fields: dict[str, str], task: str = "transcribe") -> bytes:
     """The transcript of an upload of `size` bytes starting with `head`, in the form's
-    `response_format` (json by default; one of `TRANSCRIPT_FORMATS`)."""
-    text = f"mock transcript of {size} bytes of audio"
+    `response_format` (json by default; one of `TRANSCRIPT_FORMATS`); `task` "translate"
+    for a translation (always in English)."""
+    what = "translation" if task == "translate" else "transcript"
+    text = f"mock {what} of {size} bytes of audio"
     seconds = wav_seconds(head, size)
     duration = round(size / AUDIO_BYTES_PER_SECOND if seconds is None else seconds, 3)
     usage = {"type": "duration", "seconds": max(1, math.ceil(duration))}
@@ -127,8 +132,8 @@ def transcript(size: int, head: bytes, fields: dict[str, str]) -> bytes:
             "no_speech_prob": 0.0,
         }
         verbose = {
-            "task": "transcribe",
-            "language": fields.get("language") or "english",
+            "task": task,
+            "language": "english" if task == "translate" else fields.get("language") or "english",
             "duration": duration,
             "text": text,
             "segments": [segment],

@@ -196,7 +196,8 @@ def unpriced_targets(
         served = sorted(op.name for op in spec.operations if op.name in METERED)
         missing = [op for op in served if unit_price(price, METERED[op]) is None]
         if missing:
-            fields = " or ".join(f"`{UNIT_FIELDS[METERED[op]]}`" for op in missing)
+            unpriced = dict.fromkeys(UNIT_FIELDS[METERED[op]] for op in missing)  # (each once)
+            fields = " or ".join(f"`{name}`" for name in unpriced)
             warnings.append(
                 source.issue(
                     ("models", model, "targets", i),

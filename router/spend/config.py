@@ -43,16 +43,18 @@ class PriceConfig(_Strict):
         None,
         ge=0,
         le=1_000_000,
-        description="Per image generated (`/v1/images/generations`: each item of the "
-        "answer's `data`), in `spend.currency`; unset: images are not priced.",
+        description="Per image generated or edited (`/v1/images/generations`, "
+        "`/v1/images/edits`: each item of the answer's `data`), in `spend.currency`; unset: "
+        "images are not priced.",
     )
     per_audio_second: float | None = Field(
         None,
         ge=0,
         le=1_000_000,
-        description="Per second of audio transcribed (`/v1/audio/transcriptions`), in "
-        "`spend.currency`: the seconds the upstream's answer reports (`usage.seconds`, else "
-        "`duration`), else the upload's own length; unset: transcriptions are not priced.",
+        description="Per second of audio transcribed or translated "
+        "(`/v1/audio/transcriptions`, `/v1/audio/translations`), in `spend.currency`: the "
+        "seconds the upstream's answer reports (`usage.seconds`, else `duration`), else the "
+        "upload's own length; unset: transcriptions and translations are not priced.",
     )
     per_million_characters: float | None = Field(
         None,

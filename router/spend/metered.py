@@ -1,5 +1,6 @@
 """What a metered operation's answer counts for its price (`Call.units`): the images an
-images answer holds, the milliseconds of audio a transcription's answer reports, the
+images answer holds (made or edited), the milliseconds of audio a transcription's (or a
+translation's) answer reports, the
 characters a speech request asks to speak; and what a request is estimated to count at
 admission, for money budgets.
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from router.limits.units import transcription_cost
+from router.limits.units import images_asked, transcription_cost
 from router.spend.prices import AUDIO_MS, CHARACTERS, IMAGES, METERED
 
 if TYPE_CHECKING:
@@ -42,8 +43,7 @@ def estimate(op: Operation, body: dict[str, Any]) -> tuple[str, int] | None:
     others."""
     kind = METERED.get(op.name)
     if kind == IMAGES:
-        n = body.get("n")
-        return kind, n if type(n) is int and n > 0 else 1
+        return kind, images_asked(body)
     if kind == AUDIO_MS:
         return kind, transcription_cost(body) * 1000
     if kind == CHARACTERS:

@@ -40,7 +40,13 @@ class Price:
 
 # What a metered operation counts (`Call.units`) and the price that applies to it.
 IMAGES, AUDIO_MS, CHARACTERS = "image", "audio_ms", "characters"
-METERED = {"images": IMAGES, "transcriptions": AUDIO_MS, "speech": CHARACTERS}
+METERED = {
+    "images": IMAGES,
+    "image_edits": IMAGES,
+    "transcriptions": AUDIO_MS,
+    "translations": AUDIO_MS,
+    "speech": CHARACTERS,
+}
 UNIT_FIELDS = {
     IMAGES: "per_image",
     AUDIO_MS: "per_audio_second",

@@ -1,5 +1,6 @@
-"""Fake OpenAI answers for the operations beyond chat: images, speech, transcriptions,
-moderations, and the rerank shape of Cohere, Jina and vLLM. Queue them on a `FakeUpstream`:
+"""Fake OpenAI answers for the operations beyond chat: images (made or edited), speech,
+transcriptions (and translations), moderations, and the rerank shape of Cohere, Jina and
+vLLM. Queue them on a `FakeUpstream`:
 
     upstream.add("/v1/images/generations", image_reply(2))
     upstream.add("/v1/audio/speech", openai_error(429, retry_after=3), speech_reply(audio))
@@ -12,6 +13,7 @@ text fields, its file's size and digest, never the file.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ PNG_B64 = (  # a 1x1 PNG
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mPw7/v+HwAF2ALUS3IXJwAAAABJRU5E"
     "rkJggg=="
 )
+PNG = base64.b64decode(PNG_B64)  # (an image to upload for an edit)
 
 
 def openai_error(
