@@ -3,6 +3,10 @@
     system (string or text blocks)   → a first `system` message
     user text / image blocks         → text / image_url parts (base64 sources become
                                        `data:` URLs; url sources pass as they are)
+    user document blocks             → a `file` part with a `data:` URL (base64: a PDF),
+                                       or text (and image) parts (text and content
+                                       sources); in a tool result, its text goes in the
+                                       tool message and a file follows as images do
     user tool_result blocks          → `tool` messages, ahead of the rest of that user
                                        turn; string or block content; `is_error: true`
                                        prefixes the content with "Error: " (chat has no
@@ -29,8 +33,8 @@
 
 `cache_control` marks are dropped (chat targets cache on their own). Rejected with a 400
 naming the field: server tools (`web_search_…`, `bash_…`, … any tool `type` other than
-`custom`), `document`, `search_result` and other block types chat cannot carry, image
-`file` sources. `count_tokens` uses `chat_messages` alone.
+`custom`), `search_result` and other block types chat cannot carry, image `file` sources,
+document `url` and `file` sources. `count_tokens` uses `chat_messages` alone.
 """
 
 from __future__ import annotations
@@ -159,6 +163,8 @@ def _user_turn(blocks: list[Any], param: str, messages: list[dict[str, Any]]) ->
             parts.append(_text_block(block, where))
         elif kind == "image":
             parts.append(_image(block, where))
+        elif kind == "document":
+            parts += _document(block, where)
         elif kind == "tool_result":
             messages.append(_tool_result(block, where, parts))
         else:
@@ -211,6 +217,41 @@ def _image(block: dict[str, Any], param: str) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
+_EXTENSIONS = {"application/pdf": "pdf", "text/plain": "txt"}
+
+
+def _document(block: dict[str, Any], param: str) -> list[dict[str, Any]]:
+    """A document block as chat parts: a base64 file (a PDF) as a `file` part with its data
+    URL, plain text or content blocks as text (and image) parts. Its `title`, `context` and
+    `citations` are dropped: chat has nowhere to put them."""
+    source = as_dict(block.get("source"), f"{param}.source")
+    kind = source.get("type")
+    where = f"{param}.source."
+    if kind == "base64":
+        media = required_str(source, "media_type", where)
+        data = required_str(source, "data", where)
+        name = f"document.{_EXTENSIONS.get(media, 'bin')}"
+        file = {"filename": name, "file_data": f"data:{media};base64,{data}"}
+        return [{"type": "file", "file": file}]
+    if kind == "text":
+        return [{"type": "text", "text": required_str(source, "data", where)}]
+    if kind == "content":
+        content = source.get("content")
+        if isinstance(content, str):
+            return [{"type": "text", "text": content}]
+        parts = []
+        for j, item in enumerate(as_list(content, f"{param}.source.content")):
+            at = f"{param}.source.content[{j}]"
+            inner = as_dict(item, at).get("type")
+            if inner not in ("text", "image"):
+                raise _unsupported_block(inner, at)
+            parts.append(_text_block(item, at) if inner == "text" else _image(item, at))
+        return parts
+    raise unsupported(
+        f"{param}.source.type", f"documents are sent as base64, text or content, not {kind}"
+    )
+
+
 def _tool_result(
     block: dict[str, Any], param: str, user_parts: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -227,6 +268,9 @@ def _tool_result(
                 texts.append(_text_block(item, where))
             elif kind == "image":
                 user_parts.append(_image(item, where))
+            elif kind == "document":  # its text in the tool message, a file after it
+                for part in _document(item, where):
+                    (texts if part["type"] == "text" else user_parts).append(part)
             else:
                 raise _unsupported_block(kind, where)
     if block.get("is_error") is True:

@@ -101,6 +101,55 @@ TOOLS: list[Any] = [
 ]
 
 
+PDF = "JVBERi0xLjQKJcfsj6IKMSAwIG9iago8PD4+CmVuZG9iagp0cmFpbGVyCjw8Pj4KJSVFT0YK"  # a tiny PDF
+
+
+def test_documents_reach_a_chat_target_as_a_file_or_as_text(
+    claude: anthropic.Anthropic, fake: Any, chat: Any
+) -> None:
+    """A PDF goes as chat's `file` part, a text document as text, in a user turn and in a
+    tool's result; what chat cannot fetch (a document by URL) is a 400 naming the field."""
+    fake.add(CHAT, json_reply(chat.answer("A one-page report.")))
+    pdf: Any = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": PDF},
+        "title": "Report",
+        "cache_control": {"type": "ephemeral"},
+    }
+    notes: Any = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "Meeting at noon."},
+    }
+    turns: Any = [
+        {"role": "user", "content": [pdf, {"type": "text", "text": "Summarise it."}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [notes, pdf]}],
+        },
+    ]
+    answer = claude.messages.create(model="m", max_tokens=64, messages=turns)
+    assert answer.content[0].type == "text" and answer.content[0].text == "A one-page report."
+    sent = fake.received(CHAT)[0].json()["messages"]
+    file = {
+        "type": "file",
+        "file": {"filename": "document.pdf", "file_data": f"data:application/pdf;base64,{PDF}"},
+    }
+    assert sent[0] == {"role": "user", "content": [file, {"type": "text", "text": "Summarise it."}]}
+    assert sent[2] == {"role": "tool", "tool_call_id": "t1", "content": "Meeting at noon."}
+    assert sent[3] == {"role": "user", "content": [file]}
+    by_url: Any = {"type": "document", "source": {"type": "url", "url": "https://x.test/a.pdf"}}
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude.messages.create(
+            model="m", max_tokens=64, messages=[{"role": "user", "content": [by_url]}]
+        )
+    assert "messages[0].content[0].source.type" in refused.value.message
+    assert len(fake.received(CHAT)) == 1
+
+
 def test_tool_use_round_trip(claude: anthropic.Anthropic, fake: Any, chat: Any) -> None:
     call = ("call_1", "get_weather", '{"city": "Paris"}')
     fake.add(CHAT, json_reply(chat.answer("Let me look.", tool_calls=[call])))

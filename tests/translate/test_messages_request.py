@@ -269,8 +269,21 @@ REFUSED = [
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
     ({"tools": [WEATHER, {"type": "bash_20250124", "name": "bash"}]}, "tools[1].type"),
     (
-        content({"type": "document", "source": {"type": "text", "data": "x"}}),
-        "messages[0].content[0].type",
+        content({"type": "document", "source": {"type": "url", "url": "https://x.test/a.pdf"}}),
+        "messages[0].content[0].source.type",
+    ),
+    (
+        content({"type": "document", "source": {"type": "file", "file_id": "file_1"}}),
+        "messages[0].content[0].source.type",
+    ),
+    (
+        content(
+            {
+                "type": "document",
+                "source": {"type": "content", "content": [{"type": "search_result"}]},
+            }
+        ),
+        "messages[0].content[0].source.content[0].type",
     ),
     (
         content({"type": "search_result", "source": "x", "title": "t", "content": []}),
@@ -285,12 +298,43 @@ REFUSED = [
             {
                 "type": "tool_result",
                 "tool_use_id": "t",
-                "content": [{"type": "document", "source": {}}],
+                "content": [{"type": "search_result", "source": "x", "content": []}],
             }
         ),
         "messages[0].content[0].content[0].type",
     ),
 ]
+
+
+def test_documents_are_a_file_part_or_text() -> None:
+    """Base64 (a PDF) as chat's `file` part; a text source, and a content source's text and
+    image blocks, as the parts they are."""
+    image = {"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}}
+    chat = messages_to_chat(
+        BASE
+        | content(
+            {
+                "type": "document",
+                "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"},
+            },
+            {"type": "document", "source": {"type": "text", "data": "plain"}},
+            {
+                "type": "document",
+                "source": {"type": "content", "content": [{"type": "text", "text": "a"}, image]},
+            },
+            {"type": "document", "source": {"type": "content", "content": "b"}},
+        )
+    )
+    assert chat["messages"][-1]["content"] == [
+        {
+            "type": "file",
+            "file": {"filename": "document.pdf", "file_data": "data:application/pdf;base64,JVBE"},
+        },
+        {"type": "text", "text": "plain"},
+        {"type": "text", "text": "a"},
+        {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}},
+        {"type": "text", "text": "b"},
+    ]
 
 
 @pytest.mark.parametrize(("change", "param"), REFUSED)
