@@ -6,13 +6,16 @@ import subprocess
 import sys
 import warnings
 import wave
+from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import anthropic
 import httpx
 import openai
 import orjson
 import pytest
+from pydantic import BaseModel, Field
 
 from router.testing import RouterProcess, closed_after_test
 
@@ -202,6 +205,57 @@ def test_quickstart_serves_every_operation_offline(tmp_path, openapi):
         openapi.validate("CreateTranslationResponseVerboseJson", orjson.loads(translated.content))
         openapi.validate("ImagesResponse", edited.model_dump(exclude_unset=True))
         openapi.validate("ListModelsResponse", orjson.loads(listed.content))
+
+
+class Step(BaseModel):
+    explanation: str
+    output: str
+
+
+class Plan(BaseModel):
+    title: str = Field(max_length=12)
+    when: datetime
+    kind: Literal["talk", "demo"]
+    steps: list[Step]
+    seats: int = Field(ge=3)
+    score: float | None
+
+
+def test_the_mock_answers_in_the_structure_asked_for_in_every_api():
+    """`response_format` (json_schema, json_object) and what the other APIs translate to it:
+    the SDKs' own parsers read the offline answer, streamed and not."""
+    asked = [{"role": "user", "content": "Plan a demo."}]
+    with RouterProcess(QUICKSTART) as router:
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        )
+        plan = client.chat.completions.parse(model="demo", messages=asked, response_format=Plan)
+        parsed = plan.choices[0].message.parsed
+        assert parsed is not None and (parsed.kind, parsed.seats, len(parsed.steps)) == (
+            "talk",
+            3,
+            1,
+        )
+        assert len(parsed.title) == 12 and parsed.when.year == 2026
+        with client.chat.completions.stream(
+            model="demo", messages=asked, response_format=Plan
+        ) as stream:
+            assert stream.get_final_completion().choices[0].message.parsed == parsed
+        answer = client.responses.parse(model="demo", input="Plan a demo.", text_format=Plan)
+        assert answer.output_parsed == parsed
+        loose = client.chat.completions.create(
+            model="demo", messages=asked, response_format={"type": "json_object"}, max_tokens=2
+        )
+        text = loose.choices[0].message.content or ""
+        assert set(orjson.loads(text)) == {"text"} and loose.choices[0].finish_reason == "stop"
+        claude = closed_after_test(
+            anthropic.Anthropic(base_url=router.url, api_key="sk-router-demo", max_retries=0)
+        )
+        schema = {"type": "json_schema", "schema": Plan.model_json_schema()}
+        message = claude.messages.create(
+            model="demo", max_tokens=100, messages=asked, output_config={"format": schema}
+        )
+        assert Plan.model_validate_json(message.content[0].text) == parsed  # type: ignore[union-attr]
 
 
 def test_the_working_name_remains_an_alias_of_the_command():

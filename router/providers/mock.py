@@ -269,7 +269,11 @@ class MockTransport:
         text, finish, matched = _limited(body, words[given:])
         text = (" " if given and text else "") + text
         n = _choices(body)
-        if path.endswith("/chat/completions"):
+        chat = path.endswith("/chat/completions")
+        shaped = mock_media.structured(body.get("response_format"), text) if chat else None
+        if shaped is not None:  # (whole: a structured answer is not cut by max_tokens)
+            text, finish, matched = shaped, "stop", None
+        if chat:
             message = {"role": "assistant", "content": text, "refusal": None}
             choices: list[dict[str, Any]] = [{"index": i, "message": message} for i in range(n)]
             kind, prefix = "chat.completion", "chatcmpl-mock"
@@ -348,9 +352,12 @@ class MockTransport:
         settings = self.settings
         prompt, words, given = _continued(settings, body)
         text, finish, matched = _limited(body, words[given:])
-        words = text.split(" ") if text else []
         n = _choices(body)
         chat = request.url.path.endswith("/chat/completions")
+        shaped = mock_media.structured(body.get("response_format"), text) if chat else None
+        if shaped is not None:
+            text, finish, matched, given = shaped, "stop", None, 0
+        words = text.split(" ") if text else []
         created = int(time.time())
         base: dict[str, Any] = {
             "id": f"{'chatcmpl' if chat else 'cmpl'}-mock{created}",

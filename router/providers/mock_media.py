@@ -10,6 +10,8 @@ rerank, Cohere and Jina) answer with, so the offline quickstart serves every ope
     image edits     as images: a 1x1 PNG per image asked for
     moderations     a category is flagged when the text has one of its trigger words
     rerank          documents scored by the share of the query's words they contain
+    structured      chat's `response_format`: a JSON value its schema accepts, made of the
+                    answer's text (`structured`)
 """
 
 from __future__ import annotations
@@ -236,3 +238,83 @@ def rerank(body: dict[str, Any]) -> dict[str, Any]:
         "results": results,
         "usage": {"total_tokens": tokens},
     }
+
+
+# -- structured outputs (`response_format` on chat) ----------------------------------------
+
+_FORMATTED = {
+    "date-time": "2026-01-01T00:00:00Z",
+    "date": "2026-01-01",
+    "time": "00:00:00",
+    "email": "mock@example.com",
+    "uri": "https://example.com/mock",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+}
+_MAX_DEPTH = 16  # a recursive schema's arrays are empty from here on
+
+
+def structured(response_format: Any, text: str) -> str | None:
+    """The answer a model gives in `response_format`: for `json_schema` a JSON value its
+    schema accepts (strings are `text`, numbers their least allowed value, every property
+    present, one item per array), for `json_object` `{"text": text}`; None for plain text."""
+    if not isinstance(response_format, dict):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return _json({"text": text}).decode()
+    if kind != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    root = schema if isinstance(schema, dict) else {}
+    return _json(_instance(root, root, text, 0)).decode()
+
+
+def _instance(schema: Any, root: dict[str, Any], text: str, depth: int) -> Any:
+    if not isinstance(schema, dict):
+        return text
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        found: Any = root
+        for step in ref[2:].split("/"):
+            found = found.get(step) if isinstance(found, dict) else None
+        return _instance(found, root, text, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for union in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(union)
+        if isinstance(options, list) and options:
+            chosen = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
+            return _instance((chosen or options)[0], root, text, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties")
+        if depth >= 2 * _MAX_DEPTH or not isinstance(properties, dict):
+            return {}  # (arrays end a recursive schema first, empty: see below)
+        return {name: _instance(sub, root, text, depth + 1) for name, sub in properties.items()}
+    if kind == "array":
+        least = schema.get("minItems")
+        count = least if type(least) is int and least > 1 else 1
+        if depth >= _MAX_DEPTH:
+            return []
+        return [_instance(schema.get("items"), root, text, depth + 1)] * count
+    if kind in ("integer", "number"):
+        least = schema.get("minimum", schema.get("exclusiveMinimum"))
+        value = least if isinstance(least, int | float) and not isinstance(least, bool) else 0
+        if "exclusiveMinimum" in schema and "minimum" not in schema:
+            value += 1
+        return int(value) if kind == "integer" else float(value)
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    fmt = schema.get("format")
+    string = _FORMATTED.get(fmt, text) if isinstance(fmt, str) else text
+    most, least = schema.get("maxLength"), schema.get("minLength")
+    if type(most) is int and most >= 0:
+        string = string[:most]
+    return string.ljust(least, "x") if type(least) is int else string

@@ -1,0 +1,61 @@
+"""The mock's structured answers: a JSON value the request's schema accepts, whatever the
+schema's shape (references, unions, constants, bounds, recursion)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+
+from router.providers.mock_media import structured
+
+TREE: dict[str, Any] = {
+    "$defs": {
+        "Node": {
+            "type": "object",
+            "properties": {
+                "label": {"type": "string", "minLength": 80},
+                "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}},
+            },
+            "required": ["label", "children"],
+        }
+    },
+    "$ref": "#/$defs/Node",
+}
+SCHEMAS: list[dict[str, Any]] = [
+    TREE,
+    {
+        "type": "object",
+        "properties": {
+            "version": {"const": 2},
+            "mood": {"enum": ["calm", "busy"]},
+            "maybe": {"type": ["null", "integer"], "exclusiveMinimum": 5},
+            "either": {"oneOf": [{"type": "null"}, {"type": "number", "minimum": 1.5}]},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 3},
+            "id": {"type": "string", "format": "uuid"},
+            "ok": {"type": "boolean"},
+            "short": {"type": "string", "maxLength": 3},
+        },
+        "required": ["version", "mood", "maybe", "either", "tags", "id", "ok", "short"],
+        "additionalProperties": False,
+    },
+    {"type": "array", "items": {"type": "integer", "minimum": -4}},
+    {"type": "string"},
+]
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_a_structured_answer_is_valid_for_its_schema(schema: dict[str, Any]) -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "out", "schema": schema}}
+    answer = structured(fmt, "the mock answers")
+    assert answer is not None
+    jsonschema.validate(orjson.loads(answer), schema)
+
+
+def test_plain_text_and_json_objects() -> None:
+    assert structured(None, "hi") is None
+    assert structured({"type": "text"}, "hi") is None
+    assert structured({"type": "json_object"}, "hi") == '{"text":"hi"}'
+    assert structured({"type": "json_schema"}, "hi") == '"hi"'  # no schema: any value
