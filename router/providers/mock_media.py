@@ -307,7 +307,7 @@ def _instance(schema: Any, root: dict[str, Any], text: str, depth: int) -> Any:
         value = least if isinstance(least, int | float) and not isinstance(least, bool) else 0
         if "exclusiveMinimum" in schema and "minimum" not in schema:
             value += 1
-        return int(value) if kind == "integer" else float(value)
+        return math.ceil(value) if kind == "integer" else float(value)
     if kind == "boolean":
         return False
     if kind == "null":

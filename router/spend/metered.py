@@ -1,8 +1,7 @@
 """What a metered operation's answer counts for its price (`Call.units`): the images an
 images answer holds (made or edited), the milliseconds of audio a transcription's (or a
-translation's) answer reports, the
-characters a speech request asks to speak; and what a request is estimated to count at
-admission, for money budgets.
+translation's) answer reports, the characters a speech request asks to speak; and what a
+request is estimated to count at admission, for money budgets.
 
 A transcription's answer is passed on as it arrives (`router.http.binary`); when it is JSON
 (`json`, `verbose_json`) its bytes are kept (up to `MAX_TRANSCRIPT`) to read its duration
