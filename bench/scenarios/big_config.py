@@ -10,7 +10,10 @@ figure that must not grow: authentication and allow-lists cost the same with 1 k
 10,000), and reloads under load: `POST /admin/reload` back to back while wrk runs at c=16,
 each reload's time, and the p99 of the requests meanwhile against a run without reloads. The
 loaded run lasts at least three reloads (as long as one reload without load, times three),
-so that its p99 is the p99 during reloads.
+so that its p99 is the p99 during reloads. Before it, three reloads without load, back to
+back: the median of their times and of the CPU the router spent on each. A reload is paced
+to a tenth of the core, so its time is about ten times its CPU; one reload's time moves by
+15% between identical reloads, which a single one made look like growth.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import subprocess
 import threading
 import time
 
-from bench import bigconfig, measure, procs
+from bench import bigconfig, measure, procfs, procs
 from bench.bigconfig import Size
 from bench.routerconf import ADMIN_KEY, EXE, router_env
 from bench.scenario import Report, num, per, router, rss_mb, verdict, yes
@@ -33,6 +36,7 @@ FULL, QUICK = [1, 100, 1_000], [1, 10, 100]  # models; providers and keys in pro
 RELOAD_CONCURRENCY = 16
 START_TIMEOUT = 900  # seconds: a config that takes minutes to compile is a finding, not a hang
 MAX_RELOAD_WINDOW = 300  # seconds of load while reloading: three reloads' time, at most this
+IDLE_RELOADS = 3  # reloads without load, measured one after the other: their median counts
 
 
 def _check_seconds(path: str, env: dict[str, str], repeat: int) -> list[float]:
@@ -95,10 +99,16 @@ def _measure(upstream: int, size: Size, args: argparse.Namespace) -> dict:
         measure.wrk(target, pid, 64, min(seconds, 2), keys=pairs)  # warm-up
         load = measure.wrk(target, pid, 64, seconds, keys=pairs)
         calm = measure.wrk(target, pid, RELOAD_CONCURRENCY, seconds, keys=pairs)
-        first = Reloader(port)
-        first.halt.set()
-        first.run()  # one reload without load: how long the loaded run must be
-        window = max(seconds, min(3 * first.times[0] + 1, MAX_RELOAD_WINDOW))
+        idle_times, idle_cpu = [], []
+        for _ in range(IDLE_RELOADS):  # without load: how long the loaded run must be
+            first = Reloader(port)
+            first.halt.set()
+            before = procfs.cpu_seconds(pid)
+            first.run()
+            idle_cpu.append(procfs.cpu_seconds(pid) - before)
+            idle_times += first.times
+        reload_idle = statistics.median(idle_times)
+        window = max(seconds, min(3 * reload_idle + 1, MAX_RELOAD_WINDOW))
         reloader = Reloader(port)
         reloader.start()
         busy = measure.wrk(target, pid, RELOAD_CONCURRENCY, window, keys=pairs)
@@ -124,7 +134,9 @@ def _measure(upstream: int, size: Size, args: argparse.Namespace) -> dict:
         "p99_ratio": per(busy["p99_ms"], calm["p99_ms"]),
         "reloads": len(reloads),
         "reload_failures": sum(1 for s in reloader.statuses if s != 200),
-        "reload_idle_s": round(first.times[0], 3),
+        "reload_idle_s": round(reload_idle, 3),
+        "reload_idle_spread": per(max(idle_times), min(idle_times)),
+        "reload_cpu_s": round(statistics.median(idle_cpu), 3),
         "reload_s": round(statistics.median(reloads), 3) if reloads else None,
         "reload_max_s": round(max(reloads), 3) if reloads else None,
     }
@@ -147,6 +159,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
             ("errors", "errors", 0),
             ("`check` ms per 1,000 entries", "check_ms_per_1000", 0),
             ("RSS KB per 1,000 entries", "rss_kb_per_1000", 0),
+            ("idle reload s / CPU s (max/min)", "idle_reload", 0),
+            ("reload CPU ms per 1,000 entries", "reload_cpu_ms_per_1000", 0),
             ("reloads (failed)", "reload_cell", 0),
             ("reload s (max)", "reload_time", 2),
             (f"p99 c={RELOAD_CONCURRENCY} ms, calm / reloading", "p99s", 1),
@@ -158,6 +172,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
             print(f"  {size.label}: generating and checking", flush=True)
             row = _measure(upstream, size, args)
             row["reload_cell"] = f"{row['reloads']} ({row['reload_failures']})"
+            row["idle_reload"] = (
+                f"{num(row['reload_idle_s'], 2)} / {num(row['reload_cpu_s'], 2)} "
+                f"({num(row['reload_idle_spread'], 2)})"
+            )
             row["reload_time"] = f"{num(row['reload_s'], 2)} ({num(row['reload_max_s'], 2)})"
             row["p99s"] = f"{row['p99_calm_ms']:.1f} / {row['p99_reloading_ms']:.1f}"
             report.rows.append(row)
@@ -172,6 +190,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
         row["check_ms_per_1000"] = per((row["check_s"] - first["check_s"]) * 1000, grow, 1000)
         row["reload_ms_per_1000"] = per(
             ((row["reload_idle_s"] or 0) - (first["reload_idle_s"] or 0)) * 1000, grow, 1000
+        )
+        row["reload_cpu_ms_per_1000"] = per(
+            ((row["reload_cpu_s"] or 0) - (first["reload_cpu_s"] or 0)) * 1000, grow, 1000
         )
         row["rss_kb_per_1000"] = per((row["idle_rss_mb"] - first["idle_rss_mb"]) * 1024, grow, 1000)
     labels = [s.label for s in sizes]
@@ -190,6 +211,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
             [r["reload_ms_per_1000"] for r in grown],
             "ms",
         ),
+        verdict(
+            "reload CPU per 1,000 entries",
+            labels[1:],
+            [r["reload_cpu_ms_per_1000"] for r in grown],
+            "ms",
+        ),
         verdict("RSS per 1,000 entries", labels[1:], [r["rss_kb_per_1000"] for r in grown], "KB"),
     ]
     p99_ok = all(r["p99_ratio"] is not None and r["p99_ratio"] <= 2 for r in report.rows)
@@ -200,14 +227,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> Report:
         f"p99 while reloading within 2x of the p99 without: {'yes' if p99_ok else '**no**'}.",
     ]
     cpu = report.verdicts[0]
-    check, reload, rss = (yes(v) for v in report.verdicts[1:])
+    check, reload, reload_cpu, rss = (yes(v) for v in report.verdicts[1:])
     report.line = (
         f"big config ({first['size']} to {last['size']} models / providers / keys): "
         f"{num(last['cpu_ms_per_request'], 3)} ms CPU a request against "
         f"{num(first['cpu_ms_per_request'], 3)} (max/min {num(cpu['max_over_min'], 2)}, flat: "
         f"{yes(cpu)}); `check` {num(last['check_s'], 1)} s, reload "
         f"{num(last['reload_s'], 2)} s, idle RSS {num(last['idle_rss_mb'], 0)} MB (flat per "
-        f"1,000 entries: `check` {check}, reload {reload}, RSS {rss}); p99 while reloading "
+        f"1,000 entries: `check` {check}, reload {reload} (its CPU {reload_cpu}), RSS {rss}); "
+        "p99 while reloading "
         f"{num(last['p99_ratio'], 1)}x calm"
     )
     return report
