@@ -51,10 +51,13 @@ IMAGE_EDITS = Operation(
     "image_edits",
     "/images/edits",
     required="prompt",
-    body="multipart",  # the images (`image`, or `image[]` for several) and a `mask`, uploaded
+    # The images (`image`, or `image[]` for several) and a `mask` uploaded in a form, or
+    # referenced (`image_url`, `file_id`) in JSON, as the request's Content-Type says.
+    body="either",
     max_body_bytes=IMAGE_EDIT_MAX_BYTES,
     cost=units.image_cost,
     check=validate.check_image_edit,
+    check_form=validate.check_image_edit_form,
 )
 SPEECH = Operation(
     "speech",

@@ -50,6 +50,7 @@ class Operation:
         "answer",
         "body",
         "check",
+        "check_form",
         "cost",
         "max_body_bytes",
         "name",
@@ -81,7 +82,7 @@ class Operation:
         upstream_path: str | None = None,
         required: str | None = None,
         streams: bool = False,
-        body: Literal["json", "multipart"] = "json",
+        body: Literal["json", "multipart", "either"] = "json",
         answer: Literal["json", "binary"] = "json",
         max_body_bytes: int | None = None,
         object_name: str | None = None,
@@ -89,6 +90,7 @@ class Operation:
         adapter: Any = None,
         cost: Callable[[dict[str, Any]], int] | None = None,
         check: Callable[[dict[str, Any]], None] | None = None,
+        check_form: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.name = name  # e.g. "chat"; how logs, metrics and `explain` name it
         self.path = path  # the client's path below `/v1`, e.g. "/chat/completions"
@@ -96,7 +98,9 @@ class Operation:
         self.upstream_path = path if upstream_path is None else upstream_path
         self.required = required  # a body field without which the request is a 400
         self.streams = streams  # answers in server-sent events when the body says `stream`
-        self.body = body  # how requests come: a JSON object, or a multipart form (uploads)
+        # How requests come: a JSON object, a multipart form (uploads), or `either`, as the
+        # request's Content-Type says (and then so does the upstream request).
+        self.body = body
         # A JSON object; or bytes passed on with their content type as they arrive (audio,
         # subtitles, ...: see `router.upstream.media`).
         self.answer = answer
@@ -109,8 +113,10 @@ class Operation:
         # the prompt's estimate plus `max_tokens`, replaced by the usage the upstream reports.
         self.cost = cost
         # Checks of the body beyond the generic ones (`model`, `required`, `stream`): raises
-        # `InvalidRequest` naming the field (`router.http.validate`).
+        # `InvalidRequest` naming the field (`router.http.validate`); for an `either`
+        # operation, `check_form` checks a form's fields and `check` a JSON body.
         self.check = check
+        self.check_form = check_form
         # Another API served through this one: its requests are translated to `upstream`
         # (chat) for targets that do not serve it natively; `adapter` holds the translator
         # calls (a `router.translate.apis.Api`).

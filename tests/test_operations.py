@@ -82,6 +82,9 @@ def _models() -> str:
         "  image_edits-limited:",
         "    targets: [{provider: primary, model: up-a}]",
         "    rate_limits: [two-images]",
+        "  image_edits-json-limited:",
+        "    targets: [{provider: primary, model: up-a}]",
+        "    rate_limits: [two-images]",
         "  transcriptions-limited:",
         "    targets: [{provider: primary, model: up-a}]",
         "    rate_limits: [three-seconds]",
@@ -200,6 +203,52 @@ def test_image_edits_send_every_image_and_the_mask_again_to_the_backup(served):
         assert b'name="n"\r\n\r\n2\r\n' in body
         assert b'name="prompt"\r\n\r\nan otter in a hat\r\n' in body
     assert sent.headers["authorization"] == "Bearer sk-backup"
+
+
+def test_an_image_edit_by_reference_goes_as_json_and_counts_its_images(served):
+    """OpenAI's other shape of an edit: JSON, with `images` (and a `mask`) as references."""
+    _limited(served, "image_edits", image_reply(2, b64=True))
+    body = {
+        "model": "image_edits-fallback",
+        "prompt": "an otter in a hat",
+        "images": [{"image_url": "https://images.example/otter.png"}, {"file_id": "file-1"}],
+        "mask": {"file_id": "file-2"},
+        "n": 2,
+    }
+    answer = httpx.post(served.router.base_url + "/images/edits", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert [i["b64_json"] for i in answer.json()["data"]] == [PNG_B64, PNG_B64]
+    assert answer.headers["x-router-provider"] == "backup"
+    (sent,) = served.requests("backup", "image_edits")
+    assert sent.headers["content-type"] == "application/json"
+    assert sent.json() == {**body, "model": "up-b"}
+    served.upstream.reset()  # (the primary's 429 stays queued while it is cooling down)
+    served.upstream.set_default("/primary/v1/images/edits", image_reply(1))
+    limited = {**body, "model": "image_edits-json-limited"}  # 2 images: 2,000 of 2,000
+    first = httpx.post(served.router.base_url + "/images/edits", json=limited, timeout=10)
+    assert first.status_code == 200
+    again = httpx.post(served.router.base_url + "/images/edits", json=limited, timeout=10)
+    assert again.status_code == 429 and "two-images" in again.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"prompt": "x"}, "images"),
+        ({"prompt": "x", "images": []}, "images"),
+        ({"prompt": "x", "images": [{"url": "https://x.test/a.png"}]}, "images[0]"),
+        ({"prompt": "x", "images": [{"file_id": "f"}], "mask": "m.png"}, "mask"),
+        ({"prompt": "x", "images": [{"file_id": "f"}], "n": 11}, "n"),
+        ({"prompt": "x", "images": [{"file_id": "f"}], "stream": True}, "stream"),
+        ({"images": [{"file_id": "f"}]}, "prompt"),
+    ],
+)
+def test_an_image_edit_in_json_without_what_it_needs_is_a_400(served, body, param):
+    body = {"model": "image_edits-only", **body}
+    answer = httpx.post(served.router.base_url + "/images/edits", json=body, timeout=10)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == param
+    assert not served.upstream.requests
 
 
 @pytest.mark.parametrize(

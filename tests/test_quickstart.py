@@ -187,6 +187,12 @@ def test_quickstart_serves_every_operation_offline(tmp_path, openapi):
             model="demo", image=("fox.png", png, "image/png"), prompt="a hat", n=3
         )
         assert len(edited.data) == 3 and (edited.data[0].url or "").startswith("data:image/png")
+        by_reference = httpx.post(
+            router.base_url + "/images/edits",
+            headers={"authorization": "Bearer sk-router-demo"},
+            json={"model": "demo", "prompt": "a hat", "images": [{"file_id": "file-1"}], "n": 2},
+        )
+        assert len(by_reference.json()["data"]) == 2
 
         moderated = client.moderations.with_raw_response.create(
             model="demo", input=["I will kill the process", "a nice day"]
@@ -204,6 +210,7 @@ def test_quickstart_serves_every_operation_offline(tmp_path, openapi):
         openapi.validate("CreateTranscriptionResponseVerboseJson", orjson.loads(verbose.content))
         openapi.validate("CreateTranslationResponseVerboseJson", orjson.loads(translated.content))
         openapi.validate("ImagesResponse", edited.model_dump(exclude_unset=True))
+        openapi.validate("ImagesResponse", by_reference.json())
         openapi.validate("ListModelsResponse", orjson.loads(listed.content))
 
 

@@ -35,7 +35,7 @@ from router.http.responses import (
     router_headers,
 )
 from router.http.state import RouterState
-from router.http.uploads import Form, read_form
+from router.http.uploads import Form, is_form, read_form
 from router.http.validate import check_body, check_form
 from router.limits.admission import CallLimits, admit
 from router.observability import access, logs, tracing
@@ -236,7 +236,7 @@ class Exchange:
         self.record.key_name = key.name
         graph = self.graph
         limits = graph.operation_body_limits.get(op, graph.body_limits)
-        if op.body == "multipart":
+        if op.body == "multipart" or (op.body == "either" and is_form(self.headers)):
             self.form = form = await read_form(self.request, self.headers, limits.max_bytes)
             model, stream = check_form(op, form.fields)
             return key, form.fields, model, stream

@@ -47,6 +47,11 @@ class Form:
             self.fields[name] = [held, value]
 
 
+def is_form(headers: Mapping[str, str]) -> bool:
+    """Whether a request says it is a multipart form (for an operation taking either kind)."""
+    return headers.get("content-type", "").lower().startswith("multipart/")
+
+
 async def read_form(request: Request, headers: Mapping[str, str], limit: int) -> Form:
     """The request's form, read as it arrives; raises InvalidRequest for a body that is not
     multipart/form-data, PayloadTooLarge past `limit` bytes."""

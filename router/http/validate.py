@@ -96,8 +96,9 @@ def check_form(op: Operation, fields: dict[str, Any]) -> tuple[str, bool]:
         raise _invalid("'model' must be a non-empty text field", "model")
     if op.required is not None and op.required not in fields:
         raise _invalid(f"missing required parameter: '{op.required}'", op.required)
-    if op.check is not None:
-        op.check(fields)
+    check = op.check_form if op.check_form is not None else op.check
+    if check is not None:
+        check(fields)
     return model, False
 
 
@@ -111,7 +112,30 @@ def check_images(body: dict[str, Any]) -> None:
         raise _invalid("'n' must be an integer from 1 to 10", "n")
 
 
-def check_image_edit(fields: dict[str, Any]) -> None:
+def check_image_edit(body: dict[str, Any]) -> None:
+    """An edit as JSON: a prompt, `images` as references (`image_url` or `file_id`), an
+    optional `mask` the same way, `n` from 1 to 10 (a stream is refused before this)."""
+    _text(body, "prompt")
+    images = body.get("images")
+    if not isinstance(images, list) or not images:
+        raise _invalid("'images' must be a non-empty array of image references", "images")
+    for i, image in enumerate(images):
+        _reference(image, f"images[{i}]")
+    if body.get("mask") is not None:
+        _reference(body["mask"], "mask")
+    n = body.get("n")
+    if n is not None and (type(n) is not int or not 1 <= n <= 10):
+        raise _invalid("'n' must be an integer from 1 to 10", "n")
+
+
+def _reference(value: Any, param: str) -> None:
+    if not isinstance(value, dict) or not any(
+        isinstance(value.get(name), str) and value[name] for name in ("image_url", "file_id")
+    ):
+        raise _invalid(f"'{param}' must be an object with an 'image_url' or a 'file_id'", param)
+
+
+def check_image_edit_form(fields: dict[str, Any]) -> None:
     """An edit's form: a prompt, one image or more (`image`, or `image[]` as the SDK sends
     several), at most one mask, and `n` as digits from 1 to 10. Streamed edits (partial
     images as events) are not relayed."""

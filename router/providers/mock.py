@@ -234,7 +234,9 @@ class MockTransport:
             await asyncio.sleep(self.settings.latency)
         if self._should_fail():
             return _error(self.settings.fail_status)
-        if request.url.path.endswith("/images/edits"):
+        if request.url.path.endswith("/images/edits") and "multipart/" in request.headers.get(
+            "content-type", ""
+        ):  # (an edit with its images uploaded; one with references is JSON, as images are)
             form = await _read_form(request)
             if form is None:
                 return _error(400, "expected a multipart/form-data upload")
@@ -407,6 +409,7 @@ class MockTransport:
 
 _JSON_MEDIA: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "generations": mock_media.images,
+    "edits": mock_media.images,  # (an edit by reference, in JSON)
     "moderations": mock_media.moderations,
     "rerank": mock_media.rerank,
 }

@@ -32,6 +32,7 @@ from router.upstream.classify import (
 from router.upstream.events import parse_stream_event
 from router.upstream.multipart import MultipartBody
 from router.upstream.ratelimit_headers import RateLimitInfo, parse_rate_limit_headers
+from router.upstream.spool import Upload
 from router.upstream.sse import BOM
 
 
@@ -139,12 +140,21 @@ def _media_request(
     headers = dict(base)
     if op.answer == "binary":
         headers["accept"] = "*/*"
-    if op.body != "multipart":
+    if op.body == "json" or (op.body == "either" and not _has_uploads(payload)):
         return orjson.dumps(payload), headers
     form = MultipartBody(payload)
     headers["content-type"] = form.content_type
     headers["content-length"] = str(form.length)
     return form, headers
+
+
+def _has_uploads(payload: dict[str, Any]) -> bool:
+    """Whether a body is a form with files (an `either` operation's request came as one)."""
+    return any(
+        isinstance(value, Upload)
+        or (isinstance(value, list) and any(isinstance(item, Upload) for item in value))
+        for value in payload.values()
+    )
 
 
 class ProviderConfigError(ValueError):
@@ -256,7 +266,7 @@ class Provider:
         to `urls[op]` with `headers` (and `stream_accept`). Not an override point."""
         payload = self.transform_request(op, body, model)
         prepared = self._prepared or self._prepare()
-        if op.body == "multipart" or op.answer == "binary":
+        if op.body != "json" or op.answer == "binary":
             content, header_dict = _media_request(op, payload, prepared.header_dict)
             return httpx.Request("POST", prepared.urls[op], headers=header_dict, content=content)
         headers = prepared.stream_headers if stream else prepared.headers
@@ -271,7 +281,7 @@ class Provider:
         sends. Not an override point."""
         payload = self.transform_request(op, body, model)
         prepared = self._prepared or self._prepare()
-        if op.body == "multipart" or op.answer == "binary":
+        if op.body != "json" or op.answer == "binary":
             content, media_headers = _media_request(op, payload, prepared.header_dict)
             return PlainRequest("POST", prepared.url_strings[op], media_headers, content)
         headers = prepared.stream_header_dict if stream else prepared.header_dict
