@@ -44,6 +44,7 @@ IMAGES = Operation(
     "images",
     "/images/generations",
     required="prompt",
+    passes_streams=True,  # (partial images, as events: `stream` with `partial_images`)
     cost=units.image_cost,
     check=validate.check_images,
 )
@@ -51,6 +52,7 @@ IMAGE_EDITS = Operation(
     "image_edits",
     "/images/edits",
     required="prompt",
+    passes_streams=True,
     # The images (`image`, or `image[]` for several) and a `mask` uploaded in a form, or
     # referenced (`image_url`, `file_id`) in JSON, as the request's Content-Type says.
     body="either",

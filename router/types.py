@@ -55,6 +55,7 @@ class Operation:
         "max_body_bytes",
         "name",
         "object_name",
+        "passes_streams",
         "path",
         "required",
         "streams",
@@ -82,6 +83,7 @@ class Operation:
         upstream_path: str | None = None,
         required: str | None = None,
         streams: bool = False,
+        passes_streams: bool = False,
         body: Literal["json", "multipart", "either"] = "json",
         answer: Literal["json", "binary"] = "json",
         max_body_bytes: int | None = None,
@@ -98,6 +100,9 @@ class Operation:
         self.upstream_path = path if upstream_path is None else upstream_path
         self.required = required  # a body field without which the request is a 400
         self.streams = streams  # answers in server-sent events when the body says `stream`
+        # Takes `stream` too, but its events are not chat's: they pass to the client as the
+        # upstream sends them, as bytes (images' partial images; see `router.upstream.media`).
+        self.passes_streams = passes_streams
         # How requests come: a JSON object, a multipart form (uploads), or `either`, as the
         # request's Content-Type says (and then so does the upstream request).
         self.body = body

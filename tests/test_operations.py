@@ -172,6 +172,42 @@ def test_images_pass_a_url_answer_through(served):
     assert images.data[0].url == "https://images.example/fake.png"
 
 
+def _image_events(task: str, partials: int) -> Reply:
+    """OpenAI's streamed images answer: `partials` partial images, then the image."""
+    events = [
+        {"type": f"{task}.partial_image", "b64_json": PNG_B64, "partial_image_index": i}
+        for i in range(partials)
+    ]
+    events.append({"type": f"{task}.completed", "b64_json": PNG_B64})
+    shape = {"background": "opaque", "created_at": 1, "output_format": "png", "quality": "low"}
+    frames = [
+        b"event: "
+        + e["type"].encode()
+        + b"\ndata: "
+        + orjson.dumps({**e, **shape, "size": "1024x1024"})
+        + b"\n\n"
+        for e in events
+    ]
+    return Reply(200, {"content-type": "text/event-stream"}, frames=frames, delay=0.01)
+
+
+def test_streamed_images_pass_their_partial_images_through_after_a_fallback(served):
+    """`stream` with `partial_images`: OpenAI's image events reach the SDK as they come."""
+    _limited(served, "images", _image_events("image_generation", 2))
+    stream = served.client.images.generate(
+        model="images-fallback", prompt="an otter", stream=True, partial_images=2
+    )
+    kinds = [event.type for event in stream]
+    assert kinds == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
+    (sent,) = served.requests("backup", "images")
+    assert sent.json() == {
+        "model": "up-b",
+        "prompt": "an otter",
+        "stream": True,
+        "partial_images": 2,
+    }
+
+
 # -- image edits ----------------------------------------------------------------------
 
 
@@ -203,6 +239,21 @@ def test_image_edits_send_every_image_and_the_mask_again_to_the_backup(served):
         assert b'name="n"\r\n\r\n2\r\n' in body
         assert b'name="prompt"\r\n\r\nan otter in a hat\r\n' in body
     assert sent.headers["authorization"] == "Bearer sk-backup"
+
+
+def test_a_streamed_image_edit_passes_its_events_through(served):
+    served.upstream.add("/primary/v1/images/edits", _image_events("image_edit", 1))
+    stream = served.client.images.edit(
+        model="image_edits-only",
+        image=("a.png", PNG, "image/png"),
+        prompt="a hat",
+        stream=True,
+        partial_images=1,
+    )
+    assert [e.type for e in stream] == ["image_edit.partial_image", "image_edit.completed"]
+    (sent,) = served.requests("primary", "image_edits")
+    assert b'name="stream"\r\n\r\ntrue\r\n' in sent.body
+    assert b'name="partial_images"\r\n\r\n1\r\n' in sent.body
 
 
 def test_an_image_edit_by_reference_goes_as_json_and_counts_its_images(served):
@@ -239,7 +290,7 @@ def test_an_image_edit_by_reference_goes_as_json_and_counts_its_images(served):
         ({"prompt": "x", "images": [{"url": "https://x.test/a.png"}]}, "images[0]"),
         ({"prompt": "x", "images": [{"file_id": "f"}], "mask": "m.png"}, "mask"),
         ({"prompt": "x", "images": [{"file_id": "f"}], "n": 11}, "n"),
-        ({"prompt": "x", "images": [{"file_id": "f"}], "stream": True}, "stream"),
+        ({"prompt": "x", "images": [{"file_id": "f"}], "stream": "yes"}, "stream"),
         ({"images": [{"file_id": "f"}]}, "prompt"),
     ],
 )
@@ -258,7 +309,7 @@ def test_an_image_edit_in_json_without_what_it_needs_is_a_400(served, body, para
         ({"prompt": "x", "image": "a.png"}, "image"),  # a text field, not a file
         ({"prompt": "x", "n": "11"}, "n"),
         ({"prompt": "x", "n": "two"}, "n"),
-        ({"prompt": "x", "stream": "true"}, "stream"),
+        ({"prompt": "x", "stream": "yes"}, "stream"),
         ({}, "prompt"),
     ],
 )

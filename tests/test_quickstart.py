@@ -148,6 +148,13 @@ def test_quickstart_serves_every_operation_offline(tmp_path, openapi):
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(images.data) == 2
         as_url = client.images.generate(model="demo", prompt="a fox")
         assert (as_url.data[0].url or "").startswith("data:image/png;base64,")
+        streamed = client.images.generate(
+            model="demo", prompt="a fox", stream=True, partial_images=1
+        )
+        assert [e.type for e in streamed] == [
+            "image_generation.partial_image",
+            "image_generation.completed",
+        ]
 
         with client.audio.speech.with_streaming_response.create(
             model="demo", voice="alloy", input="hello from the router", response_format="wav"

@@ -12,10 +12,11 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
-from router.testing import FakeUpstream, RouterProcess, closed_after_test
+from router.testing import FakeUpstream, Reply, RouterProcess, closed_after_test
 from router.testing.ledger import wait_for_rows
 from router.testing.media import PNG, image_reply, speech_reply, transcription_reply
 from router.testing.server import cli_command
@@ -245,3 +246,36 @@ def test_image_edits_and_translations_are_priced_as_images_and_seconds_of_audio(
         ("translate", "translations", 200, 300_000),  # text: the 3 s WAV upload
     ]
     assert len(upstream.received("/v1/images/edits")) == 2
+
+
+def test_streamed_images_are_charged_for_the_images_asked_for(tmp_path: Path) -> None:
+    """A streamed answer's images pass through as events, unread: the images the request
+    asked for (`n`) are what it costs."""
+    config = textwrap.dedent(
+        """
+        server: {{auth: none, watch_config: false}}
+        spend:
+          ledger: {{url: "{ledger}", flush_interval: 0.05}}
+        providers:
+          up: {{plugin: openai, base_url: "{upstream}/v1", api_key: sk-up}}
+        models:
+          draw: {{targets: [{{provider: up, model: img, price: {{per_image: 0.04}}}}]}}
+        """
+    )
+    ledger = f"sqlite:///{tmp_path}/usage.db"
+    done = b'event: image_generation.completed\ndata: {"type":"image_generation.completed"}\n\n'
+    events = Reply(200, {"content-type": "text/event-stream"}, frames=[done, done])
+    with FakeUpstream() as upstream:
+        path = tmp_path / "router.yaml"
+        path.write_text(config.format(ledger=ledger, upstream=upstream.url))
+        upstream.add("/v1/images/generations", events)
+        with RouterProcess(path) as router:
+            answer = httpx.post(
+                router.base_url + "/images/generations",
+                json={"model": "draw", "prompt": "two cats", "n": 2, "stream": True},
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.content == done * 2
+            assert answer.headers["content-type"] == "text/event-stream"
+            rows = wait_for_rows(ledger, 1)
+    assert [(r["operation"], r["cost_nanos"]) for r in rows] == [("images", 80_000_000)]

@@ -38,6 +38,7 @@ from router.http.state import RouterState
 from router.http.uploads import Form, is_form, read_form
 from router.http.validate import check_body, check_form
 from router.limits.admission import CallLimits, admit
+from router.limits.units import images_asked
 from router.observability import access, logs, tracing
 from router.operations import names as names_of
 from router.routing import recovery
@@ -323,6 +324,8 @@ class Exchange:
             chunks = metered.metered_transcript(call, chunks, relay.content_type)
         elif op is Operation.SPEECH:  # priced per character spoken
             call.units = metered.characters(call.body)
+        elif op is Operation.IMAGES or op is Operation.IMAGE_EDITS:  # streamed: the images asked
+            call.units = images_asked(call.body)
 
         def closed() -> None:
             relay.close()
@@ -355,6 +358,8 @@ def api_endpoint(op: Operation, state: RouterState, drain: Drain) -> Endpoint:
         key, body, model, stream = await exchange.read(op)
         route = find_route(exchange.graph, key, model, op)
         call = await exchange.start(op, body, stream, key, route)
+        if stream and op.passes_streams:  # (events of their own, passed on as they come)
+            return await exchange.binary(call)
         if stream:
             return await exchange.stream(
                 call, lambda target, left, ready: open_stream(call, target, left, on_open=ready)

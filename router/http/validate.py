@@ -60,7 +60,7 @@ def check_body(op: Operation, body: Any) -> tuple[str, bool]:
         stream = False
     if not isinstance(stream, bool):
         raise _invalid("'stream' must be a boolean", "stream")
-    if stream and not op.streams:
+    if stream and not op.streams and not op.passes_streams:
         raise _invalid(f"{op.name} cannot be streamed", "stream")
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
@@ -87,8 +87,9 @@ def check_body(op: Operation, body: Any) -> tuple[str, bool]:
 
 def check_form(op: Operation, fields: dict[str, Any]) -> tuple[str, bool]:
     """(model, stream) of a valid multipart form: its text fields and `Upload`s. Never a
-    stream to relay as SSE: an operation whose answer may stream (a transcription with
-    `stream=true`) passes its bytes on as they come (`router.upstream.media`)."""
+    stream to relay as chat's SSE: an operation whose answer may stream (a transcription
+    with `stream=true`) passes its bytes on as they come (`router.upstream.media`), and one
+    that `passes_streams` says so by `stream` (an image edit's partial images)."""
     model = fields.get("model")
     if model is None:
         raise _invalid("missing required parameter: 'model'", "model")
@@ -99,7 +100,10 @@ def check_form(op: Operation, fields: dict[str, Any]) -> tuple[str, bool]:
     check = op.check_form if op.check_form is not None else op.check
     if check is not None:
         check(fields)
-    return model, False
+    return model, op.passes_streams and fields.get("stream") in _TRUE
+
+
+_TRUE = ("true", "True", "1")  # a form's yes
 
 
 # -- the checks of the built-in operations (`Operation.check`, see `router.operations`) --
@@ -114,7 +118,7 @@ def check_images(body: dict[str, Any]) -> None:
 
 def check_image_edit(body: dict[str, Any]) -> None:
     """An edit as JSON: a prompt, `images` as references (`image_url` or `file_id`), an
-    optional `mask` the same way, `n` from 1 to 10 (a stream is refused before this)."""
+    optional `mask` the same way, `n` from 1 to 10."""
     _text(body, "prompt")
     images = body.get("images")
     if not isinstance(images, list) or not images:
@@ -137,8 +141,7 @@ def _reference(value: Any, param: str) -> None:
 
 def check_image_edit_form(fields: dict[str, Any]) -> None:
     """An edit's form: a prompt, one image or more (`image`, or `image[]` as the SDK sends
-    several), at most one mask, and `n` as digits from 1 to 10. Streamed edits (partial
-    images as events) are not relayed."""
+    several), at most one mask, `n` as digits from 1 to 10, and `stream` true or false."""
     _text(fields, "prompt")
     images = [fields[name] for name in ("image", "image[]") if name in fields]
     uploads = [u for value in images for u in (value if isinstance(value, list) else [value])]
@@ -154,8 +157,9 @@ def check_image_edit_form(fields: dict[str, Any]) -> None:
         isinstance(n, str) and n.isascii() and n.isdigit() and 1 <= int(n) <= 10
     ):
         raise _invalid("'n' must be an integer from 1 to 10", "n")
-    if fields.get("stream") not in (None, "false", "False"):
-        raise _invalid("image_edits cannot be streamed", "stream")
+    stream = fields.get("stream")
+    if stream is not None and stream not in _TRUE and stream not in ("false", "False", "0"):
+        raise _invalid("'stream' must be true or false", "stream")
 
 
 def check_speech(body: dict[str, Any]) -> None:

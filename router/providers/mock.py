@@ -306,6 +306,8 @@ class MockTransport:
             return self._speech(orjson.loads(request.content))
         if path.endswith(("/audio/transcriptions", "/audio/translations")):
             return await self._transcription(request)
+        if path.endswith(("/images/generations", "/images/edits")):  # streamed partial images
+            return await self._image_stream(request)
         body = orjson.loads(request.content)
         headers = CIMultiDict({"content-type": "text/event-stream"})
         return UpstreamStream(200, headers, self._events(request, body))
@@ -323,6 +325,18 @@ class MockTransport:
         audio = mock_media.speech(body)
         headers = CIMultiDict({"content-type": mock_media.SPEECH_FORMATS[kind]})
         return UpstreamStream(200, headers, self._paced(audio))
+
+    async def _image_stream(self, request: httpx.Request) -> UpstreamStream:
+        if "multipart/" in request.headers.get("content-type", ""):
+            form = await _read_form(request)
+            if form is None:
+                return _refused(_error(400, "expected a multipart/form-data upload"))
+            body: dict[str, Any] = dict(form[0])
+        else:
+            body = orjson.loads(request.content)
+        task = "image_edit" if request.url.path.endswith("/edits") else "image_generation"
+        headers = CIMultiDict({"content-type": "text/event-stream"})
+        return UpstreamStream(200, headers, self._paced(mock_media.image_events(body, task)))
 
     async def _paced(self, data: bytes, size: int = 4096) -> AsyncIterator[bytes]:
         """`data` in pieces, `chunk_delay` apart, as a server streams audio."""

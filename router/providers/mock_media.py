@@ -7,7 +7,8 @@ rerank, Cohere and Jina) answer with, so the offline quickstart serves every ope
     transcriptions  a transcript naming the upload's size, as json, text, srt, vtt or
                     verbose_json, its duration from a WAV header (else 128 kbit/s); a
                     translation's the same, in English
-    image edits     as images: a 1x1 PNG per image asked for
+    image edits     as images: a 1x1 PNG per image asked for; streamed (`stream`), each
+                    image's `partial_images` and the image as OpenAI's events
     moderations     a category is flagged when the text has one of its trigger words
     rerank          documents scored by the share of the query's words they contain
     structured      chat's `response_format`: a JSON value its schema accepts, made of the
@@ -60,6 +61,46 @@ def images(body: dict[str, Any]) -> dict[str, Any]:
         item = {"url": "data:image/png;base64," + _PNG_B64}
     prompt = str(body.get("prompt", ""))
     return {"created": int(time.time()), "data": [{**item, "revised_prompt": prompt}] * n}
+
+
+def image_events(body: dict[str, Any], task: str) -> bytes:
+    """A streamed images answer (`stream`), `task` "image_generation" or "image_edit": for
+    each image, its `partial_images` (0 to 3) then the image, as OpenAI's events."""
+    partial = body.get("partial_images")
+    if type(partial) is str and partial.isascii() and partial.isdigit():
+        partial = int(partial)
+    partials = min(3, partial) if type(partial) is int and partial > 0 else 0
+    shape = {
+        "background": "opaque",
+        "created_at": int(time.time()),
+        "output_format": "png",
+        "quality": "low",
+        "size": "1024x1024",
+    }
+    prompt = len(str(body.get("prompt", "")).split())
+    usage = {
+        "input_tokens": prompt,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": prompt},
+        "output_tokens": 272,
+        "total_tokens": prompt + 272,
+    }
+    frames = []
+    for _ in range(images_asked(body)):
+        events = [
+            {
+                "type": f"{task}.partial_image",
+                "b64_json": _PNG_B64,
+                **shape,
+                "partial_image_index": i,
+            }
+            for i in range(partials)
+        ]
+        events.append({"type": f"{task}.completed", "b64_json": _PNG_B64, **shape, "usage": usage})
+        for event in events:
+            frames.append(
+                b"event: " + str(event["type"]).encode() + b"\ndata: " + _json(event) + b"\n\n"
+            )
+    return b"".join(frames)
 
 
 SPEECH_FORMATS = {"mp3": "audio/mpeg", "wav": "audio/wav", "pcm": "audio/pcm"}

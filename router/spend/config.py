@@ -44,8 +44,8 @@ class PriceConfig(_Strict):
         ge=0,
         le=1_000_000,
         description="Per image generated or edited (`/v1/images/generations`, "
-        "`/v1/images/edits`: each item of the answer's `data`), in `spend.currency`; unset: "
-        "images are not priced.",
+        "`/v1/images/edits`: each item of the answer's `data`, or for a streamed answer the "
+        "images asked for), in `spend.currency`; unset: images are not priced.",
     )
     per_audio_second: float | None = Field(
         None,
