@@ -6,10 +6,12 @@ budgets (reserved at admission, reconciled with what the answer holds, shown in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,6 +29,7 @@ spend:
   ledger: {{url: "{ledger}", flush_interval: 0.05}}
 budgets:
   pictures: {{amount: 0.10, period: day}}
+  edits: {{amount: 0.10, period: day}}
 providers:
   up: {{plugin: openai, base_url: "{upstream}/v1", api_key: sk-up}}
 models:
@@ -34,7 +37,11 @@ models:
     targets: [{{provider: up, model: img, price: {{per_image: 0.04}}}}]
     retries: {{attempts: 0}}
     budgets: [pictures]
+  edit:
+    targets: [{{provider: up, model: img, price: {{per_image: 0.04}}}}]
+    budgets: [edits]
   listen: {{targets: [{{provider: up, model: whisper, price: {{per_audio_second: 0.0001}}}}]}}
+  translate: {{targets: [{{provider: up, model: whisper, price: {{per_audio_second: 0.0001}}}}]}}
   speak: {{targets: [{{provider: up, model: tts, price: {{per_million_characters: 15}}}}]}}
   tokens-only: {{targets: [{{provider: up, model: img2, price: {{input: 1, output: 1}}}}]}}
 """
@@ -54,9 +61,9 @@ def _wav(seconds: int, byte_rate: int = 16_000) -> bytes:
     )
 
 
-def test_images_audio_and_speech_are_priced_in_the_ledger_the_budgets_and_the_report(
-    tmp_path: Path,
-) -> None:
+@contextlib.contextmanager
+def _priced(tmp_path: Path) -> Iterator[tuple[FakeUpstream, RouterProcess, openai.OpenAI, str]]:
+    """`CONFIG` served, with its ledger in `tmp_path`, in front of a fake upstream."""
     ledger = f"sqlite:///{tmp_path}/usage.db"
     with FakeUpstream() as upstream:
         path = tmp_path / "router.yaml"
@@ -65,77 +72,84 @@ def test_images_audio_and_speech_are_priced_in_the_ledger_the_budgets_and_the_re
             client = closed_after_test(
                 openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
             )
-            # Two images asked for, one answered: 0.08 reserved, then 0.04 charged.
-            upstream.add("/v1/images/generations", image_reply(1))
-            first = client.images.with_raw_response.generate(model="draw", prompt="a cat", n=2)
-            assert first.headers["x-budget-remaining"] == "0.02"
-            assert first.headers["x-budget-unit"] == "USD"
-            # 0.04 spent, 0.04 reserved for this one: the first's reconciliation shows
-            upstream.add("/v1/images/generations", image_reply(1))
-            second = client.images.with_raw_response.generate(model="draw", prompt="a dog")
-            assert second.headers["x-budget-remaining"] == "0.02"
-            assert len(second.parse().data) == 1
-            # 0.08 spent: one more image (0.04) does not fit in 0.10
-            with pytest.raises(openai.RateLimitError) as refused:
-                client.images.generate(model="draw", prompt="a bird")
-            assert refused.value.code == "budget_exceeded"
-            assert refused.value.response.headers["x-budget-remaining"] == "0.02"
+            yield upstream, router, client, ledger
 
-            # Transcriptions: the seconds the answer reports (`usage`, else `duration`),
-            # else the upload's own length (a WAV file: exact).
-            transcripts = "/v1/audio/transcriptions"
-            upstream.add(transcripts, transcription_reply("hi", "json", duration=12))
-            client.audio.transcriptions.create(model="listen", file=("a.wav", _wav(2)))
-            upstream.add(transcripts, transcription_reply("hi", "verbose_json", duration=7.5))
-            verbose = client.audio.transcriptions.create(
-                model="listen", file=("a.wav", _wav(2)), response_format="verbose_json"
-            )
-            assert verbose.duration == 7.5
-            upstream.add(transcripts, transcription_reply("hi", "text"))
-            text = client.audio.transcriptions.create(
-                model="listen", file=("a.wav", _wav(3)), response_format="text"
-            )
-            assert "hi" in str(text)
-            # Speech: the characters of its input.
-            upstream.add("/v1/audio/speech", speech_reply(b"ID3" + bytes(5000)))
-            audio = client.audio.speech.create(model="speak", voice="alloy", input="hello world")
-            assert len(audio.content) == 5003
-            # A target priced by tokens alone: its images are recorded with no cost.
-            upstream.add("/v1/images/generations", image_reply(3))
-            client.images.generate(model="tokens-only", prompt="x", n=3)
 
-            rows = wait_for_rows(ledger, 8)
-        assert len(rows) == 8
-        costs = [
-            (r["model"], r["operation"], r["status"], r["cost_nanos"])
-            for r in sorted(rows, key=lambda r: r["seq"])
-        ]
-        assert costs == [
-            ("draw", "images", 200, 40_000_000),  # 1 image x 0.04
-            ("draw", "images", 200, 40_000_000),
-            ("draw", "images", 429, 0),  # refused: nothing spent
-            ("listen", "transcriptions", 200, 1_200_000),  # usage: 12 s x 0.0001
-            ("listen", "transcriptions", 200, 750_000),  # duration: 7.5 s
-            ("listen", "transcriptions", 200, 300_000),  # text: the 3 s WAV upload
-            ("speak", "speech", 200, 165_000),  # 11 characters x 15 per million
-            ("tokens-only", "images", 200, None),  # no per-image price
-        ]
+def test_images_audio_and_speech_are_priced_in_the_ledger_the_budgets_and_the_report(
+    tmp_path: Path,
+) -> None:
+    with _priced(tmp_path) as (upstream, _router, client, ledger):
+        # Two images asked for, one answered: 0.08 reserved, then 0.04 charged.
+        upstream.add("/v1/images/generations", image_reply(1))
+        first = client.images.with_raw_response.generate(model="draw", prompt="a cat", n=2)
+        assert first.headers["x-budget-remaining"] == "0.02"
+        assert first.headers["x-budget-unit"] == "USD"
+        # 0.04 spent, 0.04 reserved for this one: the first's reconciliation shows
+        upstream.add("/v1/images/generations", image_reply(1))
+        second = client.images.with_raw_response.generate(model="draw", prompt="a dog")
+        assert second.headers["x-budget-remaining"] == "0.02"
+        assert len(second.parse().data) == 1
+        # 0.08 spent: one more image (0.04) does not fit in 0.10
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.images.generate(model="draw", prompt="a bird")
+        assert refused.value.code == "budget_exceeded"
+        assert refused.value.response.headers["x-budget-remaining"] == "0.02"
 
-        # `llm-switchyard usage`: the same costs, per model.
-        out = subprocess.run(
-            [cli_command(), "usage", "--ledger", ledger, "--by", "model", "--format", "json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
+        # Transcriptions: the seconds the answer reports (`usage`, else `duration`),
+        # else the upload's own length (a WAV file: exact).
+        transcripts = "/v1/audio/transcriptions"
+        upstream.add(transcripts, transcription_reply("hi", "json", duration=12))
+        client.audio.transcriptions.create(model="listen", file=("a.wav", _wav(2)))
+        upstream.add(transcripts, transcription_reply("hi", "verbose_json", duration=7.5))
+        verbose = client.audio.transcriptions.create(
+            model="listen", file=("a.wav", _wav(2)), response_format="verbose_json"
         )
-        assert out.returncode == 0, out.stderr
-        report = json.loads(out.stdout)
-        by_model = {row["model"]: row for row in report["rows"]}
-        assert by_model["draw"]["cost_nanos"] == 80_000_000
-        assert by_model["listen"]["cost_nanos"] == 2_250_000
-        assert by_model["speak"]["cost_nanos"] == 165_000
-        assert by_model["tokens-only"]["unpriced_requests"] == 1
-        assert report["totals"]["cost_nanos"] == 80_000_000 + 2_250_000 + 165_000
+        assert verbose.duration == 7.5
+        upstream.add(transcripts, transcription_reply("hi", "text"))
+        text = client.audio.transcriptions.create(
+            model="listen", file=("a.wav", _wav(3)), response_format="text"
+        )
+        assert "hi" in str(text)
+        # Speech: the characters of its input.
+        upstream.add("/v1/audio/speech", speech_reply(b"ID3" + bytes(5000)))
+        audio = client.audio.speech.create(model="speak", voice="alloy", input="hello world")
+        assert len(audio.content) == 5003
+        # A target priced by tokens alone: its images are recorded with no cost.
+        upstream.add("/v1/images/generations", image_reply(3))
+        client.images.generate(model="tokens-only", prompt="x", n=3)
+
+        rows = wait_for_rows(ledger, 8)
+    assert len(rows) == 8
+    costs = [
+        (r["model"], r["operation"], r["status"], r["cost_nanos"])
+        for r in sorted(rows, key=lambda r: r["seq"])
+    ]
+    assert costs == [
+        ("draw", "images", 200, 40_000_000),  # 1 image x 0.04
+        ("draw", "images", 200, 40_000_000),
+        ("draw", "images", 429, 0),  # refused: nothing spent
+        ("listen", "transcriptions", 200, 1_200_000),  # usage: 12 s x 0.0001
+        ("listen", "transcriptions", 200, 750_000),  # duration: 7.5 s
+        ("listen", "transcriptions", 200, 300_000),  # text: the 3 s WAV upload
+        ("speak", "speech", 200, 165_000),  # 11 characters x 15 per million
+        ("tokens-only", "images", 200, None),  # no per-image price
+    ]
+
+    # `llm-switchyard usage`: the same costs, per model.
+    out = subprocess.run(
+        [cli_command(), "usage", "--ledger", ledger, "--by", "model", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    by_model = {row["model"]: row for row in report["rows"]}
+    assert by_model["draw"]["cost_nanos"] == 80_000_000
+    assert by_model["listen"]["cost_nanos"] == 2_250_000
+    assert by_model["speak"]["cost_nanos"] == 165_000
+    assert by_model["tokens-only"]["unpriced_requests"] == 1
+    assert report["totals"]["cost_nanos"] == 80_000_000 + 2_250_000 + 165_000
 
 
 def test_a_money_budget_over_transcriptions_reserves_the_upload_and_charges_the_answer(
@@ -185,55 +199,29 @@ def test_image_edits_and_translations_are_priced_as_images_and_seconds_of_audio(
 ) -> None:
     """An edit reserves the images its form asks for and is charged for those its answer
     holds; a translation is charged for the seconds its answer reports."""
-    config = textwrap.dedent(
-        """
-        server: {{auth: none, watch_config: false}}
-        spend:
-          ledger: {{url: "{ledger}", flush_interval: 0.05}}
-        budgets:
-          pictures: {{amount: 0.10, period: day}}
-        providers:
-          up: {{plugin: openai, base_url: "{upstream}/v1", api_key: sk-up}}
-        models:
-          edit:
-            targets: [{{provider: up, model: img, price: {{per_image: 0.04}}}}]
-            budgets: [pictures]
-          translate:
-            targets: [{{provider: up, model: whisper, price: {{per_audio_second: 0.0001}}}}]
-        """
-    )
-    ledger = f"sqlite:///{tmp_path}/usage.db"
     image = ("a.png", PNG, "image/png")
-    with FakeUpstream() as upstream:
-        path = tmp_path / "router.yaml"
-        path.write_text(config.format(ledger=ledger, upstream=upstream.url))
-        with RouterProcess(path) as router:
-            client = closed_after_test(
-                openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
-            )
-            # Two images asked for (0.08 reserved), one answered: 0.04 charged.
-            upstream.add("/v1/images/edits", image_reply(1))
-            first = client.images.with_raw_response.edit(
-                model="edit", image=image, prompt="a hat", n=2
-            )
-            assert first.headers["x-budget-remaining"] == "0.02"
-            upstream.add("/v1/images/edits", image_reply(1))
-            second = client.images.with_raw_response.edit(model="edit", image=image, prompt="x")
-            assert second.headers["x-budget-remaining"] == "0.02"  # 0.04 spent, 0.04 held
-            with pytest.raises(openai.RateLimitError) as refused:  # 0.08 spent
-                client.images.edit(model="edit", image=image, prompt="x")
-            assert refused.value.code == "budget_exceeded"
-            upstream.add(
-                "/v1/audio/translations", transcription_reply("hi", "verbose_json", duration=9)
-            )
-            client.audio.translations.create(
-                model="translate", file=("a.wav", _wav(2)), response_format="verbose_json"
-            )
-            upstream.add("/v1/audio/translations", transcription_reply("hi", "text"))
-            client.audio.translations.create(
-                model="translate", file=("a.wav", _wav(3)), response_format="text"
-            )
-            rows = wait_for_rows(ledger, 5)
+    with _priced(tmp_path) as (upstream, _router, client, ledger):
+        # Two images asked for (0.08 reserved), one answered: 0.04 charged.
+        upstream.add("/v1/images/edits", image_reply(1))
+        first = client.images.with_raw_response.edit(model="edit", image=image, prompt="a hat", n=2)
+        assert first.headers["x-budget-remaining"] == "0.02"
+        upstream.add("/v1/images/edits", image_reply(1))
+        second = client.images.with_raw_response.edit(model="edit", image=image, prompt="x")
+        assert second.headers["x-budget-remaining"] == "0.02"  # 0.04 spent, 0.04 held
+        with pytest.raises(openai.RateLimitError) as refused:  # 0.08 spent
+            client.images.edit(model="edit", image=image, prompt="x")
+        assert refused.value.code == "budget_exceeded"
+        upstream.add(
+            "/v1/audio/translations", transcription_reply("hi", "verbose_json", duration=9)
+        )
+        client.audio.translations.create(
+            model="translate", file=("a.wav", _wav(2)), response_format="verbose_json"
+        )
+        upstream.add("/v1/audio/translations", transcription_reply("hi", "text"))
+        client.audio.translations.create(
+            model="translate", file=("a.wav", _wav(3)), response_format="text"
+        )
+        rows = wait_for_rows(ledger, 5)
     costs = [
         (r["model"], r["operation"], r["status"], r["cost_nanos"])
         for r in sorted(rows, key=lambda r: r["seq"])
@@ -251,31 +239,16 @@ def test_image_edits_and_translations_are_priced_as_images_and_seconds_of_audio(
 def test_streamed_images_are_charged_for_the_images_asked_for(tmp_path: Path) -> None:
     """A streamed answer's images pass through as events, unread: the images the request
     asked for (`n`) are what it costs."""
-    config = textwrap.dedent(
-        """
-        server: {{auth: none, watch_config: false}}
-        spend:
-          ledger: {{url: "{ledger}", flush_interval: 0.05}}
-        providers:
-          up: {{plugin: openai, base_url: "{upstream}/v1", api_key: sk-up}}
-        models:
-          draw: {{targets: [{{provider: up, model: img, price: {{per_image: 0.04}}}}]}}
-        """
-    )
-    ledger = f"sqlite:///{tmp_path}/usage.db"
     done = b'event: image_generation.completed\ndata: {"type":"image_generation.completed"}\n\n'
     events = Reply(200, {"content-type": "text/event-stream"}, frames=[done, done])
-    with FakeUpstream() as upstream:
-        path = tmp_path / "router.yaml"
-        path.write_text(config.format(ledger=ledger, upstream=upstream.url))
+    with _priced(tmp_path) as (upstream, router, _client, ledger):
         upstream.add("/v1/images/generations", events)
-        with RouterProcess(path) as router:
-            answer = httpx.post(
-                router.base_url + "/images/generations",
-                json={"model": "draw", "prompt": "two cats", "n": 2, "stream": True},
-            )
-            assert answer.status_code == 200, answer.text
-            assert answer.content == done * 2
-            assert answer.headers["content-type"] == "text/event-stream"
-            rows = wait_for_rows(ledger, 1)
+        answer = httpx.post(
+            router.base_url + "/images/generations",
+            json={"model": "draw", "prompt": "two cats", "n": 2, "stream": True},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.content == done * 2
+        assert answer.headers["content-type"] == "text/event-stream"
+        rows = wait_for_rows(ledger, 1)
     assert [(r["operation"], r["cost_nanos"]) for r in rows] == [("images", 80_000_000)]
