@@ -6,6 +6,8 @@ rerank fail over from a provider that answers 429 to another, each operation pas
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import openai
 import pytest
@@ -124,3 +126,32 @@ def test_models_list_what_each_model_serves(served):
     ]
     one = httpx.get(served.router.base_url + "/models/rerank-only").json()
     assert "rerank" in one["operations"]
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "limit"),
+    [
+        ("/audio/transcriptions", "multipart/form-data; boundary=b", 25 * 1024 * 1024),
+        ("/audio/translations", "multipart/form-data; boundary=b", 25 * 1024 * 1024),
+        ("/images/edits", "multipart/form-data; boundary=b", 50 * 1024 * 1024),
+        ("/images/edits", "application/json", 50 * 1024 * 1024),
+        ("/images/generations", "application/json", 4 * 1024 * 1024),
+    ],
+)
+def test_each_operation_s_default_body_limit_is_its_own(served, path, content_type, limit):
+    """25 MiB for audio and 50 MiB for image edits, as OpenAI's own; 4 MiB for the rest: a
+    body that says it is larger is a 413 before any of it is read."""
+    for size, status in ((limit + 1, 413), (limit, None)):
+        with socket.create_connection(("127.0.0.1", served.router.port), timeout=10) as sock:
+            sock.sendall(
+                f"POST /v1{path} HTTP/1.1\r\nhost: x\r\ncontent-type: {content_type}\r\n"
+                f"content-length: {size}\r\nconnection: close\r\n\r\n".encode()
+            )
+            sock.sendall(b"{" if content_type == "application/json" else b"--b\r\n")
+            sock.shutdown(socket.SHUT_WR)  # (a body cut short: refused, but not as too large)
+            answer = sock.recv(65536).split(b"\r\n", 1)[0]
+        if status == 413:
+            assert answer.endswith(b" 413 Request Entity Too Large"), answer
+        else:
+            assert b" 413 " not in answer, answer
+    assert not served.upstream.requests
