@@ -9,7 +9,7 @@ import jsonschema
 import orjson
 import pytest
 
-from router.providers.mock_media import structured
+from router.providers.mock_media import structured, tool_call
 
 TREE: dict[str, Any] = {
     "$defs": {
@@ -60,3 +60,47 @@ def test_plain_text_and_json_objects() -> None:
     assert structured({"type": "text"}, "hi") is None
     assert structured({"type": "json_object"}, "hi") == '{"text":"hi"}'
     assert structured({"type": "json_schema"}, "hi") == '"hi"'  # no schema: any value
+
+
+WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+OFFERED = [
+    {"type": "custom", "custom": {"name": "grammar"}},
+    {"type": "function", "function": {"name": "weather", "parameters": WEATHER}},
+    {"type": "function", "function": {"name": "clock"}},
+]
+
+
+def _allowed(mode: str, *names: str) -> dict[str, Any]:
+    listed = [{"type": "function", "function": {"name": name}} for name in names]
+    return {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": listed}}
+
+
+@pytest.mark.parametrize(
+    ("choice", "called"),
+    [
+        ("required", "weather"),  # the first function offered
+        ({"type": "function", "function": {"name": "clock"}}, "clock"),
+        (_allowed("required", "nowhere", "clock"), "clock"),  # the first allowed one offered
+        (_allowed("auto", "clock"), None),
+        ("auto", None),
+        ("none", None),
+        (None, None),
+        ({"type": "function", "function": {"name": "nowhere"}}, None),
+    ],
+)
+def test_a_tool_is_called_only_when_the_request_forces_it(choice: Any, called: str | None) -> None:
+    body: dict[str, Any] = {"tools": OFFERED}
+    if choice is not None:
+        body["tool_choice"] = choice
+    call = tool_call(body, "in Paris")
+    assert (call["function"]["name"] if call else None) == called
+    if call is not None:
+        arguments = orjson.loads(call["function"]["arguments"])
+        assert arguments == ({"city": "in Paris"} if called == "weather" else {})
+        assert call["type"] == "function" and call["id"].startswith("call_")
+
+
+def test_no_call_without_function_tools() -> None:
+    assert tool_call({"tool_choice": "required"}, "hi") is None
+    assert tool_call({"tools": OFFERED[:1], "tool_choice": "required"}, "hi") is None
+    assert tool_call({"tools": "weather", "tool_choice": "required"}, "hi") is None

@@ -272,6 +272,100 @@ def test_the_mock_answers_in_the_structure_asked_for_in_every_api():
         assert Plan.model_validate_json(message.content[0].text) == parsed  # type: ignore[union-attr]
 
 
+class Weather(BaseModel):
+    city: str
+    days: int = Field(ge=1)
+
+
+def test_the_mock_calls_the_tool_a_request_forces_in_every_api():
+    """The README: made to call a tool (`tool_choice` `required` or one named; Anthropic's
+    `any` or `tool`), the mock calls it with arguments its schema accepts, streamed and not;
+    left to choose (`auto`), it answers in text."""
+    asked = [{"role": "user", "content": "Weather in Paris?"}]
+    tools = [
+        openai.pydantic_function_tool(Weather, name="weather"),
+        {
+            "type": "function",
+            "function": {
+                "name": "clock",
+                "strict": True,
+                "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
+            },
+        },
+    ]
+    with RouterProcess(QUICKSTART) as router:
+        client = closed_after_test(
+            openai.OpenAI(base_url=router.base_url, api_key="sk-router-demo", max_retries=0)
+        )
+        forced = client.chat.completions.parse(
+            model="demo", messages=asked, tools=tools, tool_choice="required"
+        )
+        choice = forced.choices[0]
+        call = choice.message.tool_calls[0]  # type: ignore[index]
+        assert (choice.finish_reason, choice.message.content) == ("tool_calls", None)
+        assert call.function.name == "weather" and call.id.startswith("call_")
+        weather = call.function.parsed_arguments
+        assert isinstance(weather, Weather) and weather.days == 1 and weather.city
+        with client.chat.completions.stream(
+            model="demo",
+            messages=asked,
+            tools=tools,
+            tool_choice={"type": "function", "function": {"name": "clock"}},
+        ) as stream:
+            streamed = stream.get_final_completion().choices[0]
+        assert streamed.finish_reason == "tool_calls"
+        assert [
+            (c.function.name, c.function.arguments) for c in streamed.message.tool_calls or []
+        ] == [("clock", "{}")]
+        free = client.chat.completions.create(model="demo", messages=asked, tools=tools)
+        assert free.choices[0].finish_reason == "stop" and free.choices[0].message.content
+        assert free.choices[0].message.tool_calls is None
+
+        function = {
+            "type": "function",
+            "name": "weather",
+            "parameters": Weather.model_json_schema(),
+        }
+        answer = client.responses.create(
+            model="demo", input="Weather in Paris?", tools=[function], tool_choice="required"
+        )
+        (item,) = answer.output
+        assert item.type == "function_call" and item.name == "weather"
+        assert Weather.model_validate_json(item.arguments) == weather
+        with client.responses.stream(
+            model="demo", input="Weather in Paris?", tools=[function], tool_choice="required"
+        ) as events:
+            kinds = [event.type for event in events]
+            final = events.get_final_response()
+        assert "response.function_call_arguments.delta" in kinds
+        assert [o.type for o in final.output] == ["function_call"]
+
+        claude = closed_after_test(
+            anthropic.Anthropic(base_url=router.url, api_key="sk-router-demo", max_retries=0)
+        )
+        schema = {"name": "weather", "input_schema": Weather.model_json_schema()}
+        message = claude.messages.create(
+            model="demo",
+            max_tokens=100,
+            messages=asked,
+            tools=[schema],
+            tool_choice={"type": "any"},
+        )
+        assert message.stop_reason == "tool_use"
+        (block,) = message.content
+        assert block.type == "tool_use" and Weather.model_validate(block.input) == weather
+        with claude.messages.stream(
+            model="demo",
+            max_tokens=100,
+            messages=asked,
+            tools=[schema],
+            tool_choice={"type": "tool", "name": "weather"},
+        ) as messages:
+            last = messages.get_final_message()
+        assert last.stop_reason == "tool_use" and last.content[0].type == "tool_use"
+        assert Weather.model_validate(last.content[0].input) == weather
+
+
 def test_the_working_name_remains_an_alias_of_the_command():
     """The README: `llm-router`, the working name, remains as an alias of `llm-switchyard`."""
     router = RouterProcess(QUICKSTART)

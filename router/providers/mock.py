@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import struct
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -29,6 +29,9 @@ from router.upstream.multipart import MultipartParser, Part, boundary_of
 from router.upstream.provider import Provider, ProviderSettings, UpstreamResponse
 from router.upstream.spool import HEAD
 from router.upstream.transport import UpstreamStream
+
+ARGUMENT_CHARS = 16  # characters of a streamed tool call's arguments per chunk, per word of
+# `words_per_chunk`
 
 _WORDS = [
     "the",
@@ -272,11 +275,16 @@ class MockTransport:
         text = (" " if given and text else "") + text
         n = _choices(body)
         chat = path.endswith("/chat/completions")
+        called = mock_media.tool_call(body, text) if chat else None
         shaped = mock_media.structured(body.get("response_format"), text) if chat else None
-        if shaped is not None:  # (whole: a structured answer is not cut by max_tokens)
+        if called is not None:  # (a forced call comes first, as a model's does)
+            text, finish, matched = called["function"]["arguments"], "tool_calls", None
+        elif shaped is not None:  # (whole: a structured answer is not cut by max_tokens)
             text, finish, matched = shaped, "stop", None
         if chat:
-            message = {"role": "assistant", "content": text, "refusal": None}
+            message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+            if called is not None:
+                message.update(content=None, tool_calls=[called])
             choices: list[dict[str, Any]] = [{"index": i, "message": message} for i in range(n)]
             kind, prefix = "chat.completion", "chatcmpl-mock"
         else:
@@ -370,8 +378,11 @@ class MockTransport:
         text, finish, matched = _limited(body, words[given:])
         n = _choices(body)
         chat = request.url.path.endswith("/chat/completions")
+        called = mock_media.tool_call(body, text) if chat else None
         shaped = mock_media.structured(body.get("response_format"), text) if chat else None
-        if shaped is not None:
+        if called is not None:
+            text, finish, matched, given = called["function"]["arguments"], "tool_calls", None, 0
+        elif shaped is not None:
             text, finish, matched, given = shaped, "stop", None, 0
         words = text.split(" ") if text else []
         created = int(time.time())
@@ -382,14 +393,19 @@ class MockTransport:
             "model": body.get("model", "mock"),
         }
 
-        def frame(content: str | None, end: str | None, role: bool = False) -> bytes:
-            """One chunk: `content` (or the end, `end`) for each of the `n` choices."""
+        def frame(
+            content: str | None, end: str | None, role: bool = False, call: Any = None
+        ) -> bytes:
+            """One chunk: `content` or a piece of a tool `call` (or the end, `end`) for each
+            of the `n` choices."""
             choices = []
             for index in range(n):
                 if chat:
                     delta: dict[str, Any] = {"role": "assistant"} if role else {}
                     if content is not None:
                         delta["content"] = content
+                    if call is not None:
+                        delta["tool_calls"] = [call]
                     choice: dict[str, Any] = {"index": index, "delta": delta}
                 else:
                     choice = {"index": index, "text": content or ""}
@@ -400,16 +416,30 @@ class MockTransport:
                 choices.append(choice)
             return b"data: " + orjson.dumps({**base, "choices": choices}) + b"\n\n"
 
-        if chat:
-            yield frame("", None, role=True)
         step = settings.words_per_chunk
-        for count, i in enumerate(range(0, len(words), step)):
+        pieces: Iterator[bytes]  # (made as sent: a long answer is not held whole in frames)
+        if called is not None:  # the call's name first, then its arguments in pieces
+            function = called["function"]
+            head = {**called, "index": 0, "function": {"name": function["name"], "arguments": ""}}
+            yield frame(None, None, role=True, call=head)
+            size = ARGUMENT_CHARS * step
+            pieces = (
+                frame(None, None, call={"index": 0, "function": {"arguments": text[i : i + size]}})
+                for i in range(0, len(text), size)
+            )
+        else:
+            if chat:
+                yield frame("", None, role=True)
+            pieces = (
+                frame((" " if i or given else "") + " ".join(words[i : i + step]), None)
+                for i in range(0, len(words), step)
+            )
+        for count, piece in enumerate(pieces):
             if settings.fail_after_chunks is not None and count >= settings.fail_after_chunks:
                 return  # the connection drops mid-answer
             if settings.chunk_delay and count:
                 await asyncio.sleep(settings.chunk_delay)
-            piece = " ".join(words[i : i + step])
-            yield frame(piece if i == 0 and not given else " " + piece, None)
+            yield piece
         yield frame(None, finish)
         options = body.get("stream_options") or {}
         if options.get("include_usage"):

@@ -13,6 +13,9 @@ rerank, Cohere and Jina) answer with, so the offline quickstart serves every ope
     rerank          documents scored by the share of the query's words they contain
     structured      chat's `response_format`: a JSON value its schema accepts, made of the
                     answer's text (`structured`)
+    tool calls      a call of the function `tool_choice` makes the model call (`required`,
+                    or one named), with arguments its `parameters` schema accepts
+                    (`tool_call`); left free to choose (`auto`), the mock answers in text
 """
 
 from __future__ import annotations
@@ -309,6 +312,59 @@ def structured(response_format: Any, text: str) -> str | None:
     schema = spec.get("schema") if isinstance(spec, dict) else None
     root = schema if isinstance(schema, dict) else {}
     return _json(_instance(root, root, text, 0)).decode()
+
+
+def _forced_function(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The function tool a request makes the model call: the first offered for `required`
+    (or `allowed_tools` in `required` mode, the first allowed), the one named for a named
+    choice; None when the model is left free (`auto`, `none`, no choice) or none matches."""
+    offered = body.get("tools")
+    functions = [
+        tool["function"]
+        for tool in (offered if isinstance(offered, list) else ())
+        if isinstance(tool, dict)
+        and tool.get("type") == "function"
+        and isinstance(tool.get("function"), dict)
+    ]
+    choice = body.get("tool_choice")
+    if not functions or not (choice == "required" or isinstance(choice, dict)):
+        return None
+    if choice == "required":
+        return functions[0]
+    names: list[Any]
+    if choice.get("type") == "allowed_tools":
+        allowed = choice.get("allowed_tools")
+        if not isinstance(allowed, dict) or allowed.get("mode") != "required":
+            return None
+        listed = allowed.get("tools")
+        names = [
+            t["function"].get("name")
+            for t in (listed if isinstance(listed, list) else ())
+            if isinstance(t, dict) and isinstance(t.get("function"), dict)
+        ]
+    else:
+        named = choice.get("function")
+        names = [named.get("name")] if isinstance(named, dict) else []
+    return next((f for name in names for f in functions if f.get("name") == name), None)
+
+
+def tool_call(body: dict[str, Any], text: str) -> dict[str, Any] | None:
+    """The call a chat request's `tool_choice` forces (see `_forced_function`), as an
+    answer's `tool_calls` item: arguments that its `parameters` schema accepts, made as
+    `structured` makes a value; None when the request forces no call."""
+    function = _forced_function(body)
+    if function is None:
+        return None
+    schema = function.get("parameters")
+    root = schema if isinstance(schema, dict) and schema else {"type": "object"}
+    name = str(function.get("name", ""))
+    arguments = _json(_instance(root, root, text, 0)).decode()
+    digest = hashlib.sha256(f"{name}\n{arguments}".encode()).hexdigest()[:24]
+    return {
+        "id": f"call_{digest}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
 
 
 def _instance(schema: Any, root: dict[str, Any], text: str, depth: int) -> Any:
