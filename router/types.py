@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from router.observability.redaction import Redactor
+from router.upstream.connection import DEFAULT_MAX_ANSWER_BYTES
 
 if TYPE_CHECKING:
     import httpx
@@ -169,6 +170,8 @@ class ProviderRuntime:
     max_connections: int
     timeouts: Timeouts
     transport: Transport | None = None
+    # The largest answer (and stream event) read from its upstream (`max_answer_bytes`).
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     # The graph's redactor: what scrubs this provider's errors of every configured secret.
     redactor: Redactor = field(default_factory=Redactor)
 

@@ -20,6 +20,7 @@ from router.config.server import ServerConfig
 from router.config.strict import PositiveSeconds, Strict
 from router.spend.budget_config import BudgetConfig
 from router.spend.config import PriceConfig, SpendConfig
+from router.upstream.connection import DEFAULT_MAX_ANSWER_BYTES
 
 FIRST_TOKEN = (
     "From sending the request to the first token of a stream; for a request that does not "
@@ -83,6 +84,15 @@ class ProviderConfigModel(Strict):
     )
     max_connections: int = Field(
         256, ge=1, le=10000, description="Connection pool size for this upstream."
+    )
+    max_answer_bytes: int = Field(
+        DEFAULT_MAX_ANSWER_BYTES,
+        ge=64 * 1024,
+        le=4 * 1024**3,
+        description="Largest answer read whole from this upstream (a JSON answer, as sent "
+        "and once decompressed), and largest event of a stream it sends; beyond it the "
+        "attempt fails as a malformed answer (502, or the next target), rather than memory "
+        "filling up with an upstream's endless or decompression-bomb answer.",
     )
     settings: dict[str, Any] = Field(
         default_factory=dict,

@@ -77,7 +77,14 @@ def build_provider(
         return None
     if spec.native:
         serve_natively(provider, {op for op in registered() if op.name in spec.native})
-    return ProviderRuntime(name, provider, _definition_digest(spec), spec.max_connections, timeouts)
+    return ProviderRuntime(
+        name,
+        provider,
+        _definition_digest(spec),
+        spec.max_connections,
+        timeouts,
+        max_answer_bytes=spec.max_answer_bytes,
+    )
 
 
 def serve_natively(provider: Provider, ops: Collection[Operation]) -> None:

@@ -46,7 +46,7 @@ class RouterState:
             transport = self._transports.get(runtime.definition)
             if transport is None:
                 transport = runtime.provider.local_transport() or HttpTransport(
-                    runtime.name, runtime.max_connections
+                    runtime.name, runtime.max_connections, runtime.max_answer_bytes
                 )
                 self._transports[runtime.definition] = transport
             runtime.transport = transport

@@ -9,8 +9,12 @@ connection serves one exchange at a time; `router.upstream.pool` lends it out.
 
 The reader either waits for the whole answer (`whole=True`, a JSON answer: one wake-up when
 its last byte arrives) or for its head and then for its body chunk by chunk (a stream). A
-reader that stops reading makes the connection stop reading from the socket once
+stream's reader that stops reading makes the connection stop reading from the socket once
 `HIGH_WATER` bytes wait, so a slow client holds back the upstream instead of filling memory.
+A whole answer is read to its end, up to its pool's `max_answer` bytes as sent and once
+decompressed: beyond that the exchange fails as a malformed answer, so an upstream's endless
+body or decompression bomb costs a bounded amount of memory. A stream's compressed body is
+decompressed `DECODE_STEP` bytes at a time, the rest kept for the next read.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import asyncio
 import zlib
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -29,6 +33,13 @@ if TYPE_CHECKING:
 
 HIGH_WATER = 256 * 1024  # bytes of an unread answer that pause reading from the socket
 LOW_WATER = 64 * 1024  # ... and that resume it
+# An answer read whole (and a stream's event) holds at most this by default
+# (`providers.<name>.max_answer_bytes`): above real answers (a batch of 2,048 embeddings of
+# 1,536 floats is 45 MB of JSON, 10 large images 40 MB of base64), and what an endless or
+# decompression-bomb answer costs then (about three times this, while it is decompressed)
+# stays within a sidecar's memory.
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+DECODE_STEP = 1024 * 1024  # bytes of a stream's body decompressed at a time, at most
 
 
 class UpstreamClosed(ConnectionError):
@@ -39,15 +50,25 @@ class MalformedAnswer(ConnectionError):
     """The upstream's bytes are not an HTTP/1.1 answer (or its body cannot be decoded)."""
 
 
-def _decoder(encoding: str | None) -> Callable[[bytes], bytes] | None:
+class Decoder(Protocol):
+    """A decompressor as `zlib.decompressobj` makes them: output bounded by `max_length`, the
+    input it did not get to kept in `unconsumed_tail`."""
+
+    @property
+    def unconsumed_tail(self) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int = 0, /) -> bytes: ...
+
+
+def _decoder(encoding: str | None) -> Decoder | None:
     """A decompressor for a `content-encoding` (gzip and deflate, as asked for), or None."""
     if not encoding:
         return None
     encoding = encoding.strip().lower()
     if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
     if encoding == "deflate":
-        return _Deflate().decompress
+        return _Deflate()
     if encoding == "identity":
         return None
     raise MalformedAnswer(f"an answer in an encoding not asked for ({encoding[:20]})")
@@ -59,11 +80,15 @@ class _Deflate:
     def __init__(self) -> None:
         self._inner: zlib._Decompress | None = None
 
-    def decompress(self, data: bytes) -> bytes:
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return self._inner.unconsumed_tail if self._inner is not None else b""
+
+    def decompress(self, data: bytes, max_length: int = 0, /) -> bytes:
         if self._inner is None:
             raw = bool(data) and (data[0] & 0x0F) != 8  # not a zlib header
             self._inner = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
-        return self._inner.decompress(data)
+        return self._inner.decompress(data, max_length)
 
 
 class Connection(asyncio.Protocol):
@@ -103,7 +128,8 @@ class Connection(asyncio.Protocol):
         self.keep_alive = False
         self.received = False  # any byte of the answer arrived
         self.error: BaseException | None = None
-        self.decode: Callable[[bytes], bytes] | None = None
+        self.decode: Decoder | None = None
+        self._most = pool.max_answer  # bytes of an answer read whole, at most
 
     # -- the exchange, as its reader sees it
 
@@ -136,18 +162,34 @@ class Connection(asyncio.Protocol):
             await self._write_ready
 
     def body(self) -> bytes:
-        """The whole body of an answer read `whole`, decoded."""
+        """The whole body of an answer read `whole`, decoded (MalformedAnswer past
+        `max_answer` bytes once decompressed)."""
         chunks = self._chunks
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._buffered = 0
-        return self._decoded(data, final=True)
+        if self.decode is None:
+            return data
+        most = self._most
+        data = self._decoded(data, most + 1)
+        if len(data) > most:
+            raise self._too_large()
+        return data
+
+    def _too_large(self) -> MalformedAnswer:
+        return MalformedAnswer(f"an answer larger than {self._most:,} bytes (max_answer_bytes)")
 
     async def next_chunk(self, within: float | None = None) -> bytes:
         """The next bytes of a streamed answer's body, decoded; b"" once it has ended.
         `within`: seconds to wait for them, then TimeoutError (a timer armed only when
         nothing is waiting to be read, and kept across chunks: `_arm`)."""
         while True:
+            decode = self.decode
+            if decode is not None and decode.unconsumed_tail:  # what the last step left
+                data = self._decoded(decode.unconsumed_tail, DECODE_STEP)
+                if data:
+                    return data
+                continue
             chunks = self._chunks
             if chunks:
                 data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
@@ -156,12 +198,14 @@ class Connection(asyncio.Protocol):
                 if self._paused and self.transport is not None and not self.closed:
                     self._paused = False
                     self.transport.resume_reading()
-                data = self._decoded(data, final=False)
+                if decode is None:
+                    return data
+                data = self._decoded(data, DECODE_STEP)
                 if data:
                     return data
                 continue
             if self.complete:
-                return self._decoded(b"", final=True)
+                return b""
             if self.error is not None:
                 raise self.error
             self._waiter = waiter = self._loop.create_future()
@@ -220,12 +264,13 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
             self.pool.lost(self)
 
-    def _decoded(self, data: bytes, final: bool) -> bytes:
+    def _decoded(self, data: bytes, most: int) -> bytes:
+        """`data` decompressed, `most` bytes at most (the rest stays in `unconsumed_tail`)."""
         decode = self.decode
         if decode is None:
             return data
         try:
-            return decode(data)
+            return decode.decompress(data, most)
         except zlib.error as exc:
             raise MalformedAnswer(f"an answer's body does not decode ({exc})") from None
 
@@ -263,10 +308,16 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(MalformedAnswer(f"a malformed answer ({exc})"))
             self.close()
-        if self._buffered > HIGH_WATER and not self._paused and not self.closed:
-            self._paused = True
-            assert self.transport is not None
-            self.transport.pause_reading()
+        if self._buffered > HIGH_WATER and not self.closed:
+            if self._whole:  # read to its end, which nobody reads before: only bounded
+                if self._buffered > self._most:
+                    self._chunks.clear()
+                    self._fail(self._too_large())
+                    self.close()
+            elif not self._paused:  # a stream: its reader resumes once it has read on
+                self._paused = True
+                assert self.transport is not None
+                self.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed:

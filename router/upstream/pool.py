@@ -14,7 +14,7 @@ import asyncio
 import ssl
 from collections import deque
 
-from router.upstream.connection import Connection
+from router.upstream.connection import DEFAULT_MAX_ANSWER_BYTES, Connection
 
 KEEP_IDLE = 15.0  # seconds an idle connection is kept (as aiohttp's client did)
 
@@ -22,8 +22,16 @@ KEEP_IDLE = 15.0  # seconds an idle connection is kept (as aiohttp's client did)
 class Pool:
     """Connections to one origin (see the module's docstring)."""
 
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, limit: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None,
+        limit: int,
+        max_answer: int = DEFAULT_MAX_ANSWER_BYTES,
+    ) -> None:
         self.host, self.port, self.tls, self.limit = host, port, tls, max(1, limit)
+        self.max_answer = max_answer  # bytes of an answer read whole, at most
         self.idle: list[Connection] = []
         self.open = 0  # connections open or opening
         self._waiters: deque[asyncio.Future[Connection | None]] = deque()

@@ -21,7 +21,12 @@ from typing import Protocol
 import httpx
 
 from router import errors
-from router.upstream.connection import Connection, MalformedAnswer, UpstreamClosed
+from router.upstream.connection import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    Connection,
+    MalformedAnswer,
+    UpstreamClosed,
+)
 from router.upstream.pool import Pool
 from router.upstream.provider import PlainRequest, UpstreamResponse
 
@@ -251,9 +256,12 @@ class HttpTransport:
     (`router.upstream.pool`), each reading its answers with httptools
     (`router.upstream.connection`)."""
 
-    def __init__(self, provider: str, max_connections: int) -> None:
+    def __init__(
+        self, provider: str, max_connections: int, max_answer: int = DEFAULT_MAX_ANSWER_BYTES
+    ) -> None:
         self.provider = provider
         self.limit = max_connections
+        self.max_answer = max_answer
         self._pools: dict[tuple[str, str, int], Pool] = {}
         self._targets: dict[str, tuple[Pool, str]] = {}
         self._tls: ssl.SSLContext | None = None
@@ -279,7 +287,7 @@ class HttpTransport:
             if tls and self._tls is None:
                 self._tls = ssl.create_default_context()
             pool = self._pools[key] = Pool(
-                parts.hostname, port, self._tls if tls else None, self.limit
+                parts.hostname, port, self._tls if tls else None, self.limit, self.max_answer
             )
         host = parts.netloc.rpartition("@")[2]  # (never the userinfo)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

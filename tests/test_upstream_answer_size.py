@@ -1,0 +1,161 @@
+"""Large upstream answers through `llm-switchyard serve`: real ones arrive whole, however
+large; one past `providers.<name>.max_answer_bytes` (an endless body, a decompression
+bomb) fails its attempt as a malformed answer, at once and within bounded memory, and the
+next target answers."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import orjson
+import pytest
+
+from router.testing import (
+    FakeUpstream,
+    RouterProcess,
+    chat_completion,
+    closed_after_test,
+    json_reply,
+)
+from router.testing.fake_upstream import Reply
+
+MIB = 1024 * 1024
+CONFIG = """
+server: {{watch_config: false}}
+providers:
+  odd: {{plugin: openai, base_url: {odd}/v1, api_key: sk-odd, max_answer_bytes: {most}}}
+  good: {{plugin: openai, base_url: {good}/v1, api_key: sk-good}}
+models:
+  alone: {{targets: [{{provider: odd, model: m}}], retries: {{attempts: 0}}}}
+  backed:
+    targets: [{{provider: odd, model: m}}, {{provider: good, model: m}}]
+    retries: {{attempts: 0}}
+keys:
+  app: {{key: sk-app}}
+"""
+HI = [{"role": "user", "content": "hi"}]
+
+
+def _gzipped(payload: bytes) -> Reply:
+    body = gzip.compress(payload, 1)
+    headers = {"content-type": "application/json", "content-encoding": "gzip"}
+    return Reply(200, headers, body)
+
+
+@contextlib.contextmanager
+def _endless() -> Iterator[str]:
+    """A server answering every request with a 200 JSON head and a chunked body that never
+    ends (it writes until the reader goes away)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    piece = b"x" * 65536
+    frame = b"%x\r\n%b\r\n" % (len(piece), piece)
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            conn.sendall(head + b"transfer-encoding: chunked\r\n\r\n")
+            with contextlib.suppress(OSError):
+                while True:
+                    conn.sendall(frame)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return  # closed: the test is over
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def _serve(tmp_path: Path, odd: str, good: str, most: int) -> RouterProcess:
+    path = tmp_path / "router.yaml"
+    path.write_text(CONFIG.format(odd=odd, good=good, most=most))
+    return RouterProcess(path)
+
+
+def _client(router: RouterProcess) -> openai.OpenAI:
+    client = openai.OpenAI(base_url=router.base_url, api_key="sk-app", max_retries=0, timeout=20)
+    return closed_after_test(client)
+
+
+def _peak_kb(router: RouterProcess) -> int:
+    """The router's peak resident memory so far, in KB."""
+    assert router.process is not None
+    status = Path(f"/proc/{router.process.pid}/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1])
+
+
+@pytest.fixture
+def upstreams() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
+    with FakeUpstream() as odd, FakeUpstream() as good:
+        good.set_default("/v1/chat/completions", json_reply(chat_completion("from good")))
+        yield odd, good
+
+
+def test_answers_of_many_megabytes_arrive_whole(tmp_path: Path, upstreams) -> None:
+    """Answers past the connection's read buffer (256 KB), plain and gzipped: a JSON answer
+    is read to its end, where one once waited for a reader that never came."""
+    odd, good = upstreams
+    text = "word " * 600_000  # 3 MB
+    vectors = [[i / 7 for i in range(1536)] for _ in range(100)]  # 3 MB of floats
+    embeddings = {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+        ],
+        "model": "m",
+        "usage": {"prompt_tokens": 100, "total_tokens": 100},
+    }
+    odd.add("/v1/chat/completions", json_reply(chat_completion(text)))
+    odd.add("/v1/chat/completions", _gzipped(orjson.dumps(chat_completion(text))))
+    odd.set_default("/v1/embeddings", json_reply(embeddings))
+    with _serve(tmp_path, odd.url, good.url, 64 * MIB) as router:
+        client = _client(router)
+        for _ in range(2):
+            answer = client.chat.completions.create(model="alone", messages=HI)
+            assert answer.choices[0].message.content == text
+        got = client.embeddings.create(model="alone", input=["hi"] * 100, encoding_format="float")
+        assert [d.embedding for d in got.data] == vectors
+
+
+def test_an_answer_past_max_answer_bytes_fails_over_within_bounded_memory(
+    tmp_path: Path, upstreams
+) -> None:
+    odd, good = upstreams
+    bomb = _gzipped(b'{"choices": "' + b"a" * (128 * MIB) + b'"}')  # 128 MB once decompressed
+    odd.add("/v1/chat/completions", json_reply(chat_completion("w " * MIB)), bomb, bomb)
+    with _endless() as endless, _serve(tmp_path, odd.url, good.url, MIB) as router:
+        client = _client(router)
+        idle = _peak_kb(router)
+        for _ in range(2):  # 2 MB of JSON, then a bomb: the good target answers instead
+            answer = client.chat.completions.with_raw_response.create(model="backed", messages=HI)
+            assert answer.headers["x-router-provider"] == "good"
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="alone", messages=HI)
+        assert caught.value.status_code == 502
+        error = caught.value.body
+        assert isinstance(error, dict) and error["code"] == "malformed_upstream_response"
+        assert "larger than 1,048,576 bytes (max_answer_bytes)" in error["message"]
+        assert _peak_kb(router) - idle < 40 * 1024  # what a 1 MB limit costs, not 128 MB
+
+    with _serve(tmp_path, endless, good.url, MIB) as router:
+        client = _client(router)
+        began = time.monotonic()
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="alone", messages=HI)
+        assert caught.value.status_code == 502 and time.monotonic() - began < 10
+        assert "max_answer_bytes" in str(caught.value)
