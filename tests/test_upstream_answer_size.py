@@ -1,7 +1,7 @@
 """Large upstream answers through `llm-switchyard serve`: real ones arrive whole, however
 large; one past `providers.<name>.max_answer_bytes` (an endless body, a decompression
-bomb) fails its attempt as a malformed answer, at once and within bounded memory, and the
-next target answers."""
+bomb, an event that never ends) fails its attempt as a malformed answer, at once and within
+bounded memory, and the next target answers."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ import pytest
 from router.testing import (
     FakeUpstream,
     RouterProcess,
+    chat_chunk,
     chat_completion,
     closed_after_test,
     json_reply,
+    sse_reply,
 )
 from router.testing.fake_upstream import Reply
 
@@ -159,3 +161,26 @@ def test_an_answer_past_max_answer_bytes_fails_over_within_bounded_memory(
             client.chat.completions.create(model="alone", messages=HI)
         assert caught.value.status_code == 502 and time.monotonic() - began < 10
         assert "max_answer_bytes" in str(caught.value)
+
+
+def test_a_stream_event_past_max_answer_bytes_fails_its_attempt(tmp_path: Path, upstreams) -> None:
+    """Before the first token the next target answers; after it, the stream ends with an
+    error event, not with memory filling up."""
+    odd, good = upstreams
+    endless_event = [b"data: " + b"y" * 65536] * 64  # 4 MB, and never a blank line
+    first = chat_chunk({"role": "assistant", "content": "Hel"})
+    odd.add("/v1/chat/completions", sse_reply(endless_event), sse_reply([first, *endless_event]))
+    good.set_default(
+        "/v1/chat/completions",
+        sse_reply([chat_chunk({"role": "assistant", "content": "from good"}, "stop"), "[DONE]"]),
+    )
+    with _serve(tmp_path, odd.url, good.url, MIB) as router:
+        client = _client(router)
+        stream = client.chat.completions.create(model="backed", messages=HI, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream) == "from good"
+        stream = client.chat.completions.create(model="alone", messages=HI, stream=True)
+        texts = []
+        with pytest.raises(openai.APIError, match="event larger than 1,048,576 bytes"):
+            for chunk in stream:
+                texts.append(chunk.choices[0].delta.content or "")
+        assert texts == ["Hel"]

@@ -147,3 +147,40 @@ def test_sse_decoder_flushes_an_unterminated_last_event():
     decoder = SSEDecoder()
     assert list(decoder.feed(b'data: {"b":2}')) == []
     assert [e.data for e in decoder.flush()] == [b'{"b":2}']
+
+
+STREAM = (
+    b': ping\r\n\r\ndata: {"a":1}\r\n\r\nevent: error\r\ndata: x\rdata: y\r\rdata: '
+    + b"z" * 5000
+    + b"\n\n\ndata: [DONE]\n\n"
+)
+EXPECTED = [(b'{"a":1}', None), (b"x\ny", "error"), (b"z" * 5000, None), (b"[DONE]", None)]
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 100, 4096, len(STREAM)])
+def test_sse_decoder_reads_the_same_events_whatever_the_reads(step: int) -> None:
+    """Line ends of every kind split anywhere, and an event held over many reads (which the
+    decoder keeps as pieces until one can end it), give the same events."""
+    decoder = SSEDecoder()
+    events = []
+    for i in range(0, len(STREAM), step):
+        events += list(decoder.feed(STREAM[i : i + step]))
+    events += list(decoder.flush())
+    assert [(e.data, e.event) for e in events] == EXPECTED
+
+
+def test_sse_decoder_refuses_an_event_past_its_size_without_holding_more() -> None:
+    decoder = SSEDecoder(most=100_000, provider="odd")
+    assert list(decoder.feed(b"data: ok\n\ndata: ")) != []
+    with pytest.raises(errors.MalformedResponse, match="upstream 'odd' sent an event larger than"):
+        for _ in range(100):
+            list(decoder.feed(b"y" * 4096 + b"\n"))  # lines, but never a blank one
+    decoder = SSEDecoder(most=100_000)
+    list(decoder.feed(b"data: " + b"y" * 90_000))
+    assert [e.data for e in decoder.feed(b"y\n\n")] == [b"y" * 90_001]  # (within it: read)
+
+
+def test_sse_decoder_ends_a_stream_cut_after_a_carriage_return() -> None:
+    decoder = SSEDecoder()
+    assert list(decoder.feed(b"data: last\r")) == []
+    assert [e.data for e in decoder.flush()] == [b"last"]

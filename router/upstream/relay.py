@@ -131,7 +131,7 @@ def _gathered(call: Call, provider: Provider, content: bytes) -> dict[str, Any]:
     each event read as the provider reads a stream's (an error event is its error), gathered
     into the one answer."""
     chunks = []
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(provider=provider.name)
     for event in [*decoder.feed(content), *decoder.flush()]:
         if event.data.startswith(b"[DONE]"):
             break

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from router import errors
+from router.upstream.connection import DEFAULT_MAX_ANSWER_BYTES
 
 DONE_FRAME = b"data: [DONE]\n\n"
 BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark, which some servers begin a body with
@@ -27,29 +28,52 @@ class Event:
 
 
 class SSEDecoder:
-    """Feed bytes as they arrive; get whole events back as soon as they are complete."""
+    """Feed bytes as they arrive; get whole events back as soon as they are complete.
 
-    __slots__ = ("_begun", "_buffer")
+    An event not yet complete is held as the pieces it came in, joined only once a piece
+    arrives that can end it (a blank line in it, or a line end just after one), so a large
+    event costs its size once, not once per read; and one of more than `most` bytes is a
+    malformed answer (an upstream's endless event must not fill memory)."""
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    __slots__ = ("_begun", "_bom", "_cr", "_most", "_newline", "_parts", "_provider", "_size")
+
+    def __init__(self, most: int = DEFAULT_MAX_ANSWER_BYTES, provider: str | None = None) -> None:
+        self._most = most
+        self._provider = provider
+        self._parts: list[bytes] = []  # the event under way, line ends made LF, as it came
+        self._size = 0  # ... its bytes
+        self._newline = False  # ... whether it ends with a line end
+        self._cr = False  # a CR ended the last read: perhaps the first half of a CRLF
+        self._bom = b""  # the stream's first bytes while they may be a BOM's
         self._begun = False  # (whether the stream's first bytes, a BOM's place, have come)
 
     def feed(self, chunk: bytes) -> Iterator[Event]:
         if not self._begun:
-            chunk, self._buffer = self._buffer + chunk, b""
+            chunk, self._bom = self._bom + chunk, b""
             if len(chunk) < len(BOM) and BOM.startswith(chunk):
-                self._buffer = chunk  # (a BOM's first bytes, perhaps: wait for the rest)
+                self._bom = chunk  # (a BOM's first bytes, perhaps: wait for the rest)
                 return
             self._begun = True
             if chunk.startswith(BOM):
                 chunk = chunk[len(BOM) :]
-        buffer = self._buffer + chunk if self._buffer else chunk
-        hold = b""
-        if buffer.find(b"\r") != -1:  # (cheaper than `in`, which first tries an int needle)
-            if buffer.endswith(b"\r"):  # may be the first half of a CRLF split across reads
-                buffer, hold = buffer[:-1], b"\r"
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if self._cr:
+            chunk, self._cr = b"\r" + chunk, False
+        if chunk.find(b"\r") != -1:  # (cheaper than `in`, which first tries an int needle)
+            if chunk.endswith(b"\r"):  # may be the first half of a CRLF split across reads
+                chunk, self._cr = chunk[:-1], True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if not chunk:
+            return
+        parts = self._parts
+        if parts:
+            if chunk.find(b"\n\n") == -1 and not (self._newline and chunk[0] == 10):
+                self._hold(chunk)  # it cannot end the event under way
+                return
+            parts.append(chunk)
+            buffer = b"".join(parts)
+            parts.clear()
+        else:
+            buffer = chunk
         start = 0
         while True:
             end = buffer.find(b"\n\n", start)
@@ -59,11 +83,28 @@ class SSEDecoder:
             start = end + 2
             if event is not None:
                 yield event
-        self._buffer = buffer[start:] + hold
+        self._size = 0
+        if start < len(buffer):
+            self._hold(buffer[start:] if start else buffer)
+
+    def _hold(self, piece: bytes) -> None:
+        """Keep `piece` of the event under way; MalformedResponse past `most` bytes."""
+        self._parts.append(piece)
+        self._size += len(piece)
+        self._newline = piece[-1] == 10
+        if self._size > self._most:
+            self._parts.clear()
+            who = f"upstream '{self._provider}'" if self._provider else "the upstream"
+            raise errors.MalformedResponse(
+                f"{who} sent an event larger than {self._most:,} bytes (max_answer_bytes)",
+                provider=self._provider,
+            )
 
     def flush(self) -> Iterator[Event]:
         """What is left when the stream ends without a final blank line."""
-        rest, self._buffer = self._buffer, b""
+        rest = b"".join(self._parts) + (b"\n" if self._cr else b"")
+        self._parts.clear()
+        self._size, self._cr = 0, False
         if rest.strip():
             event = _parse_event(rest.rstrip(b"\n"))
             if event is not None:

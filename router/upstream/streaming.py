@@ -99,7 +99,7 @@ class StreamRelay:
         self.provider = target.provider
         self.upstream = upstream
         self.deadline = deadline
-        self.decoder = SSEDecoder()
+        self.decoder = SSEDecoder(target.runtime.max_answer_bytes, target.runtime.name)
         self.pending: list[bytes] = []
         self.done = False  # [DONE] seen
         self.finished = False  # a finish_reason seen
