@@ -32,7 +32,7 @@ MIB = 1024 * 1024
 CONFIG = """
 server: {{watch_config: false}}
 providers:
-  odd: {{plugin: openai, base_url: {odd}/v1, api_key: sk-odd, max_answer_bytes: {most}}}
+  odd: {{plugin: openai, base_url: {odd}/v1, api_key: sk-odd{most}}}
   good: {{plugin: openai, base_url: {good}/v1, api_key: sk-good}}
 models:
   alone: {{targets: [{{provider: odd, model: m}}], retries: {{attempts: 0}}}}
@@ -83,9 +83,11 @@ def _endless() -> Iterator[str]:
         server.close()
 
 
-def _serve(tmp_path: Path, odd: str, good: str, most: int) -> RouterProcess:
+def _serve(tmp_path: Path, odd: str, good: str, most: int | None = None) -> RouterProcess:
+    """The router, `odd`'s `max_answer_bytes` `most` (None: the default)."""
     path = tmp_path / "router.yaml"
-    path.write_text(CONFIG.format(odd=odd, good=good, most=most))
+    limit = "" if most is None else f", max_answer_bytes: {most}"
+    path.write_text(CONFIG.format(odd=odd, good=good, most=limit))
     return RouterProcess(path)
 
 
@@ -125,7 +127,7 @@ def test_answers_of_many_megabytes_arrive_whole(tmp_path: Path, upstreams) -> No
     odd.add("/v1/chat/completions", json_reply(chat_completion(text)))
     odd.add("/v1/chat/completions", _gzipped(orjson.dumps(chat_completion(text))))
     odd.set_default("/v1/embeddings", json_reply(embeddings))
-    with _serve(tmp_path, odd.url, good.url, 64 * MIB) as router:
+    with _serve(tmp_path, odd.url, good.url) as router:
         client = _client(router)
         for _ in range(2):
             answer = client.chat.completions.create(model="alone", messages=HI)
@@ -154,13 +156,13 @@ def test_an_answer_past_max_answer_bytes_fails_over_within_bounded_memory(
         assert "larger than 1,048,576 bytes (max_answer_bytes)" in error["message"]
         assert _peak_kb(router) - idle < 40 * 1024  # what a 1 MB limit costs, not 128 MB
 
-    with _serve(tmp_path, endless, good.url, MIB) as router:
+    with _serve(tmp_path, endless, good.url) as router:  # the default: 64 MiB
         client = _client(router)
         began = time.monotonic()
         with pytest.raises(openai.APIStatusError) as caught:
             client.chat.completions.create(model="alone", messages=HI)
         assert caught.value.status_code == 502 and time.monotonic() - began < 10
-        assert "max_answer_bytes" in str(caught.value)
+        assert "larger than 67,108,864 bytes (max_answer_bytes)" in str(caught.value)
 
 
 def test_a_stream_event_past_max_answer_bytes_fails_its_attempt(tmp_path: Path, upstreams) -> None:
