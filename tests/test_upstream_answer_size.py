@@ -1,7 +1,7 @@
 """Large upstream answers through `llm-switchyard serve`: real ones arrive whole, however
 large; one past `providers.<name>.max_answer_bytes` (an endless body, a decompression
-bomb, an event that never ends) fails its attempt as a malformed answer, at once and within
-bounded memory, and the next target answers."""
+bomb, an event that never ends) or with a head past 1 MiB fails its attempt as a malformed
+answer, at once and within bounded memory, and the next target answers."""
 
 from __future__ import annotations
 
@@ -52,18 +52,23 @@ def _gzipped(payload: bytes) -> Reply:
 
 
 @contextlib.contextmanager
-def _endless() -> Iterator[str]:
+def _endless(head_only: bool = False) -> Iterator[str]:
     """A server answering every request with a 200 JSON head and a chunked body that never
-    ends (it writes until the reader goes away)."""
+    ends, or (`head_only`) a head whose header lines never end; it writes until the reader
+    goes away."""
     server = socket.create_server(("127.0.0.1", 0))
     piece = b"x" * 65536
     frame = b"%x\r\n%b\r\n" % (len(piece), piece)
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+    if head_only:
+        frame = b"x-filler: " + b"h" * 8000 + b"\r\n"
+    else:
+        head += b"transfer-encoding: chunked\r\n\r\n"
 
     def answer(conn: socket.socket) -> None:
         with conn:
             conn.recv(65536)
-            head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-            conn.sendall(head + b"transfer-encoding: chunked\r\n\r\n")
+            conn.sendall(head)
             with contextlib.suppress(OSError):
                 while True:
                     conn.sendall(frame)
@@ -163,6 +168,23 @@ def test_an_answer_past_max_answer_bytes_fails_over_within_bounded_memory(
             client.chat.completions.create(model="alone", messages=HI)
         assert caught.value.status_code == 502 and time.monotonic() - began < 10
         assert "larger than 67,108,864 bytes (max_answer_bytes)" in str(caught.value)
+
+
+def test_a_head_that_never_ends_fails_over_within_bounded_memory(tmp_path: Path, upstreams) -> None:
+    _, good = upstreams
+    with _endless(head_only=True) as endless, _serve(tmp_path, endless, good.url) as router:
+        client = _client(router)
+        idle = _peak_kb(router)
+        for stream in (False, True):
+            answer = client.chat.completions.with_raw_response.create(
+                model="backed", messages=HI, stream=stream
+            )
+            assert answer.headers["x-router-provider"] == "good"
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="alone", messages=HI)
+        assert caught.value.status_code == 502
+        assert "head larger than 1,048,576 bytes" in str(caught.value)
+        assert _peak_kb(router) - idle < 40 * 1024
 
 
 def test_a_stream_event_past_max_answer_bytes_fails_its_attempt(tmp_path: Path, upstreams) -> None:

@@ -11,10 +11,11 @@ The reader either waits for the whole answer (`whole=True`, a JSON answer: one w
 its last byte arrives) or for its head and then for its body chunk by chunk (a stream). A
 stream's reader that stops reading makes the connection stop reading from the socket once
 `HIGH_WATER` bytes wait, so a slow client holds back the upstream instead of filling memory.
-A whole answer is read to its end, up to its pool's `max_answer` bytes as sent and once
-decompressed: beyond that the exchange fails as a malformed answer, so an upstream's endless
-body or decompression bomb costs a bounded amount of memory. A stream's compressed body is
-decompressed `DECODE_STEP` bytes at a time, the rest kept for the next read.
+An answer's head is read up to `MAX_HEAD_BYTES`, and a whole answer to its end, up to its
+pool's `max_answer` bytes as sent and once decompressed: beyond that the exchange fails as a
+malformed answer, so an upstream's endless head or body or its decompression bomb costs a
+bounded amount of memory. A stream's compressed body is decompressed `DECODE_STEP` bytes at
+a time, the rest kept for the next read.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ LOW_WATER = 64 * 1024  # ... and that resume it
 # stays within a sidecar's memory.
 DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
 DECODE_STEP = 1024 * 1024  # bytes of a stream's body decompressed at a time, at most
+# Bytes read before an answer's head is complete, at most: real heads take a few KB, and one
+# that never ends (header lines without end) must not fill memory until a timeout.
+MAX_HEAD_BYTES = 1024 * 1024
 
 
 class UpstreamClosed(ConnectionError):
@@ -121,6 +125,7 @@ class Connection(asyncio.Protocol):
         self._paused = False
         self._framed = True  # the answer's length is known (content-length or chunked)
         self._informational = False
+        self._head_bytes = 0  # bytes read while the answer's head is incomplete
         self._write_ready: asyncio.Future[None] | None = None
         self.status = 0
         self.headers: CIMultiDictProxy[str] = _NO_HEADERS
@@ -140,6 +145,7 @@ class Connection(asyncio.Protocol):
         future is done once the answer's head (`whole=False`) or all of it has arrived."""
         self._busy, self._whole, self._on_head = True, whole, on_head
         self._raw = []
+        self._head_bytes = 0
         self.status, self.complete, self.received, self.error = 0, False, False, None
         self.decode = None
         self._waiter = waiter = self._loop.create_future()
@@ -300,6 +306,14 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self.received = True
+        if not self.status:  # the head is still coming (the parser holds it whole)
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(
+                    MalformedAnswer(f"an answer's head larger than {MAX_HEAD_BYTES:,} bytes")
+                )
+                self.close()
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
