@@ -52,18 +52,22 @@ def _gzipped(payload: bytes) -> Reply:
 
 
 @contextlib.contextmanager
-def _endless(head_only: bool = False) -> Iterator[str]:
-    """A server answering every request with a 200 JSON head and a chunked body that never
-    ends, or (`head_only`) a head whose header lines never end; it writes until the reader
-    goes away."""
+def _endless(kind: str = "body") -> Iterator[str]:
+    """A server answering every request with a head and a chunked body that never ends: a
+    200 JSON head and x's (`body`), or a JSON text that never closes (`json`, under a 500
+    head for `error`); or a head whose header lines never end (`head`). It writes until
+    the reader goes away."""
     server = socket.create_server(("127.0.0.1", 0))
     piece = b"x" * 65536
     frame = b"%x\r\n%b\r\n" % (len(piece), piece)
-    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-    if head_only:
+    status = b"500 Internal Server Error" if kind == "error" else b"200 OK"
+    head = b"HTTP/1.1 %b\r\ncontent-type: application/json\r\n" % status
+    if kind == "head":
         frame = b"x-filler: " + b"h" * 8000 + b"\r\n"
     else:
         head += b"transfer-encoding: chunked\r\n\r\n"
+        if kind in ("json", "error"):
+            head += b'7\r\n{"a": "\r\n'
 
     def answer(conn: socket.socket) -> None:
         with conn:
@@ -172,7 +176,7 @@ def test_an_answer_past_max_answer_bytes_fails_over_within_bounded_memory(
 
 def test_a_head_that_never_ends_fails_over_within_bounded_memory(tmp_path: Path, upstreams) -> None:
     _, good = upstreams
-    with _endless(head_only=True) as endless, _serve(tmp_path, endless, good.url) as router:
+    with _endless("head") as endless, _serve(tmp_path, endless, good.url) as router:
         client = _client(router)
         idle = _peak_kb(router)
         for stream in (False, True):
@@ -184,6 +188,25 @@ def test_a_head_that_never_ends_fails_over_within_bounded_memory(tmp_path: Path,
             client.chat.completions.create(model="alone", messages=HI)
         assert caught.value.status_code == 502
         assert "head larger than 1,048,576 bytes" in str(caught.value)
+        assert _peak_kb(router) - idle < 40 * 1024
+
+
+@pytest.mark.parametrize("kind", ["body", "json", "error"])
+def test_a_stream_request_s_endless_answer_fails_over(tmp_path: Path, upstreams, kind) -> None:
+    """An answer to a stream request read whole (an error's body, a JSON answer) or as
+    events (a body of no events): past `max_answer_bytes` it fails the attempt."""
+    _, good = upstreams
+    with _endless(kind) as endless, _serve(tmp_path, endless, good.url, MIB) as router:
+        client = _client(router)
+        idle = _peak_kb(router)
+        answer = client.chat.completions.with_raw_response.create(
+            model="backed", messages=HI, stream=True
+        )
+        assert answer.headers["x-router-provider"] == "good"
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="alone", messages=HI, stream=True)
+        assert caught.value.status_code == 502
+        assert "larger than 1,048,576 bytes (max_answer_bytes)" in str(caught.value)
         assert _peak_kb(router) - idle < 40 * 1024
 
 

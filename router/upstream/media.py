@@ -48,7 +48,7 @@ async def open_binary(call: Call, target: Target, remaining: float) -> BinaryRel
         async with asyncio.timeout(first_token):
             upstream = await _transport(runtime).open(request, timeouts.connect)
             if not 200 <= upstream.status < 300:
-                content = await upstream.read()
+                content = await upstream.read(runtime.max_answer_bytes, runtime.name)
                 raise plugin_calls.upstream_error(
                     provider, UpstreamResponse(upstream.status, upstream.headers, content)
                 )

@@ -198,7 +198,7 @@ async def _streamed_whole(
     if first.removeprefix(BOM).lstrip()[:1] not in (b"{", b"["):
         return None
     provider = target.runtime.provider
-    content = await upstream.read()
+    content = await upstream.read(target.runtime.max_answer_bytes, provider.name)
     upstream.close()
     data = _answer(call, provider, UpstreamResponse(upstream.status, upstream.headers, content))
     complete_answer(call.op, data, target.model)
@@ -251,7 +251,7 @@ async def open_stream(
         try:
             upstream = await _transport(runtime).open(request, timeouts.connect)
             if not 200 <= upstream.status < 300:
-                content = await upstream.read()
+                content = await upstream.read(runtime.max_answer_bytes, runtime.name)
                 raise plugin_calls.upstream_error(
                     provider, UpstreamResponse(upstream.status, upstream.headers, content)
                 )

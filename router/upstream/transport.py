@@ -67,8 +67,25 @@ class UpstreamStream:
     # transport can time a read itself, cheaper than `asyncio.timeout` around `chunks`.
     read_within: Callable[[float], Awaitable[bytes]] | None = None
 
-    async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.chunks])
+    async def read(
+        self, most: int = DEFAULT_MAX_ANSWER_BYTES, provider: str | None = None
+    ) -> bytes:
+        """The rest of the body, whole (an error's, or a JSON answer to a stream request);
+        MalformedResponse, the body closed, once it passes `most` bytes
+        (`providers.<name>.max_answer_bytes`)."""
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.chunks:
+            size += len(chunk)
+            if size > most:
+                self.close()
+                who = f"upstream '{provider}'" if provider else "the upstream"
+                raise errors.MalformedResponse(
+                    f"{who} sent an answer larger than {most:,} bytes (max_answer_bytes)",
+                    provider=provider,
+                )
+            parts.append(chunk)
+        return b"".join(parts)
 
     async def peek(self) -> bytes:
         """The body's first bytes (b"" for none), which the reads that follow still return:
