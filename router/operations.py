@@ -39,6 +39,8 @@ TRANSCRIPTION_MAX_BYTES = 25 * 1024 * 1024
 #: OpenAI's limit on one image to edit (gpt-image-1; dall-e-2's is 4 MB). An edit may send
 #: up to 16: `server.max_body_bytes_by_operation` raises it for those.
 IMAGE_EDIT_MAX_BYTES = 50 * 1024 * 1024
+#: OpenAI's limit on the image to vary is 4 MB (dall-e-2): that, and the form around it.
+IMAGE_VARIATION_MAX_BYTES = 5 * 1024 * 1024
 
 IMAGES = Operation(
     "images",
@@ -60,6 +62,15 @@ IMAGE_EDITS = Operation(
     cost=units.image_cost,
     check=validate.check_image_edit,
     check_form=validate.check_image_edit_form,
+)
+IMAGE_VARIATIONS = Operation(
+    "image_variations",
+    "/images/variations",  # variations of an uploaded image (dall-e-2), answered as images
+    required="image",
+    body="multipart",
+    max_body_bytes=IMAGE_VARIATION_MAX_BYTES,
+    cost=units.image_cost,
+    check=validate.check_image_variation,
 )
 SPEECH = Operation(
     "speech",
@@ -101,6 +112,7 @@ RERANK = Operation(
 )
 Operation.IMAGES, Operation.SPEECH, Operation.TRANSCRIPTIONS = IMAGES, SPEECH, TRANSCRIPTIONS
 Operation.IMAGE_EDITS, Operation.TRANSLATIONS = IMAGE_EDITS, TRANSLATIONS
+Operation.IMAGE_VARIATIONS = IMAGE_VARIATIONS
 Operation.MODERATIONS, Operation.RERANK = MODERATIONS, RERANK
 
 #: Every built-in operation, in the order `/v1/models` and `explain` list them.
@@ -110,6 +122,7 @@ BUILTIN = (
     Operation.EMBEDDINGS,
     IMAGES,
     IMAGE_EDITS,
+    IMAGE_VARIATIONS,
     SPEECH,
     TRANSCRIPTIONS,
     TRANSLATIONS,

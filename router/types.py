@@ -70,6 +70,7 @@ class Operation:
     # Defined with their costs and checks in `router.operations` (which `router.spec` imports).
     IMAGES: ClassVar[Operation]
     IMAGE_EDITS: ClassVar[Operation]
+    IMAGE_VARIATIONS: ClassVar[Operation]
     SPEECH: ClassVar[Operation]
     TRANSCRIPTIONS: ClassVar[Operation]
     TRANSLATIONS: ClassVar[Operation]

@@ -101,15 +101,15 @@ def test_explain_says_what_a_model_and_each_target_serve(tmp_path, capsys, monke
     assert main(["explain", "--config", str(path), "--model", "mixed"]) == 0
     out = capsys.readouterr().out
     assert (
-        "operations: chat, completions, embeddings, images, image_edits, speech, transcriptions, "
-        "translations, " in out
+        "operations: chat, completions, embeddings, images, image_edits, image_variations, "
+        "speech, transcriptions, translations, " in out
     )
     # (by translation)
     only = "     serves only: chat, responses, messages, count_tokens, input_tokens\n"
     assert "  1. telkom/telkom-ai  [" in out and only in out
     assert (
-        "limits: request body up to 4194304 bytes (image_edits 52428800, transcriptions 26214400, "
-        "translations 26214400)" in out
+        "limits: request body up to 4194304 bytes (image_edits 52428800, image_variations "
+        "5242880, transcriptions 26214400, translations 26214400)" in out
     )
     assert main(["explain", "--config", str(path), "--model", "telkom-ai"]) == 0
     out = capsys.readouterr().out

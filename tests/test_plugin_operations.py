@@ -117,8 +117,8 @@ def test_a_model_without_the_operation_answers_400_naming_both(served):
     assert error["code"] == "unsupported_operation" and error["param"] == "model"
     assert error["message"] == (
         "model 'chat' does not serve widgets (POST /v1/widgets); it serves: chat, "
-        "completions, embeddings, images, image_edits, speech, transcriptions, translations, "
-        "moderations, rerank, "
+        "completions, embeddings, images, image_edits, image_variations, speech, "
+        "transcriptions, translations, moderations, rerank, "
         "responses, messages, count_tokens, input_tokens"
     )
     chat = httpx.post(

@@ -200,6 +200,12 @@ def test_quickstart_serves_every_operation_offline(tmp_path, openapi):
             json={"model": "demo", "prompt": "a hat", "images": [{"file_id": "file-1"}], "n": 2},
         )
         assert len(by_reference.json()["data"]) == 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # (the SDK's, for variations)
+            varied = client.images.create_variation(
+                model="demo", image=("fox.png", png, "image/png"), n=2, response_format="b64_json"
+            )
+        assert [base64.b64decode(i.b64_json or "") for i in varied.data] == [png, png]
 
         moderated = client.moderations.with_raw_response.create(
             model="demo", input=["I will kill the process", "a nice day"]

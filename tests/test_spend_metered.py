@@ -40,6 +40,7 @@ models:
   edit:
     targets: [{{provider: up, model: img, price: {{per_image: 0.04}}}}]
     budgets: [edits]
+  vary: {{targets: [{{provider: up, model: img, price: {{per_image: 0.04}}}}], budgets: [edits]}}
   listen: {{targets: [{{provider: up, model: whisper, price: {{per_audio_second: 0.0001}}}}]}}
   translate: {{targets: [{{provider: up, model: whisper, price: {{per_audio_second: 0.0001}}}}]}}
   speak: {{targets: [{{provider: up, model: tts, price: {{per_million_characters: 15}}}}]}}
@@ -234,6 +235,25 @@ def test_image_edits_and_translations_are_priced_as_images_and_seconds_of_audio(
         ("translate", "translations", 200, 300_000),  # text: the 3 s WAV upload
     ]
     assert len(upstream.received("/v1/images/edits")) == 2
+
+
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # (the SDK's variations)
+def test_image_variations_are_priced_per_image(tmp_path: Path) -> None:
+    """A variation reserves the images its form asks for and is charged for those its
+    answer holds, as an edit is."""
+    image = ("a.png", PNG, "image/png")
+    with _priced(tmp_path) as (upstream, _router, client, ledger):
+        upstream.add("/v1/images/variations", image_reply(2))
+        varied = client.images.with_raw_response.create_variation(model="vary", image=image, n=2)
+        assert varied.headers["x-budget-remaining"] == "0.02"  # 0.08 of 0.10 spent
+        with pytest.raises(openai.RateLimitError) as refused:  # 0.04 more would pass 0.10
+            client.images.create_variation(model="vary", image=image)
+        assert refused.value.code == "budget_exceeded"
+        rows = wait_for_rows(ledger, 2)
+    costs = [
+        (r["operation"], r["status"], r["cost_nanos"]) for r in sorted(rows, key=lambda r: r["seq"])
+    ]
+    assert costs == [("image_variations", 200, 80_000_000), ("image_variations", 429, 0)]
 
 
 def test_streamed_images_are_charged_for_the_images_asked_for(tmp_path: Path) -> None:

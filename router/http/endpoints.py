@@ -57,6 +57,9 @@ JSON = "application/json"
 Endpoint = Callable[[Request], Awaitable[Response]]
 Render = Callable[[errors.RouterError], tuple[int, bytes]]  # an error's status and body
 
+# The operations answered with images, priced per image (`router.spend.prices.METERED`).
+IMAGE_OPERATIONS = frozenset({Operation.IMAGES, Operation.IMAGE_EDITS, Operation.IMAGE_VARIATIONS})
+
 
 def request_id_of(headers: Mapping[str, str]) -> str:
     """The client's `x-request-id` if it is a sane one, else a new random id."""
@@ -271,7 +274,7 @@ class Exchange:
         answer = await watch.run(execute(self.graph, call, tracing.traced_attempt(call, attempt)))
         watch.stop()
         op = call.op
-        if op is Operation.IMAGES or op is Operation.IMAGE_EDITS:  # priced per image
+        if op in IMAGE_OPERATIONS:  # priced per image
             call.units = metered.images_in(answer.data)
         ttft = time.perf_counter()
         headers = _router_headers(call, self.request_id, self.limits)
@@ -324,7 +327,7 @@ class Exchange:
             chunks = metered.metered_transcript(call, chunks, relay.content_type)
         elif op is Operation.SPEECH:  # priced per character spoken
             call.units = metered.characters(call.body)
-        elif op is Operation.IMAGES or op is Operation.IMAGE_EDITS:  # streamed: the images asked
+        elif op in IMAGE_OPERATIONS:  # streamed: the images asked
             call.units = images_asked(call.body)
 
         def closed() -> None:

@@ -152,14 +152,17 @@ def check_image_edit_form(fields: dict[str, Any]) -> None:
     mask = fields.get("mask")
     if mask is not None and not isinstance(mask, Upload):
         raise _invalid("'mask' must be a file upload (a part with a filename)", "mask")
-    n = fields.get("n")
-    if n is not None and not (
-        isinstance(n, str) and n.isascii() and n.isdigit() and 1 <= int(n) <= 10
-    ):
-        raise _invalid("'n' must be an integer from 1 to 10", "n")
+    _form_count(fields)
     stream = fields.get("stream")
     if stream is not None and stream not in _TRUE and stream not in ("false", "False", "0"):
         raise _invalid("'stream' must be true or false", "stream")
+
+
+def check_image_variation(fields: dict[str, Any]) -> None:
+    """A variation's form: one image uploaded, `n` as digits from 1 to 10."""
+    if not isinstance(fields.get("image"), Upload):
+        raise _invalid("'image' must be a file upload (a part with a filename)", "image")
+    _form_count(fields)
 
 
 def check_speech(body: dict[str, Any]) -> None:
@@ -188,6 +191,15 @@ def check_rerank(body: dict[str, Any]) -> None:
     top_n = body.get("top_n")
     if top_n is not None and (type(top_n) is not int or top_n < 1):
         raise _invalid("'top_n' must be a positive integer", "top_n")
+
+
+def _form_count(fields: dict[str, Any]) -> None:
+    """A form's `n`, when given: digits, from 1 to 10 (the images an image form asks for)."""
+    n = fields.get("n")
+    if n is not None and not (
+        isinstance(n, str) and n.isascii() and n.isdigit() and 1 <= int(n) <= 10
+    ):
+        raise _invalid("'n' must be an integer from 1 to 10", "n")
 
 
 def _text(body: dict[str, Any], name: str) -> None:

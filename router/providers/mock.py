@@ -237,9 +237,9 @@ class MockTransport:
             await asyncio.sleep(self.settings.latency)
         if self._should_fail():
             return _error(self.settings.fail_status)
-        if request.url.path.endswith("/images/edits") and "multipart/" in request.headers.get(
-            "content-type", ""
-        ):  # (an edit with its images uploaded; one with references is JSON, as images are)
+        if request.url.path.endswith(("/images/edits", "/images/variations")) and (
+            "multipart/" in request.headers.get("content-type", "")
+        ):  # (an edit or variation with its images uploaded; an edit by reference is JSON)
             form = await _read_form(request)
             if form is None:
                 return _error(400, "expected a multipart/form-data upload")

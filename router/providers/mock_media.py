@@ -8,7 +8,8 @@ rerank, Cohere and Jina) answer with, so the offline quickstart serves every ope
                     verbose_json, its duration from a WAV header (else 128 kbit/s); a
                     translation's the same, in English
     image edits     as images: a 1x1 PNG per image asked for; streamed (`stream`), each
-                    image's `partial_images` and the image as OpenAI's events
+                    image's `partial_images` and the image as OpenAI's events; image
+                    variations the same, not streamed
     moderations     a category is flagged when the text has one of its trigger words
     rerank          documents scored by the share of the query's words they contain
     structured      chat's `response_format`: a JSON value its schema accepts, made of the
@@ -56,14 +57,17 @@ _PNG_B64 = base64.b64encode(PNG).decode()
 
 
 def images(body: dict[str, Any]) -> dict[str, Any]:
-    """`n` images (generated, or an edit's: its form's fields)."""
+    """`n` images (generated, or an edit's or a variation's: its form's fields); a
+    variation, which has no prompt, has no `revised_prompt` either."""
     n = images_asked(body)
+    item: dict[str, Any]
     if body.get("response_format") == "b64_json":
         item = {"b64_json": _PNG_B64}
     else:
         item = {"url": "data:image/png;base64," + _PNG_B64}
-    prompt = str(body.get("prompt", ""))
-    return {"created": int(time.time()), "data": [{**item, "revised_prompt": prompt}] * n}
+    if "prompt" in body:
+        item["revised_prompt"] = str(body["prompt"])
+    return {"created": int(time.time()), "data": [item] * n}
 
 
 def image_events(body: dict[str, Any], task: str) -> bytes:

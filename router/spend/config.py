@@ -43,9 +43,10 @@ class PriceConfig(_Strict):
         None,
         ge=0,
         le=1_000_000,
-        description="Per image generated or edited (`/v1/images/generations`, "
-        "`/v1/images/edits`: each item of the answer's `data`, or for a streamed answer the "
-        "images asked for), in `spend.currency`; unset: images are not priced.",
+        description="Per image generated, edited or varied (`/v1/images/generations`, "
+        "`/v1/images/edits`, `/v1/images/variations`: each item of the answer's `data`, or "
+        "for a streamed answer the images asked for), in `spend.currency`; unset: images are "
+        "not priced.",
     )
     per_audio_second: float | None = Field(
         None,

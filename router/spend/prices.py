@@ -43,6 +43,7 @@ IMAGES, AUDIO_MS, CHARACTERS = "image", "audio_ms", "characters"
 METERED = {
     "images": IMAGES,
     "image_edits": IMAGES,
+    "image_variations": IMAGES,
     "transcriptions": AUDIO_MS,
     "translations": AUDIO_MS,
     "speech": CHARACTERS,

@@ -149,8 +149,8 @@ CASES = [
         + GOOD_KEYS,
         "router.yaml:2: server.max_body_bytes_by_operation.transcription: unknown operation "
         "'transcription' (did you mean 'transcriptions'?); operations: chat, completions, "
-        "embeddings, images, image_edits, speech, transcriptions, translations, moderations, "
-        "rerank",
+        "embeddings, images, image_edits, image_variations, speech, transcriptions, "
+        "translations, moderations, rerank",
     ),
     (
         "a body limit too small",

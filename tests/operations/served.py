@@ -17,6 +17,7 @@ from router.testing.media import openai_error
 OPS = (
     "images",
     "image_edits",
+    "image_variations",
     "speech",
     "transcriptions",
     "translations",
@@ -26,6 +27,7 @@ OPS = (
 PATHS = {
     "images": "/images/generations",
     "image_edits": "/images/edits",
+    "image_variations": "/images/variations",
     "speech": "/audio/speech",
     "transcriptions": "/audio/transcriptions",
     "translations": "/audio/translations",
@@ -69,6 +71,9 @@ def models() -> str:
         "  image_edits-json-limited:",
         "    targets: [{provider: primary, model: up-a}]",
         "    rate_limits: [two-images]",
+        "  image_variations-limited:",
+        "    targets: [{provider: primary, model: up-a}]",
+        "    rate_limits: [two-images]",
         "  transcriptions-limited:",
         "    targets: [{provider: primary, model: up-a}]",
         "    rate_limits: [three-seconds]",
@@ -79,7 +84,8 @@ def models() -> str:
     return "\n".join(lines)
 
 
-# The SDK marks `audio.translations` deprecated; OpenAI still serves it, and so does the router.
+# The SDK marks `audio.translations` and `images.create_variation` deprecated; OpenAI still
+# serves them, and so does the router.
 SDK_DEPRECATED = pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
 
 

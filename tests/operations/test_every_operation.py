@@ -44,6 +44,8 @@ def _call(served: Served, op: str) -> None:
         client.images.generate(model=model, prompt="x")
     elif op == "image_edits":
         client.images.edit(model=model, image=("a.png", PNG, "image/png"), prompt="x")
+    elif op == "image_variations":
+        client.images.create_variation(model=model, image=("a.png", PNG, "image/png"))
     elif op == "speech":
         with client.audio.speech.with_streaming_response.create(
             model=model, voice="alloy", input="x"
@@ -114,6 +116,7 @@ def test_models_list_what_each_model_serves(served):
         "embeddings",
         "images",
         "image_edits",
+        "image_variations",
         "speech",
         "transcriptions",
         "translations",
@@ -135,12 +138,14 @@ def test_models_list_what_each_model_serves(served):
         ("/audio/translations", "multipart/form-data; boundary=b", 25 * 1024 * 1024),
         ("/images/edits", "multipart/form-data; boundary=b", 50 * 1024 * 1024),
         ("/images/edits", "application/json", 50 * 1024 * 1024),
+        ("/images/variations", "multipart/form-data; boundary=b", 5 * 1024 * 1024),
         ("/images/generations", "application/json", 4 * 1024 * 1024),
     ],
 )
 def test_each_operation_s_default_body_limit_is_its_own(served, path, content_type, limit):
-    """25 MiB for audio and 50 MiB for image edits, as OpenAI's own; 4 MiB for the rest: a
-    body that says it is larger is a 413 before any of it is read."""
+    """25 MiB for audio, 50 MiB for image edits and 5 MiB for image variations (a 4 MB
+    image), as OpenAI's own; 4 MiB for the rest: a body that says it is larger is a 413
+    before any of it is read."""
     for size, status in ((limit + 1, 413), (limit, None)):
         with socket.create_connection(("127.0.0.1", served.router.port), timeout=10) as sock:
             sock.sendall(

@@ -1,6 +1,6 @@
-"""Images and image edits through `llm-switchyard serve` with the official `openai` SDK and fake
-OpenAI upstreams: answers passed through, streamed partial images, uploads sent again to a
-fallback, edits by reference in JSON, and limits counted in images."""
+"""Images, image edits and image variations through `llm-switchyard serve` with the official
+`openai` SDK and fake OpenAI upstreams: answers passed through, streamed partial images,
+uploads sent again to a fallback, edits by reference in JSON, and limits counted in images."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from router.testing import Reply
 from router.testing.media import PNG, PNG_B64, image_reply
+from tests.operations.served import SDK_DEPRECATED
 
 # -- images ---------------------------------------------------------------------------
 
@@ -190,6 +191,60 @@ def test_an_image_edit_form_without_what_it_needs_is_a_400(served, fields, param
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["param"] == param
     assert not served.upstream.requests
+
+
+# -- image variations -----------------------------------------------------------------
+
+
+@SDK_DEPRECATED
+def test_image_variations_send_the_image_again_to_the_backup(served):
+    served.limited("image_variations", image_reply(2, b64=False))
+    image = PNG + b"to vary"
+    raw = served.client.images.with_raw_response.create_variation(
+        model="image_variations-fallback",
+        image=("otter.png", image, "image/png"),
+        n=2,
+        size="256x256",
+    )
+    assert [i.url for i in raw.parse().data] == ["https://images.example/fake.png"] * 2
+    assert raw.headers["x-router-provider"] == "backup"
+    for provider, model in (("primary", "up-a"), ("backup", "up-b")):
+        (sent,) = served.requests(provider, "image_variations")
+        part = 'name="image"; filename="otter.png"\r\nContent-Type: image/png\r\n\r\n'
+        assert part.encode() + image + b"\r\n" in sent.body
+        assert f'name="model"\r\n\r\n{model}\r\n'.encode() in sent.body
+        assert b'name="n"\r\n\r\n2\r\n' in sent.body
+        assert b'name="size"\r\n\r\n256x256\r\n' in sent.body
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({}, "image"),
+        ({"image": "otter.png"}, "image"),  # a text field, not a file
+        ({"n": "0"}, "n"),
+        ({"n": "11"}, "n"),
+    ],
+)
+def test_an_image_variation_form_without_what_it_needs_is_a_400(served, fields, param):
+    parts = {"model": (None, "image_variations-only")}
+    parts.update({name: (None, value) for name, value in fields.items()})
+    if "image" not in fields and param != "image":
+        parts["image"] = ("a.png", PNG, "image/png")
+    answer = httpx.post(served.router.base_url + "/images/variations", files=parts, timeout=10)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == param
+    assert not served.upstream.requests
+
+
+@SDK_DEPRECATED
+def test_an_images_limit_counts_the_variations_asked_for(served):
+    served.upstream.set_default("/primary/v1/images/variations", image_reply(1))
+    image = ("a.png", PNG, "image/png")
+    served.client.images.create_variation(model="image_variations-limited", image=image, n=2)
+    with pytest.raises(openai.RateLimitError) as caught:
+        served.client.images.create_variation(model="image_variations-limited", image=image)
+    assert "two-images" in caught.value.message
 
 
 # -- limits in images ---------------------------------------------------------------
