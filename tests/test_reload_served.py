@@ -375,7 +375,7 @@ def test_settings_read_at_start_up_are_reported_until_a_restart(tmp_path: Path) 
     backend = (
         "rate_limit_backend: {url: 'redis://127.0.0.1:6379/0', key_prefix: b, timeout: 2, "
         "lease_seconds: 20}, header_timeout_seconds: 5, max_header_bytes: 32768, "
-        "max_headers: 50, max_connections: 100"
+        "max_headers: 50, max_connections: 100, send_timeout_seconds: 30"
     )
     router = RouterProcess(path, env=QUIET).start()
     try:

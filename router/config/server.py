@@ -56,6 +56,16 @@ class ServerConfig(Strict):
         "connection (on a kept-alive connection: from the request's first byte); longer gets "
         "408 and the connection is closed. Read at start-up only.",
     )
+    send_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Longest a client may take none of its answer while the router has more "
+        "to send it (the connection's buffers full); longer and the connection is closed, "
+        "the request ending as one whose client left (`client_gone`), so that a client that "
+        "stops reading cannot hold a stream, and its upstream connection, open. Read at "
+        "start-up only.",
+    )
     max_header_bytes: int = Field(
         64 * 1024,
         ge=1024,

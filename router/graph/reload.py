@@ -69,6 +69,7 @@ RESTART_ONLY: tuple[str, ...] = (
     "server.max_header_bytes",
     "server.max_headers",
     "server.max_connections",
+    "server.send_timeout_seconds",
     "spend.currency",  # the ledger labels its rows with the start-up currency
     "spend.ledger",  # its writer and database are opened once, at start-up
 )

@@ -23,6 +23,7 @@ class EdgeLimits:
     max_header_bytes: int = 64 * 1024
     max_headers: int = 100
     max_connections: int = 4096
+    send_timeout: float = 60.0  # seconds a client may take none of its answer
 
     @classmethod
     def of(cls, server: ServerConfig) -> EdgeLimits:
@@ -31,6 +32,7 @@ class EdgeLimits:
             server.max_header_bytes,
             server.max_headers,
             server.max_connections,
+            server.send_timeout_seconds,
         )
 
 

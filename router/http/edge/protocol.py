@@ -42,6 +42,8 @@ class _Edge:
     deadlines: Deadlines[EdgeProtocol] = field(
         default_factory=lambda: Deadlines(EdgeProtocol.expire)
     )
+    # The connections whose client takes none of its answer while more waits to be sent.
+    stalls: Deadlines[EdgeProtocol] = field(default_factory=lambda: Deadlines(EdgeProtocol.stalled))
     open: int = 0  # connections admitted and not yet closed
 
 
@@ -155,6 +157,7 @@ class EdgeProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._edge.deadlines.forget(self)
+        self._edge.stalls.forget(self)
         if self._admitted:
             self._admitted = False
             self._edge.open -= 1
@@ -163,10 +166,14 @@ class EdgeProtocol(asyncio.Protocol):
             self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        # The client has stopped taking the answer as fast as it is written: it has
+        # `send_timeout` seconds to take some before the connection is closed.
+        self._edge.stalls.watch(self, time.monotonic() + self._limits.send_timeout)
         if self._inner is not None:
             self._inner.pause_writing()
 
     def resume_writing(self) -> None:
+        self._edge.stalls.forget(self)
         if self._inner is not None:
             self._inner.resume_writing()
 
@@ -197,6 +204,15 @@ class EdgeProtocol(asyncio.Protocol):
             self._drop("header_timeout")
         elif self._transport is not None:
             self._transport.close()
+
+    def stalled(self) -> None:
+        """A deadline of the edge's `stalls`: the client took none of its answer for
+        `send_timeout` seconds. The connection is closed: the app sees its client gone."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        dropped.report("send_timeout", self._limits.send_timeout, dropped.client_address(transport))
+        transport.abort()
 
     def _start_clock(self) -> None:
         self._clock = True
