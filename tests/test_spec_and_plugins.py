@@ -116,6 +116,19 @@ def test_console_script_runs():
         assert command in result.stdout
 
 
+def test_the_command_says_its_version():
+    """The README: `llm-switchyard --version` prints the installed version."""
+    from importlib.metadata import version
+
+    from router.testing.server import cli_command
+
+    result = subprocess.run(
+        [cli_command(), "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert result.stdout == f"llm-switchyard {version('llm-switchyard')}\n"
+
+
 def _router_imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     names = set()
