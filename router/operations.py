@@ -21,6 +21,8 @@ serves them, and so does a target whose provider serves them natively (`served_b
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from router.http import validate
 from router.limits import units
 from router.translate.apis import (
@@ -164,6 +166,13 @@ def native_only(op: Operation) -> Operation | None:
     return _NATIVE_ONLY.get(op)
 
 
+def native_operations(names: Collection[str]) -> set[Operation]:
+    """The operations a provider serves itself for the APIs it lists under `native`: each
+    API's, and those only its native servers serve (`/responses/compact`)."""
+    ops = {op for op in registered() if op.name in names}
+    return ops.union(*(_NATIVE_WITH.get(op, ()) for op in list(ops)))
+
+
 def served_by(native: frozenset[Operation]) -> frozenset[Operation]:
     """What a provider serving `native` serves: those, and every operation translated to
     one of them (a target's `operations`)."""
@@ -188,6 +197,12 @@ COUNT_TOKENS = Operation(
 INPUT_TOKENS = Operation(
     "input_tokens", "/responses/input_tokens", upstream=Operation.CHAT, adapter=INPUT_TOKENS_API
 )
+# A long conversation compacted by the model into items of its own (an opaque `compaction`
+# item among them), which only a target serving the Responses API natively can make: served
+# by those alone, passed through untranslated.
+RESPONSES_COMPACT = Operation("responses_compact", "/responses/compact")
+# What a provider serving an API natively (`providers.<name>.native`) serves besides it.
+_NATIVE_WITH: dict[Operation, tuple[Operation, ...]] = {RESPONSES: (RESPONSES_COMPACT,)}
 
 
 def names(ops: frozenset[Operation]) -> list[str]:
@@ -195,5 +210,5 @@ def names(ops: frozenset[Operation]) -> list[str]:
     return [op.name for op in _REGISTERED.values() if op in ops]
 
 
-for _builtin in (*BUILTIN, RESPONSES, MESSAGES, COUNT_TOKENS, INPUT_TOKENS):
+for _builtin in (*BUILTIN, RESPONSES, MESSAGES, COUNT_TOKENS, INPUT_TOKENS, RESPONSES_COMPACT):
     register(_builtin)

@@ -121,8 +121,9 @@ class ProviderConfigModel(Strict):
     native: list[Literal["responses", "messages"]] = Field(
         default_factory=list,
         description="APIs this upstream serves itself, below `base_url`: `responses` "
-        "(`/responses`), `messages` (`/messages`). Their requests pass to it untranslated; "
-        "by default they are translated to chat completions.",
+        "(`/responses`, and `/responses/compact`, which only such a target serves), "
+        "`messages` (`/messages`). Their requests pass to it untranslated; by default they "
+        "are translated to chat completions.",
     )
 
     @field_validator("base_url")

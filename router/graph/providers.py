@@ -19,7 +19,7 @@ from router.config.models import (
     TimeoutsConfig,
 )
 from router.config.resilience import HedgeConfig
-from router.operations import registered
+from router.operations import native_operations
 from router.plugins import KNOWN_PLUGINS, install_hint, provider_plugins
 from router.types import HedgePolicy, Operation, ProviderRuntime, Timeouts
 from router.upstream.provider import Provider, ProviderConfig, ProviderConfigError
@@ -76,7 +76,7 @@ def build_provider(
         issues.append(source.issue(key_path, str(exc)))
         return None
     if spec.native:
-        serve_natively(provider, {op for op in registered() if op.name in spec.native})
+        serve_natively(provider, native_operations(spec.native))
     return ProviderRuntime(
         name,
         provider,

@@ -26,6 +26,7 @@ import orjson
 from router import errors
 from router.observability import tracing
 from router.routing.strategies import record_latency
+from router.translate.tokens import usage_of_response
 from router.types import Call, ProviderRuntime, Target
 from router.upstream import plugin_calls
 from router.upstream.events import parse_stream_event
@@ -178,7 +179,9 @@ async def send_json(call: Call, target: Target, remaining: float) -> JsonAnswerB
     completed = complete_answer(call.op, data, target.model)
     usage = data.get("usage")
     if isinstance(usage, dict):
-        call.usage = usage
+        # (counted the Responses way, as `/responses/compact` answers: its chat usage; the
+        # APIs served by translation read their native answers' usage themselves)
+        call.usage = usage if "input_tokens" not in usage else usage_of_response(usage)
     if not completed and provider.answers_pass_through and not events:
         return JsonAnswerBody(data, response.content)
     try:

@@ -5,6 +5,7 @@ a native target can do (stored state, server tools) goes to native targets only.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anthropic
@@ -238,3 +239,57 @@ def test_server_tools_are_refused_without_a_native_target(
         claude.messages.create(model="m", max_tokens=9, messages=HELLO, tools=[WEB_SEARCH])  # type: ignore[list-item]
     assert "server tool" in raised.value.body["error"]["message"]  # type: ignore[index]
     assert fake.requests == []
+
+
+COMPACT = "/nat/v1/responses/compact"
+COMPACTED = {
+    "id": "resp_compact_1",
+    "object": "response.compaction",
+    "output": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+        {"type": "compaction", "id": "cmp_1", "encrypted_content": "opaque-summary"},
+    ],
+    "created_at": 1731459200,
+    "usage": {
+        "input_tokens": 420,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 37,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 457,
+    },
+}
+
+
+def test_responses_compact_passes_through_to_native_targets_only(
+    oai: openai.OpenAI, fake: Any, router: Any
+) -> None:
+    """`POST /v1/responses/compact`: the model's own compaction, which only a target serving
+    the Responses API natively makes; as it came, its usage counted as the request's."""
+    fake.add(COMPACT, json_reply(COMPACTED))
+    history: Any = [
+        {"role": "user", "content": "Hi"},
+        {
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "Hello!", "annotations": []}],
+        },
+    ]
+    raw = oai.responses.with_raw_response.compact(model="native", input=history)
+    compacted = raw.parse()
+    assert [item.type for item in compacted.output] == ["message", "compaction"]
+    assert compacted.usage.input_tokens == 420
+    assert raw.headers["x-router-provider"] == "nat"
+    (sent,) = fake.received(COMPACT)
+    assert sent.json() == {"model": "nat-model", "input": history}
+    line = json.loads(router.wait_for_line(lambda x: b'"operation":"responses_compact"' in x))
+    assert (line["prompt_tokens"], line["completion_tokens"]) == (420, 37)
+
+    fake.add(COMPACT, json_reply({"error": {"message": "down"}}, status=503))
+    with pytest.raises(openai.InternalServerError):  # (model `mixed`'s chat target cannot)
+        oai.responses.compact(model="mixed", input=history)
+    assert [r.path for r in fake.requests] == [COMPACT, COMPACT]
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.responses.compact(model="m", input=history)
+    assert refused.value.code == "unsupported_operation"
+    assert "responses_compact" in refused.value.message
