@@ -20,10 +20,7 @@ the attempt)."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
@@ -43,6 +40,7 @@ from router.testing import (
     sse_reply,
 )
 from router.testing.fake_upstream import Received, Reply
+from router.testing.raw import raw_server
 
 # Chunks whose fields have types no chat chunk has, each after a good first chunk.
 NONSENSE = {
@@ -174,26 +172,10 @@ def test_a_fallback_target_answers_in_its_place(router, upstreams) -> None:
     assert client.embeddings.create(model="backed", input="hi").data[0].embedding == [0.5, 0.25]
 
 
-@contextlib.contextmanager
-def _not_http() -> Iterator[str]:
-    """A server that answers every connection with bytes that are not HTTP, then closes."""
-    server = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return  # closed: the test is over
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        server.close()
+def _not_http(conn: socket.socket) -> None:
+    """Answer a connection with bytes that are not HTTP, then close (`raw_server`)."""
+    conn.recv(65536)
+    conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
 
 
 ENCODED = """
@@ -215,7 +197,7 @@ def test_bytes_that_do_not_decode_or_are_not_http_are_a_malformed_answer(tmp_pat
     """A body its `content-encoding` does not decode (gzip said, plain JSON sent), an encoding
     the router did not ask for, and bytes that are no HTTP answer."""
     body = orjson.dumps(chat_completion())
-    with FakeUpstream() as gzip, FakeUpstream() as brotli, _not_http() as garbage:
+    with FakeUpstream() as gzip, FakeUpstream() as brotli, raw_server(_not_http) as garbage:
         encoded = {"content-type": "application/json"}
         gzip.set_default(
             "/v1/chat/completions", Reply(200, {**encoded, "content-encoding": "gzip"}, body)

@@ -13,6 +13,7 @@ import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -60,6 +61,14 @@ def _wav(seconds: int, byte_rate: int = 16_000) -> bytes:
         + b"data"
         + (struct.pack("<I", len(data)) + data)
     )
+
+
+def _costs(rows: list[dict[str, Any]]) -> list[tuple[str, str, int, int]]:
+    """(model, operation, status, cost in nanos) of each ledger row, in the order written."""
+    return [
+        (r["model"], r["operation"], r["status"], r["cost_nanos"])
+        for r in sorted(rows, key=lambda r: r["seq"])
+    ]
 
 
 @contextlib.contextmanager
@@ -121,11 +130,7 @@ def test_images_audio_and_speech_are_priced_in_the_ledger_the_budgets_and_the_re
 
         rows = wait_for_rows(ledger, 8)
     assert len(rows) == 8
-    costs = [
-        (r["model"], r["operation"], r["status"], r["cost_nanos"])
-        for r in sorted(rows, key=lambda r: r["seq"])
-    ]
-    assert costs == [
+    assert _costs(rows) == [
         ("draw", "images", 200, 40_000_000),  # 1 image x 0.04
         ("draw", "images", 200, 40_000_000),
         ("draw", "images", 429, 0),  # refused: nothing spent
@@ -223,11 +228,7 @@ def test_image_edits_and_translations_are_priced_as_images_and_seconds_of_audio(
             model="translate", file=("a.wav", _wav(3)), response_format="text"
         )
         rows = wait_for_rows(ledger, 5)
-    costs = [
-        (r["model"], r["operation"], r["status"], r["cost_nanos"])
-        for r in sorted(rows, key=lambda r: r["seq"])
-    ]
-    assert costs == [
+    assert _costs(rows) == [
         ("edit", "image_edits", 200, 40_000_000),  # 1 image x 0.04
         ("edit", "image_edits", 200, 40_000_000),
         ("edit", "image_edits", 429, 0),
@@ -250,10 +251,10 @@ def test_image_variations_are_priced_per_image(tmp_path: Path) -> None:
             client.images.create_variation(model="vary", image=image)
         assert refused.value.code == "budget_exceeded"
         rows = wait_for_rows(ledger, 2)
-    costs = [
-        (r["operation"], r["status"], r["cost_nanos"]) for r in sorted(rows, key=lambda r: r["seq"])
+    assert _costs(rows) == [
+        ("vary", "image_variations", 200, 80_000_000),
+        ("vary", "image_variations", 429, 0),
     ]
-    assert costs == [("image_variations", 200, 80_000_000), ("image_variations", 429, 0)]
 
 
 def test_streamed_images_are_charged_for_the_images_asked_for(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from router.testing import (
     sse_reply,
 )
 from router.testing.fake_upstream import Reply
+from router.testing.raw import raw_server
 
 MIB = 1024 * 1024
 CONFIG = """
@@ -51,13 +51,11 @@ def _gzipped(payload: bytes) -> Reply:
     return Reply(200, headers, body)
 
 
-@contextlib.contextmanager
-def _endless(kind: str = "body") -> Iterator[str]:
+def _endless(kind: str = "body") -> contextlib.AbstractContextManager[str]:
     """A server answering every request with a head and a chunked body that never ends: a
     200 JSON head and x's (`body`), or a JSON text that never closes (`json`, under a 500
     head for `error`); or a head whose header lines never end (`head`). It writes until
     the reader goes away."""
-    server = socket.create_server(("127.0.0.1", 0))
     piece = b"x" * 65536
     frame = b"%x\r\n%b\r\n" % (len(piece), piece)
     status = b"500 Internal Server Error" if kind == "error" else b"200 OK"
@@ -70,26 +68,12 @@ def _endless(kind: str = "body") -> Iterator[str]:
             head += b'7\r\n{"a": "\r\n'
 
     def answer(conn: socket.socket) -> None:
-        with conn:
-            conn.recv(65536)
-            conn.sendall(head)
-            with contextlib.suppress(OSError):
-                while True:
-                    conn.sendall(frame)
-
-    def serve() -> None:
+        conn.recv(65536)
+        conn.sendall(head)
         while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return  # closed: the test is over
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+            conn.sendall(frame)
 
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        server.close()
+    return raw_server(answer)
 
 
 def _serve(tmp_path: Path, odd: str, good: str, most: int | None = None) -> RouterProcess:

@@ -1,5 +1,6 @@
 """Raw-socket HTTP clients for tests of the router's HTTP edge: clients that send their
-request a byte at a time, too much of it, or nothing, which no HTTP library does on purpose.
+request a byte at a time, too much of it, or nothing, which no HTTP library does on purpose;
+and raw upstreams (`raw_server`) that answer what no HTTP server would.
 
     sock = connect(port)
     sock.sendall(b"POST /v1/chat/completions HTTP/1.1\\r\\nhost: x\\r\\n")
@@ -12,11 +13,13 @@ request a byte at a time, too much of it, or nothing, which no HTTP library does
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,31 @@ import httpx
 import orjson
 
 from router.testing.closing import closed_after_test
+
+
+@contextlib.contextmanager
+def raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 that hands each connection to `answer` in a thread of its own
+    (and closes it after); yields its base URL, and stops accepting when the block ends."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            answer(conn)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return  # closed: the test is over
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
 
 
 def connect(port: int, timeout: float = 10.0) -> socket.socket:

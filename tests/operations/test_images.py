@@ -11,7 +11,7 @@ import pytest
 
 from router.testing import Reply
 from router.testing.media import PNG, PNG_B64, image_reply
-from tests.operations.served import SDK_DEPRECATED
+from tests.operations.served import PATHS, SDK_DEPRECATED
 
 # -- images ---------------------------------------------------------------------------
 
@@ -183,11 +183,17 @@ def test_an_image_edit_in_json_without_what_it_needs_is_a_400(served, body, para
     ],
 )
 def test_an_image_edit_form_without_what_it_needs_is_a_400(served, fields, param):
-    parts = {"model": (None, "image_edits-only")}
+    _refused_form(served, "image_edits", fields, param)
+
+
+def _refused_form(served, op: str, fields: dict[str, str], param: str) -> None:
+    """A form of `op` with `fields` (and an image, unless the image is what is wrong) is a
+    400 naming `param`, and reaches no upstream."""
+    parts = {"model": (None, f"{op}-only")}
     parts.update({name: (None, value) for name, value in fields.items()})
     if param != "image":
         parts["image"] = ("a.png", PNG, "image/png")
-    answer = httpx.post(served.router.base_url + "/images/edits", files=parts, timeout=10)
+    answer = httpx.post(served.router.base_url + PATHS[op], files=parts, timeout=10)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["param"] == param
     assert not served.upstream.requests
@@ -227,14 +233,7 @@ def test_image_variations_send_the_image_again_to_the_backup(served):
     ],
 )
 def test_an_image_variation_form_without_what_it_needs_is_a_400(served, fields, param):
-    parts = {"model": (None, "image_variations-only")}
-    parts.update({name: (None, value) for name, value in fields.items()})
-    if "image" not in fields and param != "image":
-        parts["image"] = ("a.png", PNG, "image/png")
-    answer = httpx.post(served.router.base_url + "/images/variations", files=parts, timeout=10)
-    assert answer.status_code == 400, answer.text
-    assert answer.json()["error"]["param"] == param
-    assert not served.upstream.requests
+    _refused_form(served, "image_variations", fields, param)
 
 
 @SDK_DEPRECATED
