@@ -94,11 +94,7 @@ class SSEDecoder:
         self._newline = piece[-1] == 10
         if self._size > self._most:
             self._parts.clear()
-            who = f"upstream '{self._provider}'" if self._provider else "the upstream"
-            raise errors.MalformedResponse(
-                f"{who} sent an event larger than {self._most:,} bytes (max_answer_bytes)",
-                provider=self._provider,
-            )
+            raise oversized("an event", self._most, self._provider)
 
     def flush(self) -> Iterator[Event]:
         """What is left when the stream ends without a final blank line."""
@@ -138,6 +134,15 @@ def encode(payload: dict[str, Any]) -> bytes:
         return b"data: " + orjson.dumps(payload) + b"\n\n"
     except TypeError as exc:
         raise unencodable(exc) from None
+
+
+def oversized(what: str, most: int, provider: str | None) -> errors.MalformedResponse:
+    """An answer (or a stream's event) past `providers.<name>.max_answer_bytes`: a malformed
+    upstream answer, which fails its attempt."""
+    who = f"upstream '{provider}'" if provider else "the upstream"
+    return errors.MalformedResponse(
+        f"{who} sent {what} larger than {most:,} bytes (max_answer_bytes)", provider=provider
+    )
 
 
 def unencodable(exc: TypeError, provider: str | None = None) -> errors.MalformedResponse:

@@ -29,6 +29,7 @@ from router.upstream.connection import (
 )
 from router.upstream.pool import Pool
 from router.upstream.provider import PlainRequest, UpstreamResponse
+from router.upstream.sse import oversized
 
 Sendable = httpx.Request | PlainRequest
 HeaderItems = dict[str, str] | list[tuple[str, str]]
@@ -79,11 +80,7 @@ class UpstreamStream:
             size += len(chunk)
             if size > most:
                 self.close()
-                who = f"upstream '{provider}'" if provider else "the upstream"
-                raise errors.MalformedResponse(
-                    f"{who} sent an answer larger than {most:,} bytes (max_answer_bytes)",
-                    provider=provider,
-                )
+                raise oversized("an answer", most, provider)
             parts.append(chunk)
         return b"".join(parts)
 
